@@ -1,0 +1,131 @@
+//! The Lua side of swarmer: loads a user script, describes its user types,
+//! and runs simulated users as coroutines with an HTTP client each.
+//!
+//! One [`CoreRuntime`] lives on each worker core (a Lua state is not `Send`);
+//! the worker engine asks it to run users with [`CoreRuntime::run_user`] and
+//! collects what they recorded from the shared per-core [`stats::RequestStats`].
+//! The master only calls [`inspect`] to learn the user types.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// A script's text and where it came from (used in every error message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptSource {
+    /// The path as the user gave it, e.g. `examples/quickstart.lua`.
+    pub path: String,
+    pub code: String,
+}
+
+impl ScriptSource {
+    pub fn read(path: &str) -> Result<Self, ScriptError> {
+        let code = std::fs::read_to_string(path).map_err(|source| ScriptError::Read {
+            path: path.to_string(),
+            source,
+        })?;
+        Ok(Self {
+            path: path.to_string(),
+            code,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error("cannot read script {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// A syntax or runtime error while loading; `message` starts with `file:line:`.
+    #[error("{message}")]
+    Load { message: String },
+    #[error("the script defines no user types (call swarmer.user{{...}} at least once)")]
+    NoUserTypes,
+    #[error("unknown user type {name:?}; the script defines: {known}")]
+    UnknownUserType { name: String, known: String },
+}
+
+/// What the master needs to know about a script.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScriptInfo {
+    pub user_types: Vec<UserTypeInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserTypeInfo {
+    pub name: String,
+    pub weight: u32,
+    /// Locust's `fixed_count`: this many users regardless of weights.
+    pub fixed_count: Option<u32>,
+    pub host: Option<String>,
+    pub tasks: Vec<TaskInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    pub name: String,
+    pub weight: u32,
+    pub tags: Vec<String>,
+}
+
+/// How users on one core behave, beyond what the script says.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    /// `-H/--host`: overrides every user type's host when set.
+    pub host: Option<String>,
+    /// Accept any TLS certificate (test servers only).
+    pub insecure_tls: bool,
+    /// `--tags`: only tasks with one of these tags run (empty: all).
+    pub tags: Vec<String>,
+    /// `--exclude-tags`: tasks with one of these tags never run.
+    pub exclude_tags: Vec<String>,
+    /// Names this process in exception "nodes" (the worker id).
+    pub node_id: String,
+    /// Directory relative paths in the script (data files) resolve against.
+    pub base_dir: Option<PathBuf>,
+}
+
+/// Loads the script in a throwaway Lua state and lists its user types.
+pub fn inspect(src: &ScriptSource) -> Result<ScriptInfo, ScriptError> {
+    let _ = src;
+    todo!()
+}
+
+/// One core's Lua state with the script loaded. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct CoreRuntime {}
+
+impl CoreRuntime {
+    /// Loads the script; everything users record goes into `stats`.
+    pub fn new(
+        src: &ScriptSource,
+        config: RuntimeConfig,
+        stats: Rc<RefCell<stats::RequestStats>>,
+    ) -> Result<Self, ScriptError> {
+        let _ = (src, config, stats);
+        todo!()
+    }
+
+    pub fn info(&self) -> &ScriptInfo {
+        todo!()
+    }
+
+    /// Runs one user of `user_type`: `on_start`, then pick task, run it, wait,
+    /// until `stop` is cancelled; then the current task finishes (a wait is cut
+    /// short) and `on_stop` runs. Errors raised by the script are recorded as
+    /// exceptions and never end the user early. The engine drops the future
+    /// if the stop timeout passes first.
+    pub fn run_user(
+        &self,
+        user_type: &str,
+        stop: CancellationToken,
+    ) -> Result<impl std::future::Future<Output = ()> + 'static, ScriptError> {
+        let _ = (user_type, stop);
+        Ok(async {})
+    }
+}

@@ -1,0 +1,28 @@
+//! Request statistics, pure and I/O-free: per-(method, name) entries with
+//! mergeable latency histograms, failure groups, exceptions, sliding windows
+//! for current RPS and percentiles, and Locust-compatible CSV rendering.
+//!
+//! One type, [`RequestStats`], serves both sides of the wire: a worker core
+//! records into one and hands it over (`take`) every report interval; the
+//! master merges those deltas into its own. Merging is exact and
+//! order-independent, so every request is counted once wherever it landed.
+//! Time is always passed in (`now_ms`, unix milliseconds) so tests are exact.
+
+pub mod csv;
+mod entry;
+mod errors;
+mod histogram;
+mod request_stats;
+
+pub use entry::{EntryKey, StatsEntry};
+pub use errors::{ErrorEntry, ErrorKey, ExceptionEntry};
+pub use histogram::LatencyHistogram;
+pub use request_stats::RequestStats;
+
+/// The percentiles Locust prints and writes to CSV, as fractions.
+pub const PERCENTILES: [f64; 11] = [
+    0.5, 0.66, 0.75, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0,
+];
+
+/// Seconds of per-second history used for "current" figures (Locust: 10 s).
+pub const CURRENT_WINDOW_SECS: u64 = 10;
