@@ -13,8 +13,9 @@ mod entry;
 mod errors;
 mod histogram;
 mod request_stats;
+mod serde_maps;
 
-pub use entry::{EntryKey, StatsEntry};
+pub use entry::{EntryKey, Sample, StatsEntry};
 pub use errors::{ErrorEntry, ErrorKey, ExceptionEntry};
 pub use histogram::LatencyHistogram;
 pub use request_stats::RequestStats;

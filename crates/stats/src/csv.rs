@@ -1,0 +1,209 @@
+//! Locust-compatible CSV rendering: `_stats.csv`, `_stats_history.csv`,
+//! `_failures.csv` and `_exceptions.csv`, with Locust's exact headers, so
+//! tools written for Locust's files read ours unchanged.
+//!
+//! Times are in milliseconds as Locust writes them; percentiles are whole
+//! milliseconds (Locust rounds response times into ms buckets) and `N/A`
+//! for an entry without requests. Lines end in `\n`.
+
+use crate::{PERCENTILES, RequestStats, StatsEntry};
+
+/// Header of `_stats.csv`.
+pub const STATS_HEADER: &str = "Type,Name,Request Count,Failure Count,Median Response Time,\
+Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,\
+Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%";
+
+/// Header line of `_stats_history.csv`, without a line terminator.
+pub const STATS_HISTORY_HEADER: &str = "Timestamp,User Count,Type,Name,Requests/s,Failures/s,\
+50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,Total Request Count,Total Failure Count,\
+Total Median Response Time,Total Average Response Time,Total Min Response Time,\
+Total Max Response Time,Total Average Content Size";
+
+/// Header of `_failures.csv`.
+pub const FAILURES_HEADER: &str = "Method,Name,Error,Occurrences,First Seen,Last Seen";
+
+/// Header of `_exceptions.csv`.
+pub const EXCEPTIONS_HEADER: &str = "Count,Message,Traceback,Nodes";
+
+/// The whole `_stats.csv`: header, one row per entry, `Aggregated` last.
+/// Requests/s and Failures/s are totals since the start, as Locust writes.
+pub fn stats_csv(stats: &RequestStats, now_ms: u64) -> String {
+    let mut out = Rows::with_header(STATS_HEADER);
+    let (start, total) = (stats.start_ms(), stats.total());
+    for entry in stats.entries().chain(std::iter::once(total)) {
+        let mut row = vec![entry.method.clone(), entry.name.clone()];
+        row.extend([
+            entry.num_requests.to_string(),
+            entry.num_failures.to_string(),
+            whole_ms(entry.median_response_time_ms()),
+            entry.avg_response_time_ms().to_string(),
+            entry.min_response_time_ms().to_string(),
+            entry.max_response_time_ms().to_string(),
+            entry.avg_content_length().to_string(),
+            entry.total_rps(start, now_ms).to_string(),
+            entry.total_fail_per_sec(start, now_ms).to_string(),
+        ]);
+        row.extend(percentile_fields(entry, |q| Some(entry.percentile_ms(q))));
+        out.push(&row);
+    }
+    out.finish()
+}
+
+/// Rows to append to `_stats_history.csv` at `now_ms` (no header): with
+/// `full_history` one per entry, then always the `Aggregated` one.
+///
+/// As Locust, percentiles are over the current window with `full_history`
+/// and since the start otherwise. Only the total keeps a window of response
+/// times, so entries' rows use their since-the-start percentiles.
+pub fn stats_history_rows(
+    stats: &RequestStats,
+    user_count: u64,
+    now_ms: u64,
+    full_history: bool,
+) -> String {
+    let mut out = Rows::new();
+    let total = stats.total();
+    let entries: Vec<&StatsEntry> = if full_history {
+        stats.entries().collect()
+    } else {
+        Vec::new()
+    };
+    for entry in entries.into_iter().chain(std::iter::once(total)) {
+        let is_total = std::ptr::eq(entry, total);
+        let mut row = vec![
+            (now_ms / 1000).to_string(),
+            user_count.to_string(),
+            entry.method.clone(),
+            entry.name.clone(),
+            format!("{:.6}", entry.current_rps(now_ms)),
+            format!("{:.6}", entry.current_fail_per_sec(now_ms)),
+        ];
+        row.extend(percentile_fields(entry, |q| {
+            if full_history && is_total {
+                // Locust writes 0 when the window holds no response.
+                Some(
+                    stats
+                        .current_response_time_percentile_ms(q, now_ms)
+                        .unwrap_or(0.0),
+                )
+            } else {
+                Some(entry.percentile_ms(q))
+            }
+        }));
+        row.extend([
+            entry.num_requests.to_string(),
+            entry.num_failures.to_string(),
+            whole_ms(entry.median_response_time_ms()),
+            entry.avg_response_time_ms().to_string(),
+            entry.min_response_time_ms().to_string(),
+            entry.max_response_time_ms().to_string(),
+            entry.avg_content_length().to_string(),
+        ]);
+        out.push(&row);
+    }
+    out.finish()
+}
+
+/// The whole `_failures.csv`, one row per (method, name, error) group.
+pub fn failures_csv(stats: &RequestStats) -> String {
+    let mut out = Rows::with_header(FAILURES_HEADER);
+    for (key, group) in stats.errors() {
+        out.push(&[
+            key.method.clone(),
+            key.name.clone(),
+            key.error.clone(),
+            group.occurrences.to_string(),
+            utc_timestamp(group.first_seen_ms),
+            utc_timestamp(group.last_seen_ms),
+        ]);
+    }
+    out.finish()
+}
+
+/// The whole `_exceptions.csv`; nodes joined by ", " as Locust does.
+pub fn exceptions_csv(stats: &RequestStats) -> String {
+    let mut out = Rows::with_header(EXCEPTIONS_HEADER);
+    for exc in stats.exceptions() {
+        let nodes: Vec<&str> = exc.nodes.iter().map(String::as_str).collect();
+        out.push(&[
+            exc.count.to_string(),
+            exc.message.clone(),
+            exc.traceback.clone(),
+            nodes.join(", "),
+        ]);
+    }
+    out.finish()
+}
+
+/// Percentile columns: `N/A` without requests, whole ms otherwise.
+fn percentile_fields(
+    entry: &StatsEntry,
+    value_ms: impl Fn(f64) -> Option<f64>,
+) -> impl Iterator<Item = String> {
+    let has_requests = entry.num_requests > 0;
+    PERCENTILES.iter().map(move |&q| match value_ms(q) {
+        Some(ms) if has_requests => whole_ms(ms),
+        _ => "N/A".to_owned(),
+    })
+}
+
+fn whole_ms(ms: f64) -> String {
+    format!("{}", ms.round() as u64)
+}
+
+/// Unix ms as `YYYY-MM-DDTHH:MM:SSZ` (UTC, second precision).
+pub fn utc_timestamp(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (rem / 3600, rem / 60 % 60, rem % 60);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day);
+/// Howard Hinnant's `civil_from_days`, restricted to non-negative days.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Accumulates CSV records; quoting (commas, quotes, newlines) is the `csv`
+/// crate's job.
+struct Rows {
+    writer: ::csv::Writer<Vec<u8>>,
+}
+
+impl Rows {
+    fn new() -> Self {
+        let writer = ::csv::WriterBuilder::new()
+            .terminator(::csv::Terminator::Any(b'\n'))
+            .flexible(true)
+            .from_writer(Vec::new());
+        Self { writer }
+    }
+
+    fn with_header(header: &str) -> Self {
+        let mut rows = Self::new();
+        rows.push(&header.split(',').collect::<Vec<_>>());
+        rows
+    }
+
+    fn push<S: AsRef<[u8]>>(&mut self, fields: &[S]) {
+        // Writing into a Vec cannot fail.
+        let _ = self.writer.write_record(fields);
+    }
+
+    fn finish(self) -> String {
+        let bytes = self.writer.into_inner().unwrap_or_default();
+        // Every field came from a &str, so the bytes are UTF-8.
+        String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into())
+    }
+}

@@ -1,0 +1,347 @@
+//! One statistics entry per (method, name): counts, response-time totals, the
+//! latency histograms and per-second counts for "current" rates.
+//!
+//! Also holds the key type and the borrowed-key trick that lets the hot
+//! `record` path find an entry from two `&str` without building Strings.
+
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::CURRENT_WINDOW_SECS;
+use crate::histogram::LatencyHistogram;
+
+/// Seconds at the end of the window left out of "current" figures because
+/// their counts may still be arriving (Locust: 2 s).
+const CURRENT_LAG_SECS: u64 = 2;
+
+/// One request as the runtime saw it, borrowed so recording allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample<'a> {
+    pub method: &'a str,
+    pub name: &'a str,
+    /// Time from sending the request to its response.
+    pub response_time_us: u64,
+    /// Time from when the request was due (paced users) to its response.
+    pub due_latency_us: Option<u64>,
+    pub content_length: u64,
+    /// Set when the request failed; the failure is grouped by this text.
+    pub error: Option<&'a str>,
+}
+
+/// Identifies a [`StatsEntry`]. Ordered like Locust sorts its entries: by
+/// name, then method.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EntryKey {
+    pub method: String,
+    pub name: String,
+}
+
+impl EntryKey {
+    pub fn new(method: &str, name: &str) -> Self {
+        Self {
+            method: method.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
+
+/// A view of an entry key as two borrowed strings. `BTreeMap<EntryKey, _>`
+/// can be searched with `&dyn KeyPair`, so a `(&str, &str)` finds an entry
+/// without allocating.
+pub(crate) trait KeyPair {
+    fn pair(&self) -> (&str, &str);
+}
+
+impl KeyPair for EntryKey {
+    fn pair(&self) -> (&str, &str) {
+        (&self.method, &self.name)
+    }
+}
+
+impl KeyPair for (&str, &str) {
+    fn pair(&self) -> (&str, &str) {
+        (self.0, self.1)
+    }
+}
+
+impl<'a> Borrow<dyn KeyPair + 'a> for EntryKey {
+    fn borrow(&self) -> &(dyn KeyPair + 'a) {
+        self
+    }
+}
+
+/// Locust's order: name first, then method.
+fn cmp_pairs(a: (&str, &str), b: (&str, &str)) -> Ordering {
+    a.1.cmp(b.1).then_with(|| a.0.cmp(b.0))
+}
+
+impl PartialEq for dyn KeyPair + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.pair() == other.pair()
+    }
+}
+
+impl Eq for dyn KeyPair + '_ {}
+
+impl PartialOrd for dyn KeyPair + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn KeyPair + '_ {
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_pairs(self.pair(), other.pair())
+    }
+}
+
+impl PartialOrd for EntryKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for EntryKey {
+    // Must agree with `dyn KeyPair`'s order, or borrowed lookups would miss.
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_pairs(self.pair(), other.pair())
+    }
+}
+
+/// Statistics of one (method, name), or of the aggregated total.
+///
+/// Empty entries have every count, time and timestamp at 0; merging treats
+/// an entry without requests as having no min/first/last.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatsEntry {
+    pub method: String,
+    pub name: String,
+    pub num_requests: u64,
+    pub num_failures: u64,
+    pub total_response_time_us: u64,
+    pub min_response_time_us: u64,
+    pub max_response_time_us: u64,
+    pub total_content_length: u64,
+    pub histogram: LatencyHistogram,
+    /// Latency measured from when the request was due (coordinated
+    /// omission); only present once a paced request was recorded.
+    pub due_histogram: Option<LatencyHistogram>,
+    /// Requests per unix second, for current RPS.
+    pub num_reqs_per_sec: BTreeMap<u64, u64>,
+    /// Failures per unix second, for current failures/s.
+    pub num_fail_per_sec: BTreeMap<u64, u64>,
+    /// Unix ms of the first request; 0 while there is none.
+    pub first_request_ms: u64,
+    /// Unix ms of the last request; 0 while there is none.
+    pub last_request_ms: u64,
+}
+
+/// Adds `n` to the count of second `sec`. Requests arrive in time order, so
+/// the last second is almost always the one to bump: check it first.
+#[inline]
+pub(crate) fn bump_second(map: &mut BTreeMap<u64, u64>, sec: u64, n: u64) {
+    match map.last_entry() {
+        Some(mut last) if *last.key() == sec => *last.get_mut() += n,
+        _ => *map.entry(sec).or_insert(0) += n,
+    }
+}
+
+impl StatsEntry {
+    /// An empty entry.
+    pub fn new(method: &str, name: &str) -> Self {
+        Self {
+            method: method.to_owned(),
+            name: name.to_owned(),
+            num_requests: 0,
+            num_failures: 0,
+            total_response_time_us: 0,
+            min_response_time_us: 0,
+            max_response_time_us: 0,
+            total_content_length: 0,
+            histogram: LatencyHistogram::new(),
+            due_histogram: None,
+            num_reqs_per_sec: BTreeMap::new(),
+            num_fail_per_sec: BTreeMap::new(),
+            first_request_ms: 0,
+            last_request_ms: 0,
+        }
+    }
+
+    /// This entry's key.
+    pub fn key(&self) -> EntryKey {
+        EntryKey::new(&self.method, &self.name)
+    }
+
+    /// Counts one request (and a failure when `sample.error` is set).
+    #[inline]
+    pub fn record(&mut self, sample: &Sample<'_>, now_ms: u64) {
+        let rt = sample.response_time_us;
+        if self.num_requests == 0 {
+            self.min_response_time_us = rt;
+            self.max_response_time_us = rt;
+            self.first_request_ms = now_ms;
+            self.last_request_ms = now_ms;
+        } else {
+            self.min_response_time_us = self.min_response_time_us.min(rt);
+            self.max_response_time_us = self.max_response_time_us.max(rt);
+            self.first_request_ms = self.first_request_ms.min(now_ms);
+            self.last_request_ms = self.last_request_ms.max(now_ms);
+        }
+        self.num_requests += 1;
+        self.total_response_time_us = self.total_response_time_us.saturating_add(rt);
+        self.total_content_length = self
+            .total_content_length
+            .saturating_add(sample.content_length);
+        self.histogram.record(rt);
+        if let Some(due) = sample.due_latency_us {
+            self.due_histogram
+                .get_or_insert_with(LatencyHistogram::new)
+                .record(due);
+        }
+        let sec = now_ms / 1000;
+        bump_second(&mut self.num_reqs_per_sec, sec, 1);
+        if sample.error.is_some() {
+            self.num_failures += 1;
+            bump_second(&mut self.num_fail_per_sec, sec, 1);
+        }
+    }
+
+    /// Adds `other` into this entry, exactly; the order of merges does not
+    /// matter. Method and name are left as they are.
+    pub fn merge(&mut self, other: &StatsEntry) {
+        if other.num_requests > 0 {
+            if self.num_requests == 0 {
+                self.min_response_time_us = other.min_response_time_us;
+                self.max_response_time_us = other.max_response_time_us;
+                self.first_request_ms = other.first_request_ms;
+                self.last_request_ms = other.last_request_ms;
+            } else {
+                self.min_response_time_us =
+                    self.min_response_time_us.min(other.min_response_time_us);
+                self.max_response_time_us =
+                    self.max_response_time_us.max(other.max_response_time_us);
+                self.first_request_ms = self.first_request_ms.min(other.first_request_ms);
+                self.last_request_ms = self.last_request_ms.max(other.last_request_ms);
+            }
+        }
+        self.num_requests += other.num_requests;
+        self.num_failures += other.num_failures;
+        self.total_response_time_us = self
+            .total_response_time_us
+            .saturating_add(other.total_response_time_us);
+        self.total_content_length = self
+            .total_content_length
+            .saturating_add(other.total_content_length);
+        self.histogram.merge(&other.histogram);
+        if let Some(due) = &other.due_histogram {
+            self.due_histogram
+                .get_or_insert_with(LatencyHistogram::new)
+                .merge(due);
+        }
+        for (&sec, &n) in &other.num_reqs_per_sec {
+            *self.num_reqs_per_sec.entry(sec).or_insert(0) += n;
+        }
+        for (&sec, &n) in &other.num_fail_per_sec {
+            *self.num_fail_per_sec.entry(sec).or_insert(0) += n;
+        }
+    }
+
+    /// Drops per-second counts of seconds before `oldest_sec`.
+    pub(crate) fn prune_before(&mut self, oldest_sec: u64) {
+        self.num_reqs_per_sec = self.num_reqs_per_sec.split_off(&oldest_sec);
+        self.num_fail_per_sec = self.num_fail_per_sec.split_off(&oldest_sec);
+    }
+
+    pub fn avg_response_time_ms(&self) -> f64 {
+        if self.num_requests == 0 {
+            return 0.0;
+        }
+        self.total_response_time_us as f64 / self.num_requests as f64 / 1000.0
+    }
+
+    /// Exact minimum (not bucketed); 0 without requests.
+    pub fn min_response_time_ms(&self) -> f64 {
+        self.min_response_time_us as f64 / 1000.0
+    }
+
+    /// Exact maximum (not bucketed); 0 without requests.
+    pub fn max_response_time_ms(&self) -> f64 {
+        self.max_response_time_us as f64 / 1000.0
+    }
+
+    pub fn median_response_time_ms(&self) -> f64 {
+        self.percentile_ms(0.5)
+    }
+
+    /// Response time at quantile `q` (0.0..=1.0, clamped); 0 without requests.
+    pub fn percentile_ms(&self, q: f64) -> f64 {
+        self.histogram.value_at_quantile_us(q) as f64 / 1000.0
+    }
+
+    /// Latency from when requests were due at quantile `q`; `None` when no
+    /// paced request was recorded.
+    pub fn due_percentile_ms(&self, q: f64) -> Option<f64> {
+        let h = self.due_histogram.as_ref().filter(|h| !h.is_empty())?;
+        Some(h.value_at_quantile_us(q) as f64 / 1000.0)
+    }
+
+    pub fn avg_content_length(&self) -> f64 {
+        if self.num_requests == 0 {
+            return 0.0;
+        }
+        self.total_content_length as f64 / self.num_requests as f64
+    }
+
+    /// Locust's current RPS: mean requests per second over the
+    /// [`CURRENT_WINDOW_SECS`] before the last 2 s, or over what exists of
+    /// that window since this entry's first request.
+    pub fn current_rps(&self, now_ms: u64) -> f64 {
+        self.current_per_sec(&self.num_reqs_per_sec, now_ms)
+    }
+
+    /// Like [`current_rps`](Self::current_rps), for failures.
+    pub fn current_fail_per_sec(&self, now_ms: u64) -> f64 {
+        self.current_per_sec(&self.num_fail_per_sec, now_ms)
+    }
+
+    fn current_per_sec(&self, per_sec: &BTreeMap<u64, u64>, now_ms: u64) -> f64 {
+        if self.num_requests == 0 {
+            return 0.0;
+        }
+        let now_s = now_ms / 1000;
+        let end = now_s.saturating_sub(CURRENT_LAG_SECS);
+        let start = now_s
+            .saturating_sub(CURRENT_LAG_SECS + CURRENT_WINDOW_SECS)
+            .max(self.first_request_ms / 1000);
+        if end <= start {
+            return 0.0;
+        }
+        let sum: u64 = per_sec.range(start..end).map(|(_, &n)| n).sum();
+        sum as f64 / (end - start) as f64
+    }
+
+    /// Requests per second since `start_ms` (at least 1 s, as Locust).
+    pub fn total_rps(&self, start_ms: u64, now_ms: u64) -> f64 {
+        self.num_requests as f64 / elapsed_secs(start_ms, now_ms)
+    }
+
+    /// Failures per second since `start_ms` (at least 1 s, as Locust).
+    pub fn total_fail_per_sec(&self, start_ms: u64, now_ms: u64) -> f64 {
+        self.num_failures as f64 / elapsed_secs(start_ms, now_ms)
+    }
+
+    /// Failures / requests; 0 without requests.
+    pub fn fail_ratio(&self) -> f64 {
+        if self.num_requests == 0 {
+            return 0.0;
+        }
+        self.num_failures as f64 / self.num_requests as f64
+    }
+}
+
+fn elapsed_secs(start_ms: u64, now_ms: u64) -> f64 {
+    (now_ms.saturating_sub(start_ms) as f64 / 1000.0).max(1.0)
+}
