@@ -1,1 +1,23 @@
-//! placeholder
+//! The master: membership, dispatch, the run state machine, and (in
+//! `web`) the UI and API.
+//!
+//! [`start`] creates the coordinator task that owns all state and returns
+//! a [`MasterHandle`] to control it; [`listener::run`] accepts remote
+//! workers and [`MasterHandle::attach`] links an in-process one, through
+//! the same connection code.
+
+mod connection;
+mod coordinator;
+mod dispatch;
+mod error;
+mod handle;
+pub mod listener;
+mod membership;
+mod snapshot;
+
+pub use coordinator::{MasterConfig, RunRequest, now_ms};
+pub use dispatch::{split_across_workers, users_per_type};
+pub use error::MasterError;
+pub use handle::{MasterHandle, start};
+pub use membership::WorkerView;
+pub use snapshot::{HistoryPoint, RunState, Snapshot};

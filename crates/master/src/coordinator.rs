@@ -1,0 +1,512 @@
+//! The coordinator: the one task that owns the master's state (membership,
+//! the run, the merged statistics) and changes it in response to events.
+//!
+//! Connections and the web server never touch that state; they send
+//! [`Event`]s and read the published [`Snapshot`]. One owner means no locks
+//! and a total order on what happened (a worker's last report is merged
+//! before its goodbye is processed).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use protocol::{Hello, MasterMessage, ScriptText, SpawnPlan, WorkerMessage, WorkerState};
+use script::{ScriptInfo, ScriptSource};
+use stats::RequestStats;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatch::{split_across_workers, users_per_type};
+use crate::error::MasterError;
+use crate::membership::{ConnId, Member, Members};
+use crate::snapshot::{HistoryPoint, RunState, Snapshot};
+
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// Re-read at the start of every run, so an edited script (or an
+    /// updated ConfigMap) reaches the workers at the next start.
+    pub script: ScriptText,
+    pub heartbeat_interval: Duration,
+    pub report_interval: Duration,
+    /// Heartbeats a worker may miss before it is lost.
+    pub missed_heartbeats: u32,
+    pub token: Option<String>,
+    pub stop_timeout: Duration,
+    pub tags: Vec<String>,
+    pub exclude_tags: Vec<String>,
+    pub host: Option<String>,
+}
+
+/// What a user asks for when starting (or retuning) a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRequest {
+    pub users: u32,
+    pub spawn_rate: f64,
+    pub host: Option<String>,
+    pub run_time: Option<Duration>,
+    /// Empty: all user types.
+    pub user_types: Vec<String>,
+}
+
+pub enum Event {
+    Joined {
+        hello: Hello,
+        conn: ConnId,
+        tx: mpsc::Sender<MasterMessage>,
+    },
+    FromWorker {
+        id: String,
+        conn: ConnId,
+        msg: WorkerMessage,
+    },
+    Closed {
+        id: String,
+        conn: ConnId,
+        reason: String,
+    },
+    Start(RunRequest, oneshot::Sender<Result<(), MasterError>>),
+    Stop(oneshot::Sender<Result<(), MasterError>>),
+    Reset(oneshot::Sender<()>),
+}
+
+struct Run {
+    id: u64,
+    request: RunRequest,
+    per_type: BTreeMap<String, u32>,
+    started_ms: u64,
+    deadline: Option<Instant>,
+    /// Set while stopping: past it, stop waiting for silent workers.
+    stop_deadline: Option<Instant>,
+}
+
+pub struct Coordinator {
+    config: MasterConfig,
+    info: ScriptInfo,
+    members: Members,
+    state: RunState,
+    run: Option<Run>,
+    next_run_id: u64,
+    stats: RequestStats,
+    events: mpsc::Receiver<Event>,
+    published: watch::Sender<Arc<Snapshot>>,
+    history: Arc<RwLock<Vec<HistoryPoint>>>,
+}
+
+impl Coordinator {
+    pub fn new(
+        config: MasterConfig,
+        info: ScriptInfo,
+        events: mpsc::Receiver<Event>,
+        published: watch::Sender<Arc<Snapshot>>,
+        history: Arc<RwLock<Vec<HistoryPoint>>>,
+    ) -> Self {
+        Self {
+            config,
+            info,
+            members: Members::default(),
+            state: RunState::Ready,
+            run: None,
+            next_run_id: 1,
+            stats: RequestStats::new(now_ms()),
+            events,
+            published,
+            history,
+        }
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.config.heartbeat_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = self.events.recv() => match event {
+                    Some(event) => self.handle(event),
+                    None => break,
+                },
+                _ = tick.tick() => self.tick(),
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        for m in self.members.live() {
+            let _ = m.tx.try_send(MasterMessage::Quit);
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Joined { hello, conn, tx } => self.on_join(hello, conn, tx),
+            Event::FromWorker { id, conn, msg } => self.on_message(&id, conn, msg),
+            Event::Closed { id, conn, reason } => {
+                if self.members.mark_lost(&id, conn) {
+                    tracing::warn!(
+                        "worker {id} lost ({reason}); {} live",
+                        self.members.live_count()
+                    );
+                    self.rebalance();
+                    self.publish();
+                }
+            }
+            Event::Start(request, reply) => {
+                let result = self.start(request);
+                self.publish();
+                let _ = reply.send(result);
+            }
+            Event::Stop(reply) => {
+                let result = self.stop();
+                self.publish();
+                let _ = reply.send(result);
+            }
+            Event::Reset(reply) => {
+                self.stats.reset(now_ms());
+                for m in self.members.live() {
+                    let _ = m.tx.try_send(MasterMessage::ResetStats);
+                }
+                self.publish();
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn on_join(&mut self, hello: Hello, conn: ConnId, tx: mpsc::Sender<MasterMessage>) {
+        let member = Member {
+            id: hello.worker_id.clone(),
+            cores: hello.cores.max(1),
+            state: WorkerState::Ready,
+            conn,
+            tx,
+            incarnation: hello.incarnation,
+            last_seq: 0,
+            last_seen: Instant::now(),
+            last_heartbeat_ms: now_ms(),
+            status: Default::default(),
+            plan: BTreeMap::new(),
+            stopped_run: None,
+            hot_since: None,
+        };
+        let known = self.members.join(member);
+        let verb = if known { "rejoined" } else { "joined" };
+        tracing::info!(
+            "worker {} {verb} with {} cores; {} live",
+            hello.worker_id,
+            hello.cores,
+            self.members.live_count()
+        );
+        self.rebalance();
+        self.publish();
+    }
+
+    fn on_message(&mut self, id: &str, conn: ConnId, msg: WorkerMessage) {
+        let run_id = self.run.as_ref().map(|r| r.id);
+        let Some(member) = self.members.get_mut(id, conn) else {
+            return;
+        };
+        member.last_seen = Instant::now();
+        match msg {
+            WorkerMessage::Heartbeat(status) => {
+                member.last_heartbeat_ms = now_ms();
+                if let Some(state) = status.state {
+                    member.state = state;
+                }
+                member.status = status;
+                self.check_spawned();
+            }
+            WorkerMessage::Report(report) => {
+                let fresh = report.seq > member.last_seq;
+                member.last_seq = member.last_seq.max(report.seq);
+                member.status.user_count = report.user_count;
+                if fresh && Some(report.run_id) == run_id {
+                    self.stats.merge(&report.stats);
+                }
+                self.check_spawned();
+            }
+            WorkerMessage::Stopped { run_id } => {
+                member.stopped_run = Some(run_id);
+                member.state = WorkerState::Ready;
+                self.check_stopped();
+            }
+            WorkerMessage::ScriptError { message } => {
+                tracing::error!("worker {id} cannot load the script: {message}");
+            }
+            WorkerMessage::Quitting => {
+                self.members.remove(id, conn);
+                tracing::info!("worker {id} left; {} live", self.members.live_count());
+                self.rebalance();
+                self.check_stopped();
+                self.publish();
+            }
+            WorkerMessage::Hello(_) => {
+                tracing::warn!("worker {id} said hello twice; ignoring");
+            }
+        }
+    }
+
+    fn start(&mut self, request: RunRequest) -> Result<(), MasterError> {
+        if !(request.spawn_rate > 0.0) || !request.spawn_rate.is_finite() {
+            return Err(MasterError::BadSpawnRate(request.spawn_rate));
+        }
+        if self.members.live_count() == 0 {
+            return Err(MasterError::NoWorkers);
+        }
+        if self.state.is_active() && let Some(run) = &mut self.run {
+            // Retune the running test: same run, new target.
+            if request.run_time.is_some() {
+                run.deadline = request.run_time.map(|t| Instant::now() + t);
+            }
+            run.per_type = select_types(&self.info, &request)?;
+            run.request = RunRequest { host: run.request.host.clone(), ..request };
+            self.state = RunState::Spawning;
+            self.rebalance();
+            return Ok(());
+        }
+        self.reload_script()?;
+        let per_type = select_types(&self.info, &request)?;
+        let id = self.next_run_id;
+        self.next_run_id += 1;
+        let now = now_ms();
+        self.stats.reset(now);
+        self.members.lost_this_run = 0;
+        if let Ok(mut h) = self.history.write() {
+            h.clear();
+        }
+        tracing::info!(
+            "run {id}: {} users at {}/s{}",
+            request.users,
+            request.spawn_rate,
+            request.run_time.map(|t| format!(" for {t:?}")).unwrap_or_default()
+        );
+        self.run = Some(Run {
+            id,
+            deadline: request.run_time.map(|t| Instant::now() + t),
+            request,
+            per_type,
+            started_ms: now,
+            stop_deadline: None,
+        });
+        self.state = RunState::Spawning;
+        self.rebalance();
+        Ok(())
+    }
+
+    fn reload_script(&mut self) -> Result<(), MasterError> {
+        let Ok(code) = std::fs::read_to_string(&self.config.script.path) else {
+            // The script came as text only (tests) or the file is gone: keep it.
+            return Ok(());
+        };
+        if code == self.config.script.code {
+            return Ok(());
+        }
+        let src = ScriptSource {
+            path: self.config.script.path.clone(),
+            code,
+        };
+        let info = script::inspect(&src).map_err(|e| MasterError::Script(e.to_string()))?;
+        tracing::info!("script {} changed; workers get it with this run", src.path);
+        self.config.script.code = src.code;
+        self.info = info;
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<(), MasterError> {
+        let Some(run) = &mut self.run else {
+            return Err(MasterError::NotRunning);
+        };
+        if !self.state.is_active() {
+            return Err(MasterError::NotRunning);
+        }
+        tracing::info!("run {}: stopping", run.id);
+        run.deadline = None;
+        run.stop_deadline = Some(Instant::now() + self.config.stop_timeout + Duration::from_secs(5));
+        let stop = MasterMessage::Stop {
+            run_id: run.id,
+            stop_timeout_ms: self.config.stop_timeout.as_millis() as u64,
+        };
+        for m in self.members.live_mut() {
+            m.plan.clear();
+            let _ = m.tx.try_send(stop.clone());
+        }
+        self.state = RunState::Stopping;
+        self.check_stopped();
+        Ok(())
+    }
+
+    /// Tells every live worker its share of the run. Workers ramp towards
+    /// their new share at their part of the spawn rate, so the total stays
+    /// at the target through joins and departures.
+    fn rebalance(&mut self) {
+        let Some(run) = &self.run else { return };
+        if !self.state.is_active() {
+            return;
+        }
+        let workers: Vec<(String, u32)> =
+            self.members.live().map(|m| (m.id.clone(), m.cores)).collect();
+        let total_cores: u32 = workers.iter().map(|(_, c)| c).sum::<u32>().max(1);
+        let plans = split_across_workers(&run.per_type, &workers);
+        let script = self.config.script.clone();
+        for m in self.members.live_mut() {
+            let users = plans.get(&m.id).cloned().unwrap_or_default();
+            let plan = SpawnPlan {
+                run_id: run.id,
+                users: users.clone(),
+                spawn_rate: run.request.spawn_rate * f64::from(m.cores) / f64::from(total_cores),
+                host: run.request.host.clone().or_else(|| self.config.host.clone()),
+                tags: self.config.tags.clone(),
+                exclude_tags: self.config.exclude_tags.clone(),
+                script: script.clone(),
+            };
+            m.plan = users;
+            m.stopped_run = None;
+            if m.tx.try_send(MasterMessage::Spawn(plan)).is_err() {
+                tracing::warn!("worker {} is not keeping up; its plan was dropped", m.id);
+            }
+        }
+    }
+
+    fn check_spawned(&mut self) {
+        if self.state != RunState::Spawning {
+            return;
+        }
+        let Some(run) = &self.run else { return };
+        let users: u32 = self.members.live().map(|m| m.status.user_count).sum();
+        if users == run.request.users {
+            tracing::info!("run {}: all {users} users spawned", run.id);
+            self.state = RunState::Running;
+        }
+    }
+
+    fn check_stopped(&mut self) {
+        if self.state != RunState::Stopping {
+            return;
+        }
+        let Some(run) = &self.run else { return };
+        let overdue = run.stop_deadline.is_some_and(|d| Instant::now() >= d);
+        let all_done = self.members.live().all(|m| m.stopped_run == Some(run.id));
+        if all_done || overdue {
+            if overdue && !all_done {
+                tracing::warn!("run {}: some workers did not confirm the stop in time", run.id);
+            }
+            tracing::info!("run {}: stopped", run.id);
+            self.state = RunState::Stopped;
+            self.publish();
+        }
+    }
+
+    fn tick(&mut self) {
+        for m in self.members.live() {
+            let _ = m.tx.try_send(MasterMessage::Heartbeat);
+        }
+        let limit = self.config.heartbeat_interval * self.config.missed_heartbeats.max(1);
+        let silent = self.members.silent(limit);
+        for (id, conn) in &silent {
+            if self.members.mark_lost(id, *conn) {
+                tracing::warn!(
+                    "worker {id} lost: silent for over {limit:?}; {} live",
+                    self.members.live_count()
+                );
+            }
+        }
+        if !silent.is_empty() {
+            self.rebalance();
+        }
+        self.warn_hot_workers();
+        if let Some(run) = &self.run
+            && self.state.is_active()
+            && run.deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            tracing::info!("run {}: run time reached", run.id);
+            let _ = self.stop();
+        }
+        self.check_stopped();
+        self.record_history();
+        self.stats.prune(now_ms());
+        self.publish();
+    }
+
+    fn warn_hot_workers(&mut self) {
+        for m in self.members.live_mut() {
+            if m.status.cpu_percent < 90.0 * m.cores as f32 {
+                m.hot_since = None;
+                continue;
+            }
+            let since = *m.hot_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_secs(10) {
+                tracing::warn!(
+                    "worker {} has used over 90% of its CPU for 10 s ({:.0}%); its figures may be skewed, add workers",
+                    m.id,
+                    m.status.cpu_percent
+                );
+                m.hot_since = Some(Instant::now());
+            }
+        }
+    }
+
+    fn record_history(&mut self) {
+        if !self.state.is_active() && self.state != RunState::Stopping {
+            return;
+        }
+        let now = now_ms();
+        let total = self.stats.total();
+        let point = HistoryPoint {
+            time_ms: now,
+            user_count: self.members.live().map(|m| m.status.user_count).sum(),
+            rps: total.current_rps(now),
+            fail_per_sec: total.current_fail_per_sec(now),
+            p50_ms: self.stats.current_response_time_percentile_ms(0.5, now),
+            p95_ms: self.stats.current_response_time_percentile_ms(0.95, now),
+            worker_count: self.members.live_count(),
+        };
+        if let Ok(mut h) = self.history.write() {
+            h.push(point);
+        }
+    }
+
+    fn publish(&self) {
+        let run = self.run.as_ref();
+        let users_by_type = self.members.live().fold(BTreeMap::new(), |mut acc, m| {
+            for (name, n) in &m.plan {
+                *acc.entry(name.clone()).or_insert(0) += n;
+            }
+            acc
+        });
+        let snapshot = Snapshot {
+            state: self.state,
+            run_id: run.map_or(0, |r| r.id),
+            host: run.and_then(|r| r.request.host.clone()).or_else(|| self.config.host.clone()),
+            target_users: run.map_or(0, |r| r.request.users),
+            spawn_rate: run.map_or(0.0, |r| r.request.spawn_rate),
+            user_count: self.members.live().map(|m| m.status.user_count).sum(),
+            users_by_type,
+            run_started_ms: run.map(|r| r.started_ms),
+            run_time_ms: run.and_then(|r| r.request.run_time).map(|t| t.as_millis() as u64),
+            workers: self.members.views(),
+            worker_count: self.members.live_count(),
+            lost_workers: self.members.lost_this_run,
+            user_types: self.info.user_types.iter().map(|t| t.name.clone()).collect(),
+            stats: self.stats.clone(),
+            now_ms: now_ms(),
+        };
+        self.published.send_replace(Arc::new(snapshot));
+    }
+}
+
+/// The run's users per type, limited to the requested types.
+fn select_types(info: &ScriptInfo, request: &RunRequest) -> Result<BTreeMap<String, u32>, MasterError> {
+    let known = || info.user_types.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
+    for name in &request.user_types {
+        if !info.user_types.iter().any(|t| &t.name == name) {
+            return Err(MasterError::UnknownUserType { name: name.clone(), known: known() });
+        }
+    }
+    let chosen: Vec<_> = info
+        .user_types
+        .iter()
+        .filter(|t| request.user_types.is_empty() || request.user_types.contains(&t.name))
+        .cloned()
+        .collect();
+    Ok(users_per_type(request.users, &chosen))
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,136 @@
+//! The handle through which everything else controls the master: the web
+//! API, the headless console, tests. Cheap to clone.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use futures::{Sink, Stream};
+use protocol::{CodecError, MasterMessage, WorkerMessage};
+use script::ScriptInfo;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::connection::{self, Greeting};
+use crate::coordinator::{Coordinator, Event, MasterConfig, RunRequest, now_ms};
+use crate::error::MasterError;
+use crate::snapshot::{HistoryPoint, RunState, Snapshot};
+
+#[derive(Clone)]
+pub struct MasterHandle {
+    events: mpsc::Sender<Event>,
+    snapshot: watch::Receiver<Arc<Snapshot>>,
+    history: Arc<RwLock<Vec<HistoryPoint>>>,
+    greeting: Greeting,
+    next_conn: Arc<AtomicU64>,
+    info: Arc<ScriptInfo>,
+}
+
+/// Starts the coordinator; it runs until `shutdown` fires.
+pub fn start(
+    config: MasterConfig,
+    info: ScriptInfo,
+    shutdown: CancellationToken,
+) -> (MasterHandle, JoinHandle<()>) {
+    let (events_tx, events_rx) = mpsc::channel(4096);
+    let initial = Snapshot {
+        state: RunState::Ready,
+        run_id: 0,
+        host: config.host.clone(),
+        target_users: 0,
+        spawn_rate: 0.0,
+        user_count: 0,
+        users_by_type: Default::default(),
+        run_started_ms: None,
+        run_time_ms: None,
+        workers: Vec::new(),
+        worker_count: 0,
+        lost_workers: 0,
+        user_types: info.user_types.iter().map(|t| t.name.clone()).collect(),
+        stats: stats::RequestStats::new(now_ms()),
+        now_ms: now_ms(),
+    };
+    let (published, snapshot) = watch::channel(Arc::new(initial));
+    let history = Arc::new(RwLock::new(Vec::new()));
+    let greeting = Greeting {
+        token: config.token.clone(),
+        heartbeat_interval: config.heartbeat_interval,
+        report_interval: config.report_interval,
+    };
+    let handle = MasterHandle {
+        events: events_tx,
+        snapshot,
+        history: history.clone(),
+        greeting,
+        next_conn: Arc::new(AtomicU64::new(1)),
+        info: Arc::new(info.clone()),
+    };
+    let coordinator = Coordinator::new(config, info, events_rx, published, history);
+    let task = tokio::spawn(coordinator.run(shutdown));
+    (handle, task)
+}
+
+impl MasterHandle {
+    /// Starts a run, or retunes the running one (users, spawn rate).
+    pub async fn start_run(&self, request: RunRequest) -> Result<(), MasterError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Event::Start(request, tx)).await?;
+        rx.await.map_err(|_| MasterError::Gone)?
+    }
+
+    pub async fn stop_run(&self) -> Result<(), MasterError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Event::Stop(tx)).await?;
+        rx.await.map_err(|_| MasterError::Gone)?
+    }
+
+    pub async fn reset_stats(&self) -> Result<(), MasterError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Event::Reset(tx)).await?;
+        rx.await.map_err(|_| MasterError::Gone)
+    }
+
+    async fn send(&self, event: Event) -> Result<(), MasterError> {
+        self.events.send(event).await.map_err(|_| MasterError::Gone)
+    }
+
+    /// The latest published state.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// A receiver that wakes on every publication (for live UI updates).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.snapshot.clone()
+    }
+
+    /// Waits until `pred` holds for a published snapshot.
+    pub async fn wait_for(&self, mut pred: impl FnMut(&Snapshot) -> bool) -> Result<Arc<Snapshot>, MasterError> {
+        let mut rx = self.snapshot.clone();
+        let snap = rx.wait_for(|s| pred(s)).await.map_err(|_| MasterError::Gone)?;
+        Ok(snap.clone())
+    }
+
+    /// The run's per-second history so far.
+    pub fn history(&self) -> Vec<HistoryPoint> {
+        self.history.read().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    /// The user types of the script as loaded at start.
+    pub fn script_info(&self) -> &ScriptInfo {
+        &self.info
+    }
+
+    /// Serves one worker connection (TCP or in-memory) until it ends.
+    pub fn attach<T>(&self, io: T) -> JoinHandle<()>
+    where
+        T: Stream<Item = Result<WorkerMessage, CodecError>>
+            + Sink<MasterMessage, Error = CodecError>
+            + Unpin
+            + Send
+            + 'static,
+    {
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(connection::serve(io, conn, self.greeting.clone(), self.events.clone()))
+    }
+}

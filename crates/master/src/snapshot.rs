@@ -1,0 +1,72 @@
+//! What the master publishes about itself: the run, its workers and its
+//! statistics, as one immutable value the web UI, the API and the headless
+//! console read without holding any lock on the master.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use stats::RequestStats;
+
+use crate::membership::WorkerView;
+
+/// The run's state, as Locust names it on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// No run yet.
+    Ready,
+    Spawning,
+    Running,
+    Stopping,
+    Stopped,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Ready => "ready",
+            RunState::Spawning => "spawning",
+            RunState::Running => "running",
+            RunState::Stopping => "stopping",
+            RunState::Stopped => "stopped",
+        }
+    }
+
+    pub fn is_active(self) -> bool {
+        matches!(self, RunState::Spawning | RunState::Running)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub state: RunState,
+    pub run_id: u64,
+    pub host: Option<String>,
+    pub target_users: u32,
+    pub spawn_rate: f64,
+    /// Users running now, as the workers last reported.
+    pub user_count: u32,
+    pub users_by_type: BTreeMap<String, u32>,
+    pub run_started_ms: Option<u64>,
+    pub run_time_ms: Option<u64>,
+    pub workers: Vec<WorkerView>,
+    /// Live workers only.
+    pub worker_count: usize,
+    /// Workers lost during this run: their last unreported second is missing.
+    pub lost_workers: u32,
+    pub user_types: Vec<String>,
+    pub stats: RequestStats,
+    pub now_ms: u64,
+}
+
+/// One point per second of the run, for charts and the HTML report.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryPoint {
+    pub time_ms: u64,
+    pub user_count: u32,
+    pub rps: f64,
+    pub fail_per_sec: f64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub worker_count: usize,
+}

@@ -1,0 +1,121 @@
+//! The messages of both directions, and the small types they carry.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What a worker is doing, as the master shows it. `Lost` is never sent by a
+/// worker: the master assigns it when heartbeats stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    Ready,
+    Spawning,
+    Running,
+    Stopping,
+    Lost,
+}
+
+impl WorkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Ready => "ready",
+            WorkerState::Spawning => "spawning",
+            WorkerState::Running => "running",
+            WorkerState::Stopping => "stopping",
+            WorkerState::Lost => "lost",
+        }
+    }
+}
+
+/// The first message on every connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol_version: u32,
+    pub swarmer_version: String,
+    pub worker_id: String,
+    /// Random per worker process: tells a restarted process (whose report
+    /// numbers start again) from a reconnecting one (whose may repeat).
+    pub incarnation: u64,
+    pub cores: u32,
+    pub token: Option<String>,
+}
+
+/// Resource use and users, sent with every heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    pub state: Option<WorkerState>,
+    pub user_count: u32,
+    pub cpu_percent: f32,
+    pub memory_bytes: u64,
+}
+
+/// The deltas since the previous report. `seq` lets the master drop a
+/// report it has already merged (a resend after reconnect), so no request
+/// is counted twice.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    pub run_id: u64,
+    pub seq: u64,
+    pub stats: stats::RequestStats,
+    pub user_count: u32,
+    pub users_by_type: BTreeMap<String, u32>,
+}
+
+/// How many users of each type one worker should run, and how fast to get
+/// there. Sent at start and whenever the master rebalances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpawnPlan {
+    pub run_id: u64,
+    pub users: BTreeMap<String, u32>,
+    /// This worker's share of the run's spawn rate, users per second.
+    pub spawn_rate: f64,
+    pub host: Option<String>,
+    pub tags: Vec<String>,
+    pub exclude_tags: Vec<String>,
+    /// The script to run; a worker reloads when it differs from its own.
+    pub script: ScriptText,
+}
+
+/// A script as the master holds it. Plain text here, so the protocol does
+/// not depend on the Lua runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptText {
+    /// The path on the master, for error messages (`file:line`).
+    pub path: String,
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WorkerMessage {
+    Hello(Hello),
+    Heartbeat(WorkerStatus),
+    Report(Report),
+    /// The worker could not load the script the master sent.
+    ScriptError { message: String },
+    /// Every user of `run_id` has stopped and the final report came before.
+    Stopped { run_id: u64 },
+    /// Leaving for good (SIGTERM, a downscale); the final report came before.
+    Quitting,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum MasterMessage {
+    Welcome {
+        heartbeat_interval_ms: u64,
+        report_interval_ms: u64,
+    },
+    Refused {
+        reason: String,
+    },
+    Spawn(SpawnPlan),
+    /// Stop every user, within `stop_timeout_ms`, then send a final report.
+    Stop {
+        run_id: u64,
+        stop_timeout_ms: u64,
+    },
+    ResetStats,
+    Heartbeat,
+    /// The master is going away; the worker should exit.
+    Quit,
+}

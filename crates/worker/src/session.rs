@@ -1,0 +1,314 @@
+//! One conversation between this worker and a master, over any transport.
+//!
+//! The same code serves a TCP connection and the in-memory link of
+//! standalone mode, so standalone runs exercise the distributed path. A
+//! session ends when the master quits, the link breaks, the master falls
+//! silent, or this worker is told to shut down (then it stops its users,
+//! sends a final report and says it is leaving).
+
+use std::time::Duration;
+
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use protocol::{
+    CodecError, Hello, MasterMessage, PROTOCOL_VERSION, Report, SWARMER_VERSION, SpawnPlan,
+    WorkerMessage, WorkerState, WorkerStatus,
+};
+use script::ScriptSource;
+use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
+use tokio_util::sync::CancellationToken;
+
+use crate::Engine;
+use crate::sysstat::ProcessUsage;
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub worker_id: String,
+    /// Random per process; see [`protocol::Hello::incarnation`].
+    pub incarnation: u64,
+    pub token: Option<String>,
+    pub stop_timeout: Duration,
+    /// A master silent for this many heartbeat intervals is gone.
+    pub missed_heartbeats: u32,
+}
+
+/// Why a session ended, which decides whether the worker reconnects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// We were told to shut down and left gracefully.
+    Shutdown,
+    /// The master said Quit.
+    MasterQuit,
+    /// The master refused us; retrying would not help.
+    Refused(String),
+    /// The link broke or went silent; worth reconnecting.
+    Disconnected(String),
+}
+
+/// Reports that must reach the master exactly once, across reconnects.
+#[derive(Default)]
+pub struct Outbox {
+    seq: u64,
+    /// A report whose send failed; re-sent first on the next session. The
+    /// master drops sequence numbers it has seen, so a report that did
+    /// arrive before the link broke is not counted twice.
+    unsent: Option<Report>,
+    run_id: u64,
+    state: Option<WorkerState>,
+    target_users: u32,
+    /// Users running at the last report, for heartbeats in between.
+    user_count: u32,
+    heartbeat: Duration,
+}
+
+pub async fn run<T>(
+    mut io: T,
+    engine: &mut Engine,
+    outbox: &mut Outbox,
+    config: &SessionConfig,
+    shutdown: &CancellationToken,
+) -> SessionEnd
+where
+    T: Stream<Item = Result<MasterMessage, CodecError>> + Sink<WorkerMessage, Error = CodecError> + Unpin,
+{
+    let (heartbeat, report_every) = match handshake(&mut io, engine, config).await {
+        Ok(intervals) => intervals,
+        Err(end) => return end,
+    };
+    if let Some(report) = outbox.unsent.take()
+        && let Err(e) = io.send(WorkerMessage::Report(report.clone())).await
+    {
+        outbox.unsent = Some(report);
+        return SessionEnd::Disconnected(e.to_string());
+    }
+    outbox.heartbeat = heartbeat;
+    let mut usage = ProcessUsage::new();
+    let mut beat = interval(heartbeat);
+    let mut report_tick = interval(report_every);
+    beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    report_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let silence_limit = heartbeat * config.missed_heartbeats.max(1);
+    let mut last_heard = Instant::now();
+    loop {
+        let step = tokio::select! {
+            msg = io.next() => match msg {
+                Some(Ok(msg)) => {
+                    last_heard = Instant::now();
+                    on_message(msg, &mut io, engine, outbox, config).await
+                }
+                Some(Err(e)) => Err(SessionEnd::Disconnected(e.to_string())),
+                None => Err(SessionEnd::Disconnected("the master closed the connection".into())),
+            },
+            _ = report_tick.tick() => send_report(&mut io, engine, outbox).await,
+            _ = beat.tick() => {
+                if last_heard.elapsed() > silence_limit {
+                    Err(SessionEnd::Disconnected(format!(
+                        "no word from the master for {:.1} s", last_heard.elapsed().as_secs_f64())))
+                } else {
+                    send_heartbeat(&mut io, outbox, &mut usage).await
+                }
+            }
+            _ = shutdown.cancelled() => {
+                leave(&mut io, engine, outbox, config).await;
+                Err(SessionEnd::Shutdown)
+            }
+        };
+        if let Err(end) = step {
+            return end;
+        }
+    }
+}
+
+async fn handshake<T>(
+    io: &mut T,
+    engine: &Engine,
+    config: &SessionConfig,
+) -> Result<(Duration, Duration), SessionEnd>
+where
+    T: Stream<Item = Result<MasterMessage, CodecError>> + Sink<WorkerMessage, Error = CodecError> + Unpin,
+{
+    let hello = Hello {
+        protocol_version: PROTOCOL_VERSION,
+        swarmer_version: SWARMER_VERSION.to_string(),
+        worker_id: config.worker_id.clone(),
+        incarnation: config.incarnation,
+        cores: engine.core_count() as u32,
+        token: config.token.clone(),
+    };
+    io.send(WorkerMessage::Hello(hello))
+        .await
+        .map_err(|e| SessionEnd::Disconnected(e.to_string()))?;
+    match timeout(Duration::from_secs(10), io.next()).await {
+        Ok(Some(Ok(MasterMessage::Welcome {
+            heartbeat_interval_ms,
+            report_interval_ms,
+        }))) => Ok((
+            Duration::from_millis(heartbeat_interval_ms.max(10)),
+            Duration::from_millis(report_interval_ms.max(10)),
+        )),
+        Ok(Some(Ok(MasterMessage::Refused { reason }))) => Err(SessionEnd::Refused(reason)),
+        Ok(Some(Ok(other))) => Err(SessionEnd::Disconnected(format!(
+            "expected a welcome from the master, got {other:?}"
+        ))),
+        Ok(Some(Err(e))) => Err(SessionEnd::Disconnected(e.to_string())),
+        Ok(None) => Err(SessionEnd::Disconnected(
+            "the master closed the connection during the handshake".into(),
+        )),
+        Err(_) => Err(SessionEnd::Disconnected(
+            "the master did not answer the handshake within 10 s".into(),
+        )),
+    }
+}
+
+type Step = Result<(), SessionEnd>;
+
+async fn on_message<T>(
+    msg: MasterMessage,
+    io: &mut T,
+    engine: &mut Engine,
+    outbox: &mut Outbox,
+    config: &SessionConfig,
+) -> Step
+where
+    T: Sink<WorkerMessage, Error = CodecError> + Unpin,
+{
+    match msg {
+        MasterMessage::Spawn(plan) => spawn(plan, io, engine, outbox).await,
+        MasterMessage::Stop {
+            run_id,
+            stop_timeout_ms,
+        } => {
+            outbox.state = Some(WorkerState::Stopping);
+            let timeout = Duration::from_millis(stop_timeout_ms);
+            stop_users(io, engine, outbox, timeout).await?;
+            send_report(io, engine, outbox).await?;
+            outbox.state = Some(WorkerState::Ready);
+            outbox.target_users = 0;
+            send(io, WorkerMessage::Stopped { run_id }).await
+        }
+        MasterMessage::ResetStats => {
+            let _ = engine.collect().await;
+            Ok(())
+        }
+        MasterMessage::Quit => {
+            stop_users(io, engine, outbox, config.stop_timeout).await?;
+            send_report(io, engine, outbox).await?;
+            Err(SessionEnd::MasterQuit)
+        }
+        MasterMessage::Heartbeat | MasterMessage::Welcome { .. } => Ok(()),
+        MasterMessage::Refused { reason } => Err(SessionEnd::Refused(reason)),
+    }
+}
+
+async fn spawn<T>(plan: SpawnPlan, io: &mut T, engine: &mut Engine, outbox: &mut Outbox) -> Step
+where
+    T: Sink<WorkerMessage, Error = CodecError> + Unpin,
+{
+    let script = ScriptSource {
+        path: plan.script.path.clone(),
+        code: plan.script.code.clone(),
+    };
+    if outbox.run_id != plan.run_id || engine.loaded_script() != Some(&script) {
+        // A new run: what the cores still hold belongs to the old one.
+        stop_users(io, engine, outbox, Duration::ZERO).await?;
+        send_report(io, engine, outbox).await?;
+        let loaded = engine
+            .load(&script, plan.host.clone(), plan.tags.clone(), plan.exclude_tags.clone())
+            .await;
+        if let Err(e) = loaded {
+            tracing::error!("cannot load the master's script: {e}");
+            return send(io, WorkerMessage::ScriptError { message: e.to_string() }).await;
+        }
+        outbox.run_id = plan.run_id;
+    }
+    outbox.target_users = plan.users.values().sum();
+    outbox.state = Some(WorkerState::Spawning);
+    if let Err(e) = engine.apply(&plan.users, plan.spawn_rate) {
+        return Err(SessionEnd::Disconnected(e.to_string()));
+    }
+    Ok(())
+}
+
+async fn send<T>(io: &mut T, msg: WorkerMessage) -> Step
+where
+    T: Sink<WorkerMessage, Error = CodecError> + Unpin,
+{
+    io.send(msg)
+        .await
+        .map_err(|e| SessionEnd::Disconnected(e.to_string()))
+}
+
+async fn send_report<T>(io: &mut T, engine: &Engine, outbox: &mut Outbox) -> Step
+where
+    T: Sink<WorkerMessage, Error = CodecError> + Unpin,
+{
+    let collected = engine
+        .collect()
+        .await
+        .map_err(|e| SessionEnd::Disconnected(e.to_string()))?;
+    let users = collected.user_count();
+    outbox.user_count = users;
+    if outbox.state == Some(WorkerState::Spawning) && users == outbox.target_users {
+        outbox.state = Some(WorkerState::Running);
+    }
+    outbox.seq += 1;
+    let report = Report {
+        run_id: outbox.run_id,
+        seq: outbox.seq,
+        stats: collected.stats,
+        user_count: users,
+        users_by_type: collected.users_by_type,
+    };
+    if let Err(e) = io.send(WorkerMessage::Report(report.clone())).await {
+        outbox.unsent = Some(report);
+        return Err(SessionEnd::Disconnected(e.to_string()));
+    }
+    Ok(())
+}
+
+/// Stops every user within `timeout`, heartbeating meanwhile: a stop timeout
+/// longer than the master's patience must not get this worker marked lost.
+async fn stop_users<T>(io: &mut T, engine: &Engine, outbox: &Outbox, timeout: Duration) -> Step
+where
+    T: Sink<WorkerMessage, Error = CodecError> + Unpin,
+{
+    let mut usage = ProcessUsage::new();
+    let stopping = engine.stop(timeout);
+    tokio::pin!(stopping);
+    let mut beat = interval(outbox.heartbeat.max(Duration::from_millis(10)));
+    loop {
+        tokio::select! {
+            done = &mut stopping => {
+                return done.map_err(|e| SessionEnd::Disconnected(e.to_string()));
+            }
+            _ = beat.tick() => send_heartbeat(io, outbox, &mut usage).await?,
+        }
+    }
+}
+
+async fn send_heartbeat<T>(io: &mut T, outbox: &Outbox, usage: &mut ProcessUsage) -> Step
+where
+    T: Sink<WorkerMessage, Error = CodecError> + Unpin,
+{
+    let (cpu_percent, memory_bytes) = usage.sample();
+    let status = WorkerStatus {
+        state: outbox.state.or(Some(WorkerState::Ready)),
+        user_count: outbox.user_count,
+        cpu_percent,
+        memory_bytes,
+    };
+    send(io, WorkerMessage::Heartbeat(status)).await
+}
+
+/// Graceful exit: stop users within the stop timeout, flush the last
+/// report, say goodbye. Errors are ignored: we are leaving anyway.
+async fn leave<T>(io: &mut T, engine: &Engine, outbox: &mut Outbox, config: &SessionConfig)
+where
+    T: Sink<WorkerMessage, Error = CodecError> + Unpin,
+{
+    outbox.state = Some(WorkerState::Stopping);
+    let _ = stop_users(io, engine, outbox, config.stop_timeout).await;
+    if send_report(io, engine, outbox).await.is_ok() {
+        let _ = send(io, WorkerMessage::Quitting).await;
+        let _ = io.close().await;
+    }
+}
