@@ -21,3 +21,5 @@ pub use error::MasterError;
 pub use handle::{MasterHandle, start};
 pub use membership::WorkerView;
 pub use snapshot::{HistoryPoint, RunState, Snapshot};
+pub mod scale;
+pub mod web;
