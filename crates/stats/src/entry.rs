@@ -7,6 +7,7 @@
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +34,7 @@ pub struct Sample<'a> {
 
 /// Identifies a [`StatsEntry`]. Ordered like Locust sorts its entries: by
 /// name, then method.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryKey {
     pub method: String,
     pub name: String,
@@ -48,7 +49,7 @@ impl EntryKey {
     }
 }
 
-/// A view of an entry key as two borrowed strings. `BTreeMap<EntryKey, _>`
+/// A view of an entry key as two borrowed strings. Maps keyed by `EntryKey`
 /// can be searched with `&dyn KeyPair`, so a `(&str, &str)` finds an entry
 /// without allocating.
 pub(crate) trait KeyPair {
@@ -76,6 +77,26 @@ impl<'a> Borrow<dyn KeyPair + 'a> for EntryKey {
 /// Locust's order: name first, then method.
 fn cmp_pairs(a: (&str, &str), b: (&str, &str)) -> Ordering {
     a.1.cmp(b.1).then_with(|| a.0.cmp(b.0))
+}
+
+/// The one hash both `EntryKey` and `dyn KeyPair` use, as `Borrow` requires.
+fn hash_pair<H: Hasher>((method, name): (&str, &str), state: &mut H) {
+    // The separator keeps ("ab", "c") and ("a", "bc") apart.
+    state.write(method.as_bytes());
+    state.write_u8(0xff);
+    state.write(name.as_bytes());
+}
+
+impl Hash for dyn KeyPair + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_pair(self.pair(), state);
+    }
+}
+
+impl Hash for EntryKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_pair(self.pair(), state);
+    }
 }
 
 impl PartialEq for dyn KeyPair + '_ {

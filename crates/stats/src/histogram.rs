@@ -144,7 +144,9 @@ impl fmt::Debug for LatencyHistogram {
 
 impl Serialize for LatencyHistogram {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let n = self.inner.distinct_values();
+        // msgpack needs the length up front; hdrhistogram's
+        // `distinct_values` counts every slot, not the non-empty ones.
+        let n = self.buckets().count();
         let mut seq = serializer.serialize_seq(Some(n))?;
         for pair in self.buckets() {
             seq.serialize_element(&pair)?;

