@@ -1,0 +1,1085 @@
+//! The Kubernetes manifests under `deploy/kubernetes` agree with themselves.
+//!
+//! Nothing here talks to a cluster or the network: the files are parsed as
+//! YAML and the base is assembled the way kustomize would assemble it (its
+//! `resources` plus the objects its generators make), so that a name or a
+//! port changed in one place and not in another fails here, not at
+//! `kubectl apply` time. The schema of each object is checked separately by
+//! `deploy/check.sh` (`kubernetes-validate --strict`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root exists")
+}
+
+fn base_dir() -> PathBuf {
+    let dir = repo_root().join("deploy/kubernetes/base");
+    dir.canonicalize()
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Every YAML document of a file (a file may hold several, split by `---`).
+fn documents(path: &Path) -> Vec<Value> {
+    let text = read(path);
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| {
+            Value::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// The value at a dotted path: `spec.template.spec`, with numbers indexing
+/// sequences (`containers.0`).
+fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.')
+        .try_fold(v, |v, key| match key.parse::<usize>() {
+            Ok(i) if v.is_sequence() => v.get(i),
+            _ => v.get(key),
+        })
+}
+
+fn str_at<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
+    at(v, path).and_then(Value::as_str)
+}
+
+fn seq_at<'a>(v: &'a Value, path: &str) -> &'a [Value] {
+    at(v, path)
+        .and_then(Value::as_sequence)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_sequence)
+        .map(|s| {
+            s.iter()
+                .map(|x| x.as_str().expect("a list of strings").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_mapping)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::String(s) => s.clone(),
+                        other => serde_yaml_ng::to_string(other).unwrap().trim().to_owned(),
+                    };
+                    (k.as_str().expect("string keys").to_owned(), v)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One Kubernetes object and the file it came from, for messages.
+#[derive(Clone, Debug)]
+struct Obj {
+    file: String,
+    value: Value,
+}
+
+impl Obj {
+    fn kind(&self) -> &str {
+        str_at(&self.value, "kind")
+            .unwrap_or_else(|| panic!("an object in {} has no kind", self.file))
+    }
+    fn name(&self) -> &str {
+        str_at(&self.value, "metadata.name")
+            .unwrap_or_else(|| panic!("an object in {} has no metadata.name", self.file))
+    }
+    fn at(&self, path: &str) -> Option<&Value> {
+        at(&self.value, path)
+    }
+}
+
+/// What kustomize builds from the base: its resource files and the
+/// ConfigMaps and Secrets of its generators (with the keys they will hold).
+struct Base {
+    objects: Vec<Obj>,
+    config_maps: BTreeMap<String, BTreeSet<String>>,
+    secrets: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn kustomization(dir: &Path) -> Value {
+    let path = dir.join("kustomization.yaml");
+    assert!(path.is_file(), "{} is missing", path.display());
+    let mut docs = documents(&path);
+    assert_eq!(docs.len(), 1, "{} must hold one document", path.display());
+    let k = docs.remove(0);
+    assert_eq!(
+        str_at(&k, "kind"),
+        Some("Kustomization"),
+        "{}",
+        path.display()
+    );
+    k
+}
+
+/// `key=path` or `path` in a generator's `files`: the file and its key.
+fn generator_file(entry: &str) -> (String, String) {
+    match entry.split_once('=') {
+        Some((key, path)) => (key.to_owned(), path.to_owned()),
+        None => {
+            let key = Path::new(entry).file_name().unwrap().to_string_lossy();
+            (key.into_owned(), entry.to_owned())
+        }
+    }
+}
+
+/// The keys of a kustomize env file (`KEY=value` lines, `#` comments).
+fn env_file_keys(path: &Path) -> BTreeSet<String> {
+    read(path)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            l.split_once('=')
+                .unwrap_or_else(|| panic!("{}: `{l}` is not KEY=value", path.display()))
+                .0
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The keys a config/secret generator entry produces, checking that every
+/// file it reads exists.
+fn generator_keys(dir: &Path, generator: &Value) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for entry in strings(generator.get("files")) {
+        let (key, file) = generator_file(&entry);
+        let path = dir.join(&file);
+        assert!(
+            path.is_file(),
+            "generator file {} does not exist",
+            path.display()
+        );
+        keys.insert(key);
+    }
+    for literal in strings(generator.get("literals")) {
+        let (key, _) = literal
+            .split_once('=')
+            .unwrap_or_else(|| panic!("literal `{literal}` is not KEY=value"));
+        keys.insert(key.to_owned());
+    }
+    for env in strings(generator.get("envs")) {
+        keys.extend(env_file_keys(&dir.join(env)));
+    }
+    keys
+}
+
+fn load_base() -> Base {
+    let dir = base_dir();
+    let k = kustomization(&dir);
+    let resources = strings(k.get("resources"));
+    assert!(!resources.is_empty(), "the base lists no resources");
+
+    let mut objects = Vec::new();
+    for file in &resources {
+        let path = dir.join(file);
+        assert!(
+            path.is_file(),
+            "base/kustomization.yaml lists {file}, but {} does not exist",
+            path.display()
+        );
+        for value in documents(&path) {
+            objects.push(Obj {
+                file: format!("base/{file}"),
+                value,
+            });
+        }
+    }
+
+    let mut config_maps = BTreeMap::new();
+    for g in seq_at(&k, "configMapGenerator") {
+        let name = str_at(g, "name").expect("a configMapGenerator has a name");
+        config_maps.insert(name.to_owned(), generator_keys(&dir, g));
+    }
+    let mut secrets = BTreeMap::new();
+    for g in seq_at(&k, "secretGenerator") {
+        let name = str_at(g, "name").expect("a secretGenerator has a name");
+        secrets.insert(name.to_owned(), generator_keys(&dir, g));
+    }
+    Base {
+        objects,
+        config_maps,
+        secrets,
+    }
+}
+
+impl Base {
+    fn all(&self, kind: &str) -> Vec<&Obj> {
+        self.objects.iter().filter(|o| o.kind() == kind).collect()
+    }
+    fn find(&self, kind: &str, name: &str) -> Option<&Obj> {
+        self.objects
+            .iter()
+            .find(|o| o.kind() == kind && o.name() == name)
+    }
+    /// The one Deployment whose container runs the given role (`--master`).
+    fn deployment_with(&self, role_flag: &str) -> &Obj {
+        let found: Vec<&Obj> = self
+            .all("Deployment")
+            .into_iter()
+            .filter(|d| {
+                containers(d)
+                    .iter()
+                    .any(|c| args(c).iter().any(|a| a == role_flag))
+            })
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "expected exactly one Deployment running `swarmer {role_flag}`"
+        );
+        found[0]
+    }
+    fn master(&self) -> &Obj {
+        self.deployment_with("--master")
+    }
+    fn worker(&self) -> &Obj {
+        self.deployment_with("--worker")
+    }
+}
+
+fn pod_spec(d: &Obj) -> &Value {
+    d.at("spec.template.spec")
+        .unwrap_or_else(|| panic!("{} {} has no pod template", d.kind(), d.name()))
+}
+
+fn containers(d: &Obj) -> &[Value] {
+    seq_at(pod_spec(d), "containers")
+}
+
+/// The swarmer container of a Deployment (each of ours has exactly one).
+fn container(d: &Obj) -> &Value {
+    let cs = containers(d);
+    assert_eq!(cs.len(), 1, "{} should run one container", d.name());
+    &cs[0]
+}
+
+fn args(c: &Value) -> Vec<String> {
+    strings(c.get("args"))
+}
+
+/// A setting of the swarmer command line, as the binary would see it:
+/// `--flag value` or `--flag=value` in the args, else the plain (not
+/// `valueFrom`) environment variable `SWARMER_FLAG`.
+fn setting(c: &Value, flag: &str) -> Option<String> {
+    let args = args(c);
+    for (i, a) in args.iter().enumerate() {
+        if a == flag {
+            return Some(
+                args.get(i + 1)
+                    .unwrap_or_else(|| panic!("{flag} has no value"))
+                    .clone(),
+            );
+        }
+        if let Some(v) = a.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+            return Some(v.to_owned());
+        }
+    }
+    let var = format!(
+        "SWARMER_{}",
+        flag.trim_start_matches('-')
+            .replace('-', "_")
+            .to_uppercase()
+    );
+    seq_at(c, "env")
+        .iter()
+        .find(|e| str_at(e, "name") == Some(var.as_str()))
+        .and_then(|e| str_at(e, "value"))
+        .map(str::to_owned)
+}
+
+fn required(c: &Value, flag: &str) -> String {
+    setting(c, flag).unwrap_or_else(|| panic!("the container does not set {flag}"))
+}
+
+fn port_number(s: &str, what: &str) -> u64 {
+    s.parse()
+        .unwrap_or_else(|_| panic!("{what} is `{s}`, not a port number"))
+}
+
+/// The containerPort a Service targetPort, probe port or NetworkPolicy port
+/// designates in a container: by name, or by number if the container
+/// declares that number.
+fn container_port(c: &Value, port: &Value) -> Option<u64> {
+    let ports = seq_at(c, "ports");
+    match port {
+        Value::String(name) => ports
+            .iter()
+            .find(|p| str_at(p, "name") == Some(name.as_str()))
+            .and_then(|p| at(p, "containerPort"))
+            .and_then(Value::as_u64),
+        Value::Number(n) => ports
+            .iter()
+            .filter_map(|p| at(p, "containerPort").and_then(Value::as_u64))
+            .find(|p| Some(*p) == n.as_u64()),
+        _ => None,
+    }
+}
+
+fn pod_labels(d: &Obj) -> BTreeMap<String, String> {
+    string_map(d.at("spec.template.metadata.labels"))
+}
+
+fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// `10s`, `1m30s`, `500ms`: the forms the manifests use for --stop-timeout.
+fn parse_duration(s: &str) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut rest = s.trim();
+    assert!(!rest.is_empty(), "empty duration");
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: u64 = rest[..digits]
+            .parse()
+            .unwrap_or_else(|_| panic!("bad duration `{s}`"));
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        total += match unit {
+            "ms" => Duration::from_millis(n),
+            "s" | "" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            _ => panic!("bad duration unit in `{s}`"),
+        };
+    }
+    total
+}
+
+fn workspace_version() -> String {
+    let text = read(&repo_root().join("Cargo.toml"));
+    let table: toml::Table = text.parse().expect("Cargo.toml parses");
+    table["workspace"]["package"]["version"]
+        .as_str()
+        .expect("workspace.package.version")
+        .to_owned()
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn every_base_file_is_listed_and_the_base_has_no_namespace() {
+    let dir = base_dir();
+    let k = kustomization(&dir);
+    for field in ["namespace", "namePrefix", "nameSuffix"] {
+        assert!(
+            k.get(field).is_none(),
+            "base/kustomization.yaml sets {field}: the base must stay namespace-agnostic, and \
+             the flags and the Role's resourceNames carry the names literally"
+        );
+    }
+    let listed: BTreeSet<String> = strings(k.get("resources")).into_iter().collect();
+    for entry in fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".yaml") && name != "kustomization.yaml" {
+            assert!(
+                listed.contains(&name),
+                "base/{name} is not in base/kustomization.yaml's resources, so it is never \
+                 deployed"
+            );
+        }
+    }
+    let base = load_base();
+    for o in &base.objects {
+        assert!(
+            o.at("metadata.namespace").is_none(),
+            "{} {} in {} sets a namespace; the overlay chooses it",
+            o.kind(),
+            o.name(),
+            o.file
+        );
+    }
+}
+
+#[test]
+fn nothing_is_cluster_wide() {
+    let base = load_base();
+    for o in &base.objects {
+        assert!(
+            !matches!(o.kind(), "ClusterRole" | "ClusterRoleBinding"),
+            "{} {} in {}: nothing in swarmer needs cluster-wide rights",
+            o.kind(),
+            o.name(),
+            o.file
+        );
+    }
+    for rb in base.all("RoleBinding") {
+        assert_eq!(
+            str_at(&rb.value, "roleRef.kind"),
+            Some("Role"),
+            "RoleBinding {} must bind a Role, not a ClusterRole",
+            rb.name()
+        );
+    }
+}
+
+#[test]
+fn the_role_grants_exactly_the_scaler_rights_on_the_worker_deployment() {
+    let base = load_base();
+    let worker = base.worker().name().to_owned();
+    let master = base.master();
+    assert_eq!(
+        required(container(master), "--worker-deployment"),
+        worker,
+        "the master's --worker-deployment must name the worker Deployment"
+    );
+    assert_eq!(required(container(master), "--scaler"), "kubernetes");
+
+    let roles = base.all("Role");
+    assert_eq!(roles.len(), 1, "one Role, for the master's scaler");
+    let role = roles[0];
+    let mut granted = BTreeSet::new();
+    for rule in seq_at(&role.value, "rules") {
+        assert!(
+            rule.get("nonResourceURLs").is_none(),
+            "Role {} grants nonResourceURLs",
+            role.name()
+        );
+        assert_eq!(
+            strings(rule.get("apiGroups")),
+            ["apps"],
+            "Role {}: every rule is about apps/v1 Deployments",
+            role.name()
+        );
+        assert_eq!(
+            strings(rule.get("resourceNames")),
+            [worker.as_str()],
+            "Role {}: every rule must be restricted by resourceNames to the worker Deployment",
+            role.name()
+        );
+        for resource in strings(rule.get("resources")) {
+            for verb in strings(rule.get("verbs")) {
+                granted.insert((resource.clone(), verb));
+            }
+        }
+    }
+    let expected: BTreeSet<(String, String)> = [
+        ("deployments/scale", "get"),
+        ("deployments/scale", "patch"),
+        ("deployments/scale", "update"),
+        ("deployments", "get"),
+    ]
+    .into_iter()
+    .map(|(r, v)| (r.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(
+        granted,
+        expected,
+        "Role {} must grant exactly get/patch/update on deployments/scale and get on \
+         deployments",
+        role.name()
+    );
+}
+
+#[test]
+fn the_role_is_bound_to_the_service_account_the_master_runs_as() {
+    let base = load_base();
+    let role = base.all("Role")[0];
+    let bindings = base.all("RoleBinding");
+    assert_eq!(bindings.len(), 1, "one RoleBinding");
+    let rb = bindings[0];
+    assert_eq!(str_at(&rb.value, "roleRef.name"), Some(role.name()));
+    assert_eq!(
+        str_at(&rb.value, "roleRef.apiGroup"),
+        Some("rbac.authorization.k8s.io")
+    );
+
+    let master = base.master();
+    let sa = str_at(pod_spec(master), "serviceAccountName")
+        .expect("the master pod names its ServiceAccount");
+    assert!(
+        base.find("ServiceAccount", sa).is_some(),
+        "the master runs as ServiceAccount {sa}, which the base does not create"
+    );
+    let subjects = seq_at(&rb.value, "subjects");
+    assert_eq!(
+        subjects.len(),
+        1,
+        "RoleBinding {} has one subject",
+        rb.name()
+    );
+    assert_eq!(str_at(&subjects[0], "kind"), Some("ServiceAccount"));
+    assert_eq!(
+        str_at(&subjects[0], "name"),
+        Some(sa),
+        "RoleBinding {} must bind the ServiceAccount the master pod uses",
+        rb.name()
+    );
+    assert!(
+        subjects[0].get("namespace").is_none(),
+        "the subject's namespace is filled in by the overlay's `namespace:`"
+    );
+    assert_ne!(
+        at(pod_spec(master), "automountServiceAccountToken").and_then(Value::as_bool),
+        Some(false),
+        "the master needs its ServiceAccount token to scale"
+    );
+
+    let worker = base.worker();
+    assert_eq!(
+        at(pod_spec(worker), "automountServiceAccountToken").and_then(Value::as_bool),
+        Some(false),
+        "workers never call the Kubernetes API and must get no token"
+    );
+    assert_ne!(
+        str_at(pod_spec(worker), "serviceAccountName"),
+        Some(sa),
+        "workers must not run as the master's ServiceAccount"
+    );
+}
+
+#[test]
+fn workers_join_the_master_service_on_the_master_port() {
+    let base = load_base();
+    let master = base.master();
+    let mc = container(master);
+    let wc = container(base.worker());
+    let bind_port = port_number(&required(mc, "--master-bind-port"), "--master-bind-port");
+
+    let host = required(wc, "--master-host");
+    let svc = base.find("Service", &host).unwrap_or_else(|| {
+        panic!("workers join --master-host {host}, but no Service has that name")
+    });
+    assert!(
+        selects(&string_map(svc.at("spec.selector")), &pod_labels(master)),
+        "Service {host} must select the master pod"
+    );
+    assert!(
+        !selects(
+            &string_map(svc.at("spec.selector")),
+            &pod_labels(base.worker())
+        ),
+        "Service {host} must not select the workers"
+    );
+    let master_port = port_number(&required(wc, "--master-port"), "--master-port");
+    let port = seq_at(&svc.value, "spec.ports")
+        .iter()
+        .find(|p| at(p, "port").and_then(Value::as_u64) == Some(master_port))
+        .unwrap_or_else(|| panic!("Service {host} has no port {master_port} (--master-port)"));
+    let target = port
+        .get("targetPort")
+        .unwrap_or_else(|| port.get("port").unwrap());
+    assert_eq!(
+        container_port(mc, target),
+        Some(bind_port),
+        "Service {host} port {master_port} must reach the master's --master-bind-port \
+         {bind_port}"
+    );
+}
+
+#[test]
+fn the_web_port_agrees_across_flags_probes_services_and_ingress() {
+    let base = load_base();
+    let master = base.master();
+    let mc = container(master);
+    let web_port = port_number(&required(mc, "--web-port"), "--web-port");
+    let base_path = required(mc, "--web-base-path");
+    assert!(
+        base_path.starts_with('/') && !base_path.ends_with('/'),
+        "--web-base-path `{base_path}` should look like /swarmer"
+    );
+
+    for probe in ["readinessProbe", "livenessProbe"] {
+        let p = mc
+            .get(probe)
+            .unwrap_or_else(|| panic!("the master has no {probe}"));
+        let path = str_at(p, "httpGet.path").unwrap_or_else(|| panic!("{probe} is not an httpGet"));
+        assert!(
+            path == "/healthz" || path == format!("{base_path}/healthz"),
+            "{probe} asks {path}; the master serves /healthz"
+        );
+        assert_eq!(
+            container_port(mc, at(p, "httpGet.port").unwrap()),
+            Some(web_port),
+            "{probe} must probe the web port {web_port}"
+        );
+    }
+
+    let ingresses = base.all("Ingress");
+    assert_eq!(ingresses.len(), 1, "one Ingress for the UI");
+    let ing = ingresses[0];
+    let mut backends = 0;
+    for rule in seq_at(&ing.value, "spec.rules") {
+        for p in seq_at(rule, "http.paths") {
+            backends += 1;
+            assert_eq!(
+                str_at(p, "path"),
+                Some(base_path.as_str()),
+                "the Ingress path must be the master's --web-base-path"
+            );
+            assert_eq!(str_at(p, "pathType"), Some("Prefix"));
+            let svc_name = str_at(p, "backend.service.name").expect("a Service backend");
+            let svc = base.find("Service", svc_name).unwrap_or_else(|| {
+                panic!("the Ingress sends to Service {svc_name}, which does not exist")
+            });
+            assert!(
+                selects(&string_map(svc.at("spec.selector")), &pod_labels(master)),
+                "Service {svc_name} must select the master pod"
+            );
+            let port = seq_at(&svc.value, "spec.ports")
+                .iter()
+                .find(|sp| {
+                    match (
+                        at(p, "backend.service.port.name"),
+                        at(p, "backend.service.port.number"),
+                    ) {
+                        (Some(n), _) => sp.get("name") == Some(n),
+                        (None, Some(n)) => sp.get("port") == Some(n),
+                        _ => false,
+                    }
+                })
+                .unwrap_or_else(|| {
+                    panic!("the Ingress's backend port is not a port of Service {svc_name}")
+                });
+            let target = port
+                .get("targetPort")
+                .unwrap_or_else(|| port.get("port").unwrap());
+            assert_eq!(
+                container_port(mc, target),
+                Some(web_port),
+                "Service {svc_name} must reach the master's --web-port {web_port}"
+            );
+        }
+    }
+    assert!(backends > 0, "the Ingress routes nothing");
+}
+
+#[test]
+fn every_service_and_network_policy_port_exists_on_the_pods_it_selects() {
+    let base = load_base();
+    let deployments = base.all("Deployment");
+    for svc in base.all("Service") {
+        let selector = string_map(svc.at("spec.selector"));
+        let targets: Vec<&&Obj> = deployments
+            .iter()
+            .filter(|d| selects(&selector, &pod_labels(d)))
+            .collect();
+        assert_eq!(
+            targets.len(),
+            1,
+            "Service {} must select exactly one Deployment's pods",
+            svc.name()
+        );
+        for p in seq_at(&svc.value, "spec.ports") {
+            let target = p
+                .get("targetPort")
+                .unwrap_or_else(|| p.get("port").unwrap());
+            assert!(
+                container_port(container(targets[0]), target).is_some(),
+                "Service {} targets port {target:?}, which {} does not declare",
+                svc.name(),
+                targets[0].name()
+            );
+        }
+    }
+    for np in base.all("NetworkPolicy") {
+        let selector = string_map(np.at("spec.podSelector.matchLabels"));
+        let targets: Vec<&&Obj> = deployments
+            .iter()
+            .filter(|d| selects(&selector, &pod_labels(d)))
+            .collect();
+        assert_eq!(
+            targets.len(),
+            1,
+            "NetworkPolicy {} must select one Deployment's pods",
+            np.name()
+        );
+        for rule in seq_at(&np.value, "spec.ingress") {
+            for p in seq_at(rule, "ports") {
+                let port = p.get("port").expect("a port");
+                assert!(
+                    container_port(container(targets[0]), port).is_some(),
+                    "NetworkPolicy {} opens port {port:?}, which {} does not declare",
+                    np.name(),
+                    targets[0].name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_master_reads_the_script_from_the_generated_config_map() {
+    let base = load_base();
+    let master = base.master();
+    let mc = container(master);
+    let script = required(mc, "-f");
+    let script = Path::new(&script);
+    let (dir, file) = (script.parent().unwrap(), script.file_name().unwrap());
+
+    let mount = seq_at(mc, "volumeMounts")
+        .iter()
+        .find(|m| str_at(m, "mountPath").map(Path::new) == Some(dir))
+        .unwrap_or_else(|| panic!("nothing is mounted at {}", dir.display()));
+    let volume_name = str_at(mount, "name").unwrap();
+    let volume = seq_at(pod_spec(master), "volumes")
+        .iter()
+        .find(|v| str_at(v, "name") == Some(volume_name))
+        .unwrap_or_else(|| panic!("no volume {volume_name}"));
+    let cm = str_at(volume, "configMap.name").expect("the script volume is a ConfigMap");
+    let keys = base
+        .config_maps
+        .get(cm)
+        .unwrap_or_else(|| panic!("ConfigMap {cm} is not made by the base's configMapGenerator"));
+    assert!(
+        keys.contains(&*file.to_string_lossy()),
+        "ConfigMap {cm} has no key {}, which -f reads",
+        file.to_string_lossy()
+    );
+}
+
+#[test]
+fn the_script_in_the_config_map_is_the_quickstart_example() {
+    let root = repo_root();
+    let example = root.join("examples/quickstart.lua");
+    let copy = base_dir().join("scripts/locustfile.lua");
+    assert!(copy.is_file(), "{} is missing", copy.display());
+    if !example.is_file() {
+        eprintln!(
+            "SKIPPED: examples/quickstart.lua does not exist yet, so there is nothing to compare \
+             deploy/kubernetes/base/scripts/locustfile.lua with"
+        );
+        return;
+    }
+    assert!(
+        fs::read(&example).unwrap() == fs::read(&copy).unwrap(),
+        "deploy/kubernetes/base/scripts/locustfile.lua differs from examples/quickstart.lua \
+         (kustomize cannot read files outside its directory, so the ConfigMap's script is a \
+         copy). Refresh it:\n  cp examples/quickstart.lua \
+         deploy/kubernetes/base/scripts/locustfile.lua"
+    );
+}
+
+#[test]
+fn every_secret_reference_names_a_generated_key() {
+    let base = load_base();
+    for d in base.all("Deployment") {
+        for c in containers(d) {
+            for e in seq_at(c, "env") {
+                if let Some(r) = at(e, "valueFrom.secretKeyRef") {
+                    let (name, key) = (str_at(r, "name").unwrap(), str_at(r, "key").unwrap());
+                    let keys = base.secrets.get(name).unwrap_or_else(|| {
+                        panic!(
+                            "{} reads Secret {name}, which the base does not generate",
+                            d.name()
+                        )
+                    });
+                    assert!(
+                        keys.contains(key),
+                        "{} reads key {key} of Secret {name}, which has none",
+                        d.name()
+                    );
+                }
+            }
+        }
+    }
+    let token = |d: &Obj| {
+        seq_at(container(d), "env")
+            .iter()
+            .find(|e| str_at(e, "name") == Some("SWARMER_CLUSTER_TOKEN"))
+            .and_then(|e| at(e, "valueFrom.secretKeyRef"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{} gets no SWARMER_CLUSTER_TOKEN from a Secret", d.name()))
+    };
+    assert_eq!(
+        token(base.master()),
+        token(base.worker()),
+        "the master and the workers must read the same cluster token"
+    );
+}
+
+#[test]
+fn workers_are_named_after_their_pod_and_leave_before_they_are_killed() {
+    let base = load_base();
+    let worker = base.worker();
+    let wc = container(worker);
+    let id = seq_at(wc, "env")
+        .iter()
+        .find(|e| str_at(e, "name") == Some("SWARMER_WORKER_ID"))
+        .expect("workers set SWARMER_WORKER_ID");
+    assert_eq!(
+        str_at(id, "valueFrom.fieldRef.fieldPath"),
+        Some("metadata.name"),
+        "the worker id comes from the pod name (downward API)"
+    );
+
+    let stop = parse_duration(&setting(wc, "--stop-timeout").unwrap_or_else(|| "10s".into()));
+    let grace = at(pod_spec(worker), "terminationGracePeriodSeconds")
+        .and_then(Value::as_u64)
+        .unwrap_or(30);
+    assert!(
+        Duration::from_secs(grace) > stop,
+        "terminationGracePeriodSeconds ({grace}s) must exceed --stop-timeout ({stop:?}), or \
+         workers are killed before their final report"
+    );
+    assert!(
+        worker.at("spec.replicas").is_none(),
+        "the worker Deployment must not set replicas: the master owns the count, and every \
+         `kubectl apply` would reset it"
+    );
+
+    let master = base.master();
+    assert_eq!(
+        master.at("spec.replicas").and_then(Value::as_u64),
+        Some(1),
+        "one master"
+    );
+    assert_eq!(
+        str_at(&master.value, "spec.strategy.type"),
+        Some("Recreate"),
+        "two masters side by side would split the workers"
+    );
+}
+
+#[test]
+fn pods_run_non_root_read_only_with_limits_and_no_service_links() {
+    let base = load_base();
+    for d in base.all("Deployment") {
+        let spec = pod_spec(d);
+        // The kubelet would inject SWARMER_MASTER_PORT=tcp://... for the
+        // swarmer-master Service, which the binary reads as --master-port.
+        assert_eq!(
+            at(spec, "enableServiceLinks").and_then(Value::as_bool),
+            Some(false),
+            "{}: Service links would set SWARMER_*_PORT variables the binary reads as flags",
+            d.name()
+        );
+        assert_eq!(
+            at(spec, "securityContext.runAsNonRoot").and_then(Value::as_bool),
+            Some(true),
+            "{} must run as non-root",
+            d.name()
+        );
+        for c in containers(d) {
+            let sc = c
+                .get("securityContext")
+                .expect("a container securityContext");
+            assert_eq!(
+                at(sc, "readOnlyRootFilesystem").and_then(Value::as_bool),
+                Some(true),
+                "{}",
+                d.name()
+            );
+            assert_eq!(
+                at(sc, "allowPrivilegeEscalation").and_then(Value::as_bool),
+                Some(false),
+                "{}",
+                d.name()
+            );
+            assert_eq!(
+                strings(at(sc, "capabilities.drop")),
+                ["ALL"],
+                "{}",
+                d.name()
+            );
+            for kind in ["requests", "limits"] {
+                for res in ["cpu", "memory"] {
+                    assert!(
+                        at(c, &format!("resources.{kind}.{res}")).is_some(),
+                        "{} has no {res} {kind}",
+                        d.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_image_tag_is_the_workspace_version_everywhere_it_is_written() {
+    let version = workspace_version();
+    let image = format!("swarmer:{version}");
+    let base = load_base();
+    for d in base.all("Deployment") {
+        assert_eq!(
+            str_at(container(d), "image"),
+            Some(image.as_str()),
+            "{} must run {image}: the base's tag is the workspace version, which the docs build",
+            d.name()
+        );
+    }
+    let docs = read(&repo_root().join("docs/kubernetes.md"));
+    assert!(
+        docs.contains(&image),
+        "docs/kubernetes.md should build and load {image}, the tag the manifests use"
+    );
+    let dockerfile = read(&repo_root().join("Dockerfile"));
+    let user = dockerfile
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("USER "))
+        .next_back()
+        .expect("the Dockerfile's final stage sets USER");
+    let uid = user.split(':').next().unwrap().trim();
+    for d in base.all("Deployment") {
+        assert_eq!(
+            at(pod_spec(d), "securityContext.runAsUser")
+                .and_then(Value::as_u64)
+                .map(|u| u.to_string())
+                .as_deref(),
+            Some(uid),
+            "{} must run as the image's user",
+            d.name()
+        );
+    }
+}
+
+#[test]
+fn overlays_only_refer_to_what_the_base_has() {
+    let base = load_base();
+    let base_image = str_at(container(base.master()), "image")
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let overlays = repo_root().join("deploy/kubernetes/overlays");
+    let mut seen = 0;
+    for entry in fs::read_dir(&overlays).expect("deploy/kubernetes/overlays exists") {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        seen += 1;
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let k = kustomization(&dir);
+        assert!(
+            str_at(&k, "namespace").is_some(),
+            "overlay {name} must set `namespace:` (the RoleBinding's subject needs one)"
+        );
+        for field in ["namePrefix", "nameSuffix"] {
+            assert!(
+                k.get(field).is_none(),
+                "overlay {name} sets {field}, which would rename objects but not the flags and \
+                 resourceNames that name them"
+            );
+        }
+        let mut includes_base = false;
+        for r in strings(k.get("resources")) {
+            let path = dir.join(&r);
+            assert!(
+                path.is_file() || path.join("kustomization.yaml").is_file(),
+                "overlay {name} lists resource {r}, which does not exist"
+            );
+            if path.is_dir() && path.canonicalize().unwrap() == base_dir() {
+                includes_base = true;
+            }
+        }
+        assert!(includes_base, "overlay {name} does not build on the base");
+
+        for p in seq_at(&k, "patches") {
+            let file =
+                str_at(p, "path").unwrap_or_else(|| panic!("overlay {name}: patches use files"));
+            let path = dir.join(file);
+            assert!(
+                path.is_file(),
+                "overlay {name}: patch {file} does not exist"
+            );
+            for patch in documents(&path) {
+                let patch = Obj {
+                    file: file.to_owned(),
+                    value: patch,
+                };
+                let target = base.find(patch.kind(), patch.name()).unwrap_or_else(|| {
+                    panic!(
+                        "overlay {name}: {file} patches {} {}, which the base does not have",
+                        patch.kind(),
+                        patch.name()
+                    )
+                });
+                for c in seq_at(&patch.value, "spec.template.spec.containers") {
+                    let cname = str_at(c, "name").unwrap();
+                    assert!(
+                        containers(target)
+                            .iter()
+                            .any(|t| str_at(t, "name") == Some(cname)),
+                        "overlay {name}: {file} patches container {cname}, which {} does not have \
+                         (the patch would add a second container)",
+                        target.name()
+                    );
+                }
+            }
+        }
+        for r in seq_at(&k, "replicas") {
+            let d = str_at(r, "name").unwrap();
+            assert!(
+                base.find("Deployment", d).is_some(),
+                "overlay {name}: replicas for unknown {d}"
+            );
+            assert_ne!(
+                d,
+                base.master().name(),
+                "overlay {name}: the master must stay at one replica"
+            );
+        }
+        for i in seq_at(&k, "images") {
+            assert_eq!(
+                str_at(i, "name"),
+                Some(base_image.as_str()),
+                "overlay {name}: `images` must match the base's image name to take effect"
+            );
+        }
+        for g in seq_at(&k, "secretGenerator") {
+            let secret = str_at(g, "name").unwrap();
+            let base_keys = base.secrets.get(secret).unwrap_or_else(|| {
+                panic!("overlay {name}: Secret {secret} is not one of the base's")
+            });
+            assert_eq!(
+                str_at(g, "behavior"),
+                Some("replace"),
+                "overlay {name}: Secret {secret} must replace the base's placeholders"
+            );
+            // The env files hold real credentials and are not committed;
+            // each comes with a committed .example showing its keys.
+            for env in strings(g.get("envs")) {
+                let example = dir.join(format!("{env}.example"));
+                assert!(
+                    example.is_file(),
+                    "overlay {name}: {env} needs a committed {env}.example"
+                );
+                assert_eq!(
+                    &env_file_keys(&example),
+                    base_keys,
+                    "overlay {name}: {env}.example must have the keys the pods read"
+                );
+            }
+        }
+    }
+    assert!(seen > 0, "no overlay under deploy/kubernetes/overlays");
+}
+
+#[test]
+fn durations_parse_like_the_command_line() {
+    assert_eq!(parse_duration("10s"), Duration::from_secs(10));
+    assert_eq!(parse_duration("1m30s"), Duration::from_secs(90));
+    assert_eq!(parse_duration("500ms"), Duration::from_millis(500));
+}
