@@ -248,8 +248,9 @@ impl StatsEntry {
                 self.last_request_ms = self.last_request_ms.max(other.last_request_ms);
             }
         }
-        self.num_requests += other.num_requests;
-        self.num_failures += other.num_failures;
+        // Saturating: a delta comes off the wire and may be nonsense.
+        self.num_requests = self.num_requests.saturating_add(other.num_requests);
+        self.num_failures = self.num_failures.saturating_add(other.num_failures);
         self.total_response_time_us = self
             .total_response_time_us
             .saturating_add(other.total_response_time_us);
@@ -262,12 +263,8 @@ impl StatsEntry {
                 .get_or_insert_with(LatencyHistogram::new)
                 .merge(due);
         }
-        for (&sec, &n) in &other.num_reqs_per_sec {
-            *self.num_reqs_per_sec.entry(sec).or_insert(0) += n;
-        }
-        for (&sec, &n) in &other.num_fail_per_sec {
-            *self.num_fail_per_sec.entry(sec).or_insert(0) += n;
-        }
+        merge_seconds(&mut self.num_reqs_per_sec, &other.num_reqs_per_sec);
+        merge_seconds(&mut self.num_fail_per_sec, &other.num_fail_per_sec);
     }
 
     /// Drops per-second counts of seconds before `oldest_sec`.
@@ -298,8 +295,20 @@ impl StatsEntry {
     }
 
     /// Response time at quantile `q` (0.0..=1.0, clamped); 0 without requests.
+    /// Within 1% of the true value, and never outside the exact min and max
+    /// (so the 100th percentile is the true maximum).
     pub fn percentile_ms(&self, q: f64) -> f64 {
-        self.histogram.value_at_quantile_us(q) as f64 / 1000.0
+        if self.num_requests == 0 {
+            return 0.0;
+        }
+        let us = self.histogram.value_at_quantile_us(q);
+        // A bucket reports its highest value, up to 1% above what was
+        // recorded; the exact extremes bound it. Not `clamp`, which panics
+        // should a decoded entry carry min > max.
+        let us = us
+            .max(self.min_response_time_us)
+            .min(self.max_response_time_us);
+        us as f64 / 1000.0
     }
 
     /// Latency from when requests were due at quantile `q`; `None` when no
@@ -360,6 +369,13 @@ impl StatsEntry {
             return 0.0;
         }
         self.num_failures as f64 / self.num_requests as f64
+    }
+}
+
+fn merge_seconds(mine: &mut BTreeMap<u64, u64>, other: &BTreeMap<u64, u64>) {
+    for (&sec, &n) in other {
+        let count = mine.entry(sec).or_insert(0);
+        *count = count.saturating_add(n);
     }
 }
 

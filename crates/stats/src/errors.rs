@@ -48,7 +48,7 @@ impl ErrorEntry {
 
     /// Counts one more occurrence at `now_ms`.
     pub fn occur(&mut self, now_ms: u64) {
-        self.occurrences += 1;
+        self.occurrences = self.occurrences.saturating_add(1);
         self.first_seen_ms = self.first_seen_ms.min(now_ms);
         self.last_seen_ms = self.last_seen_ms.max(now_ms);
     }
@@ -62,7 +62,7 @@ impl ErrorEntry {
             *self = *other;
             return;
         }
-        self.occurrences += other.occurrences;
+        self.occurrences = self.occurrences.saturating_add(other.occurrences);
         self.first_seen_ms = self.first_seen_ms.min(other.first_seen_ms);
         self.last_seen_ms = self.last_seen_ms.max(other.last_seen_ms);
     }
@@ -80,7 +80,7 @@ pub struct ExceptionEntry {
 impl ExceptionEntry {
     /// Adds another tally of the same exception (exact, commutative).
     pub fn merge(&mut self, other: &ExceptionEntry) {
-        self.count += other.count;
+        self.count = self.count.saturating_add(other.count);
         self.nodes.extend(other.nodes.iter().cloned());
     }
 }
