@@ -1,0 +1,300 @@
+//! The command line: Locust's flags where the concept is the same, each
+//! also an environment variable `SWARMER_<FLAG>` and a key of the optional
+//! config file (`swarmer.toml`, or `--config FILE`).
+//!
+//! Precedence is command line, then environment, then config file. The
+//! config file is applied by turning its keys into arguments placed before
+//! the real ones (clap lets a later occurrence win), skipping keys whose
+//! environment variable is set.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "swarmer",
+    version,
+    about = "Distributed load testing with Lua-scripted users",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a small HTTP application to load-test (for the quickstart and tests).
+    DemoTarget {
+        #[arg(long, default_value = "127.0.0.1", env = "SWARMER_DEMO_BIND")]
+        bind: String,
+        #[arg(long, default_value_t = 8080, env = "SWARMER_DEMO_PORT")]
+        port: u16,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScalerKind {
+    Kubernetes,
+    Local,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The Lua script that defines the users (a worker may leave it out: the master sends it).
+    #[arg(short = 'f', long = "script", visible_alias = "locustfile", env = "SWARMER_SCRIPT")]
+    pub script: Option<PathBuf>,
+    /// User types to run (default: all the script defines).
+    #[arg(value_name = "USER_TYPES")]
+    pub user_types_pos: Vec<String>,
+    #[arg(long = "user-types", env = "SWARMER_USER_TYPES", value_delimiter = ',')]
+    pub user_types: Vec<String>,
+    /// Peak number of concurrent users.
+    #[arg(short = 'u', long, env = "SWARMER_USERS")]
+    pub users: Option<u32>,
+    /// Users started per second (over the whole run, not per core).
+    #[arg(short = 'r', long, env = "SWARMER_SPAWN_RATE", value_parser = parse_rate)]
+    pub spawn_rate: Option<f64>,
+    /// Stop after this long: 30s, 5m, 1h30m. Without it, run until Ctrl-C.
+    #[arg(short = 't', long, env = "SWARMER_RUN_TIME", value_parser = parse_duration)]
+    pub run_time: Option<Duration>,
+    /// Host to load-test, e.g. http://127.0.0.1:8080 (overrides the script's).
+    #[arg(short = 'H', long, env = "SWARMER_HOST")]
+    pub host: Option<String>,
+    /// Run without the web UI and exit when the run ends.
+    #[arg(long, env = "SWARMER_HEADLESS")]
+    pub headless: bool,
+    /// With the web UI, start a run at once (with -u, -r, -t).
+    #[arg(long, env = "SWARMER_AUTOSTART")]
+    pub autostart: bool,
+    #[arg(long, env = "SWARMER_CSV", value_name = "PREFIX")]
+    pub csv: Option<String>,
+    /// Write every entry to the _stats_history.csv, not only the aggregated row.
+    #[arg(long, env = "SWARMER_CSV_FULL_HISTORY")]
+    pub csv_full_history: bool,
+    /// Write a self-contained HTML report here at the end.
+    #[arg(long, env = "SWARMER_HTML")]
+    pub html: Option<PathBuf>,
+    /// Print the final statistics as JSON.
+    #[arg(long, env = "SWARMER_JSON")]
+    pub json: bool,
+    /// Only print the summary at the end, not the periodic table.
+    #[arg(long, env = "SWARMER_ONLY_SUMMARY")]
+    pub only_summary: bool,
+    /// How long users may take to finish their task when stopping.
+    #[arg(long, env = "SWARMER_STOP_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub stop_timeout: Duration,
+    /// Exit code when any request or task failed.
+    #[arg(long, env = "SWARMER_EXIT_CODE_ON_ERROR", default_value_t = 1)]
+    pub exit_code_on_error: i32,
+    /// Only run tasks with one of these tags.
+    #[arg(short = 'T', long, env = "SWARMER_TAGS", value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Never run tasks with one of these tags.
+    #[arg(short = 'E', long, env = "SWARMER_EXCLUDE_TAGS", value_delimiter = ',')]
+    pub exclude_tags: Vec<String>,
+    /// Reset statistics once all users have spawned.
+    #[arg(long, env = "SWARMER_RESET_STATS")]
+    pub reset_stats: bool,
+    /// Accept any TLS certificate from the target (test servers only).
+    #[arg(long, env = "SWARMER_INSECURE")]
+    pub insecure: bool,
+    /// Threads running users (default: one per core).
+    #[arg(long, env = "SWARMER_CORES", default_value_t = 0)]
+    pub cores: usize,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
+
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(short = 'L', long, env = "SWARMER_LOGLEVEL", default_value = "info")]
+    pub loglevel: String,
+    /// A TOML file of defaults (keys are the long flag names).
+    #[arg(long, env = "SWARMER_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Run as a master that workers join.
+    #[arg(long, env = "SWARMER_MASTER", conflicts_with = "worker")]
+    pub master: bool,
+    #[arg(long, env = "SWARMER_MASTER_BIND_HOST", default_value = "0.0.0.0")]
+    pub master_bind_host: String,
+    #[arg(long, env = "SWARMER_MASTER_BIND_PORT", default_value_t = 5557)]
+    pub master_bind_port: u16,
+    /// Run as a worker of a master.
+    #[arg(long, env = "SWARMER_WORKER")]
+    pub worker: bool,
+    #[arg(long, env = "SWARMER_MASTER_HOST", default_value = "127.0.0.1")]
+    pub master_host: String,
+    #[arg(long, env = "SWARMER_MASTER_PORT", default_value_t = 5557)]
+    pub master_port: u16,
+    /// Headless master: wait for this many workers before starting.
+    #[arg(long, env = "SWARMER_EXPECT_WORKERS", default_value_t = 1)]
+    pub expect_workers: usize,
+    /// Give up waiting for --expect-workers after this long.
+    #[arg(long, env = "SWARMER_EXPECT_WORKERS_MAX_WAIT", value_parser = parse_duration)]
+    pub expect_workers_max_wait: Option<Duration>,
+    /// This worker's id (default: host name plus a random suffix).
+    #[arg(long, env = "SWARMER_WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// Shared secret workers must present to join.
+    #[arg(long, env = "SWARMER_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
+    #[arg(long, env = "SWARMER_HEARTBEAT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+    #[arg(long, env = "SWARMER_REPORT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub report_interval: Duration,
+    /// What changes the number of workers from the UI.
+    #[arg(long, env = "SWARMER_SCALER", value_enum)]
+    pub scaler: Option<ScalerKind>,
+    /// The worker Deployment the Kubernetes scaler scales.
+    #[arg(long, env = "SWARMER_WORKER_DEPLOYMENT", default_value = "swarmer-worker")]
+    pub worker_deployment: String,
+    /// Namespace of the worker Deployment (default: the pod's own).
+    #[arg(long, env = "SWARMER_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The largest worker count the scale form accepts.
+    #[arg(long, env = "SWARMER_MAX_WORKERS", default_value_t = 100)]
+    pub max_workers: u32,
+    /// With --scaler local: start this many worker processes.
+    #[arg(long, env = "SWARMER_WORKERS")]
+    pub workers: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    #[arg(long, env = "SWARMER_WEB_HOST", default_value = "0.0.0.0")]
+    pub web_host: String,
+    #[arg(long, env = "SWARMER_WEB_PORT", default_value_t = 8089)]
+    pub web_port: u16,
+    /// Serve the UI under this prefix, e.g. /swarmer (behind an ingress).
+    #[arg(long, env = "SWARMER_WEB_BASE_PATH", default_value = "")]
+    pub web_base_path: String,
+    /// Protect the UI and API with HTTP Basic auth: USER:PASSWORD.
+    #[arg(long, env = "SWARMER_WEB_AUTH", hide_env_values = true)]
+    pub web_auth: Option<String>,
+    /// A bearer token accepted by the UI and API.
+    #[arg(long, env = "SWARMER_WEB_TOKEN", hide_env_values = true)]
+    pub web_token: Option<String>,
+}
+
+impl RunArgs {
+    pub fn selected_user_types(&self) -> Vec<String> {
+        let mut all = self.user_types_pos.clone();
+        all.extend(self.user_types.iter().cloned());
+        all
+    }
+}
+
+/// Parses `30s`, `5m`, `1h30m`, or plain seconds (`90`), as Locust does.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e}; expected a duration such as 30s, 5m or 1h30m"))
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
+        Ok(_) => Err("must be a positive number of users per second".into()),
+        Err(_) => Err("not a number".into()),
+    }
+}
+
+/// The real arguments with the config file's defaults placed in front.
+pub fn args_with_config() -> anyhow::Result<Vec<String>> {
+    let args: Vec<String> = std::env::args().collect();
+    let explicit = config_path_from(&args).or_else(|| std::env::var("SWARMER_CONFIG").ok().map(PathBuf::from));
+    let path = match explicit {
+        Some(p) => Some(p),
+        None => Some(PathBuf::from("swarmer.toml")).filter(|p| p.exists()),
+    };
+    let Some(path) = path else { return Ok(args) };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("config file {} is not valid TOML", path.display()))?;
+    let mut out = vec![args[0].clone()];
+    out.extend(config_args(&table, &path)?);
+    out.extend(args.into_iter().skip(1));
+    Ok(out)
+}
+
+fn config_path_from(args: &[String]) -> Option<PathBuf> {
+    let pos = args.iter().position(|a| a == "--config" || a.starts_with("--config="))?;
+    match args[pos].strip_prefix("--config=") {
+        Some(v) => Some(PathBuf::from(v)),
+        None => args.get(pos + 1).map(PathBuf::from),
+    }
+}
+
+fn config_args(table: &toml::Table, path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let flag = key.replace('_', "-");
+        let env = format!("SWARMER_{}", flag.to_uppercase().replace('-', "_"));
+        if std::env::var_os(&env).is_some() || flag == "config" {
+            continue;
+        }
+        let values: Vec<&toml::Value> = match value {
+            toml::Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        for v in values {
+            match v {
+                toml::Value::Boolean(true) => out.push(format!("--{flag}")),
+                toml::Value::Boolean(false) => {}
+                toml::Value::String(s) => out.push(format!("--{flag}={s}")),
+                toml::Value::Integer(i) => out.push(format!("--{flag}={i}")),
+                toml::Value::Float(f) => out.push(format!("--{flag}={f}")),
+                _ => bail!("{}: the value of {key:?} must be a string, number, boolean or a list of them", path.display()),
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_like_locust() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("soon").unwrap_err().contains("30s"));
+    }
+
+    #[test]
+    fn rates_must_be_positive() {
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("-1").is_err());
+        assert!(parse_rate("abc").is_err());
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+    }
+
+    #[test]
+    fn config_keys_become_flags() {
+        let table: toml::Table = "users = 5\nheadless = true\ntags = [\"a\", \"b\"]\nhost = \"http://x\"".parse().unwrap();
+        let args = config_args(&table, std::path::Path::new("t.toml")).unwrap();
+        assert!(args.contains(&"--users=5".to_string()));
+        assert!(args.contains(&"--headless".to_string()));
+        assert!(args.contains(&"--tags=a".to_string()) && args.contains(&"--tags=b".to_string()));
+        assert!(args.contains(&"--host=http://x".to_string()));
+    }
+}

@@ -1,0 +1,101 @@
+//! Files and JSON a headless run leaves behind: Locust's four CSV files
+//! (the history one appended once a second while running), `--json` and
+//! `--html`.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use master::{HistoryPoint, Snapshot};
+use stats::csv as locust_csv;
+
+/// Appends rows to `PREFIX_stats_history.csv` as the run goes.
+pub struct HistoryCsv {
+    file: File,
+    path: PathBuf,
+    full: bool,
+}
+
+impl HistoryCsv {
+    pub fn create(prefix: &str, full: bool) -> anyhow::Result<Self> {
+        let path = PathBuf::from(format!("{prefix}_stats_history.csv"));
+        let mut file = File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(file, "{}", locust_csv::STATS_HISTORY_HEADER)?;
+        Ok(Self { file, path, full })
+    }
+
+    pub fn append(&mut self, snap: &Snapshot) -> anyhow::Result<()> {
+        let rows = locust_csv::stats_history_rows(&snap.stats, u64::from(snap.user_count), snap.now_ms, self.full);
+        self.file
+            .write_all(rows.as_bytes())
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
+/// Writes the three end-of-run CSV files.
+pub fn write_final_csv(prefix: &str, snap: &Snapshot) -> anyhow::Result<()> {
+    let files = [
+        ("stats", locust_csv::stats_csv(&snap.stats, snap.now_ms)),
+        ("failures", locust_csv::failures_csv(&snap.stats)),
+        ("exceptions", locust_csv::exceptions_csv(&snap.stats)),
+    ];
+    for (suffix, body) in files {
+        let path = format!("{prefix}_{suffix}.csv");
+        std::fs::write(&path, body).with_context(|| format!("cannot write {path}"))?;
+    }
+    Ok(())
+}
+
+/// The final statistics as JSON: Locust's per-entry field names.
+pub fn final_json(snap: &Snapshot) -> serde_json::Value {
+    let s = &snap.stats;
+    let now = snap.now_ms;
+    let entry = |e: &stats::StatsEntry| {
+        serde_json::json!({
+            "method": e.method,
+            "name": e.name,
+            "num_requests": e.num_requests,
+            "num_failures": e.num_failures,
+            "min_response_time": e.min_response_time_ms(),
+            "max_response_time": e.max_response_time_ms(),
+            "avg_response_time": e.avg_response_time_ms(),
+            "median_response_time": e.median_response_time_ms(),
+            "response_time_percentile_0.95": e.percentile_ms(0.95),
+            "response_time_percentile_0.99": e.percentile_ms(0.99),
+            "avg_content_length": e.avg_content_length(),
+            "total_rps": e.total_rps(s.start_ms(), now),
+            "total_fail_per_sec": e.total_fail_per_sec(s.start_ms(), now),
+        })
+    };
+    let mut entries: Vec<_> = s.entries().map(entry).collect();
+    entries.push(entry(s.total()));
+    let errors: Vec<_> = s
+        .errors()
+        .iter()
+        .map(|(k, v)| serde_json::json!({"method": k.method, "name": k.name, "error": k.error, "occurrences": v.occurrences}))
+        .collect();
+    let exceptions: Vec<_> = s
+        .exceptions()
+        .map(|x| serde_json::json!({"count": x.count, "msg": x.message, "traceback": x.traceback, "nodes": x.nodes}))
+        .collect();
+    serde_json::json!({
+        "stats": entries,
+        "errors": errors,
+        "exceptions": exceptions,
+        "user_count": snap.user_count,
+        "worker_count": snap.worker_count,
+        "lost_workers": snap.lost_workers,
+        "fail_ratio": s.fail_ratio(),
+    })
+}
+
+pub fn write_html(path: &Path, snap: &Snapshot, history: &[HistoryPoint]) -> anyhow::Result<()> {
+    let html = render_report(snap, history);
+    std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))
+}
+
+// TEMPORARY until the web module's report renderer lands.
+fn render_report(_snap: &Snapshot, _history: &[HistoryPoint]) -> String {
+    String::new()
+}

@@ -1,0 +1,198 @@
+//! The three roles of the binary, assembled from the library crates:
+//! standalone (a master with one in-process worker, the default), master,
+//! and worker. Each builds its configs, starts components with a shared
+//! shutdown token, and hands headless runs to [`crate::headless`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use master::web::WebConfig;
+use master::{MasterConfig, MasterHandle};
+use protocol::ScriptText;
+use script::{ScriptInfo, ScriptSource};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use worker::session::{self, Outbox, SessionConfig};
+use worker::{Engine, EngineConfig};
+
+use crate::cli::RunArgs;
+use crate::headless;
+
+/// Errors that mean "the user asked for something impossible" (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+/// The script and what it defines, or a usage error naming file and line.
+pub fn load_script(args: &RunArgs) -> anyhow::Result<(ScriptSource, ScriptInfo)> {
+    let Some(path) = &args.script else {
+        return Err(usage("no script given: pass -f SCRIPT (for example -f examples/quickstart.lua)"));
+    };
+    let src = ScriptSource::read(&path.to_string_lossy()).map_err(|e| usage(e.to_string()))?;
+    let info = script::inspect(&src).map_err(|e| usage(e.to_string()))?;
+    for name in args.selected_user_types() {
+        if !info.user_types.iter().any(|t| t.name == name) {
+            let known: Vec<_> = info.user_types.iter().map(|t| t.name.as_str()).collect();
+            return Err(usage(format!(
+                "unknown user type {name:?} in --user-types; {} defines: {}",
+                src.path,
+                known.join(", ")
+            )));
+        }
+    }
+    Ok((src, info))
+}
+
+fn master_config(args: &RunArgs, src: &ScriptSource) -> MasterConfig {
+    MasterConfig {
+        script: ScriptText {
+            path: src.path.clone(),
+            code: src.code.clone(),
+        },
+        heartbeat_interval: args.cluster.heartbeat_interval.max(Duration::from_millis(10)),
+        report_interval: args.cluster.report_interval.max(Duration::from_millis(10)),
+        missed_heartbeats: 3,
+        token: args.cluster.cluster_token.clone(),
+        stop_timeout: args.stop_timeout,
+        tags: args.tags.clone(),
+        exclude_tags: args.exclude_tags.clone(),
+        host: args.host.clone(),
+    }
+}
+
+fn engine_config(args: &RunArgs, node_id: &str) -> EngineConfig {
+    EngineConfig {
+        cores: args.cores,
+        node_id: node_id.to_string(),
+        insecure_tls: args.insecure,
+        base_dir: args.script.as_deref().and_then(Path::parent).map(PathBuf::from),
+    }
+}
+
+fn session_config(args: &RunArgs, worker_id: String) -> SessionConfig {
+    SessionConfig {
+        worker_id,
+        incarnation: rand::random(),
+        token: args.cluster.cluster_token.clone(),
+        stop_timeout: args.stop_timeout,
+        missed_heartbeats: 3,
+    }
+}
+
+/// Standalone: the master and one in-process worker, linked in memory.
+pub async fn standalone(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<i32> {
+    let (src, info) = load_script(&args)?;
+    let (handle, _coordinator) = master::start(master_config(&args, &src), info, shutdown.clone());
+    let engine = Engine::start(engine_config(&args, "local")).context("cannot start the worker engine")?;
+    let (master_end, worker_end) = protocol::memory::pair();
+    handle.attach(master_end);
+    let config = session_config(&args, "local".into());
+    let worker_stop = CancellationToken::new();
+    let worker_token = worker_stop.clone();
+    let worker_task = tokio::spawn(async move {
+        let mut engine = engine;
+        session::run(worker_end, &mut engine, &mut Outbox::default(), &config, &worker_token).await
+    });
+    let code = serve(&args, handle, None, shutdown).await;
+    worker_stop.cancel();
+    let _ = tokio::time::timeout(args.stop_timeout + Duration::from_secs(2), worker_task).await;
+    code
+}
+
+/// A master that remote workers join on the master port.
+pub async fn master(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<i32> {
+    let (src, info) = load_script(&args)?;
+    let bind = format!("{}:{}", args.cluster.master_bind_host, args.cluster.master_bind_port);
+    let listener = TcpListener::bind(&bind)
+        .await
+        .map_err(|e| usage(format!("cannot listen for workers on {bind} (--master-bind-host/--master-bind-port): {e}")))?;
+    tracing::info!("waiting for workers on {}", listener.local_addr()?);
+    let (handle, _coordinator) = master::start(master_config(&args, &src), info, shutdown.clone());
+    tokio::spawn(master::listener::run(listener, handle.clone(), shutdown.clone()));
+    let expect = args.cluster.expect_workers;
+    serve(&args, handle, Some(expect), shutdown).await
+}
+
+/// Headless: run once and report. Otherwise: serve the web UI until stopped.
+async fn serve(
+    args: &RunArgs,
+    handle: MasterHandle,
+    expect_workers: Option<usize>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<i32> {
+    if args.headless {
+        let expect = expect_workers.unwrap_or(1);
+        return headless::run(args, handle, expect, shutdown).await;
+    }
+    let bind = format!("{}:{}", args.web.web_host, args.web.web_port);
+    let listener = TcpListener::bind(&bind)
+        .await
+        .map_err(|e| usage(format!("cannot serve the web UI on {bind} (--web-host/--web-port): {e}")))?;
+    let addr = listener.local_addr()?;
+    let base = args.web.web_base_path.trim_end_matches('/');
+    println!("web UI at http://{addr}{base}/ (Ctrl-C to quit)");
+    let config = web_config(args)?;
+    if args.autostart {
+        let request = headless::run_request(args)?;
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let _ = handle.wait_for(|s| s.worker_count >= 1).await;
+            if let Err(e) = handle.start_run(request).await {
+                tracing::error!("autostart failed: {e}");
+            }
+        });
+    }
+    master::web::run(listener, handle, config, shutdown).await?;
+    Ok(0)
+}
+
+fn web_config(args: &RunArgs) -> anyhow::Result<WebConfig> {
+    let auth = match &args.web.web_auth {
+        Some(pair) => match pair.split_once(':') {
+            Some((user, pass)) if !user.is_empty() => Some((user.to_string(), pass.to_string())),
+            _ => bail!(usage(format!("--web-auth must be USER:PASSWORD, got {pair:?}"))),
+        },
+        None => None,
+    };
+    let base = args.web.web_base_path.trim_end_matches('/');
+    if !base.is_empty() && !base.starts_with('/') {
+        bail!(usage(format!("--web-base-path must start with '/', got {base:?}")));
+    }
+    Ok(WebConfig {
+        base_path: base.to_string(),
+        auth,
+        token: args.web.web_token.clone(),
+        scaler: None::<Arc<dyn master::scale::Scaler>>,
+        max_workers: args.cluster.max_workers,
+    })
+}
+
+/// A worker: connect to the master and serve it until told to leave.
+pub async fn worker(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<i32> {
+    let id = args.cluster.worker_id.clone().unwrap_or_else(default_worker_id);
+    let engine = Engine::start(engine_config(&args, &id)).context("cannot start the worker engine")?;
+    let addr = format!("{}:{}", args.cluster.master_host, args.cluster.master_port);
+    tracing::info!("worker {id} with {} cores joining {addr}", engine.core_count());
+    let config = session_config(&args, id);
+    match worker::client::run(&addr, engine, config, shutdown).await {
+        Ok(()) => Ok(0),
+        Err(e) => Err(usage(e.to_string())),
+    }
+}
+
+/// The host name plus a short random suffix, like Locust's.
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    format!("{host}_{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
