@@ -43,7 +43,7 @@ pub fn stats_csv(stats: &RequestStats, now_ms: u64) -> String {
             entry.total_rps(start, now_ms).to_string(),
             entry.total_fail_per_sec(start, now_ms).to_string(),
         ]);
-        row.extend(percentile_fields(entry, |q| Some(entry.percentile_ms(q))));
+        row.extend(percentile_fields(entry, |q| entry.percentile_ms(q)));
         out.push(&row);
     }
     out.finish()
@@ -62,14 +62,13 @@ pub fn stats_history_rows(
     full_history: bool,
 ) -> String {
     let mut out = Rows::new();
-    let total = stats.total();
     let entries: Vec<&StatsEntry> = if full_history {
         stats.entries().collect()
     } else {
         Vec::new()
     };
-    for entry in entries.into_iter().chain(std::iter::once(total)) {
-        let is_total = std::ptr::eq(entry, total);
+    let rows = entries.into_iter().map(|e| (e, false));
+    for (entry, is_total) in rows.chain(std::iter::once((stats.total(), true))) {
         let mut row = vec![
             (now_ms / 1000).to_string(),
             user_count.to_string(),
@@ -81,27 +80,30 @@ pub fn stats_history_rows(
         row.extend(percentile_fields(entry, |q| {
             if full_history && is_total {
                 // Locust writes 0 when the window holds no response.
-                Some(
-                    stats
-                        .current_response_time_percentile_ms(q, now_ms)
-                        .unwrap_or(0.0),
-                )
+                stats
+                    .current_response_time_percentile_ms(q, now_ms)
+                    .unwrap_or(0.0)
             } else {
-                Some(entry.percentile_ms(q))
+                entry.percentile_ms(q)
             }
         }));
-        row.extend([
-            entry.num_requests.to_string(),
-            entry.num_failures.to_string(),
-            whole_ms(entry.median_response_time_ms()),
-            entry.avg_response_time_ms().to_string(),
-            entry.min_response_time_ms().to_string(),
-            entry.max_response_time_ms().to_string(),
-            entry.avg_content_length().to_string(),
-        ]);
+        row.extend(totals_fields(entry));
         out.push(&row);
     }
     out.finish()
+}
+
+/// The "Total ..." tail of a history row.
+fn totals_fields(entry: &StatsEntry) -> [String; 7] {
+    [
+        entry.num_requests.to_string(),
+        entry.num_failures.to_string(),
+        whole_ms(entry.median_response_time_ms()),
+        entry.avg_response_time_ms().to_string(),
+        entry.min_response_time_ms().to_string(),
+        entry.max_response_time_ms().to_string(),
+        entry.avg_content_length().to_string(),
+    ]
 }
 
 /// The whole `_failures.csv`, one row per (method, name, error) group.
@@ -138,12 +140,15 @@ pub fn exceptions_csv(stats: &RequestStats) -> String {
 /// Percentile columns: `N/A` without requests, whole ms otherwise.
 fn percentile_fields(
     entry: &StatsEntry,
-    value_ms: impl Fn(f64) -> Option<f64>,
+    value_ms: impl Fn(f64) -> f64,
 ) -> impl Iterator<Item = String> {
     let has_requests = entry.num_requests > 0;
-    PERCENTILES.iter().map(move |&q| match value_ms(q) {
-        Some(ms) if has_requests => whole_ms(ms),
-        _ => "N/A".to_owned(),
+    PERCENTILES.iter().map(move |&q| {
+        if has_requests {
+            whole_ms(value_ms(q))
+        } else {
+            "N/A".to_owned()
+        }
     })
 }
 

@@ -124,7 +124,9 @@ impl RequestStats {
         }
     }
 
-    /// Counts one exception raised by user code on `node`.
+    /// Counts one exception raised by user code on `node`. `now_ms` is
+    /// part of the contract for symmetry with `record`; exception groups
+    /// carry no times (Locust's do not either).
     pub fn record_exception(&mut self, message: &str, traceback: &str, node: &str, _now_ms: u64) {
         let key = (message.to_owned(), traceback.to_owned());
         let entry = self
