@@ -6,6 +6,21 @@
 //! collects what they recorded from the shared per-core [`stats::RequestStats`].
 //! The master only calls [`inspect`] to learn the user types.
 
+#[cfg(all(feature = "luajit", feature = "lua54"))]
+compile_error!(
+    "features `luajit` and `lua54` exclude each other: build with `--no-default-features --features lua54`"
+);
+
+mod api;
+mod data;
+mod define;
+mod http;
+mod luax;
+mod runtime;
+mod shared;
+mod user;
+pub mod wait;
+
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -92,13 +107,22 @@ pub struct RuntimeConfig {
 
 /// Loads the script in a throwaway Lua state and lists its user types.
 pub fn inspect(src: &ScriptSource) -> Result<ScriptInfo, ScriptError> {
-    let _ = src;
-    todo!()
+    let config = RuntimeConfig::default();
+    let shared = Rc::new(shared::Shared::new(
+        config.clone(),
+        src.path.clone(),
+        runtime::base_dir(src, &config),
+        Rc::new(RefCell::new(stats::RequestStats::default())),
+    ));
+    let (_lua, registry, _runner) = runtime::load(src, shared)?;
+    Ok(registry.info())
 }
 
 /// One core's Lua state with the script loaded. Cheap to clone (shared state).
 #[derive(Clone)]
-pub struct CoreRuntime {}
+pub struct CoreRuntime {
+    core: Rc<runtime::Core>,
+}
 
 impl CoreRuntime {
     /// Loads the script; everything users record goes into `stats`.
@@ -107,12 +131,14 @@ impl CoreRuntime {
         config: RuntimeConfig,
         stats: Rc<RefCell<stats::RequestStats>>,
     ) -> Result<Self, ScriptError> {
-        let _ = (src, config, stats);
-        todo!()
+        let core = runtime::build(src, config, stats)?;
+        Ok(CoreRuntime {
+            core: Rc::new(core),
+        })
     }
 
     pub fn info(&self) -> &ScriptInfo {
-        todo!()
+        &self.core.info
     }
 
     /// Runs one user of `user_type`: `on_start`, then pick task, run it, wait,
@@ -125,7 +151,24 @@ impl CoreRuntime {
         user_type: &str,
         stop: CancellationToken,
     ) -> Result<impl std::future::Future<Output = ()> + 'static, ScriptError> {
-        let _ = (user_type, stop);
-        Ok(async {})
+        let Some(index) = self.core.types.iter().position(|t| &*t.name == user_type) else {
+            let known = self
+                .core
+                .types
+                .iter()
+                .map(|t| &*t.name)
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(ScriptError::UnknownUserType {
+                name: user_type.to_string(),
+                known,
+            });
+        };
+        Ok(user::run(self.core.clone(), index, stop))
+    }
+
+    /// Bytes of memory the Lua state uses (for the idle-user measurement).
+    pub fn lua_memory(&self) -> usize {
+        self.core.lua.used_memory()
     }
 }

@@ -1,0 +1,411 @@
+//! `self.http`: the per-user HTTP client as Lua sees it. This module turns
+//! a script's call (`self.http:get(path, opts)`) into a [`client::Prepared`]
+//! request, runs it, and hands back a [`response::Response`] whose stats
+//! entry is recorded by the catch_response rules in `response.rs`.
+
+pub mod client;
+pub mod conn;
+pub mod origin;
+pub mod response;
+pub mod tls;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Uri};
+use mlua::{Lua, Table, UserData, UserDataMethods, UserDataRef, Value};
+use tokio::time::Instant;
+
+use crate::luax::{fault, type_name};
+use crate::shared::{Shared, UserCtx};
+use client::{ClientState, Prepared};
+use origin::{Origin, is_absolute};
+use response::{Outcome, Response};
+
+/// Locust's FastHttpUser default; a request should never hang a user for
+/// the whole run.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_REDIRECTS: u32 = 10;
+const OPTION_KEYS: &str = "headers, query, form, json, body, name, timeout, allow_redirects";
+
+/// One user's client. Its connection pool and cookie jar start empty and
+/// allocate on first use, so an idle user pays a few dozen bytes.
+pub struct Http {
+    pub user: Rc<UserCtx>,
+    pub shared: Rc<Shared>,
+    /// The user type's host, or `-H` when given.
+    pub base: Option<Rc<Origin>>,
+    state: RefCell<ClientState>,
+}
+
+impl Http {
+    pub fn new(user: Rc<UserCtx>, shared: Rc<Shared>, base: Option<Rc<Origin>>) -> Self {
+        Http {
+            user,
+            shared,
+            base,
+            state: RefCell::new(ClientState::default()),
+        }
+    }
+
+    async fn request(
+        &self,
+        lua: Lua,
+        method: Method,
+        url: Value,
+        opts: Value,
+    ) -> mlua::Result<Response> {
+        // The previous response gets its default verdict now, before this
+        // request can change what the script thinks of it.
+        self.user.settle_pending();
+        let (prepared, name) = self.prepare(method, url, opts)?;
+        let method = prepared.method.clone();
+        let start = Instant::now();
+        let reply = client::execute(&self.shared, &self.state, prepared).await;
+        let elapsed_us = start.elapsed().as_micros() as u64;
+        let outcome = Rc::new(Outcome {
+            shared: self.shared.clone(),
+            method,
+            name,
+            origin: reply.origin,
+            uri: reply.uri,
+            status: reply.status,
+            headers: reply.headers,
+            body: reply.body,
+            elapsed_us,
+            due_latency_us: self.user.lateness_us.get().map(|late| elapsed_us + late),
+            error: reply.error,
+            recorded: Cell::new(false),
+        });
+        *self.user.pending.borrow_mut() = Some(outcome.clone());
+        let _ = lua;
+        Ok(Response(outcome))
+    }
+
+    fn prepare(&self, method: Method, url: Value, opts: Value) -> mlua::Result<(Prepared, String)> {
+        let url = match url {
+            Value::String(s) => s,
+            other => {
+                return Err(fault(format!(
+                    "{method}: the URL must be a string, got a {}",
+                    type_name(&other)
+                )));
+            }
+        };
+        let url = url.to_str()?;
+        let opts = match opts {
+            Value::Nil => None,
+            Value::Table(t) => Some(RequestOptions::parse(&method, t)?),
+            other => {
+                return Err(fault(format!(
+                    "{method} {}: options must be a table, got a {}",
+                    &*url,
+                    type_name(&other)
+                )));
+            }
+        };
+        let opts = opts.unwrap_or_default();
+        let query = opts.query.as_deref();
+        let (origin, uri) = self.target(&method, &url, query)?;
+        let name = match opts.name {
+            Some(n) => n,
+            None => match query {
+                Some(q) => format!("{}{}{q}", &*url, if url.contains('?') { '&' } else { '?' }),
+                None => url.to_string(),
+            },
+        };
+        let prepared = Prepared {
+            method,
+            origin,
+            uri,
+            headers: opts.headers,
+            body: opts.body,
+            timeout: opts.timeout,
+            max_redirects: if opts.allow_redirects {
+                MAX_REDIRECTS
+            } else {
+                0
+            },
+        };
+        Ok((prepared, name))
+    }
+
+    /// Where a script URL goes: absolute URLs as they are, paths joined to
+    /// the host by concatenation (Locust's rule).
+    fn target(
+        &self,
+        method: &Method,
+        url: &str,
+        query: Option<&str>,
+    ) -> mlua::Result<(Rc<Origin>, Uri)> {
+        let (origin, mut pq) = if is_absolute(url) {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| fault(format!("{method} {url}: invalid URL: {e}")))?;
+            let o = Origin::from_url(&parsed).map_err(|e| fault(format!("{method} {url}: {e}")))?;
+            let o = match &self.base {
+                Some(b) if b.same_endpoint(&o) => b.clone(),
+                _ => Rc::new(o),
+            };
+            let mut pq = parsed.path().to_string();
+            if let Some(q) = parsed.query() {
+                pq.push('?');
+                pq.push_str(q);
+            }
+            (o, pq)
+        } else {
+            let Some(base) = &self.base else {
+                return Err(fault(format!(
+                    "{method} {url}: no host to send it to: give the user type a host (swarmer.user {{ host = \"http://...\" }}), run with -H/--host, or use a full URL"
+                )));
+            };
+            let mut pq = String::with_capacity(base.base_path.len() + url.len() + 1);
+            pq.push_str(&base.base_path);
+            if !url.starts_with('/') {
+                pq.push('/');
+            }
+            pq.push_str(url);
+            (base.clone(), pq)
+        };
+        if let Some(q) = query {
+            pq.push(if pq.contains('?') { '&' } else { '?' });
+            pq.push_str(q);
+        }
+        let uri = Uri::try_from(pq).map_err(|e| {
+            fault(format!(
+                "{method} {url}: invalid path ({e}); percent-encode spaces and special characters or pass them in `query`"
+            ))
+        })?;
+        Ok((origin, uri))
+    }
+}
+
+/// The `opts` table of a request.
+struct RequestOptions {
+    headers: HeaderMap,
+    query: Option<String>,
+    body: Bytes,
+    name: Option<String>,
+    timeout: Duration,
+    allow_redirects: bool,
+}
+
+impl Default for RequestOptions {
+    fn default() -> Self {
+        RequestOptions {
+            headers: HeaderMap::new(),
+            query: None,
+            body: Bytes::new(),
+            name: None,
+            timeout: DEFAULT_TIMEOUT,
+            allow_redirects: true,
+        }
+    }
+}
+
+impl RequestOptions {
+    fn parse(method: &Method, t: Table) -> mlua::Result<Self> {
+        let mut o = RequestOptions::default();
+        let mut body_from: Option<&'static str> = None;
+        for pair in t.pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            let key = match &k {
+                Value::String(s) => s.to_str()?.to_string(),
+                other => {
+                    return Err(fault(format!(
+                        "{method}: option keys must be strings, got a {}",
+                        type_name(other)
+                    )));
+                }
+            };
+            match key.as_str() {
+                "headers" => o.headers = parse_headers(method, v)?,
+                "query" => o.query = Some(urlencode(method, "query", v)?),
+                "form" => {
+                    o.body = Bytes::from(urlencode(method, "form", v)?);
+                    set_body_kind(method, &mut body_from, "form")?;
+                    o.headers
+                        .entry(header::CONTENT_TYPE)
+                        .or_insert(HeaderValue::from_static(
+                            "application/x-www-form-urlencoded",
+                        ));
+                }
+                "json" => {
+                    let bytes = serde_json::to_vec(&v).map_err(|e| {
+                        fault(format!("{method}: json option cannot be encoded: {e}"))
+                    })?;
+                    o.body = Bytes::from(bytes);
+                    set_body_kind(method, &mut body_from, "json")?;
+                    o.headers
+                        .entry(header::CONTENT_TYPE)
+                        .or_insert(HeaderValue::from_static("application/json"));
+                }
+                "body" => {
+                    let Value::String(s) = v else {
+                        return Err(fault(format!(
+                            "{method}: body must be a string, got a {}",
+                            type_name(&v)
+                        )));
+                    };
+                    o.body = Bytes::copy_from_slice(&s.as_bytes());
+                    set_body_kind(method, &mut body_from, "body")?;
+                }
+                "name" => match v {
+                    Value::String(s) => o.name = Some(s.to_str()?.to_string()),
+                    other => {
+                        return Err(fault(format!(
+                            "{method}: name must be a string, got a {}",
+                            type_name(&other)
+                        )));
+                    }
+                },
+                "timeout" => {
+                    let secs = match v {
+                        Value::Integer(i) => i as f64,
+                        Value::Number(n) => n,
+                        other => {
+                            return Err(fault(format!(
+                                "{method}: timeout must be seconds, got a {}",
+                                type_name(&other)
+                            )));
+                        }
+                    };
+                    if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+                        return Err(fault(format!(
+                            "{method}: timeout must be > 0 seconds, got {secs}"
+                        )));
+                    }
+                    o.timeout = Duration::from_secs_f64(secs);
+                }
+                "allow_redirects" => match v {
+                    Value::Boolean(b) => o.allow_redirects = b,
+                    other => {
+                        return Err(fault(format!(
+                            "{method}: allow_redirects must be true or false, got a {}",
+                            type_name(&other)
+                        )));
+                    }
+                },
+                other => {
+                    return Err(fault(format!(
+                        "{method}: unknown option {other:?} (expected one of: {OPTION_KEYS})"
+                    )));
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
+fn set_body_kind(
+    method: &Method,
+    seen: &mut Option<&'static str>,
+    kind: &'static str,
+) -> mlua::Result<()> {
+    if let Some(prev) = seen.replace(kind) {
+        return Err(fault(format!(
+            "{method}: give only one of form, json and body (got {prev} and {kind})"
+        )));
+    }
+    Ok(())
+}
+
+/// A header or form value: strings as they are, numbers and booleans as
+/// Lua prints them.
+fn scalar_text(method: &Method, what: &str, v: &Value) -> mlua::Result<String> {
+    match v {
+        Value::String(s) => Ok(s.to_str()?.to_string()),
+        Value::Integer(i) => Ok(i.to_string()),
+        Value::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => Ok(format!("{}", *n as i64)),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Boolean(b) => Ok(b.to_string()),
+        other => Err(fault(format!(
+            "{method}: {what} values must be strings or numbers, got a {}",
+            type_name(other)
+        ))),
+    }
+}
+
+fn parse_headers(method: &Method, v: Value) -> mlua::Result<HeaderMap> {
+    let Value::Table(t) = v else {
+        return Err(fault(format!(
+            "{method}: headers must be a table of name = value, got a {}",
+            type_name(&v)
+        )));
+    };
+    let mut h = HeaderMap::new();
+    for pair in t.pairs::<String, Value>() {
+        let (k, v) = pair?;
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| fault(format!("{method}: invalid header name {k:?}")))?;
+        let text = scalar_text(method, "header", &v)?;
+        let value = HeaderValue::from_str(&text)
+            .map_err(|_| fault(format!("{method}: invalid value for header {k:?}")))?;
+        h.append(name, value);
+    }
+    Ok(h)
+}
+
+/// `{ a = 1, tags = { "x", "y" } }` → `a=1&tags=x&tags=y`, keys sorted so
+/// the same table always gives the same string (and the same stats name).
+fn urlencode(method: &Method, what: &str, v: Value) -> mlua::Result<String> {
+    let Value::Table(t) = v else {
+        return Err(fault(format!(
+            "{method}: {what} must be a table of name = value, got a {}",
+            type_name(&v)
+        )));
+    };
+    let mut pairs: Vec<(String, Value)> = Vec::new();
+    for pair in t.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        pairs.push((scalar_text(method, what, &k)?, v));
+    }
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if let Value::Table(list) = &v {
+            for item in list.sequence_values::<Value>() {
+                ser.append_pair(&k, &scalar_text(method, what, &item?)?);
+            }
+        } else {
+            ser.append_pair(&k, &scalar_text(method, what, &v)?);
+        }
+    }
+    Ok(ser.finish())
+}
+
+fn method_from(v: &str) -> mlua::Result<Method> {
+    Method::from_bytes(v.to_ascii_uppercase().as_bytes())
+        .map_err(|_| fault(format!("invalid HTTP method {v:?}")))
+}
+
+impl UserData for Http {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        for (name, method) in [
+            ("get", Method::GET),
+            ("post", Method::POST),
+            ("put", Method::PUT),
+            ("patch", Method::PATCH),
+            ("delete", Method::DELETE),
+            ("head", Method::HEAD),
+            ("options", Method::OPTIONS),
+        ] {
+            methods.add_async_method(
+                name,
+                move |lua, this: UserDataRef<Http>, (url, opts): (Value, Value)| {
+                    let method = method.clone();
+                    async move { this.request(lua, method, url, opts).await }
+                },
+            );
+        }
+        methods.add_async_method(
+            "request",
+            |lua, this: UserDataRef<Http>, (method, url, opts): (String, Value, Value)| async move {
+                let method = method_from(&method)?;
+                this.request(lua, method, url, opts).await
+            },
+        );
+    }
+}

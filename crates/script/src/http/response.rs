@@ -1,0 +1,165 @@
+//! What a request gave back, as the Lua `Response` object, and the rule for
+//! when it is recorded: exactly once, at the first of `r:success()`,
+//! `r:failure(msg)`, the same user's next request, or the end of the task
+//! (Locust's `catch_response`, without the `with` block).
+//!
+//! Lua values (headers table, body string, parsed JSON) are built only when
+//! the script asks for them: most load-test tasks never look at the body.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Uri};
+use mlua::{Lua, LuaSerdeExt, UserData, UserDataFields, UserDataMethods, Value};
+use stats::Sample;
+
+use super::origin::Origin;
+use crate::luax::fault;
+use crate::shared::Shared;
+
+pub struct Outcome {
+    pub shared: Rc<Shared>,
+    pub method: Method,
+    pub name: String,
+    /// Where the (last, after redirects) request went.
+    pub origin: Rc<Origin>,
+    pub uri: Uri,
+    /// 0 when no response came (transport error).
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub elapsed_us: u64,
+    /// For paced users: response time plus the iteration's lateness.
+    pub due_latency_us: Option<u64>,
+    pub error: Option<String>,
+    pub recorded: Cell<bool>,
+}
+
+impl Outcome {
+    /// The verdict when the script gave none: failed on a transport error
+    /// or a status >= 400.
+    pub fn settle_default(&self) {
+        if self.recorded.get() {
+            return;
+        }
+        if let Some(e) = &self.error {
+            self.record(Some(e));
+        } else if self.status >= 400 {
+            self.record(Some(&format!("HTTP {}", self.status)));
+        } else {
+            self.record(None);
+        }
+    }
+
+    fn record(&self, error: Option<&str>) {
+        self.recorded.set(true);
+        self.shared.record(&Sample {
+            method: self.method.as_str(),
+            name: &self.name,
+            response_time_us: self.elapsed_us,
+            due_latency_us: self.due_latency_us,
+            content_length: self.body.len() as u64,
+            error,
+        });
+    }
+
+    /// Records an explicit verdict; a second one is a script bug worth
+    /// reporting, because the first already counted.
+    fn verdict(&self, error: Option<&str>) -> mlua::Result<()> {
+        if self.recorded.get() {
+            return Err(fault(format!(
+                "the response of {} {} was already recorded: call r:success()/r:failure() before the user's next request and at most once",
+                self.method, self.name
+            )));
+        }
+        self.record(error);
+        Ok(())
+    }
+
+    pub fn url(&self) -> String {
+        self.origin
+            .url_of(self.uri.path_and_query().map_or("/", |p| p.as_str()))
+    }
+}
+
+/// The Lua face of an [`Outcome`].
+pub struct Response(pub Rc<Outcome>);
+
+impl UserData for Response {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("status", |_, r| Ok(r.0.status));
+        fields.add_field_method_get("ok", |_, r| {
+            Ok(r.0.error.is_none() && (200..400).contains(&r.0.status))
+        });
+        fields.add_field_method_get("body", |lua, r| lua.create_string(&r.0.body));
+        fields.add_field_method_get("headers", |lua, r| headers_table(lua, &r.0.headers));
+        fields.add_field_method_get("url", |_, r| Ok(r.0.url()));
+        fields.add_field_method_get("elapsed_ms", |_, r| Ok(r.0.elapsed_us as f64 / 1000.0));
+        fields.add_field_method_get("error", |_, r| Ok(r.0.error.clone()));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method("json", |lua, r, ()| json_value(lua, &r.0));
+        methods.add_method("header", |_, r, name: String| {
+            Ok(r.0
+                .headers
+                .get(name.to_ascii_lowercase())
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        });
+        methods.add_method("success", |_, r, ()| r.0.verdict(None));
+        methods.add_method("failure", |_, r, msg: Option<String>| {
+            let msg = msg.unwrap_or_else(|| "failed".to_string());
+            r.0.verdict(Some(&msg))
+        });
+        methods.add_meta_method("__tostring", |_, r, ()| {
+            Ok(format!("<Response {} {}>", r.0.status, r.0.url()))
+        });
+    }
+}
+
+/// Header names are lowercase (HTTP/1 names are case-insensitive); repeated
+/// headers are joined with ", " as RFC 9110 allows (Set-Cookie with "\n").
+fn headers_table(lua: &Lua, headers: &HeaderMap) -> mlua::Result<mlua::Table> {
+    let t = lua.create_table_with_capacity(0, headers.keys_len())?;
+    for name in headers.keys() {
+        let sep = if name == http::header::SET_COOKIE {
+            "\n"
+        } else {
+            ", "
+        };
+        let mut joined = Vec::new();
+        for (i, v) in headers.get_all(name).iter().enumerate() {
+            if i > 0 {
+                joined.extend_from_slice(sep.as_bytes());
+            }
+            joined.extend_from_slice(v.as_bytes());
+        }
+        t.raw_set(name.as_str(), lua.create_string(&joined)?)?;
+    }
+    Ok(t)
+}
+
+/// JSON `null` becomes `nil` so `if r:json().field then` reads naturally.
+pub fn json_to_lua(lua: &Lua, value: &serde_json::Value) -> mlua::Result<Value> {
+    let opts = mlua::serde::SerializeOptions::new()
+        .serialize_none_to_null(false)
+        .serialize_unit_to_null(false);
+    lua.to_value_with(value, opts)
+}
+
+fn json_value(lua: &Lua, r: &Outcome) -> mlua::Result<Value> {
+    match serde_json::from_slice::<serde_json::Value>(&r.body) {
+        Ok(v) => json_to_lua(lua, &v),
+        Err(e) => {
+            let preview: String = String::from_utf8_lossy(&r.body[..r.body.len().min(60)])
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect();
+            Err(fault(format!(
+                "r:json(): the body of {} {} (status {}) is not JSON ({e}); it starts with {preview:?}",
+                r.method, r.name, r.status
+            )))
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Building a Lua state with the `swarmer` API, loading the script into it,
+//! and turning its declarations into what the per-core runtime runs.
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use mlua::{Function, Lua, Table, Value};
+
+use crate::define::{self, Registry, TaskDef, Wait};
+use crate::http::origin::Origin;
+use crate::luax::{fix_path, make_runner};
+use crate::shared::Shared;
+use crate::{RuntimeConfig, ScriptError, ScriptInfo, ScriptSource, api};
+
+/// A user type ready to run on this core.
+pub struct RunType {
+    pub name: Rc<str>,
+    /// The tasks left after `--tags`/`--exclude-tags`.
+    pub tasks: Vec<TaskDef>,
+    pub wait: Wait,
+    pub sequential: bool,
+    pub on_start: Option<Function>,
+    pub on_stop: Option<Function>,
+    /// `{ __index = <the user type table> }`: every user's `self` inherits
+    /// the type's methods and fields.
+    pub user_meta: Table,
+    pub base: Option<Rc<Origin>>,
+}
+
+/// One core's loaded script.
+pub struct Core {
+    pub lua: Lua,
+    pub shared: Rc<Shared>,
+    pub info: ScriptInfo,
+    pub types: Vec<RunType>,
+    pub runner: Function,
+    next_user_id: Cell<u64>,
+}
+
+impl Core {
+    pub fn next_user_id(&self) -> u64 {
+        let id = self.next_user_id.get() + 1;
+        self.next_user_id.set(id);
+        id
+    }
+}
+
+fn internal(src: &ScriptSource, e: mlua::Error) -> ScriptError {
+    ScriptError::Load {
+        message: format!("{}: {e}", src.path),
+    }
+}
+
+/// Where data files and `require`d modules are looked up.
+pub fn base_dir(src: &ScriptSource, config: &RuntimeConfig) -> PathBuf {
+    config.base_dir.clone().unwrap_or_else(|| {
+        Path::new(&src.path)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    })
+}
+
+/// A fresh state with the script loaded: the state, what it declared, and
+/// the protected runner used to call its functions.
+pub fn load(
+    src: &ScriptSource,
+    shared: Rc<Shared>,
+) -> Result<(Lua, Registry, Function), ScriptError> {
+    let lua = Lua::new();
+    let base = shared.base_dir.clone();
+    lua.set_app_data(shared);
+    lua.set_app_data(Registry::default());
+    let runner = prepare_state(&lua, &base).map_err(|e| internal(src, e))?;
+    let chunk = lua
+        .load(&src.code)
+        .set_name(format!("@{}", src.path))
+        .into_function()
+        .map_err(|e| match e {
+            mlua::Error::SyntaxError { message, .. } => ScriptError::Load {
+                message: fix_path(&message, &src.path),
+            },
+            other => internal(src, other),
+        })?;
+    let (msg, _tb): (Option<String>, Option<String>) =
+        runner.call(chunk).map_err(|e| internal(src, e))?;
+    if let Some(msg) = msg {
+        return Err(ScriptError::Load {
+            message: fix_path(&msg, &src.path),
+        });
+    }
+    let registry = lua.remove_app_data::<Registry>().unwrap_or_default();
+    if registry.types.is_empty() {
+        return Err(ScriptError::NoUserTypes);
+    }
+    Ok((lua, registry, runner))
+}
+
+fn prepare_state(lua: &Lua, base: &Path) -> mlua::Result<Function> {
+    let swarmer = lua.create_table()?;
+    api::install(lua, &swarmer)?;
+    define::install(lua, &swarmer)?;
+    lua.globals().set("swarmer", swarmer)?;
+    // LuaJIT's math.random starts from a fixed seed: every core would draw
+    // the same sequence.
+    let seed: u32 = rand::random::<u32>() >> 1;
+    lua.load(format!("math.randomseed({seed})")).exec()?;
+    // `require "helpers"` finds modules beside the script.
+    let package: Table = lua.globals().get("package")?;
+    let path: String = package.get("path")?;
+    let dir = base.to_string_lossy();
+    let dir = if dir.is_empty() { ".".into() } else { dir };
+    package.set("path", format!("{dir}/?.lua;{path}"))?;
+    make_runner(lua)
+}
+
+/// Loads the script for running users.
+pub fn build(
+    src: &ScriptSource,
+    config: RuntimeConfig,
+    stats: Rc<std::cell::RefCell<stats::RequestStats>>,
+) -> Result<Core, ScriptError> {
+    let override_host = match &config.host {
+        Some(h) if !h.is_empty() => Some(Rc::new(Origin::parse(h).map_err(|e| {
+            ScriptError::Load {
+                message: format!("invalid host {h:?} (-H/--host): {e}"),
+            }
+        })?)),
+        _ => None,
+    };
+    let shared = Rc::new(Shared::new(
+        config.clone(),
+        src.path.clone(),
+        base_dir(src, &config),
+        stats,
+    ));
+    let (lua, registry, runner) = load(src, shared.clone())?;
+    let info = registry.info();
+    let mut types = Vec::with_capacity(registry.types.len());
+    for t in registry.types {
+        let hook = |name: &str| -> Result<Option<Function>, ScriptError> {
+            match t
+                .table
+                .raw_get::<Value>(name)
+                .map_err(|e| internal(src, e))?
+            {
+                Value::Nil => Ok(None),
+                Value::Function(f) => Ok(Some(f)),
+                other => Err(ScriptError::Load {
+                    message: format!(
+                        "{}: {}.{name} must be a function, got a {}",
+                        src.path,
+                        t.name,
+                        other.type_name()
+                    ),
+                }),
+            }
+        };
+        let (on_start, on_stop) = (hook("on_start")?, hook("on_stop")?);
+        let user_meta = lua.create_table().map_err(|e| internal(src, e))?;
+        user_meta
+            .set("__index", &t.table)
+            .map_err(|e| internal(src, e))?;
+        let base = match (&override_host, &t.host) {
+            (Some(h), _) => Some(h.clone()),
+            // Validated when declared.
+            (None, Some(h)) => Origin::parse(h).ok().map(Rc::new),
+            (None, None) => None,
+        };
+        let tasks = t
+            .tasks
+            .into_iter()
+            .filter(|k| selected(&config, &k.tags))
+            .collect();
+        types.push(RunType {
+            name: Rc::from(t.name.as_str()),
+            tasks,
+            wait: t.wait,
+            sequential: t.sequential,
+            on_start,
+            on_stop,
+            user_meta,
+            base,
+        });
+    }
+    Ok(Core {
+        lua,
+        shared,
+        info,
+        types,
+        runner,
+        next_user_id: Cell::new(0),
+    })
+}
+
+/// Locust's rule: with `--tags`, a task runs if it has one of them; with
+/// `--exclude-tags`, never if it has one of those.
+pub fn selected(config: &RuntimeConfig, tags: &[String]) -> bool {
+    let included = config.tags.is_empty() || tags.iter().any(|t| config.tags.contains(t));
+    included && !tags.iter().any(|t| config.exclude_tags.contains(t))
+}

@@ -1,0 +1,118 @@
+//! State shared by everything on one core: the run's configuration, the
+//! stats sink, the random source, the TLS configuration and the user whose
+//! coroutine is running right now. Reachable from Lua callbacks through the
+//! state's app data; all single-threaded, so `Rc` and `RefCell`.
+
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mlua::{Lua, RegistryKey};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use stats::{RequestStats, Sample};
+use tokio_util::sync::CancellationToken;
+
+use crate::RuntimeConfig;
+use crate::luax::fault;
+
+pub struct Shared {
+    pub config: RuntimeConfig,
+    /// The script's path as given, to restore it in Lua's shortened names.
+    pub script_path: String,
+    /// Where `swarmer.data` paths resolve: `config.base_dir`, else the
+    /// script's directory.
+    pub base_dir: PathBuf,
+    pub stats: Rc<RefCell<RequestStats>>,
+    pub rng: RefCell<SmallRng>,
+    tls: OnceCell<Result<Arc<rustls::ClientConfig>, String>>,
+    /// The user whose Lua code runs right now (set around each poll), so
+    /// global functions like `swarmer.sleep` know whose stop token to watch.
+    pub current: RefCell<Option<Rc<UserCtx>>>,
+    /// `swarmer.data` results, loaded once per core.
+    pub data: RefCell<HashMap<PathBuf, RegistryKey>>,
+}
+
+/// The per-user facts Rust needs while the user's Lua code runs.
+pub struct UserCtx {
+    pub id: u64,
+    pub user_type: Rc<str>,
+    pub stop: CancellationToken,
+    /// For paced users: how late the current iteration started, in µs.
+    pub lateness_us: std::cell::Cell<Option<u64>>,
+    /// The last response not yet recorded (Locust's catch_response).
+    pub pending: RefCell<Option<Rc<crate::http::response::Outcome>>>,
+}
+
+impl UserCtx {
+    /// Records the pending response with its default verdict, if any.
+    pub fn settle_pending(&self) {
+        let pending = self.pending.borrow_mut().take();
+        if let Some(p) = pending {
+            p.settle_default();
+        }
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Shared {
+    pub fn new(
+        config: RuntimeConfig,
+        script_path: String,
+        base_dir: PathBuf,
+        stats: Rc<RefCell<RequestStats>>,
+    ) -> Self {
+        Shared {
+            config,
+            script_path,
+            base_dir,
+            stats,
+            rng: RefCell::new(SmallRng::from_os_rng()),
+            tls: OnceCell::new(),
+            current: RefCell::new(None),
+            data: RefCell::new(HashMap::new()),
+        }
+    }
+
+    pub fn from_lua(lua: &Lua) -> mlua::Result<Rc<Shared>> {
+        lua.app_data_ref::<Rc<Shared>>()
+            .map(|s| s.clone())
+            .ok_or_else(|| fault("the swarmer runtime is not available in this Lua state"))
+    }
+
+    pub fn tls(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        self.tls
+            .get_or_init(|| {
+                crate::http::tls::client_config(self.config.insecure_tls)
+                    .map_err(|e| format!("TLS setup failed: {e}"))
+            })
+            .clone()
+    }
+
+    pub fn record(&self, sample: &Sample<'_>) {
+        self.stats.borrow_mut().record(sample, now_ms());
+    }
+
+    pub fn record_exception(&self, message: &str, traceback: &str) {
+        tracing::debug!(target: "script", "{message}");
+        self.stats.borrow_mut().record_exception(
+            message,
+            traceback,
+            &self.config.node_id,
+            now_ms(),
+        );
+    }
+
+    /// The running user, for functions that act on "the current user".
+    pub fn current_user(&self) -> Option<Rc<UserCtx>> {
+        self.current.borrow().clone()
+    }
+}
