@@ -1,0 +1,62 @@
+//! Checks the hot-path promise: once an entry, its error group and the
+//! current second exist, `RequestStats::record` allocates nothing. A
+//! counting global allocator (this test binary only) watches every call.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use stats::{RequestStats, Sample};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: defers every call to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn record_into_existing_entries_does_not_allocate() {
+    const NOW: u64 = 1_795_424_070_000;
+    let names: Vec<String> = (0..50).map(|i| format!("/items/{i}")).collect();
+    let sample = |name, i: u64, error| Sample {
+        method: "GET",
+        name,
+        response_time_us: i * 7919 % 1_000_000,
+        due_latency_us: Some(i % 1000),
+        content_length: 10,
+        error,
+    };
+    let mut stats = RequestStats::new(NOW);
+    // Warm up: every entry, error group, second and histogram range.
+    for name in &names {
+        stats.record(&sample(name, 0, Some("HTTP 500")), NOW);
+        stats.record(&sample(name, 0, None), NOW);
+        stats.record(&sample(name, 999_999, None), NOW);
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for i in 0..100_000u64 {
+        let name = &names[(i % 50) as usize];
+        let error = (i % 10 == 0).then_some("HTTP 500");
+        stats.record(&sample(name, i, error), NOW + i % 1000);
+    }
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    assert_eq!(after - before, 0, "record allocated");
+    assert_eq!(stats.num_requests(), 100_150);
+}
