@@ -104,6 +104,10 @@ pub struct RunArgs {
     /// Accept any TLS certificate from the target (test servers only).
     #[arg(long, env = "SWARMER_INSECURE")]
     pub insecure: bool,
+    /// Start the bundled demo target beside the run (on a free loopback port)
+    /// and aim at it unless -H says otherwise: a load test with no setup.
+    #[arg(long, env = "SWARMER_DEMO_TARGET")]
+    pub demo_target: bool,
     /// Threads running users (default: one per core).
     #[arg(long, env = "SWARMER_CORES", default_value_t = 0)]
     pub cores: usize,

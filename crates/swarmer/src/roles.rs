@@ -86,8 +86,17 @@ fn session_config(args: &RunArgs, worker_id: String) -> SessionConfig {
 }
 
 /// Standalone: the master and one in-process worker, linked in memory.
-pub async fn standalone(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<i32> {
+pub async fn standalone(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<i32> {
     let (src, info) = load_script(&args)?;
+    if args.demo_target {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        tracing::info!("demo target serving at {url}");
+        args.host.get_or_insert(url);
+        // Not tied to `shutdown`: users still finishing their task after
+        // Ctrl-C must not see their target vanish. It ends with the process.
+        tokio::spawn(crate::demo_target::run(listener, CancellationToken::new()));
+    }
     let (handle, _coordinator) = master::start(master_config(&args, &src), info, shutdown.clone());
     let engine = Engine::start(engine_config(&args, "local")).context("cannot start the worker engine")?;
     let (master_end, worker_end) = protocol::memory::pair();
