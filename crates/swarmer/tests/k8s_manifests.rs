@@ -121,17 +121,17 @@ struct Base {
 }
 
 fn kustomization(dir: &Path) -> Value {
+    kustomization_of_kind(dir, "Kustomization")
+}
+
+/// A `kustomization.yaml` of the given kind (`Kustomization` or `Component`).
+fn kustomization_of_kind(dir: &Path, kind: &str) -> Value {
     let path = dir.join("kustomization.yaml");
     assert!(path.is_file(), "{} is missing", path.display());
     let mut docs = documents(&path);
     assert_eq!(docs.len(), 1, "{} must hold one document", path.display());
     let k = docs.remove(0);
-    assert_eq!(
-        str_at(&k, "kind"),
-        Some("Kustomization"),
-        "{}",
-        path.display()
-    );
+    assert_eq!(str_at(&k, "kind"), Some(kind), "{}", path.display());
     k
 }
 
@@ -223,6 +223,90 @@ fn load_base() -> Base {
         objects,
         config_maps,
         secrets,
+    }
+}
+
+/// The components under deploy/kubernetes/components: each directory and
+/// the objects its resources hold. Overlays include them with `components:`.
+fn components() -> Vec<(PathBuf, Vec<Obj>)> {
+    let root = repo_root().join("deploy/kubernetes/components");
+    let Ok(entries) = fs::read_dir(&root) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let k = kustomization_of_kind(&dir, "Component");
+        let mut objects = Vec::new();
+        for file in strings(k.get("resources")) {
+            let path = dir.join(&file);
+            assert!(
+                path.is_file(),
+                "component {name} lists {file}, which does not exist"
+            );
+            for value in documents(&path) {
+                objects.push(Obj {
+                    file: format!("components/{name}/{file}"),
+                    value,
+                });
+            }
+        }
+        found.push((dir.canonicalize().unwrap(), objects));
+    }
+    found
+}
+
+/// Every Deployment swarmer ships: the base's and the components'.
+fn all_deployments(base: &Base) -> Vec<Obj> {
+    let mut all: Vec<Obj> = base.all("Deployment").into_iter().cloned().collect();
+    for (_, objects) in components() {
+        all.extend(objects.into_iter().filter(|o| o.kind() == "Deployment"));
+    }
+    all
+}
+
+/// The patch files of a kustomization (overlay or component) exist, and
+/// each patches an object of the base or of `own`, and only containers it
+/// already has (a misspelt container name would add a second container).
+fn check_patches(what: &str, dir: &Path, k: &Value, base: &Base, own: &[Obj]) {
+    for p in seq_at(k, "patches") {
+        let file = str_at(p, "path").unwrap_or_else(|| panic!("{what}: patches are files"));
+        let path = dir.join(file);
+        assert!(path.is_file(), "{what}: patch {file} does not exist");
+        for patch in documents(&path) {
+            let patch = Obj {
+                file: file.to_owned(),
+                value: patch,
+            };
+            let target = base
+                .find(patch.kind(), patch.name())
+                .or_else(|| {
+                    own.iter()
+                        .find(|o| o.kind() == patch.kind() && o.name() == patch.name())
+                })
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{what}: {file} patches {} {}, which does not exist",
+                        patch.kind(),
+                        patch.name()
+                    )
+                });
+            for c in seq_at(&patch.value, "spec.template.spec.containers") {
+                let cname = str_at(c, "name").unwrap();
+                assert!(
+                    containers(target)
+                        .iter()
+                        .any(|t| str_at(t, "name") == Some(cname)),
+                    "{what}: {file} patches container {cname}, which {} does not have \
+                     (the patch would add a second container)",
+                    target.name()
+                );
+            }
+        }
     }
 }
 
@@ -864,7 +948,7 @@ fn workers_are_named_after_their_pod_and_leave_before_they_are_killed() {
 #[test]
 fn pods_run_non_root_read_only_with_limits_and_no_service_links() {
     let base = load_base();
-    for d in base.all("Deployment") {
+    for d in &all_deployments(&base) {
         let spec = pod_spec(d);
         // The kubelet would inject SWARMER_MASTER_PORT=tcp://... for the
         // swarmer-master Service, which the binary reads as --master-port.
@@ -920,7 +1004,7 @@ fn the_image_tag_is_the_workspace_version_everywhere_it_is_written() {
     let version = workspace_version();
     let image = format!("swarmer:{version}");
     let base = load_base();
-    for d in base.all("Deployment") {
+    for d in &all_deployments(&base) {
         assert_eq!(
             str_at(container(d), "image"),
             Some(image.as_str()),
@@ -940,7 +1024,7 @@ fn the_image_tag_is_the_workspace_version_everywhere_it_is_written() {
         .next_back()
         .expect("the Dockerfile's final stage sets USER");
     let uid = user.split(':').next().unwrap().trim();
-    for d in base.all("Deployment") {
+    for d in &all_deployments(&base) {
         assert_eq!(
             at(pod_spec(d), "securityContext.runAsUser")
                 .and_then(Value::as_u64)
@@ -962,6 +1046,7 @@ fn overlays_only_refer_to_what_the_base_has() {
         .next()
         .unwrap()
         .to_owned();
+    let components = components();
     let overlays = repo_root().join("deploy/kubernetes/overlays");
     let mut seen = 0;
     for entry in fs::read_dir(&overlays).expect("deploy/kubernetes/overlays exists") {
@@ -996,38 +1081,22 @@ fn overlays_only_refer_to_what_the_base_has() {
         }
         assert!(includes_base, "overlay {name} does not build on the base");
 
-        for p in seq_at(&k, "patches") {
-            let file =
-                str_at(p, "path").unwrap_or_else(|| panic!("overlay {name}: patches use files"));
-            let path = dir.join(file);
-            assert!(
-                path.is_file(),
-                "overlay {name}: patch {file} does not exist"
-            );
-            for patch in documents(&path) {
-                let patch = Obj {
-                    file: file.to_owned(),
-                    value: patch,
-                };
-                let target = base.find(patch.kind(), patch.name()).unwrap_or_else(|| {
+        check_patches(&format!("overlay {name}"), &dir, &k, &base, &[]);
+        for c in strings(k.get("components")) {
+            let path = dir.join(&c);
+            let path = path
+                .canonicalize()
+                .unwrap_or_else(|_| panic!("overlay {name}: component {c} does not exist"));
+            let (_, own) = components
+                .iter()
+                .find(|(d, _)| *d == path)
+                .unwrap_or_else(|| {
                     panic!(
-                        "overlay {name}: {file} patches {} {}, which the base does not have",
-                        patch.kind(),
-                        patch.name()
+                        "overlay {name}: component {c} is not under deploy/kubernetes/components"
                     )
                 });
-                for c in seq_at(&patch.value, "spec.template.spec.containers") {
-                    let cname = str_at(c, "name").unwrap();
-                    assert!(
-                        containers(target)
-                            .iter()
-                            .any(|t| str_at(t, "name") == Some(cname)),
-                        "overlay {name}: {file} patches container {cname}, which {} does not have \
-                         (the patch would add a second container)",
-                        target.name()
-                    );
-                }
-            }
+            let ck = kustomization_of_kind(&path, "Component");
+            check_patches(&format!("component {c}"), &path, &ck, &base, own);
         }
         for r in seq_at(&k, "replicas") {
             let d = str_at(r, "name").unwrap();
