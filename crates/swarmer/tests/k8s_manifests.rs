@@ -1046,6 +1046,7 @@ fn overlays_only_refer_to_what_the_base_has() {
         .next()
         .unwrap()
         .to_owned();
+    let version = workspace_version();
     let components = components();
     let overlays = repo_root().join("deploy/kubernetes/overlays");
     let mut seen = 0;
@@ -1116,6 +1117,15 @@ fn overlays_only_refer_to_what_the_base_has() {
                 Some(base_image.as_str()),
                 "overlay {name}: `images` must match the base's image name to take effect"
             );
+            if let Some(tag) = at(i, "newTag") {
+                let tag = serde_yaml_ng::to_string(tag).unwrap();
+                assert_eq!(
+                    tag.trim().trim_matches('"'),
+                    version,
+                    "overlay {name}: newTag must be the workspace version, the tag docs/kubernetes.md \
+                     builds"
+                );
+            }
         }
         for g in seq_at(&k, "secretGenerator") {
             let secret = str_at(g, "name").unwrap();
