@@ -68,10 +68,11 @@ fn innermost_lua_line(lua: &Lua) -> Option<String> {
         let found = lua.inspect_stack(level, |d| {
             let src = d.source();
             let line = d.current_line();
-            match (src.what, src.short_src, line) {
-                ("Lua" | "main", Some(file), Some(line)) if line > 0 => {
-                    Some(format!("{file}:{line}"))
-                }
+            // Only file chunks ("@path") are the script's own code; mlua's
+            // async glue and our runner are chunks too.
+            let from_file = src.source.as_deref().is_some_and(|s| s.starts_with('@'));
+            match (src.short_src, line) {
+                (Some(file), Some(line)) if from_file && line > 0 => Some(format!("{file}:{line}")),
                 _ => None,
             }
         });
