@@ -47,7 +47,12 @@ pub enum ScalerKind {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The Lua script that defines the users (a worker may leave it out: the master sends it).
-    #[arg(short = 'f', long = "script", visible_alias = "locustfile", env = "SWARMER_SCRIPT")]
+    #[arg(
+        short = 'f',
+        long = "script",
+        visible_alias = "locustfile",
+        env = "SWARMER_SCRIPT"
+    )]
     pub script: Option<PathBuf>,
     /// User types to run (default: all the script defines).
     #[arg(value_name = "USER_TYPES")]
@@ -55,10 +60,15 @@ pub struct RunArgs {
     #[arg(long = "user-types", env = "SWARMER_USER_TYPES", value_delimiter = ',')]
     pub user_types: Vec<String>,
     /// Peak number of concurrent users.
-    #[arg(short = 'u', long, env = "SWARMER_USERS")]
+    #[arg(
+        short = 'u',
+        long,
+        env = "SWARMER_USERS",
+        allow_negative_numbers = true
+    )]
     pub users: Option<u32>,
     /// Users started per second (over the whole run, not per core).
-    #[arg(short = 'r', long, env = "SWARMER_SPAWN_RATE", value_parser = parse_rate)]
+    #[arg(short = 'r', long, env = "SWARMER_SPAWN_RATE", value_parser = parse_rate, allow_negative_numbers = true)]
     pub spawn_rate: Option<f64>,
     /// Stop after this long: 30s, 5m, 1h30m. Without it, run until Ctrl-C.
     #[arg(short = 't', long, env = "SWARMER_RUN_TIME", value_parser = parse_duration)]
@@ -161,7 +171,11 @@ pub struct ClusterArgs {
     #[arg(long, env = "SWARMER_SCALER", value_enum)]
     pub scaler: Option<ScalerKind>,
     /// The worker Deployment the Kubernetes scaler scales.
-    #[arg(long, env = "SWARMER_WORKER_DEPLOYMENT", default_value = "swarmer-worker")]
+    #[arg(
+        long,
+        env = "SWARMER_WORKER_DEPLOYMENT",
+        default_value = "swarmer-worker"
+    )]
     pub worker_deployment: String,
     /// Namespace of the worker Deployment (default: the pod's own).
     #[arg(long, env = "SWARMER_NAMESPACE")]
@@ -220,7 +234,8 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 /// The real arguments with the config file's defaults placed in front.
 pub fn args_with_config() -> anyhow::Result<Vec<String>> {
     let args: Vec<String> = std::env::args().collect();
-    let explicit = config_path_from(&args).or_else(|| std::env::var("SWARMER_CONFIG").ok().map(PathBuf::from));
+    let explicit =
+        config_path_from(&args).or_else(|| std::env::var("SWARMER_CONFIG").ok().map(PathBuf::from));
     let path = match explicit {
         Some(p) => Some(p),
         None => Some(PathBuf::from("swarmer.toml")).filter(|p| p.exists()),
@@ -238,7 +253,9 @@ pub fn args_with_config() -> anyhow::Result<Vec<String>> {
 }
 
 fn config_path_from(args: &[String]) -> Option<PathBuf> {
-    let pos = args.iter().position(|a| a == "--config" || a.starts_with("--config="))?;
+    let pos = args
+        .iter()
+        .position(|a| a == "--config" || a.starts_with("--config="))?;
     match args[pos].strip_prefix("--config=") {
         Some(v) => Some(PathBuf::from(v)),
         None => args.get(pos + 1).map(PathBuf::from),
@@ -264,7 +281,10 @@ fn config_args(table: &toml::Table, path: &std::path::Path) -> anyhow::Result<Ve
                 toml::Value::String(s) => out.push(format!("--{flag}={s}")),
                 toml::Value::Integer(i) => out.push(format!("--{flag}={i}")),
                 toml::Value::Float(f) => out.push(format!("--{flag}={f}")),
-                _ => bail!("{}: the value of {key:?} must be a string, number, boolean or a list of them", path.display()),
+                _ => bail!(
+                    "{}: the value of {key:?} must be a string, number, boolean or a list of them",
+                    path.display()
+                ),
             }
         }
     }
@@ -294,7 +314,10 @@ mod tests {
 
     #[test]
     fn config_keys_become_flags() {
-        let table: toml::Table = "users = 5\nheadless = true\ntags = [\"a\", \"b\"]\nhost = \"http://x\"".parse().unwrap();
+        let table: toml::Table =
+            "users = 5\nheadless = true\ntags = [\"a\", \"b\"]\nhost = \"http://x\""
+                .parse()
+                .unwrap();
         let args = config_args(&table, std::path::Path::new("t.toml")).unwrap();
         assert!(args.contains(&"--users=5".to_string()));
         assert!(args.contains(&"--headless".to_string()));

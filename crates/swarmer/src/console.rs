@@ -9,7 +9,9 @@ use stats::{PERCENTILES, RequestStats, StatsEntry};
 /// The live view: elapsed against run time (with a bar when known), users,
 /// throughput, failures and the slow end of the latency distribution.
 pub fn live_line(snap: &Snapshot) -> String {
-    let elapsed_ms = snap.run_started_ms.map_or(0, |s| snap.now_ms.saturating_sub(s));
+    let elapsed_ms = snap
+        .run_started_ms
+        .map_or(0, |s| snap.now_ms.saturating_sub(s));
     let total = snap.stats.total();
     let now = snap.now_ms;
     let clock = match snap.run_time_ms {
@@ -26,7 +28,11 @@ pub fn live_line(snap: &Snapshot) -> String {
         }
         None => format!("{} (Ctrl-C to stop)", clock_text(elapsed_ms)),
     };
-    let pct = |q| snap.stats.current_response_time_percentile_ms(q, now).map_or("-".into(), ms_text);
+    let pct = |q| {
+        snap.stats
+            .current_response_time_percentile_ms(q, now)
+            .map_or("-".into(), ms_text)
+    };
     format!(
         "{clock}  users {}/{}  rps {:.1}  failures {} ({:.1}%)  p50 {}  p95 {}  p99 {}",
         snap.user_count,
@@ -124,14 +130,21 @@ pub fn percentile_table(stats: &RequestStats) -> String {
         );
         for e in stats.entries().chain(std::iter::once(stats.total())) {
             if e.due_percentile_ms(0.5).is_some() {
-                percentile_row(&mut out, e, &format!("{} (from due)", e.name), |q| e.due_percentile_ms(q));
+                percentile_row(&mut out, e, &format!("{} (from due)", e.name), |q| {
+                    e.due_percentile_ms(q)
+                });
             }
         }
     }
     out
 }
 
-fn percentile_row(out: &mut String, e: &StatsEntry, name: &str, value: impl Fn(f64) -> Option<f64>) {
+fn percentile_row(
+    out: &mut String,
+    e: &StatsEntry,
+    name: &str,
+    value: impl Fn(f64) -> Option<f64>,
+) {
     let _ = write!(out, "{:<8} {:<40}", e.method, truncate(name, 40));
     for q in PERCENTILES {
         let cell = match value(q) {
@@ -150,7 +163,11 @@ pub fn failures_table(stats: &RequestStats) -> String {
     }
     let _ = writeln!(out, "Error report\n{:>12}  Error", "# occurrences");
     for (key, entry) in stats.errors() {
-        let _ = writeln!(out, "{:>12}  {} {}: {}", entry.occurrences, key.method, key.name, key.error);
+        let _ = writeln!(
+            out,
+            "{:>12}  {} {}: {}",
+            entry.occurrences, key.method, key.name, key.error
+        );
     }
     out
 }

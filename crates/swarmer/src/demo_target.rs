@@ -36,7 +36,10 @@ pub fn router() -> Router {
         .route("/status/{code}", get(status))
         .route("/reset", post(reset))
         .route("/stats", get(stats))
-        .layer(axum::middleware::from_fn_with_state(counters.clone(), count))
+        .layer(axum::middleware::from_fn_with_state(
+            counters.clone(),
+            count,
+        ))
         .with_state(counters)
 }
 
@@ -61,7 +64,9 @@ async fn count(
 }
 
 async fn index() -> Html<&'static str> {
-    Html("<!doctype html><title>Demo shop</title><h1>Demo shop</h1><p>Items at /item/1 .. /item/100.</p>")
+    Html(
+        "<!doctype html><title>Demo shop</title><h1>Demo shop</h1><p>Items at /item/1 .. /item/100.</p>",
+    )
 }
 
 async fn item(Path(id): Path<u32>) -> Json<serde_json::Value> {
@@ -109,7 +114,11 @@ async fn add_to_cart(headers: HeaderMap, body: Option<Json<serde_json::Value>>) 
 }
 
 async fn slow(Query(q): Query<BTreeMap<String, String>>) -> &'static str {
-    let ms = q.get("ms").and_then(|v| v.parse().ok()).unwrap_or(100u64).min(60_000);
+    let ms = q
+        .get("ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100u64)
+        .min(60_000);
     tokio::time::sleep(Duration::from_millis(ms)).await;
     "slow"
 }

@@ -61,7 +61,10 @@ pub async fn run(
         }
     }
     if shutdown.is_cancelled() {
-        eprintln!("stopping: users finish their task within {:?} (Ctrl-C again to quit at once)", args.stop_timeout);
+        eprintln!(
+            "stopping: users finish their task within {:?} (Ctrl-C again to quit at once)",
+            args.stop_timeout
+        );
     }
     let snap = finish(&master, args.stop_timeout).await;
     report(args, &master, &snap)?;
@@ -76,7 +79,10 @@ async fn wait_for_workers(
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
     let wait = master.wait_for(|s| s.worker_count >= expect.max(1));
-    let max_wait = args.cluster.expect_workers_max_wait.unwrap_or(Duration::MAX);
+    let max_wait = args
+        .cluster
+        .expect_workers_max_wait
+        .unwrap_or(Duration::MAX);
     tokio::select! {
         r = tokio::time::timeout(max_wait, wait) => match r {
             Ok(Ok(_)) => Ok(()),
@@ -107,7 +113,10 @@ async fn finish(master: &MasterHandle, stop_timeout: Duration) -> std::sync::Arc
 fn report(args: &RunArgs, master: &MasterHandle, snap: &Snapshot) -> anyhow::Result<()> {
     let now = snap.now_ms;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&output::final_json(snap))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output::final_json(snap))?
+        );
     } else {
         println!("{}", console::stats_table(&snap.stats, now));
         println!("Response time percentiles (approximated)");

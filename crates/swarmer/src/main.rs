@@ -27,7 +27,10 @@ fn main() {
 
 fn run(cli: Cli) -> i32 {
     init_logging(&cli.run.loglevel);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -71,7 +74,10 @@ async fn demo_target(bind: &str, port: u16, shutdown: CancellationToken) -> anyh
 /// SIGINT or SIGTERM starts a graceful shutdown; a second one exits at once.
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::warn!("cannot install signal handlers; Ctrl-C will kill the process");
         return;
     };

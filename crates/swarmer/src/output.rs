@@ -20,13 +20,19 @@ pub struct HistoryCsv {
 impl HistoryCsv {
     pub fn create(prefix: &str, full: bool) -> anyhow::Result<Self> {
         let path = PathBuf::from(format!("{prefix}_stats_history.csv"));
-        let mut file = File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+        let mut file =
+            File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
         writeln!(file, "{}", locust_csv::STATS_HISTORY_HEADER)?;
         Ok(Self { file, path, full })
     }
 
     pub fn append(&mut self, snap: &Snapshot) -> anyhow::Result<()> {
-        let rows = locust_csv::stats_history_rows(&snap.stats, u64::from(snap.user_count), snap.now_ms, self.full);
+        let rows = locust_csv::stats_history_rows(
+            &snap.stats,
+            u64::from(snap.user_count),
+            snap.now_ms,
+            self.full,
+        );
         self.file
             .write_all(rows.as_bytes())
             .with_context(|| format!("cannot write {}", self.path.display()))

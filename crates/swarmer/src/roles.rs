@@ -32,7 +32,9 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 /// The script and what it defines, or a usage error naming file and line.
 pub fn load_script(args: &RunArgs) -> anyhow::Result<(ScriptSource, ScriptInfo)> {
     let Some(path) = &args.script else {
-        return Err(usage("no script given: pass -f SCRIPT (for example -f examples/quickstart.lua)"));
+        return Err(usage(
+            "no script given: pass -f SCRIPT (for example -f examples/quickstart.lua)",
+        ));
     };
     let src = ScriptSource::read(&path.to_string_lossy()).map_err(|e| usage(e.to_string()))?;
     let info = script::inspect(&src).map_err(|e| usage(e.to_string()))?;
@@ -55,7 +57,10 @@ fn master_config(args: &RunArgs, src: &ScriptSource) -> MasterConfig {
             path: src.path.clone(),
             code: src.code.clone(),
         },
-        heartbeat_interval: args.cluster.heartbeat_interval.max(Duration::from_millis(10)),
+        heartbeat_interval: args
+            .cluster
+            .heartbeat_interval
+            .max(Duration::from_millis(10)),
         report_interval: args.cluster.report_interval.max(Duration::from_millis(10)),
         missed_heartbeats: 3,
         token: args.cluster.cluster_token.clone(),
@@ -71,7 +76,11 @@ fn engine_config(args: &RunArgs, node_id: &str) -> EngineConfig {
         cores: args.cores,
         node_id: node_id.to_string(),
         insecure_tls: args.insecure,
-        base_dir: args.script.as_deref().and_then(Path::parent).map(PathBuf::from),
+        base_dir: args
+            .script
+            .as_deref()
+            .and_then(Path::parent)
+            .map(PathBuf::from),
     }
 }
 
@@ -97,8 +106,13 @@ pub async fn standalone(mut args: RunArgs, shutdown: CancellationToken) -> anyho
         // Ctrl-C must not see their target vanish. It ends with the process.
         tokio::spawn(crate::demo_target::run(listener, CancellationToken::new()));
     }
-    let (handle, _coordinator) = master::start(master_config(&args, &src), info, shutdown.clone());
-    let engine = Engine::start(engine_config(&args, "local")).context("cannot start the worker engine")?;
+    // The coordinator outlives Ctrl-C: it must see the run stop and merge
+    // the final reports before the summary is printed.
+    let coordinator_stop = CancellationToken::new();
+    let (handle, _coordinator) =
+        master::start(master_config(&args, &src), info, coordinator_stop.clone());
+    let engine =
+        Engine::start(engine_config(&args, "local")).context("cannot start the worker engine")?;
     let (master_end, worker_end) = protocol::memory::pair();
     handle.attach(master_end);
     let config = session_config(&args, "local".into());
@@ -106,26 +120,58 @@ pub async fn standalone(mut args: RunArgs, shutdown: CancellationToken) -> anyho
     let worker_token = worker_stop.clone();
     let worker_task = tokio::spawn(async move {
         let mut engine = engine;
-        session::run(worker_end, &mut engine, &mut Outbox::default(), &config, &worker_token).await
+        session::run(
+            worker_end,
+            &mut engine,
+            &mut Outbox::default(),
+            &config,
+            &worker_token,
+        )
+        .await
     });
-    let code = serve(&args, handle, None, shutdown).await;
+    let code = serve(&args, handle.clone(), None, shutdown).await;
+    stop_run(&handle, args.stop_timeout).await;
     worker_stop.cancel();
     let _ = tokio::time::timeout(args.stop_timeout + Duration::from_secs(2), worker_task).await;
+    coordinator_stop.cancel();
     code
 }
 
 /// A master that remote workers join on the master port.
 pub async fn master(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<i32> {
     let (src, info) = load_script(&args)?;
-    let bind = format!("{}:{}", args.cluster.master_bind_host, args.cluster.master_bind_port);
-    let listener = TcpListener::bind(&bind)
-        .await
-        .map_err(|e| usage(format!("cannot listen for workers on {bind} (--master-bind-host/--master-bind-port): {e}")))?;
+    let bind = format!(
+        "{}:{}",
+        args.cluster.master_bind_host, args.cluster.master_bind_port
+    );
+    let listener = TcpListener::bind(&bind).await.map_err(|e| {
+        usage(format!(
+            "cannot listen for workers on {bind} (--master-bind-host/--master-bind-port): {e}"
+        ))
+    })?;
     tracing::info!("waiting for workers on {}", listener.local_addr()?);
-    let (handle, _coordinator) = master::start(master_config(&args, &src), info, shutdown.clone());
-    tokio::spawn(master::listener::run(listener, handle.clone(), shutdown.clone()));
+    let coordinator_stop = CancellationToken::new();
+    let (handle, _coordinator) =
+        master::start(master_config(&args, &src), info, coordinator_stop.clone());
+    tokio::spawn(master::listener::run(
+        listener,
+        handle.clone(),
+        coordinator_stop.clone(),
+    ));
     let expect = args.cluster.expect_workers;
-    serve(&args, handle, Some(expect), shutdown).await
+    let code = serve(&args, handle.clone(), Some(expect), shutdown).await;
+    stop_run(&handle, args.stop_timeout).await;
+    coordinator_stop.cancel();
+    code
+}
+
+/// Stops a run still going when the master quits, so workers do not keep
+/// loading the target, and waits (bounded) for them to confirm.
+async fn stop_run(handle: &MasterHandle, stop_timeout: Duration) {
+    if handle.stop_run().await.is_ok() {
+        let stopped = handle.wait_for(|s| s.state == master::RunState::Stopped);
+        let _ = tokio::time::timeout(stop_timeout + Duration::from_secs(2), stopped).await;
+    }
 }
 
 /// Headless: run once and report. Otherwise: serve the web UI until stopped.
@@ -140,9 +186,11 @@ async fn serve(
         return headless::run(args, handle, expect, shutdown).await;
     }
     let bind = format!("{}:{}", args.web.web_host, args.web.web_port);
-    let listener = TcpListener::bind(&bind)
-        .await
-        .map_err(|e| usage(format!("cannot serve the web UI on {bind} (--web-host/--web-port): {e}")))?;
+    let listener = TcpListener::bind(&bind).await.map_err(|e| {
+        usage(format!(
+            "cannot serve the web UI on {bind} (--web-host/--web-port): {e}"
+        ))
+    })?;
     let addr = listener.local_addr()?;
     let base = args.web.web_base_path.trim_end_matches('/');
     println!("web UI at http://{addr}{base}/ (Ctrl-C to quit)");
@@ -165,13 +213,17 @@ fn web_config(args: &RunArgs) -> anyhow::Result<WebConfig> {
     let auth = match &args.web.web_auth {
         Some(pair) => match pair.split_once(':') {
             Some((user, pass)) if !user.is_empty() => Some((user.to_string(), pass.to_string())),
-            _ => bail!(usage(format!("--web-auth must be USER:PASSWORD, got {pair:?}"))),
+            _ => bail!(usage(format!(
+                "--web-auth must be USER:PASSWORD, got {pair:?}"
+            ))),
         },
         None => None,
     };
     let base = args.web.web_base_path.trim_end_matches('/');
     if !base.is_empty() && !base.starts_with('/') {
-        bail!(usage(format!("--web-base-path must start with '/', got {base:?}")));
+        bail!(usage(format!(
+            "--web-base-path must start with '/', got {base:?}"
+        )));
     }
     Ok(WebConfig {
         base_path: base.to_string(),
@@ -184,10 +236,18 @@ fn web_config(args: &RunArgs) -> anyhow::Result<WebConfig> {
 
 /// A worker: connect to the master and serve it until told to leave.
 pub async fn worker(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<i32> {
-    let id = args.cluster.worker_id.clone().unwrap_or_else(default_worker_id);
-    let engine = Engine::start(engine_config(&args, &id)).context("cannot start the worker engine")?;
+    let id = args
+        .cluster
+        .worker_id
+        .clone()
+        .unwrap_or_else(default_worker_id);
+    let engine =
+        Engine::start(engine_config(&args, &id)).context("cannot start the worker engine")?;
     let addr = format!("{}:{}", args.cluster.master_host, args.cluster.master_port);
-    tracing::info!("worker {id} with {} cores joining {addr}", engine.core_count());
+    tracing::info!(
+        "worker {id} with {} cores joining {addr}",
+        engine.core_count()
+    );
     let config = session_config(&args, id);
     match worker::client::run(&addr, engine, config, shutdown).await {
         Ok(()) => Ok(0),
