@@ -116,7 +116,7 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         ("GET" | "HEAD", [""]) => reply(200, "<html>hello</html>"),
         ("GET", ["item", id]) => {
             let id: u64 = id.parse().unwrap_or(0);
-            json(serde_json::json!({ "id": id, "in_stock": id % 10 != 0 }))
+            json(serde_json::json!({ "id": id, "in_stock": !id.is_multiple_of(10) }))
         }
         (_, ["status", code]) => reply(code.parse().unwrap_or(500), ""),
         ("POST", ["login"]) => {
