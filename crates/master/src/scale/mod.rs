@@ -2,6 +2,12 @@
 //! a `dyn Scaler`; the backends are Kubernetes (the worker Deployment's
 //! scale subresource) and local processes.
 
+pub mod kubernetes;
+pub mod local;
+
+pub use kubernetes::KubernetesScaler;
+pub use local::{LocalConfig, LocalScaler};
+
 use std::future::Future;
 use std::pin::Pin;
 
