@@ -26,7 +26,7 @@ fn main() {
 }
 
 fn run(cli: Cli) -> i32 {
-    init_logging(&cli.run.loglevel);
+    let logs = init_logging(&cli.run.loglevel);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -43,8 +43,8 @@ fn run(cli: Cli) -> i32 {
         match cli.command {
             Some(Command::DemoTarget { bind, port }) => demo_target(&bind, port, shutdown).await,
             None if cli.run.cluster.worker => roles::worker(cli.run, shutdown).await,
-            None if cli.run.cluster.master => roles::master(cli.run, shutdown).await,
-            None => roles::standalone(cli.run, shutdown).await,
+            None if cli.run.cluster.master => roles::master(cli.run, logs, shutdown).await,
+            None => roles::standalone(cli.run, logs, shutdown).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -95,12 +95,16 @@ async fn watch_signals(shutdown: CancellationToken) {
     }
 }
 
-fn init_logging(level: &str) {
+/// Logs go to stderr and into a ring the web UI's Logs tab reads.
+fn init_logging(level: &str) -> master::web::LogBuffer {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWARMER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    let logs = master::web::LogBuffer::new(2000);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
+        .with(logs.clone())
         .init();
+    logs
 }

@@ -97,11 +97,7 @@ pub fn final_json(snap: &Snapshot) -> serde_json::Value {
 }
 
 pub fn write_html(path: &Path, snap: &Snapshot, history: &[HistoryPoint]) -> anyhow::Result<()> {
-    let html = render_report(snap, history);
+    let html = master::web::render_report(snap, history);
     std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))
 }
 
-// TEMPORARY until the web module's report renderer lands.
-fn render_report(_snap: &Snapshot, _history: &[HistoryPoint]) -> String {
-    String::new()
-}

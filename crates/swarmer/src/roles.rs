@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use master::web::WebConfig;
+use master::web::{LogBuffer, WebConfig};
 use master::{MasterConfig, MasterHandle};
 use protocol::ScriptText;
 use script::{ScriptInfo, ScriptSource};
@@ -95,7 +95,11 @@ fn session_config(args: &RunArgs, worker_id: String) -> SessionConfig {
 }
 
 /// Standalone: the master and one in-process worker, linked in memory.
-pub async fn standalone(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<i32> {
+pub async fn standalone(
+    mut args: RunArgs,
+    logs: LogBuffer,
+    shutdown: CancellationToken,
+) -> anyhow::Result<i32> {
     let (src, info) = load_script(&args)?;
     if args.demo_target {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -129,7 +133,7 @@ pub async fn standalone(mut args: RunArgs, shutdown: CancellationToken) -> anyho
         )
         .await
     });
-    let code = serve(&args, handle.clone(), None, shutdown).await;
+    let code = serve(&args, handle.clone(), None, logs, shutdown).await;
     stop_run(&handle, args.stop_timeout).await;
     worker_stop.cancel();
     let _ = tokio::time::timeout(args.stop_timeout + Duration::from_secs(2), worker_task).await;
@@ -138,7 +142,7 @@ pub async fn standalone(mut args: RunArgs, shutdown: CancellationToken) -> anyho
 }
 
 /// A master that remote workers join on the master port.
-pub async fn master(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<i32> {
+pub async fn master(args: RunArgs, logs: LogBuffer, shutdown: CancellationToken) -> anyhow::Result<i32> {
     let (src, info) = load_script(&args)?;
     let bind = format!(
         "{}:{}",
@@ -159,7 +163,7 @@ pub async fn master(args: RunArgs, shutdown: CancellationToken) -> anyhow::Resul
         coordinator_stop.clone(),
     ));
     let expect = args.cluster.expect_workers;
-    let code = serve(&args, handle.clone(), Some(expect), shutdown).await;
+    let code = serve(&args, handle.clone(), Some(expect), logs, shutdown).await;
     stop_run(&handle, args.stop_timeout).await;
     coordinator_stop.cancel();
     code
@@ -179,6 +183,7 @@ async fn serve(
     args: &RunArgs,
     handle: MasterHandle,
     expect_workers: Option<usize>,
+    logs: LogBuffer,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
     if args.headless {
@@ -194,7 +199,7 @@ async fn serve(
     let addr = listener.local_addr()?;
     let base = args.web.web_base_path.trim_end_matches('/');
     println!("web UI at http://{addr}{base}/ (Ctrl-C to quit)");
-    let config = web_config(args)?;
+    let config = web_config(args, logs)?;
     if args.autostart {
         let request = headless::run_request(args)?;
         let handle = handle.clone();
@@ -209,7 +214,7 @@ async fn serve(
     Ok(0)
 }
 
-fn web_config(args: &RunArgs) -> anyhow::Result<WebConfig> {
+fn web_config(args: &RunArgs, logs: LogBuffer) -> anyhow::Result<WebConfig> {
     let auth = match &args.web.web_auth {
         Some(pair) => match pair.split_once(':') {
             Some((user, pass)) if !user.is_empty() => Some((user.to_string(), pass.to_string())),
@@ -231,6 +236,7 @@ fn web_config(args: &RunArgs) -> anyhow::Result<WebConfig> {
         token: args.web.web_token.clone(),
         scaler: None::<Arc<dyn master::scale::Scaler>>,
         max_workers: args.cluster.max_workers,
+        logs: Some(logs),
     })
 }
 
