@@ -1,12 +1,46 @@
-//! The web UI and HTTP API (placeholder until the web issue lands).
+//! The master's web UI and HTTP API.
+//!
+//! - [`router`] builds every route (Locust's routes, the `/api/v1/` JSON API
+//!   with its OpenAPI document, live updates, metrics, the report, the UI's
+//!   embedded files) under `WebConfig::base_path`.
+//! - [`run`] serves it on a listener until shutdown.
+//! - [`render_report`] is the HTML report, also used by headless `--html`.
+//! - [`LogBuffer`] keeps recent log lines for the Logs tab.
+//!
+//! Handlers only read the master's published [`crate::Snapshot`] and send it
+//! requests through [`MasterHandle`]; they never hold its state.
 
+mod api;
+mod assets;
+mod error;
+mod events;
+mod forms;
+mod locust;
+mod logs;
+mod metrics;
+mod openapi;
+pub mod report;
+mod router;
+mod scale;
+mod security;
+mod state;
+mod views;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::MasterHandle;
 use crate::scale::Scaler;
+
+pub use error::ApiError;
+pub use logs::{LogBuffer, LogLine};
+pub use report::render_report;
+pub use router::{ROUTES, router};
+pub use security::CSRF_HEADER;
 
 #[derive(Clone, Default)]
 pub struct WebConfig {
@@ -19,7 +53,14 @@ pub struct WebConfig {
     pub scaler: Option<Arc<dyn Scaler>>,
     /// `--max-workers`: the largest count the scale form accepts.
     pub max_workers: u32,
+    /// Recent log lines for the Logs tab; the binary installs the same
+    /// buffer as a tracing layer.
+    pub logs: Option<LogBuffer>,
 }
+
+/// How long open connections (a browser's live stream, a slow download) may
+/// hold up shutdown.
+const DRAIN: Duration = Duration::from_secs(5);
 
 pub async fn run(
     listener: TcpListener,
@@ -27,7 +68,15 @@ pub async fn run(
     config: WebConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let _ = (listener, master, config);
-    shutdown.cancelled().await;
-    Ok(())
+    let app = router::build(master, config, shutdown.child_token())
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    tokio::select! {
+        result = server => result,
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(DRAIN).await } => {
+            tracing::warn!("web: connections still open {DRAIN:?} after shutdown; closing them");
+            Ok(())
+        }
+    }
 }

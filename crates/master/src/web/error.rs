@@ -1,0 +1,116 @@
+//! Why a web request was refused, and how each reason maps to an HTTP status.
+//!
+//! Every refusal answers with Locust's body shape
+//! `{"success": false, "message": "..."}` but, unlike Locust, with a status
+//! that says what went wrong, so CI scripts can check the status alone.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::MasterError;
+use crate::scale::ScaleError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A form or JSON field is missing or wrong; names the field.
+    #[error("{field}: {problem}")]
+    BadField {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Master(#[from] MasterError),
+    #[error("scaling failed: {0}")]
+    Scale(#[from] ScaleError),
+    #[error(
+        "scaling is not configured: start the master with --scaler kubernetes or --scaler local"
+    )]
+    NoScaler,
+    #[error("authentication required")]
+    Unauthorized,
+    /// A cross-site request, refused before it reached the master.
+    #[error("{0}")]
+    CrossSite(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+impl ApiError {
+    pub fn field(field: &'static str, problem: impl Into<String>) -> Self {
+        ApiError::BadField {
+            field,
+            problem: problem.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadField { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Master(e) => master_status(e),
+            ApiError::Scale(e) => scale_status(e),
+            ApiError::NoScaler => StatusCode::CONFLICT,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::CrossSite(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+        }
+    }
+}
+
+fn master_status(e: &MasterError) -> StatusCode {
+    match e {
+        MasterError::UnknownUserType { .. } | MasterError::BadSpawnRate(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        // The request was fine; the master's situation does not allow it now.
+        MasterError::NoWorkers | MasterError::NotRunning => StatusCode::CONFLICT,
+        MasterError::Script(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        MasterError::Gone => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn scale_status(e: &ScaleError) -> StatusCode {
+    match e {
+        ScaleError::Forbidden(_) => StatusCode::FORBIDDEN,
+        ScaleError::NotFound(_) => StatusCode::NOT_FOUND,
+        ScaleError::Conflict(_) => StatusCode::CONFLICT,
+        ScaleError::Unreachable(_) => StatusCode::BAD_GATEWAY,
+        ScaleError::Invalid(_) => StatusCode::BAD_REQUEST,
+        ScaleError::Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = Json(json!({ "success": false, "message": self.to_string() }));
+        let mut response = (status, body).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            // Basic lets a browser prompt; the token works as the password.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"swarmer\", charset=\"UTF-8\""),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_reason() {
+        assert_eq!(ApiError::field("user_count", "x").status(), 400);
+        assert_eq!(ApiError::Master(MasterError::NoWorkers).status(), 409);
+        let forbidden = ApiError::Scale(ScaleError::Forbidden("rbac".into()));
+        assert_eq!(forbidden.status(), 403);
+        let unreachable = ApiError::Scale(ScaleError::Unreachable("x".into()));
+        assert_eq!(unreachable.status(), 502);
+        assert_eq!(ApiError::Unauthorized.into_response().status(), 401);
+    }
+}

@@ -1,0 +1,216 @@
+//! `GET /metrics` in Prometheus' text exposition format (version 0.0.4).
+//!
+//! Hand-written: the format is a few lines per family and a client library
+//! would add a registry we would have to keep in sync with the snapshot.
+//! Per-entry series leave out the `Aggregated` row so that `sum()` over
+//! them is not doubled; the run-wide figures have their own families.
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use protocol::WorkerState;
+
+use super::state::Shared;
+use crate::{RunState, Snapshot};
+
+const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 1.0];
+
+pub async fn metrics(State(app): State<Shared>) -> Response {
+    let mut response = render(&app.master.snapshot()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+pub fn render(snap: &Snapshot) -> String {
+    let mut out = String::new();
+    entry_families(&mut out, snap);
+    run_families(&mut out, snap);
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn entry_families(out: &mut String, snap: &Snapshot) {
+    let entries: Vec<_> = snap.stats.entries().collect();
+    let labels: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            format!(
+                "method=\"{}\",name=\"{}\"",
+                escape(&e.method),
+                escape(&e.name)
+            )
+        })
+        .collect();
+    family(
+        out,
+        "swarmer_requests_total",
+        "counter",
+        "Requests completed, per method and name.",
+    );
+    for (e, l) in entries.iter().zip(&labels) {
+        let _ = writeln!(out, "swarmer_requests_total{{{l}}} {}", e.num_requests);
+    }
+    family(
+        out,
+        "swarmer_failures_total",
+        "counter",
+        "Requests that failed, per method and name.",
+    );
+    for (e, l) in entries.iter().zip(&labels) {
+        let _ = writeln!(out, "swarmer_failures_total{{{l}}} {}", e.num_failures);
+    }
+    family(
+        out,
+        "swarmer_response_time_seconds",
+        "summary",
+        "Response times since the run started (or stats were reset).",
+    );
+    for (e, l) in entries.iter().zip(&labels) {
+        for q in QUANTILES {
+            let value = e.percentile_ms(q) / 1000.0;
+            let _ = writeln!(
+                out,
+                "swarmer_response_time_seconds{{{l},quantile=\"{q}\"}} {value}"
+            );
+        }
+        let sum = e.total_response_time_us as f64 / 1e6;
+        let _ = writeln!(out, "swarmer_response_time_seconds_sum{{{l}}} {sum}");
+        let _ = writeln!(
+            out,
+            "swarmer_response_time_seconds_count{{{l}}} {}",
+            e.num_requests
+        );
+    }
+    family(
+        out,
+        "swarmer_content_bytes_total",
+        "counter",
+        "Response bytes received, per method and name.",
+    );
+    for (e, l) in entries.iter().zip(&labels) {
+        let _ = writeln!(
+            out,
+            "swarmer_content_bytes_total{{{l}}} {}",
+            e.total_content_length
+        );
+    }
+    family(
+        out,
+        "swarmer_current_rps",
+        "gauge",
+        "Requests per second now (Locust's 10 s window).",
+    );
+    for (e, l) in entries.iter().zip(&labels) {
+        let _ = writeln!(
+            out,
+            "swarmer_current_rps{{{l}}} {}",
+            e.current_rps(snap.now_ms)
+        );
+    }
+}
+
+fn run_families(out: &mut String, snap: &Snapshot) {
+    let total = snap.stats.total();
+    let gauges: [(&str, &str, f64); 7] = [
+        (
+            "swarmer_users",
+            "Users running now.",
+            f64::from(snap.user_count),
+        ),
+        (
+            "swarmer_target_users",
+            "Users the run asks for.",
+            f64::from(snap.target_users),
+        ),
+        (
+            "swarmer_spawn_rate",
+            "The run's spawn rate, users per second.",
+            snap.spawn_rate,
+        ),
+        (
+            "swarmer_total_current_rps",
+            "All requests per second now.",
+            total.current_rps(snap.now_ms),
+        ),
+        (
+            "swarmer_total_current_fail_per_sec",
+            "All failures per second now.",
+            total.current_fail_per_sec(snap.now_ms),
+        ),
+        (
+            "swarmer_fail_ratio",
+            "Failed requests / requests.",
+            snap.stats.fail_ratio(),
+        ),
+        (
+            "swarmer_lost_workers",
+            "Workers lost during this run.",
+            f64::from(snap.lost_workers),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    family(
+        out,
+        "swarmer_workers",
+        "gauge",
+        "Workers by state; lost ones are not live.",
+    );
+    let states = [
+        WorkerState::Ready,
+        WorkerState::Spawning,
+        WorkerState::Running,
+        WorkerState::Stopping,
+        WorkerState::Lost,
+    ];
+    for state in states {
+        let n = snap.workers.iter().filter(|w| w.state == state).count();
+        let _ = writeln!(out, "swarmer_workers{{state=\"{}\"}} {n}", state.as_str());
+    }
+    family(
+        out,
+        "swarmer_run_state",
+        "gauge",
+        "1 for the run's current state.",
+    );
+    let run_states = [
+        RunState::Ready,
+        RunState::Spawning,
+        RunState::Running,
+        RunState::Stopping,
+        RunState::Stopped,
+    ];
+    for state in run_states {
+        let v = u8::from(snap.state == state);
+        let _ = writeln!(out, "swarmer_run_state{{state=\"{}\"}} {v}", state.as_str());
+    }
+}
+
+/// Label values escape backslash, double quote and newline.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

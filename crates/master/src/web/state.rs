@@ -1,0 +1,89 @@
+//! What every handler shares: the master, the configuration, and the
+//! per-process secrets and paths derived from it once at start.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::WebConfig;
+use crate::MasterHandle;
+
+pub struct AppState {
+    pub master: MasterHandle,
+    pub config: WebConfig,
+    /// Normalised: empty, or "/prefix" without a trailing slash.
+    pub base: String,
+    /// Sent by the UI in `X-CSRF-Token`; a page on another origin cannot
+    /// read it, so a request carrying it came from our own page.
+    pub csrf_token: String,
+    /// Ends the live-update streams so a graceful shutdown is not held open.
+    pub shutdown: CancellationToken,
+}
+
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    pub fn new(master: MasterHandle, config: WebConfig, shutdown: CancellationToken) -> Self {
+        let base = normalize_base(&config.base_path);
+        let csrf_token = rand::random::<[u8; 16]>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Self {
+            master,
+            config,
+            base,
+            csrf_token,
+            shutdown,
+        }
+    }
+
+    /// A path inside the UI, e.g. `url("/")` → "/swarmer/".
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// "swarmer/", "/swarmer" and "/swarmer/" all mean "/swarmer"; "/" means none.
+pub fn normalize_base(path: &str) -> String {
+    let trimmed = path.trim().trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+/// Who made a request, for the log of control actions. Inserted by the
+/// authentication middleware.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// The authenticated user; `None` when auth is off.
+    pub user: Option<String>,
+    pub addr: Option<SocketAddr>,
+}
+
+impl Identity {
+    /// "alice", "alice (10.0.0.7:5123)", or "anonymous (…)" for the logs.
+    pub fn describe(&self) -> String {
+        let user = self.user.as_deref().unwrap_or("anonymous");
+        match self.addr {
+            Some(addr) => format!("{user} ({addr})"),
+            None => user.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_paths_normalise() {
+        assert_eq!(normalize_base(""), "");
+        assert_eq!(normalize_base("/"), "");
+        assert_eq!(normalize_base("swarmer/"), "/swarmer");
+        assert_eq!(normalize_base("/a/b/"), "/a/b");
+    }
+}

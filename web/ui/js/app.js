@@ -1,0 +1,148 @@
+// The page's entry point: loads the UI description from the API, builds
+// the tabs it lists, fills the header, and applies live updates from the
+// server-sent event stream to every view.
+
+import { $, fill, h, count, rate, percent } from "./dom.js";
+import * as api from "./api.js";
+import { RunForm } from "./run-form.js";
+import statistics from "./tabs/statistics.js";
+import charts from "./tabs/charts.js";
+import failures from "./tabs/failures.js";
+import exceptions from "./tabs/exceptions.js";
+import workers from "./tabs/workers.js";
+import logs from "./tabs/logs.js";
+import downloads from "./tabs/downloads.js";
+
+// Views the page draws itself, by tab id. The tab list comes from the
+// server, so views added later (e.g. by scripts) only need a renderer here.
+const BUILTINS = { statistics, charts, failures, exceptions, workers, logs, downloads };
+
+const toastEl = $("#toast");
+let toastTimer = 0;
+function toast(message, bad = false) {
+  toastEl.textContent = message;
+  toastEl.className = `toast show${bad ? " bad" : ""}`;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { toastEl.className = "toast"; }, bad ? 6000 : 2500);
+}
+
+function unsupported(tab) {
+  return { el: h("div", { class: "card" }, h("p", { class: "empty" }, `This page cannot show the view “${tab.title}”.`)) };
+}
+
+function buildTabs(ctx) {
+  const nav = $("#tabs");
+  const panels = $("#panels");
+  const views = new Map();
+  for (const tab of ctx.ui.tabs) {
+    const factory = tab.kind === "builtin" ? BUILTINS[tab.id] : undefined;
+    const view = factory ? factory(ctx) : unsupported(tab);
+    const panel = h("section", { class: "panel", id: `panel-${tab.id}`, role: "tabpanel", "aria-labelledby": `tab-${tab.id}` }, view.el);
+    const button = h("button", {
+      type: "button", role: "tab", id: `tab-${tab.id}`, "aria-controls": `panel-${tab.id}`,
+      onclick: () => select(tab.id),
+    }, tab.title);
+    nav.append(button);
+    panels.append(panel);
+    views.set(tab.id, { view, panel, button });
+  }
+  let current = null;
+  function select(id) {
+    if (!views.has(id)) id = ctx.ui.tabs[0]?.id;
+    for (const [key, v] of views) {
+      const on = key === id;
+      v.panel.classList.toggle("active", on);
+      v.button.setAttribute("aria-selected", String(on));
+      if (on && key !== current) v.view.show?.();
+      if (!on && key === current) v.view.hide?.();
+    }
+    current = id;
+    if (location.hash !== `#${id}`) history.replaceState(null, "", `#${id}`);
+  }
+  window.addEventListener("hashchange", () => select(location.hash.slice(1)));
+  select(location.hash.slice(1));
+  return views;
+}
+
+function renderHeader(summary) {
+  const state = $("#fig-state");
+  state.textContent = summary.state;
+  state.className = `pill ${summary.state}`;
+  $("#fig-host").textContent = summary.host || "—";
+  $("#fig-host").title = summary.host || "";
+  const users = summary.target_users && summary.user_count !== summary.target_users
+    ? `${count(summary.user_count)} / ${count(summary.target_users)}` : count(summary.user_count);
+  $("#fig-users").textContent = users;
+  fill($("#fig-workers"), count(summary.worker_count),
+    summary.lost_workers ? h("small", { class: "note bad" }, ` (${summary.lost_workers} lost)`) : null);
+  $("#fig-rps").textContent = rate(summary.current_rps);
+  $("#fig-fail").textContent = percent(summary.fail_ratio);
+  const active = summary.state === "spawning" || summary.state === "running";
+  $("#start-button").hidden = active;
+  $("#edit-button").hidden = !active;
+  $("#stop-button").hidden = !active && summary.state !== "stopping";
+  $("#stop-button").disabled = summary.state === "stopping";
+  document.title = active ? `Swarmer · ${summary.state} · ${rate(summary.current_rps)} RPS` : "Swarmer";
+}
+
+function setupTheme() {
+  const modes = ["auto", "light", "dark"];
+  const button = $("#theme-button");
+  let mode = localStorage.getItem("swarmer-theme") || "auto";
+  const apply = () => {
+    if (mode === "auto") delete document.documentElement.dataset.theme;
+    else document.documentElement.dataset.theme = mode;
+    button.title = `Theme: ${mode === "auto" ? "follow the system" : mode}`;
+    window.dispatchEvent(new Event("swarmer-theme"));
+  };
+  button.addEventListener("click", () => {
+    mode = modes[(modes.indexOf(mode) + 1) % modes.length];
+    localStorage.setItem("swarmer-theme", mode);
+    apply();
+  });
+  apply();
+}
+
+function connect(ctx, views) {
+  const live = $("#live");
+  const source = new EventSource("api/v1/events");
+  source.addEventListener("open", () => { live.className = "live on"; live.title = "Live"; });
+  source.addEventListener("error", () => { live.className = "live off"; live.title = "Reconnecting…"; });
+  source.addEventListener("update", (event) => {
+    const data = JSON.parse(event.data);
+    const newRun = ctx.latest && ctx.latest.summary.run_id !== data.summary.run_id;
+    ctx.latest = data;
+    renderHeader(data.summary);
+    for (const { view } of views.values()) view.update?.(data, { newRun });
+  });
+}
+
+async function main() {
+  setupTheme();
+  let ui;
+  try {
+    ui = await api.get("api/v1/ui");
+  } catch (e) {
+    toast(`Cannot load the UI: ${e.message}`, true);
+    return;
+  }
+  api.setCsrfToken(ui.csrf_token);
+  const ctx = { ui, api, toast, latest: null };
+  const form = new RunForm(ctx);
+  const views = buildTabs(ctx);
+  const state = await api.get("api/v1/state").catch(() => null);
+  if (state) renderHeader(state);
+  connect(ctx, views);
+
+  $("#start-button").addEventListener("click", () => form.open(false));
+  $("#edit-button").addEventListener("click", () => form.open(true));
+  $("#stop-button").addEventListener("click", async () => {
+    try { toast((await api.post("api/v1/run/stop")).message); } catch (e) { toast(e.message, true); }
+  });
+  $("#reset-button").addEventListener("click", async () => {
+    try { toast((await api.post("api/v1/stats/reset")).message); } catch (e) { toast(e.message, true); }
+  });
+  if (state && state.state === "ready" && !location.hash) form.open(false);
+}
+
+main();

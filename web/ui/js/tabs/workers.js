@@ -1,0 +1,133 @@
+// Workers tab: the scale panel (desired / connected / ready and a form to
+// set the count) and the list of workers, lost ones marked as lost.
+
+import { h, fill, count, bytes, ago, table, empty } from "../dom.js";
+
+const COLUMNS = [
+  { title: "Worker" },
+  { title: "State" },
+  { title: "Users", num: true },
+  { title: "Cores", num: true },
+  { title: "CPU", num: true },
+  { title: "Memory", num: true },
+  { title: "Last heartbeat" },
+];
+
+/** A whole number from 0 to max, or a message naming the problem. */
+export function validateWorkers(text, max) {
+  const value = text.trim();
+  if (value === "") return { problem: "Enter a number of workers." };
+  if (!/^-?\d+(\.\d+)?$/.test(value)) return { problem: `“${value}” is not a number.` };
+  const n = Number(value);
+  if (!Number.isInteger(n)) return { problem: "The number of workers must be a whole number." };
+  if (n < 0) return { problem: "The number of workers cannot be negative." };
+  if (n > max) return { problem: `At most ${max} workers (--max-workers).` };
+  return { value: n };
+}
+
+function figure(label, id) {
+  const value = h("strong", { id }, "—");
+  return { el: h("div", {}, value, h("span", {}, label)), value };
+}
+
+export default function workers(ctx) {
+  const desired = figure("Desired", "scale-desired");
+  const connected = figure("Connected", "scale-connected");
+  const ready = figure("Ready", "scale-ready");
+  const input = h("input", { type: "number", name: "workers", id: "scale-input", min: "0", max: String(ctx.ui.max_workers), step: "1", required: true, inputmode: "numeric" });
+  const apply = h("button", { type: "submit", class: "primary", id: "scale-submit" }, "Scale");
+  const form = h("form", { class: "inline-form", id: "scale-form", novalidate: true }, h("label", { for: "scale-input" }, "Workers"), input, apply);
+  const note = h("p", { class: "note", id: "scale-note", role: "status" });
+  const scaleCard = h("div", { class: "card" }, h("h3", {}, "Scale"),
+    h("div", { class: "scale" }, h("div", { class: "counts" }, desired.el, connected.el, ready.el), form), note);
+
+  const { table: el, tbody } = table(COLUMNS, { id: "workers-table" });
+  const placeholder = empty("No workers have connected.");
+  const listCard = h("div", { class: "card" }, h("h3", {}, "Workers"), h("div", { class: "scroll" }, el), placeholder);
+  const root = h("div", {}, scaleCard, listCard);
+
+  let visible = false;
+  let timer = 0;
+  let status = null;
+  let message = null;
+
+  function showNote() {
+    const s = status;
+    let text = "", cls = "note";
+    if (message) { text = message.text; cls = `note ${message.bad ? "bad" : ""}`; }
+    else if (!s) text = "";
+    else if (!s.scaler) text = "Scaling is not configured: start the master with --scaler kubernetes or --scaler local.";
+    else if (s.desired !== null && s.connected !== s.desired) {
+      text = `Scaling: ${s.connected} of ${s.desired} workers connected…`;
+      cls = "note warn";
+    }
+    if (!message && s && s.warning) { text = `${text} ${s.warning}`.trim(); cls = "note warn"; }
+    note.textContent = text;
+    note.className = cls;
+  }
+
+  async function refresh() {
+    try {
+      status = await ctx.api.get("api/v1/workers/scale");
+      desired.value.textContent = status.desired ?? "—";
+      connected.value.textContent = status.connected;
+      ready.value.textContent = status.ready ?? "—";
+      input.disabled = apply.disabled = !status.scaler;
+      if (document.activeElement !== input && input.value === "" && status.desired !== null) input.value = status.desired;
+      showNote();
+    } catch (e) {
+      note.textContent = `Cannot read the scale: ${e.message}`;
+      note.className = "note bad";
+    }
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const checked = validateWorkers(input.value, ctx.ui.max_workers);
+    input.setAttribute("aria-invalid", String(Boolean(checked.problem)));
+    if (checked.problem) { message = { text: checked.problem, bad: true }; showNote(); return; }
+    apply.disabled = true;
+    try {
+      const result = await ctx.api.put("api/v1/workers/scale", { workers: checked.value });
+      message = null;
+      ctx.toast(result.message);
+      await refresh();
+    } catch (e) {
+      message = { text: e.message, bad: true };
+      showNote();
+    } finally {
+      apply.disabled = !status?.scaler;
+    }
+  });
+  input.addEventListener("input", () => { message = null; input.setAttribute("aria-invalid", "false"); showNote(); });
+
+  function render(list) {
+    const now = ctx.latest?.summary.now_ms ?? Date.now();
+    fill(tbody, list.map((w) => {
+      const lost = w.state === "lost";
+      return h("tr", { class: lost ? "lost" : "" },
+        h("td", {}, w.id),
+        h("td", {}, h("span", { class: `pill ${w.state}` }, lost ? "lost" : w.state)),
+        h("td", { class: "num" }, lost ? "—" : count(w.user_count)),
+        h("td", { class: "num" }, count(w.cores)),
+        h("td", { class: "num" }, lost ? "—" : `${w.cpu_usage.toFixed(1)}%`),
+        h("td", { class: "num" }, lost ? "—" : bytes(w.memory_usage)),
+        h("td", {}, ago(w.last_heartbeat_ms, now)));
+    }));
+    placeholder.hidden = list.length > 0;
+  }
+
+  return {
+    el: root,
+    show() {
+      visible = true;
+      refresh();
+      timer = setInterval(refresh, 2000);
+    },
+    hide() { visible = false; clearInterval(timer); },
+    update(live) {
+      render(live.workers);
+      if (visible && status) { status.connected = live.summary.worker_count; connected.value.textContent = status.connected; showNote(); }
+    },
+  };
+}
