@@ -2,12 +2,15 @@
 //! standalone (a master with one in-process worker, the default), master,
 //! and worker. Each builds its configs, starts components with a shared
 //! shutdown token, and hands headless runs to [`crate::headless`].
+//! The master also builds the scaler `--scaler` asks for and owns the
+//! local workers it starts, stopping them when it exits.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use master::scale::{KubernetesScaler, LocalConfig, LocalScaler, Scaler};
 use master::web::{LogBuffer, WebConfig};
 use master::{MasterConfig, MasterHandle};
 use protocol::ScriptText;
@@ -100,6 +103,7 @@ pub async fn standalone(
     logs: LogBuffer,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
+    refuse_scaling_in_standalone(&args)?;
     let (src, info) = load_script(&args)?;
     if args.demo_target {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -133,7 +137,7 @@ pub async fn standalone(
         )
         .await
     });
-    let code = serve(&args, handle.clone(), None, logs, shutdown).await;
+    let code = serve(&args, handle.clone(), None, logs, None, shutdown).await;
     stop_run(&handle, args.stop_timeout).await;
     worker_stop.cancel();
     let _ = tokio::time::timeout(args.stop_timeout + Duration::from_secs(2), worker_task).await;
@@ -142,7 +146,11 @@ pub async fn standalone(
 }
 
 /// A master that remote workers join on the master port.
-pub async fn master(args: RunArgs, logs: LogBuffer, shutdown: CancellationToken) -> anyhow::Result<i32> {
+pub async fn master(
+    args: RunArgs,
+    logs: LogBuffer,
+    shutdown: CancellationToken,
+) -> anyhow::Result<i32> {
     let (src, info) = load_script(&args)?;
     let bind = format!(
         "{}:{}",
@@ -153,6 +161,7 @@ pub async fn master(args: RunArgs, logs: LogBuffer, shutdown: CancellationToken)
             "cannot listen for workers on {bind} (--master-bind-host/--master-bind-port): {e}"
         ))
     })?;
+    let worker_addr = listener.local_addr()?;
     tracing::info!("waiting for workers on {}", listener.local_addr()?);
     let coordinator_stop = CancellationToken::new();
     let (handle, _coordinator) =
@@ -162,9 +171,19 @@ pub async fn master(args: RunArgs, logs: LogBuffer, shutdown: CancellationToken)
         handle.clone(),
         coordinator_stop.clone(),
     ));
+    let scaling = start_scaling(&args, worker_addr).await?;
     let expect = args.cluster.expect_workers;
-    let code = serve(&args, handle.clone(), Some(expect), logs, shutdown).await;
+    let code = serve(
+        &args,
+        handle.clone(),
+        Some(expect),
+        logs,
+        scaling.scaler.clone(),
+        shutdown,
+    )
+    .await;
     stop_run(&handle, args.stop_timeout).await;
+    scaling.stop().await;
     coordinator_stop.cancel();
     code
 }
@@ -184,6 +203,7 @@ async fn serve(
     handle: MasterHandle,
     expect_workers: Option<usize>,
     logs: LogBuffer,
+    scaler: Option<Arc<dyn Scaler>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
     if args.headless {
@@ -199,7 +219,7 @@ async fn serve(
     let addr = listener.local_addr()?;
     let base = args.web.web_base_path.trim_end_matches('/');
     println!("web UI at http://{addr}{base}/ (Ctrl-C to quit)");
-    let config = web_config(args, logs)?;
+    let config = web_config(args, logs, scaler)?;
     if args.autostart {
         let request = headless::run_request(args)?;
         let handle = handle.clone();
@@ -214,7 +234,11 @@ async fn serve(
     Ok(0)
 }
 
-fn web_config(args: &RunArgs, logs: LogBuffer) -> anyhow::Result<WebConfig> {
+fn web_config(
+    args: &RunArgs,
+    logs: LogBuffer,
+    scaler: Option<Arc<dyn Scaler>>,
+) -> anyhow::Result<WebConfig> {
     let auth = match &args.web.web_auth {
         Some(pair) => match pair.split_once(':') {
             Some((user, pass)) if !user.is_empty() => Some((user.to_string(), pass.to_string())),
@@ -234,7 +258,7 @@ fn web_config(args: &RunArgs, logs: LogBuffer) -> anyhow::Result<WebConfig> {
         base_path: base.to_string(),
         auth,
         token: args.web.web_token.clone(),
-        scaler: None::<Arc<dyn master::scale::Scaler>>,
+        scaler,
         max_workers: args.cluster.max_workers,
         logs: Some(logs),
     })
@@ -270,4 +294,147 @@ fn default_worker_id() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "worker".into());
     format!("{host}_{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
+// Scaling workers: which scaler the flags ask for, the `--workers N` local
+// workers started with the master, and stopping them when it exits.
+
+/// The configured scaler; `local` is the same one again when it starts
+/// processes, which the master must stop when it exits.
+#[derive(Default)]
+struct Scaling {
+    scaler: Option<Arc<dyn Scaler>>,
+    local: Option<Arc<LocalScaler>>,
+}
+
+impl Scaling {
+    /// Tells the local workers to leave and waits for them (bounded by
+    /// their grace period); nothing to do for Kubernetes.
+    async fn stop(&self) {
+        if let Some(local) = &self.local {
+            local.stop_all().await;
+        }
+    }
+}
+
+/// Standalone has no worker port for scaled workers to join.
+fn refuse_scaling_in_standalone(args: &RunArgs) -> anyhow::Result<()> {
+    if args.cluster.scaler.is_some() || args.cluster.workers.is_some() {
+        bail!(usage(
+            "--scaler and --workers need --master: scaled workers join a master's worker port \
+             (for example: swarmer --master --scaler local --workers 4 -f SCRIPT)"
+        ));
+    }
+    Ok(())
+}
+
+async fn start_scaling(
+    args: &RunArgs,
+    worker_addr: std::net::SocketAddr,
+) -> anyhow::Result<Scaling> {
+    use crate::cli::ScalerKind;
+    if let Some(n) = args.cluster.workers {
+        if args.cluster.scaler != Some(ScalerKind::Local) {
+            bail!(usage(
+                "--workers starts local worker processes: it needs --scaler local"
+            ));
+        }
+        if n > args.cluster.max_workers {
+            bail!(usage(format!(
+                "--workers {n} is more than --max-workers {}",
+                args.cluster.max_workers
+            )));
+        }
+    }
+    match args.cluster.scaler {
+        None => Ok(Scaling::default()),
+        Some(ScalerKind::Kubernetes) => kubernetes_scaling(args).await,
+        Some(ScalerKind::Local) => local_scaling(args, worker_addr).await,
+    }
+}
+
+async fn kubernetes_scaling(args: &RunArgs) -> anyhow::Result<Scaling> {
+    let deployment = &args.cluster.worker_deployment;
+    let scaler = KubernetesScaler::from_environment(deployment, args.cluster.namespace.clone())
+        .await
+        .map_err(|e| usage(format!("--scaler kubernetes: {e}")))?;
+    let scaler = Arc::new(scaler);
+    tracing::info!(
+        "scaling workers through deployments/{} in namespace {}",
+        scaler.deployment(),
+        scaler.namespace()
+    );
+    // A missing RBAC rule or Deployment shows in the log at startup, not
+    // only when someone first tries to scale.
+    let check = scaler.clone();
+    tokio::spawn(async move {
+        match check.status().await {
+            Ok(status) => {
+                tracing::info!(
+                    "worker Deployment: {} desired, {:?} ready",
+                    status.desired,
+                    status.ready
+                );
+                if let Some(warning) = status.warning {
+                    tracing::warn!("{warning}");
+                }
+            }
+            Err(e) => {
+                tracing::warn!("the Kubernetes scaler cannot read the worker Deployment: {e}")
+            }
+        }
+    });
+    Ok(Scaling {
+        scaler: Some(scaler),
+        local: None,
+    })
+}
+
+async fn local_scaling(
+    args: &RunArgs,
+    worker_addr: std::net::SocketAddr,
+) -> anyhow::Result<Scaling> {
+    let program = std::env::current_exe()
+        .context("cannot find the swarmer executable to start local workers")?;
+    // Children join over loopback unless the master listens on one address only.
+    let host = match args.cluster.master_bind_host.as_str() {
+        "0.0.0.0" | "::" | "[::]" | "" => "127.0.0.1".to_string(),
+        bound => bound.to_string(),
+    };
+    let mut config = LocalConfig::new(program, host, worker_addr.port());
+    config.cluster_token = args.cluster.cluster_token.clone();
+    config.heartbeat_interval = args.cluster.heartbeat_interval;
+    config.grace = args.stop_timeout + Duration::from_secs(5);
+    config.extra_args = local_worker_args(args);
+    let local = Arc::new(LocalScaler::new(config));
+    if let Some(n) = args.cluster.workers {
+        local
+            .scale(n)
+            .await
+            .map_err(|e| usage(format!("--workers {n}: {e}")))?;
+        tracing::info!("started {n} local workers");
+    }
+    Ok(Scaling {
+        scaler: Some(local.clone()),
+        local: Some(local),
+    })
+}
+
+/// The master's settings that also shape a worker.
+fn local_worker_args(args: &RunArgs) -> Vec<String> {
+    let mut out = vec![
+        format!("--stop-timeout={}ms", args.stop_timeout.as_millis()),
+        format!("--loglevel={}", args.loglevel),
+    ];
+    if args.cores != 0 {
+        out.push(format!("--cores={}", args.cores));
+    }
+    if args.insecure {
+        out.push("--insecure".into());
+    }
+    // Workers get the script from the master, but read data files next to it.
+    if let Some(script) = &args.script {
+        out.push(format!("--script={}", script.display()));
+    }
+    out
 }

@@ -65,12 +65,22 @@ impl KubernetesScaler {
         deployment: impl Into<String>,
         namespace: Option<String>,
     ) -> Result<Self, ScaleError> {
-        let mut config = Config::infer().await.map_err(|e| {
+        let config = Config::infer().await.map_err(|e| {
             ScaleError::Invalid(format!(
                 "cannot find Kubernetes credentials (no in-cluster service account, and KUBECONFIG or ~/.kube/config is missing or unusable): {}",
                 error_chain(&e)
             ))
         })?;
+        Self::from_config(config, deployment, namespace)
+    }
+
+    /// A scaler over a client built from `config`, with certificate
+    /// verification forced on and a bound on how long a reply may take.
+    pub fn from_config(
+        mut config: Config,
+        deployment: impl Into<String>,
+        namespace: Option<String>,
+    ) -> Result<Self, ScaleError> {
         if config.accept_invalid_certs {
             // Scaling is a control action: a forged API server must not be
             // able to learn the token or fake replies, so this is not honoured.
