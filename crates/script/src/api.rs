@@ -82,6 +82,12 @@ async fn sleep(lua: Lua, secs: f64) -> mlua::Result<()> {
         .ok_or_else(|| {
             fault("swarmer.sleep can only be called from a task, on_start or on_stop")
         })?;
+    if secs == 0.0 {
+        // A timer would round up to the next millisecond tick; sleep(0)
+        // means "let the other users run", which is a plain yield.
+        tokio::task::yield_now().await;
+        return Ok(());
+    }
     tokio::select! {
         _ = tokio::time::sleep(Duration::from_secs_f64(secs.min(1e9))) => {}
         _ = stop.cancelled() => {}

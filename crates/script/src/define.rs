@@ -158,43 +158,29 @@ fn opt_string(what: &str, v: Value) -> mlua::Result<Option<String>> {
 }
 
 fn parse_wait(v: Value) -> mlua::Result<Wait> {
-    match v {
-        Value::Nil => Ok(Wait::Time(WaitTime::default())),
-        Value::Integer(_) | Value::Number(_) => {
-            let s = f64::from_lua_value(v)?;
-            Ok(Wait::Time(
-                WaitTime::constant(s).map_err(|e| fault(e.to_string()))?,
-            ))
+    let seconds = match v {
+        Value::Nil => return Ok(Wait::Time(WaitTime::default())),
+        Value::Integer(i) => i as f64,
+        Value::Number(n) => n,
+        Value::Function(f) => return Ok(Wait::Custom(f)),
+        Value::UserData(ud) => {
+            return match ud.borrow::<WaitValue>() {
+                Ok(w) => Ok(Wait::Time(w.0)),
+                Err(_) => Err(fault(
+                    "swarmer.user: wait must be swarmer.constant(s), swarmer.between(a, b), swarmer.constant_pacing(s), swarmer.constant_throughput(n), a number of seconds or a function",
+                )),
+            };
         }
-        Value::Function(f) => Ok(Wait::Custom(f)),
-        Value::UserData(ud) => match ud.borrow::<WaitValue>() {
-            Ok(w) => Ok(Wait::Time(w.0)),
-            Err(_) => Err(fault(
-                "swarmer.user: wait must be swarmer.constant(s), swarmer.between(a, b), swarmer.constant_pacing(s), swarmer.constant_throughput(n), a number of seconds or a function",
-            )),
-        },
-        other => Err(fault(format!(
-            "swarmer.user: wait must be a wait time such as swarmer.between(1, 3), got a {}",
-            type_name(&other)
-        ))),
-    }
-}
-
-trait FromLuaValue: Sized {
-    fn from_lua_value(v: Value) -> mlua::Result<Self>;
-}
-
-impl FromLuaValue for f64 {
-    fn from_lua_value(v: Value) -> mlua::Result<f64> {
-        match v {
-            Value::Integer(i) => Ok(i as f64),
-            Value::Number(n) => Ok(n),
-            other => Err(fault(format!(
-                "expected a number, got a {}",
+        other => {
+            return Err(fault(format!(
+                "swarmer.user: wait must be a wait time such as swarmer.between(1, 3), got a {}",
                 type_name(&other)
-            ))),
+            )));
         }
-    }
+    };
+    WaitTime::constant(seconds)
+        .map(Wait::Time)
+        .map_err(|e| fault(e.to_string()))
 }
 
 fn declare_user(lua: &Lua, type_meta: &Table, opts: Value) -> mlua::Result<Table> {

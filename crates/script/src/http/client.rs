@@ -243,7 +243,7 @@ async fn send(
     let pooled = state.borrow_mut().pool.take(origin);
     let mut conn = match pooled {
         Some(c) => c,
-        None => Conn::connect(origin, || shared.tls()).await?,
+        None => connect(shared, origin).await?,
     };
     loop {
         let ready = conn.driver.drive(conn.sender.ready()).await;
@@ -251,7 +251,7 @@ async fn send(
             Ok(()) => conn.driver.drive(conn.sender.try_send_request(req)).await,
             Err(e) if conn.reused => {
                 tracing::trace!(target: "script", "stale keep-alive connection: {e}");
-                conn = Conn::connect(origin, || shared.tls()).await?;
+                conn = connect(shared, origin).await?;
                 continue;
             }
             Err(e) => return Err(describe(&e)),
@@ -268,12 +268,21 @@ async fn send(
                 // Never written: safe to send again on a fresh connection.
                 Some(r) if conn.reused => {
                     req = r;
-                    conn = Conn::connect(origin, || shared.tls()).await?;
+                    conn = connect(shared, origin).await?;
                 }
                 _ => return Err(describe(e.error())),
             },
         }
     }
+}
+
+/// Boxed so the (large, TLS-handshake-sized) connect future is not part
+/// of every request's future, which is created and moved per request.
+fn connect<'a>(
+    shared: &'a Shared,
+    origin: &'a Origin,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<Conn>, String>> + 'a>> {
+    Box::pin(Conn::connect(origin, || shared.tls()))
 }
 
 /// hyper's errors name the kind ("connection closed before message

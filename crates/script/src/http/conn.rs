@@ -105,7 +105,7 @@ impl Conn {
     pub async fn connect(
         origin: &Origin,
         tls: impl FnOnce() -> Result<Arc<rustls::ClientConfig>, String>,
-    ) -> Result<Conn, String> {
+    ) -> Result<Box<Conn>, String> {
         let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
             .await
             .map_err(|e| format!("connect to {}:{}: {e}", origin.host, origin.port))?;
@@ -130,7 +130,7 @@ impl Conn {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("HTTP handshake with {}: {e}", origin.host))?;
-        Ok(Conn {
+        Ok(Box::new(Conn {
             scheme: origin.scheme,
             host: origin.host.clone(),
             port: origin.port,
@@ -140,7 +140,7 @@ impl Conn {
                 closed: false,
             },
             reused: false,
-        })
+        }))
     }
 
     fn serves(&self, origin: &Origin) -> bool {
@@ -191,7 +191,9 @@ impl Driver {
 /// time, so this holds about one connection per host it talks to.
 #[derive(Default)]
 pub struct Pool {
-    idle: Vec<Conn>,
+    // Boxed: a connection is ~750 bytes, moved in and out of the pool on
+    // every request.
+    idle: Vec<Box<Conn>>,
 }
 
 /// More idle connections than this per user means the script talks to many
@@ -199,7 +201,7 @@ pub struct Pool {
 const MAX_IDLE: usize = 8;
 
 impl Pool {
-    pub fn take(&mut self, origin: &Origin) -> Option<Conn> {
+    pub fn take(&mut self, origin: &Origin) -> Option<Box<Conn>> {
         while let Some(i) = self.idle.iter().rposition(|c| c.serves(origin)) {
             let c = self.idle.swap_remove(i);
             if !c.is_dead() {
@@ -209,7 +211,7 @@ impl Pool {
         None
     }
 
-    pub fn put(&mut self, mut conn: Conn) {
+    pub fn put(&mut self, mut conn: Box<Conn>) {
         if conn.is_dead() {
             return;
         }

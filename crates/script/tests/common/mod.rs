@@ -129,6 +129,13 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
                 .body(Full::new(Bytes::from_static(b"ok")))
                 .unwrap()
         }
+        ("POST", ["cart"]) => match cookie.strip_prefix("session=") {
+            Some(_) if serde_json::from_slice::<serde_json::Value>(&body).is_ok() => {
+                json(serde_json::json!({ "ok": true }))
+            }
+            Some(_) => reply(400, "bad json"),
+            None => reply(401, "login first"),
+        },
         ("GET", ["cart"]) => match cookie.strip_prefix("session=") {
             Some(user) => json(serde_json::json!({ "user": user })),
             None => reply(401, "login first"),
@@ -195,6 +202,16 @@ pub fn run_users(
     until: impl Fn(&RequestStats) -> bool,
     max: Duration,
 ) -> RequestStats {
+    run_with_source(&source(code), config, users, until, max)
+}
+
+pub fn run_with_source(
+    src: &ScriptSource,
+    config: RuntimeConfig,
+    users: &[(&str, usize)],
+    until: impl Fn(&RequestStats) -> bool,
+    max: Duration,
+) -> RequestStats {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -202,7 +219,7 @@ pub fn run_users(
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
         let stats = Rc::new(RefCell::new(RequestStats::new(0)));
-        let core = CoreRuntime::new(&source(code), config, stats.clone()).unwrap();
+        let core = CoreRuntime::new(src, config, stats.clone()).unwrap();
         let stop = CancellationToken::new();
         let mut handles = Vec::new();
         for (name, n) in users {
