@@ -1,11 +1,15 @@
 //! Bad worker counts are refused by the master's API with a message naming
 //! the problem, and nothing is sent to the cluster: checked against the
 //! fake Kubernetes API server, which records every request it receives.
+//! Scaling is a control action: it needs the same credentials as starting
+//! a run, and a cross-site form post is refused before it reaches the scaler.
 
 mod support;
 
+use std::time::Duration;
+
 use support::fake_kube::FakeKube;
-use support::{Master, TempDir, http};
+use support::{Master, TempDir, http, http_with};
 
 #[test]
 fn bad_counts_are_refused_without_a_call_to_the_scaler() {
@@ -67,4 +71,42 @@ fn without_a_scaler_the_api_says_scaling_is_not_configured() {
     assert_eq!(code, 409, "{reply}");
     let message = reply["message"].as_str().unwrap_or_default();
     assert!(message.contains("scaling is not configured"), "{reply}");
+}
+
+#[test]
+fn scaling_needs_the_same_authentication_as_a_run_and_refuses_cross_site_posts() {
+    use base64::Engine as _;
+    let dir = TempDir::new("scale-auth");
+    let kube = FakeKube::start(dir.path(), "load", "swarmer-worker", 1);
+    let kubeconfig = kube.kubeconfig.to_string_lossy().into_owned();
+    let flags = ["--scaler", "kubernetes", "--web-auth", "admin:pw"];
+    let master = Master::start(&dir, &flags, &[("KUBECONFIG", &kubeconfig)]);
+    let put = format!("{}/api/v1/workers/scale", master.web);
+    let json = ("Content-Type", "application/json");
+
+    let (code, reply) = http_with("PUT", &put, &[json], r#"{"workers": 2}"#).unwrap();
+    assert_eq!(code, 401, "{reply}");
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("admin:pw")
+    );
+    let auth = ("Authorization", basic.as_str());
+    // A page on another site posting the Locust form with the browser's
+    // stored credentials.
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let evil = ("Origin", "http://attacker.example");
+    let rescale = format!("{}/rescale", master.web);
+    let (code, reply) = http_with("POST", &rescale, &[form, auth, evil], "worker_count=9").unwrap();
+    assert_eq!(code, 403, "{reply}");
+    assert!(kube.patches().is_empty(), "{:?}", kube.patches());
+
+    let (code, reply) = http_with("PUT", &put, &[json, auth], r#"{"workers": 2}"#).unwrap();
+    assert_eq!(code, 200, "{reply}");
+    assert_eq!(kube.replicas(), 2);
+    // Logged with from, to and who asked.
+    let line = master.proc.expect_line(Duration::from_secs(10), "to=2");
+    assert!(
+        line.contains("from=1") && line.contains("to=2") && line.contains("by=admin"),
+        "{line}"
+    );
 }

@@ -230,6 +230,16 @@ pub fn http(
     content_type: &str,
     body: &str,
 ) -> std::io::Result<(u16, String)> {
+    http_with(method, url, &[("Content-Type", content_type)], body)
+}
+
+/// [`http`] with any headers (authorization, origin, content type).
+pub fn http_with(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let rest = url.strip_prefix("http://").expect("an http:// url");
     let (host, path) = match rest.split_once('/') {
         Some((h, p)) => (h, format!("/{p}")),
@@ -237,12 +247,11 @@ pub fn http(
     };
     let mut s = TcpStream::connect(host)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: {content_type}\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    write!(s, "{head}Content-Length: {}\r\n\r\n{body}", body.len())?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
