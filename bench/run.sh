@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Swarmer against wrk, measured in the same run on this machine.
+#
+# 1. Throughput: nginx (Debian's, one worker pinned to core 0, a tiny body,
+#    keepalive_requests 1000000 so nobody reconnects) is loaded from core 1
+#    by `wrk -t1 -c50` and then by swarmer with 50 users doing GET / with no
+#    wait on one core. Prints both rates and swarmer/wrk.
+# 2. Memory: resident memory per idle user, 10,000 users against 1,000.
+#
+# Usage: bench/run.sh [seconds per measurement, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+out=bench/out
+mkdir -p "$out"
+
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+  echo "installing nginx and wrk from Debian's packages…"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null
+fi
+cargo build --release -q -p swarmer
+bin=target/release/swarmer
+
+port=18089
+cat > "$out/nginx.conf" <<CONF
+worker_processes 1;
+worker_cpu_affinity 01;
+pid $PWD/$out/nginx.pid;
+error_log $PWD/$out/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  server {
+    listen 127.0.0.1:$port;
+    location / { return 200 "ok\n"; }
+  }
+}
+CONF
+nginx -c "$PWD/$out/nginx.conf" -p "$PWD/$out"
+trap 'nginx -c "$PWD/$out/nginx.conf" -p "$PWD/$out" -s stop 2>/dev/null || true' EXIT
+sleep 0.5
+
+echo "== throughput: $secs s each, load generator on core 1, nginx on core 0"
+taskset -c 1 wrk -t1 -c50 -d"${secs}s" "http://127.0.0.1:$port/" > "$out/wrk.txt"
+wrk_rps=$(awk '/Requests\/sec/ {print $2}' "$out/wrk.txt")
+
+taskset -c 1 "$bin" -f bench/get.lua --headless --cores 1 -u 50 -r 1000 -t "${secs}s" \
+  -H "http://127.0.0.1:$port" --json --loglevel warn > "$out/swarmer.json"
+sw_rps=$(python3 -c "
+import json; d = json.load(open('$out/swarmer.json'))
+agg = [e for e in d['stats'] if e['name'] == 'Aggregated'][0]
+print(round(agg['num_requests'] / $secs, 1))")
+printf 'wrk      %10.1f req/s\nswarmer  %10.1f req/s\nratio    %10.3f (swarmer / wrk; target >= 0.8)\n' \
+  "$wrk_rps" "$sw_rps" "$(python3 -c "print($sw_rps / $wrk_rps)")"
+
+echo "== memory per idle user"
+rss_with() {
+  local users=$1
+  "$bin" -f bench/idle.lua --headless -u "$users" -r 100000 -t 30s -H "http://127.0.0.1:$port" \
+    --only-summary --loglevel warn > /dev/null 2>&1 &
+  local pid=$!
+  sleep 4  # all users spawned and idle
+  local rss; rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  kill -INT "$pid"; wait "$pid" || true
+  echo "$rss"
+}
+small=$(rss_with 1000)
+large=$(rss_with 10000)
+python3 -c "
+small, large = $small, $large
+per = (large - small) / 9000
+print(f'RSS with 1,000 users {small} KiB, with 10,000 users {large} KiB')
+print(f'per idle user        {per:.2f} KiB (target <= 16 KiB)')"
