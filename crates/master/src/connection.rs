@@ -7,7 +7,10 @@
 use std::time::Duration;
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
-use protocol::{CodecError, Hello, MasterMessage, WorkerMessage, check_hello};
+use protocol::{
+    CodecError, HandshakeError, Hello, MasterMessage, PROTOCOL_VERSION, SWARMER_VERSION,
+    WorkerMessage, check_hello,
+};
 use tokio::sync::mpsc;
 
 use crate::coordinator::Event;
@@ -19,11 +22,15 @@ pub struct Greeting {
     pub token: Option<String>,
     pub heartbeat_interval: Duration,
     pub report_interval: Duration,
+    /// Random per master process; see `MasterMessage::Welcome`.
+    pub master_id: u64,
 }
 
 pub async fn serve<T>(mut io: T, conn: ConnId, greeting: Greeting, events: mpsc::Sender<Event>)
 where
-    T: Stream<Item = Result<WorkerMessage, CodecError>> + Sink<MasterMessage, Error = CodecError> + Unpin,
+    T: Stream<Item = Result<WorkerMessage, CodecError>>
+        + Sink<MasterMessage, Error = CodecError>
+        + Unpin,
 {
     let Some(hello) = receive_hello(&mut io, &greeting).await else {
         return;
@@ -31,13 +38,18 @@ where
     let welcome = MasterMessage::Welcome {
         heartbeat_interval_ms: greeting.heartbeat_interval.as_millis() as u64,
         report_interval_ms: greeting.report_interval.as_millis() as u64,
+        master_id: greeting.master_id,
     };
     if io.send(welcome).await.is_err() {
         return;
     }
     let id = hello.worker_id.clone();
     let (tx, mut rx) = mpsc::channel(256);
-    if events.send(Event::Joined { hello, conn, tx }).await.is_err() {
+    if events
+        .send(Event::Joined { hello, conn, tx })
+        .await
+        .is_err()
+    {
         return;
     }
     let reason = loop {
@@ -71,13 +83,31 @@ where
 
 async fn receive_hello<T>(io: &mut T, greeting: &Greeting) -> Option<Hello>
 where
-    T: Stream<Item = Result<WorkerMessage, CodecError>> + Sink<MasterMessage, Error = CodecError> + Unpin,
+    T: Stream<Item = Result<WorkerMessage, CodecError>>
+        + Sink<MasterMessage, Error = CodecError>
+        + Unpin,
 {
     let first = tokio::time::timeout(Duration::from_secs(10), io.next()).await;
     let hello = match first {
         Ok(Some(Ok(WorkerMessage::Hello(hello)))) => hello,
         Ok(Some(Ok(other))) => {
             tracing::warn!("a connection spoke before saying hello ({other:?}); closing it");
+            return None;
+        }
+        Ok(Some(Err(CodecError::OtherVersion {
+            protocol_version,
+            swarmer_version,
+            worker_id,
+        }))) => {
+            // A hello of another version: refuse it in words both sides read.
+            let refusal = HandshakeError::Version {
+                worker_id,
+                worker_protocol: protocol_version,
+                worker_version: swarmer_version,
+                master_protocol: PROTOCOL_VERSION,
+                master_version: SWARMER_VERSION.to_string(),
+            };
+            refuse(io, refusal).await;
             return None;
         }
         Ok(Some(Err(e))) => {
@@ -91,11 +121,19 @@ where
         }
     };
     if let Err(refusal) = check_hello(&hello, greeting.token.as_deref()) {
-        tracing::warn!("refused worker {}: {refusal}", hello.worker_id);
-        let reason = refusal.to_string();
-        let _ = io.send(MasterMessage::Refused { reason }).await;
-        let _ = io.close().await;
+        refuse(io, refusal).await;
         return None;
     }
     Some(hello)
+}
+
+/// Says why, on both sides, and hangs up.
+async fn refuse<T>(io: &mut T, refusal: HandshakeError)
+where
+    T: Sink<MasterMessage, Error = CodecError> + Unpin,
+{
+    tracing::warn!("refused a worker: {refusal}");
+    let reason = refusal.to_string();
+    let _ = io.send(MasterMessage::Refused { reason }).await;
+    let _ = io.close().await;
 }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{split_across_workers, users_per_type};
 use crate::error::MasterError;
-use crate::membership::{ConnId, Member, Members};
+use crate::membership::{ConnId, Joined, Member, Members};
 use crate::snapshot::{HistoryPoint, RunState, Snapshot};
 
 #[derive(Debug, Clone)]
@@ -67,7 +67,12 @@ pub enum Event {
     Start(RunRequest, oneshot::Sender<Result<(), MasterError>>),
     Stop(oneshot::Sender<Result<(), MasterError>>),
     Reset(oneshot::Sender<()>),
+    /// Tell every worker to leave (the end of a headless run).
+    QuitWorkers(oneshot::Sender<()>),
 }
+
+/// Lost workers are listed this long, then forgotten.
+const FORGET_LOST_AFTER: Duration = Duration::from_secs(600);
 
 struct Run {
     id: u64,
@@ -90,6 +95,8 @@ pub struct Coordinator {
     events: mpsc::Receiver<Event>,
     published: watch::Sender<Arc<Snapshot>>,
     history: Arc<RwLock<Vec<HistoryPoint>>>,
+    /// The last membership summary logged, to log only changes.
+    last_summary: String,
 }
 
 impl Coordinator {
@@ -111,25 +118,36 @@ impl Coordinator {
             events,
             published,
             history,
+            last_summary: String::new(),
         }
     }
 
+    /// Serves events until `shutdown`; a run still going then is stopped
+    /// first, and the coordinator lives on until every worker confirmed (or
+    /// the stop timeout passed), so the final figures hold everything.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(self.config.heartbeat_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        let mut draining = false;
+        while !draining || self.state == RunState::Stopping {
             tokio::select! {
                 event = self.events.recv() => match event {
                     Some(event) => self.handle(event),
                     None => break,
                 },
                 _ = tick.tick() => self.tick(),
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled(), if !draining => {
+                    draining = true;
+                    if self.state.is_active() {
+                        let _ = self.stop();
+                        self.publish();
+                    }
+                }
             }
         }
-        for m in self.members.live() {
-            let _ = m.tx.try_send(MasterMessage::Quit);
-        }
+        // Workers are not told to quit: a master that stops is usually one
+        // that restarts (a new script, a rollout), and its workers should
+        // be there when it is back. They reconnect until it is.
     }
 
     fn handle(&mut self, event: Event) {
@@ -155,6 +173,12 @@ impl Coordinator {
                 let result = self.stop();
                 self.publish();
                 let _ = reply.send(result);
+            }
+            Event::QuitWorkers(reply) => {
+                for m in self.members.live() {
+                    let _ = m.tx.try_send(MasterMessage::Quit);
+                }
+                let _ = reply.send(());
             }
             Event::Reset(reply) => {
                 self.stats.reset(now_ms());
@@ -182,9 +206,13 @@ impl Coordinator {
             plan: BTreeMap::new(),
             stopped_run: None,
             hot_since: None,
+            lost_at: None,
         };
-        let known = self.members.join(member);
-        let verb = if known { "rejoined" } else { "joined" };
+        let verb = match self.members.join(member) {
+            Joined::New => "joined",
+            Joined::Returned => "rejoined",
+            Joined::Displaced => "joined, replacing another live process with that id,",
+        };
         tracing::info!(
             "worker {} {verb} with {} cores; {} live",
             hello.worker_id,
@@ -204,7 +232,8 @@ impl Coordinator {
         match msg {
             WorkerMessage::Heartbeat(status) => {
                 member.last_heartbeat_ms = now_ms();
-                if let Some(state) = status.state {
+                // Only the master decides that a worker is lost.
+                if let Some(state) = status.state.filter(|s| *s != WorkerState::Lost) {
                     member.state = state;
                 }
                 member.status = status;
@@ -217,6 +246,10 @@ impl Coordinator {
                 if fresh && Some(report.run_id) == run_id {
                     self.stats.merge(&report.stats);
                 }
+                // Cumulative: a lost ack is covered by the next one.
+                let _ = member.tx.try_send(MasterMessage::Ack {
+                    seq: member.last_seq,
+                });
                 self.check_spawned();
             }
             WorkerMessage::Stopped { run_id } => {
@@ -241,19 +274,25 @@ impl Coordinator {
     }
 
     fn start(&mut self, request: RunRequest) -> Result<(), MasterError> {
-        if !(request.spawn_rate > 0.0) || !request.spawn_rate.is_finite() {
+        let rate = request.spawn_rate;
+        if rate.is_nan() || rate <= 0.0 || !rate.is_finite() {
             return Err(MasterError::BadSpawnRate(request.spawn_rate));
         }
         if self.members.live_count() == 0 {
             return Err(MasterError::NoWorkers);
         }
-        if self.state.is_active() && let Some(run) = &mut self.run {
+        if self.state.is_active()
+            && let Some(run) = &mut self.run
+        {
             // Retune the running test: same run, new target.
             if request.run_time.is_some() {
                 run.deadline = request.run_time.map(|t| Instant::now() + t);
             }
             run.per_type = select_types(&self.info, &request)?;
-            run.request = RunRequest { host: run.request.host.clone(), ..request };
+            run.request = RunRequest {
+                host: run.request.host.clone(),
+                ..request
+            };
             self.state = RunState::Spawning;
             self.rebalance();
             return Ok(());
@@ -272,7 +311,10 @@ impl Coordinator {
             "run {id}: {} users at {}/s{}",
             request.users,
             request.spawn_rate,
-            request.run_time.map(|t| format!(" for {t:?}")).unwrap_or_default()
+            request
+                .run_time
+                .map(|t| format!(" for {t:?}"))
+                .unwrap_or_default()
         );
         self.run = Some(Run {
             id,
@@ -315,7 +357,8 @@ impl Coordinator {
         }
         tracing::info!("run {}: stopping", run.id);
         run.deadline = None;
-        run.stop_deadline = Some(Instant::now() + self.config.stop_timeout + Duration::from_secs(5));
+        run.stop_deadline =
+            Some(Instant::now() + self.config.stop_timeout + Duration::from_secs(5));
         let stop = MasterMessage::Stop {
             run_id: run.id,
             stop_timeout_ms: self.config.stop_timeout.as_millis() as u64,
@@ -337,8 +380,11 @@ impl Coordinator {
         if !self.state.is_active() {
             return;
         }
-        let workers: Vec<(String, u32)> =
-            self.members.live().map(|m| (m.id.clone(), m.cores)).collect();
+        let workers: Vec<(String, u32)> = self
+            .members
+            .live()
+            .map(|m| (m.id.clone(), m.cores))
+            .collect();
         let total_cores: u32 = workers.iter().map(|(_, c)| c).sum::<u32>().max(1);
         let plans = split_across_workers(&run.per_type, &workers);
         let script = self.config.script.clone();
@@ -348,7 +394,11 @@ impl Coordinator {
                 run_id: run.id,
                 users: users.clone(),
                 spawn_rate: run.request.spawn_rate * f64::from(m.cores) / f64::from(total_cores),
-                host: run.request.host.clone().or_else(|| self.config.host.clone()),
+                host: run
+                    .request
+                    .host
+                    .clone()
+                    .or_else(|| self.config.host.clone()),
                 tags: self.config.tags.clone(),
                 exclude_tags: self.config.exclude_tags.clone(),
                 script: script.clone(),
@@ -368,7 +418,11 @@ impl Coordinator {
         let Some(run) = &self.run else { return };
         let users: u32 = self.members.live().map(|m| m.status.user_count).sum();
         if users == run.request.users {
-            tracing::info!("run {}: all {users} users spawned", run.id);
+            tracing::info!(
+                "run {}: all {users} users spawned on {}",
+                run.id,
+                self.members.users_by_worker()
+            );
             self.state = RunState::Running;
         }
     }
@@ -382,7 +436,10 @@ impl Coordinator {
         let all_done = self.members.live().all(|m| m.stopped_run == Some(run.id));
         if all_done || overdue {
             if overdue && !all_done {
-                tracing::warn!("run {}: some workers did not confirm the stop in time", run.id);
+                tracing::warn!(
+                    "run {}: some workers did not confirm the stop in time",
+                    run.id
+                );
             }
             tracing::info!("run {}: stopped", run.id);
             self.state = RunState::Stopped;
@@ -408,6 +465,8 @@ impl Coordinator {
             self.rebalance();
         }
         self.warn_hot_workers();
+        self.members.forget_lost(FORGET_LOST_AFTER);
+        self.log_membership_change();
         if let Some(run) = &self.run
             && self.state.is_active()
             && run.deadline.is_some_and(|d| Instant::now() >= d)
@@ -419,6 +478,16 @@ impl Coordinator {
         self.record_history();
         self.stats.prune(now_ms());
         self.publish();
+    }
+
+    /// Logs who is there whenever that changed since the last tick, so the
+    /// logs alone tell the membership at every moment.
+    fn log_membership_change(&mut self) {
+        let summary = self.members.summary();
+        if summary != self.last_summary {
+            tracing::info!("{summary}");
+            self.last_summary = summary;
+        }
     }
 
     fn warn_hot_workers(&mut self) {
@@ -470,17 +539,26 @@ impl Coordinator {
         let snapshot = Snapshot {
             state: self.state,
             run_id: run.map_or(0, |r| r.id),
-            host: run.and_then(|r| r.request.host.clone()).or_else(|| self.config.host.clone()),
+            host: run
+                .and_then(|r| r.request.host.clone())
+                .or_else(|| self.config.host.clone()),
             target_users: run.map_or(0, |r| r.request.users),
             spawn_rate: run.map_or(0.0, |r| r.request.spawn_rate),
             user_count: self.members.live().map(|m| m.status.user_count).sum(),
             users_by_type,
             run_started_ms: run.map(|r| r.started_ms),
-            run_time_ms: run.and_then(|r| r.request.run_time).map(|t| t.as_millis() as u64),
+            run_time_ms: run
+                .and_then(|r| r.request.run_time)
+                .map(|t| t.as_millis() as u64),
             workers: self.members.views(),
             worker_count: self.members.live_count(),
             lost_workers: self.members.lost_this_run,
-            user_types: self.info.user_types.iter().map(|t| t.name.clone()).collect(),
+            user_types: self
+                .info
+                .user_types
+                .iter()
+                .map(|t| t.name.clone())
+                .collect(),
             stats: self.stats.clone(),
             now_ms: now_ms(),
         };
@@ -489,11 +567,23 @@ impl Coordinator {
 }
 
 /// The run's users per type, limited to the requested types.
-fn select_types(info: &ScriptInfo, request: &RunRequest) -> Result<BTreeMap<String, u32>, MasterError> {
-    let known = || info.user_types.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
+fn select_types(
+    info: &ScriptInfo,
+    request: &RunRequest,
+) -> Result<BTreeMap<String, u32>, MasterError> {
+    let known = || {
+        info.user_types
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     for name in &request.user_types {
         if !info.user_types.iter().any(|t| &t.name == name) {
-            return Err(MasterError::UnknownUserType { name: name.clone(), known: known() });
+            return Err(MasterError::UnknownUserType {
+                name: name.clone(),
+                known: known(),
+            });
         }
     }
     let chosen: Vec<_> = info

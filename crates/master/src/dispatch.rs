@@ -72,7 +72,9 @@ pub fn split_across_workers(
         }
         for (id, n) in share {
             *quota.get_mut(id).expect("every worker has a quota") -= n;
-            out.get_mut(id).expect("every worker is listed").insert(name.clone(), n);
+            out.get_mut(id)
+                .expect("every worker is listed")
+                .insert(name.clone(), n);
         }
     }
     out
@@ -142,15 +144,26 @@ mod tests {
 
     #[test]
     fn workers_get_users_by_cores_and_totals_hold() {
-        let per_type: BTreeMap<String, u32> =
-            [("A".to_string(), 7), ("B".to_string(), 1), ("C".to_string(), 1)].into();
-        let workers = vec![("w1".to_string(), 2), ("w2".to_string(), 1), ("w3".to_string(), 1)];
+        let per_type: BTreeMap<String, u32> = [
+            ("A".to_string(), 7),
+            ("B".to_string(), 1),
+            ("C".to_string(), 1),
+        ]
+        .into();
+        let workers = vec![
+            ("w1".to_string(), 2),
+            ("w2".to_string(), 1),
+            ("w3".to_string(), 1),
+        ];
         let split = split_across_workers(&per_type, &workers);
         for t in ["A", "B", "C"] {
             let sum: u32 = split.values().map(|m| m[t]).sum();
             assert_eq!(sum, per_type[t], "{t}");
         }
-        let totals: Vec<u32> = workers.iter().map(|(id, _)| split[id].values().sum()).collect();
+        let totals: Vec<u32> = workers
+            .iter()
+            .map(|(id, _)| split[id].values().sum())
+            .collect();
         assert_eq!(totals.iter().sum::<u32>(), 9);
         assert!(totals[0] >= 4 && totals[0] <= 5, "{totals:?}"); // half of 9
     }

@@ -56,6 +56,7 @@ pub fn start(
         token: config.token.clone(),
         heartbeat_interval: config.heartbeat_interval,
         report_interval: config.report_interval,
+        master_id: rand::random(),
     };
     let handle = MasterHandle {
         events: events_tx,
@@ -90,6 +91,15 @@ impl MasterHandle {
         rx.await.map_err(|_| MasterError::Gone)
     }
 
+    /// Tells every live worker to stop its users, send its last report and
+    /// exit, as Locust's master does at the end of a headless run. A master
+    /// that merely shuts down does not: its workers wait for it to return.
+    pub async fn quit_workers(&self) -> Result<(), MasterError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Event::QuitWorkers(tx)).await?;
+        rx.await.map_err(|_| MasterError::Gone)
+    }
+
     async fn send(&self, event: Event) -> Result<(), MasterError> {
         self.events.send(event).await.map_err(|_| MasterError::Gone)
     }
@@ -105,9 +115,15 @@ impl MasterHandle {
     }
 
     /// Waits until `pred` holds for a published snapshot.
-    pub async fn wait_for(&self, mut pred: impl FnMut(&Snapshot) -> bool) -> Result<Arc<Snapshot>, MasterError> {
+    pub async fn wait_for(
+        &self,
+        mut pred: impl FnMut(&Snapshot) -> bool,
+    ) -> Result<Arc<Snapshot>, MasterError> {
         let mut rx = self.snapshot.clone();
-        let snap = rx.wait_for(|s| pred(s)).await.map_err(|_| MasterError::Gone)?;
+        let snap = rx
+            .wait_for(|s| pred(s))
+            .await
+            .map_err(|_| MasterError::Gone)?;
         Ok(snap.clone())
     }
 
@@ -131,6 +147,11 @@ impl MasterHandle {
             + 'static,
     {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(connection::serve(io, conn, self.greeting.clone(), self.events.clone()))
+        tokio::spawn(connection::serve(
+            io,
+            conn,
+            self.greeting.clone(),
+            self.events.clone(),
+        ))
     }
 }

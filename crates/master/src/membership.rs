@@ -30,6 +30,18 @@ pub struct Member {
     /// The last run this worker confirmed as stopped.
     pub stopped_run: Option<u64>,
     pub hot_since: Option<Instant>,
+    /// When this worker was lost, so it can be forgotten after a while.
+    pub lost_at: Option<Instant>,
+}
+
+/// How a worker came to be in the set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    New,
+    /// Known already (a reconnect, or a lost worker back): one entry still.
+    Returned,
+    /// Another process took a live worker's id; the old one was told to go.
+    Displaced,
 }
 
 impl Member {
@@ -59,25 +71,37 @@ pub struct Members {
 }
 
 impl Members {
-    /// Adds a worker, or revives one with the same id. Returns true if the
-    /// id was already known (a reconnect).
-    pub fn join(&mut self, mut member: Member) -> bool {
-        let previous = self.map.get(&member.id);
-        // The same process reconnecting may resend a report that did arrive
-        // before the link broke; remembering its numbers keeps it from being
-        // counted twice. A new process starts its numbers again.
-        if let Some(prev) = previous
-            && prev.incarnation == member.incarnation
-        {
+    /// Adds a worker, or revives the one with the same id: an id is one
+    /// entry, whatever happened to its earlier connections.
+    pub fn join(&mut self, mut member: Member) -> Joined {
+        let Some(prev) = self.map.get(&member.id) else {
+            self.map.insert(member.id.clone(), member);
+            return Joined::New;
+        };
+        let mut joined = Joined::Returned;
+        if prev.incarnation == member.incarnation {
+            // The same process reconnecting sends again the reports we have
+            // not acknowledged; remembering its numbers drops those that did
+            // arrive. A new process starts its numbers again.
             member.last_seq = prev.last_seq;
+        } else if prev.is_live() {
+            // Two live processes under one id would take turns replacing
+            // each other forever; the newest wins and the other is told why.
+            let reason = format!(
+                "another worker process joined with the id {:?}; worker ids must be unique (--worker-id)",
+                member.id
+            );
+            let _ = prev.tx.try_send(MasterMessage::Refused { reason });
+            joined = Joined::Displaced;
         }
-        let known = previous.is_some();
         self.map.insert(member.id.clone(), member);
-        known
+        joined
     }
 
     pub fn get_mut(&mut self, id: &str, conn: ConnId) -> Option<&mut Member> {
-        self.map.get_mut(id).filter(|m| m.conn == conn && m.is_live())
+        self.map
+            .get_mut(id)
+            .filter(|m| m.conn == conn && m.is_live())
     }
 
     /// Removes a worker that said goodbye. Returns whether it was there.
@@ -94,6 +118,7 @@ impl Members {
         match self.map.get_mut(id) {
             Some(m) if m.conn == conn && m.is_live() => {
                 m.state = WorkerState::Lost;
+                m.lost_at = Some(Instant::now());
                 m.status.user_count = 0;
                 m.plan.clear();
                 // Closing the channel ends the connection task.
@@ -115,6 +140,13 @@ impl Members {
             .collect()
     }
 
+    /// Forgets workers lost longer ago than `limit`: a pod that is gone for
+    /// good must not be listed for ever.
+    pub fn forget_lost(&mut self, limit: Duration) {
+        self.map
+            .retain(|_, m| m.lost_at.is_none_or(|at| at.elapsed() < limit));
+    }
+
     pub fn live(&self) -> impl Iterator<Item = &Member> {
         self.map.values().filter(|m| m.is_live())
     }
@@ -125,6 +157,46 @@ impl Members {
 
     pub fn live_count(&self) -> usize {
         self.live().count()
+    }
+
+    /// Workers shown as lost now.
+    pub fn lost_count(&self) -> usize {
+        self.map.len() - self.live_count()
+    }
+
+    /// One line on who is there: live workers by state, lost ones, users.
+    pub fn summary(&self) -> String {
+        let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in self.live() {
+            *by_state.entry(m.state.as_str()).or_default() += 1;
+        }
+        let states: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        let states = if states.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", states.join(", "))
+        };
+        let users: u32 = self.live().map(|m| m.status.user_count).sum();
+        format!(
+            "workers: {} live{states}, {} lost, {users} users",
+            self.live_count(),
+            self.lost_count()
+        )
+    }
+
+    /// Users per live worker, for logs: `2 workers (w1: 5, w2: 5)`, or
+    /// only the count when the list would be long.
+    pub fn users_by_worker(&self) -> String {
+        let n = self.live_count();
+        let noun = if n == 1 { "worker" } else { "workers" };
+        if n > 10 {
+            return format!("{n} {noun}");
+        }
+        let each: Vec<String> = self
+            .live()
+            .map(|m| format!("{}: {}", m.id, m.status.user_count))
+            .collect();
+        format!("{n} {noun} ({})", each.join(", "))
     }
 
     pub fn views(&self) -> Vec<WorkerView> {

@@ -3,15 +3,20 @@
 //! tokio-util's length codec does the framing (and refuses oversized frames
 //! before reading them); rmp-serde turns messages into bytes. A frame that
 //! fails either step is an error for that one connection only.
+//!
+//! A frame that is not a message of this version but still looks like a
+//! hello (the one message whose shape never changes) becomes
+//! [`CodecError::OtherVersion`], so the master can refuse a worker of
+//! another version by name instead of calling its hello malformed.
 
 use std::marker::PhantomData;
 
 use bytes::{Bytes, BytesMut};
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Decoder, Encoder, Framed, LengthDelimitedCodec};
 
-use crate::MAX_FRAME_BYTES;
+use crate::{MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -21,6 +26,44 @@ pub enum CodecError {
     Decode(#[from] rmp_serde::decode::Error),
     #[error("cannot encode message: {0}")]
     Encode(#[from] rmp_serde::encode::Error),
+    #[error(
+        "worker {worker_id:?} (swarmer {swarmer_version}) speaks protocol {protocol_version}, \
+         this side speaks protocol {PROTOCOL_VERSION}"
+    )]
+    OtherVersion {
+        protocol_version: u32,
+        swarmer_version: String,
+        worker_id: String,
+    },
+}
+
+/// The least any version's hello is sure to hold.
+#[derive(Deserialize)]
+enum HelloProbe {
+    Hello(ProbeFields),
+}
+
+#[derive(Deserialize)]
+struct ProbeFields {
+    protocol_version: u32,
+    #[serde(default)]
+    swarmer_version: String,
+    #[serde(default)]
+    worker_id: String,
+}
+
+/// Turns a frame that failed to decode into the most useful error.
+fn undecodable(frame: &[u8], error: rmp_serde::decode::Error) -> CodecError {
+    match rmp_serde::from_slice::<HelloProbe>(frame) {
+        Ok(HelloProbe::Hello(h)) if h.protocol_version != PROTOCOL_VERSION => {
+            CodecError::OtherVersion {
+                protocol_version: h.protocol_version,
+                swarmer_version: h.swarmer_version,
+                worker_id: h.worker_id,
+            }
+        }
+        _ => CodecError::Decode(error),
+    }
 }
 
 /// Decodes `In` and encodes `Out`: the master uses
@@ -47,7 +90,10 @@ impl<In: DeserializeOwned, Out> Decoder for MessageCodec<In, Out> {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, CodecError> {
         match self.frames.decode(src)? {
-            Some(frame) => Ok(Some(rmp_serde::from_slice(&frame)?)),
+            Some(frame) => match rmp_serde::from_slice(&frame) {
+                Ok(msg) => Ok(Some(msg)),
+                Err(e) => Err(undecodable(&frame, e)),
+            },
             None => Ok(None),
         }
     }

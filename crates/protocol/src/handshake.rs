@@ -87,9 +87,18 @@ mod tests {
     fn refusal_names_both_versions() {
         let err = check_hello(&hello(PROTOCOL_VERSION + 1, None), None).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains(&format!("protocol {}", PROTOCOL_VERSION + 1)), "{text}");
-        assert!(text.contains(&format!("protocol {PROTOCOL_VERSION}")), "{text}");
-        assert!(text.contains("9.9.9") && text.contains(SWARMER_VERSION), "{text}");
+        assert!(
+            text.contains(&format!("protocol {}", PROTOCOL_VERSION + 1)),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("protocol {PROTOCOL_VERSION}")),
+            "{text}"
+        );
+        assert!(
+            text.contains("9.9.9") && text.contains(SWARMER_VERSION),
+            "{text}"
+        );
     }
 
     #[test]

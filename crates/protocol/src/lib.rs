@@ -17,7 +17,7 @@ pub use handshake::{HandshakeError, check_hello, tokens_match};
 pub use messages::*;
 
 /// Bumped whenever a message changes shape; both sides must agree exactly.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The swarmer release, sent in the handshake so refusals can name both.
 pub const SWARMER_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -86,27 +86,49 @@ pub struct ScriptText {
     pub code: String,
 }
 
+/// What a worker says. `Hello` comes first and keeps its shape across
+/// versions (fields may only be added), so any master can read the version
+/// it carries and refuse it by name.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum WorkerMessage {
     Hello(Hello),
     Heartbeat(WorkerStatus),
-    Report(Report),
+    /// Boxed: a report dwarfs every other message.
+    Report(Box<Report>),
     /// The worker could not load the script the master sent.
-    ScriptError { message: String },
+    ScriptError {
+        message: String,
+    },
     /// Every user of `run_id` has stopped and the final report came before.
-    Stopped { run_id: u64 },
+    Stopped {
+        run_id: u64,
+    },
     /// Leaving for good (SIGTERM, a downscale); the final report came before.
     Quitting,
 }
 
+/// What the master says. `Welcome` and `Refused` answer a hello, so their
+/// shape must never change: a worker of another version must still be able
+/// to read why it was refused.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum MasterMessage {
     Welcome {
         heartbeat_interval_ms: u64,
         report_interval_ms: u64,
+        /// Random per master process: a worker that finds a different one
+        /// after reconnecting knows the master restarted, and drops what
+        /// it still held for the old one.
+        #[serde(default)]
+        master_id: u64,
     },
     Refused {
         reason: String,
+    },
+    /// Every report up to `seq` is merged (or was a duplicate): the worker
+    /// may forget it. Reports not yet acknowledged are sent again after a
+    /// reconnect, which is what makes totals exact through network cuts.
+    Ack {
+        seq: u64,
     },
     Spawn(SpawnPlan),
     /// Stop every user, within `stop_timeout_ms`, then send a final report.

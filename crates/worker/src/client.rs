@@ -4,14 +4,16 @@
 //! Each connection runs one [`session`](crate::session); when it breaks, the
 //! users stop (the master has already handed them to other workers) and the
 //! worker retries with capped exponential backoff until the master is back.
+//! The [`Outbox`] outlives the connections, so unacknowledged reports are
+//! sent again to the same master after a reconnect.
 
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::session::{self, Outbox, SessionConfig, SessionEnd};
 use crate::Engine;
+use crate::session::{self, Outbox, SessionConfig, SessionEnd};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -56,12 +58,19 @@ pub async fn run(
                     }
                     SessionEnd::Disconnected(why) => {
                         tracing::warn!("lost the master ({why}); stopping users and reconnecting");
-                        let _ = engine.stop(Duration::ZERO).await;
+                        // Users finish their task, so what they did is
+                        // recorded and reaches the master if it is the same
+                        // one when we are back; it has already handed their
+                        // share to the other workers.
+                        let _ = engine.stop(config.stop_timeout).await;
+                        outbox.users_stopped();
                         backoff = FIRST_BACKOFF;
                     }
                 }
             }
-            Ok(Err(e)) => tracing::warn!(%master, "cannot reach the master: {e}; retrying in {backoff:?}"),
+            Ok(Err(e)) => {
+                tracing::warn!(%master, "cannot reach the master: {e}; retrying in {backoff:?}")
+            }
             Err(_) => tracing::warn!(%master, "connecting to the master timed out; retrying"),
         }
         tokio::select! {

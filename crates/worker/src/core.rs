@@ -209,7 +209,8 @@ impl Core {
             let slots = self.users.get_mut(&name).expect("has users");
             let slot = slots.pop().expect("diff < 0 means a user exists");
             slot.stop.cancel();
-            self.leaving.push((slot, Instant::now() + self.stop_timeout));
+            self.leaving
+                .push((slot, Instant::now() + self.stop_timeout));
             true
         }
     }

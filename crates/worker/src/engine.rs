@@ -61,9 +61,7 @@ impl Engine {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let cores = (0..count)
-            .map(core::spawn)
-            .collect::<Result<Vec<_>, _>>()?;
+        let cores = (0..count).map(core::spawn).collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             cores,
             config,

@@ -35,7 +35,8 @@ pub fn split_across_cores(
 /// How many user changes a ramp at `rate_per_sec` may have made after
 /// `elapsed_secs`. A rate of zero or less means "all at once", like Locust.
 pub fn ramp_allowance(rate_per_sec: f64, elapsed_secs: f64, pending: u32) -> u32 {
-    if !(rate_per_sec > 0.0) || !rate_per_sec.is_finite() {
+    // NaN fails the comparison too, and means "all at once" like zero.
+    if rate_per_sec.is_nan() || rate_per_sec <= 0.0 || !rate_per_sec.is_finite() {
         return pending;
     }
     // One user goes at once so a ramp never starts with an idle gap.

@@ -6,6 +6,7 @@
 //! silent, or this worker is told to shut down (then it stops its users,
 //! sends a final report and says it is leaving).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -44,20 +45,55 @@ pub enum SessionEnd {
     Disconnected(String),
 }
 
-/// Reports that must reach the master exactly once, across reconnects.
+/// Reports kept until the master acknowledges them. Past this many (a
+/// master that stopped acknowledging but not talking), the oldest go.
+const MAX_PENDING_REPORTS: usize = 120;
+
+/// What must outlive one connection: the reports the master has not yet
+/// acknowledged, and what this worker was doing.
 #[derive(Default)]
 pub struct Outbox {
     seq: u64,
-    /// A report whose send failed; re-sent first on the next session. The
-    /// master drops sequence numbers it has seen, so a report that did
-    /// arrive before the link broke is not counted twice.
-    unsent: Option<Report>,
+    /// Sent but not acknowledged, oldest first; sent again at the start of
+    /// the next session with the same master. The master drops numbers it
+    /// has merged already, so nothing is counted twice or lost.
+    pending: VecDeque<Report>,
+    /// The master this worker last spoke with (see `Welcome::master_id`).
+    master_id: Option<u64>,
     run_id: u64,
     state: Option<WorkerState>,
     target_users: u32,
     /// Users running at the last report, for heartbeats in between.
     user_count: u32,
     heartbeat: Duration,
+}
+
+impl Outbox {
+    /// After the link broke and the users were stopped: nothing runs now.
+    pub fn users_stopped(&mut self) {
+        self.state = Some(WorkerState::Ready);
+        self.user_count = 0;
+        self.target_users = 0;
+    }
+
+    /// Reports sent but not acknowledged yet.
+    pub fn unacknowledged(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn acknowledge(&mut self, seq: u64) {
+        while self.pending.front().is_some_and(|r| r.seq <= seq) {
+            self.pending.pop_front();
+        }
+    }
+
+    fn keep(&mut self, report: Report) {
+        if self.pending.len() >= MAX_PENDING_REPORTS {
+            tracing::warn!("the master acknowledges no reports; dropping the oldest");
+            self.pending.pop_front();
+        }
+        self.pending.push_back(report);
+    }
 }
 
 pub async fn run<T>(
@@ -68,17 +104,16 @@ pub async fn run<T>(
     shutdown: &CancellationToken,
 ) -> SessionEnd
 where
-    T: Stream<Item = Result<MasterMessage, CodecError>> + Sink<WorkerMessage, Error = CodecError> + Unpin,
+    T: Stream<Item = Result<MasterMessage, CodecError>>
+        + Sink<WorkerMessage, Error = CodecError>
+        + Unpin,
 {
-    let (heartbeat, report_every) = match handshake(&mut io, engine, config).await {
-        Ok(intervals) => intervals,
+    let (heartbeat, report_every, master_id) = match handshake(&mut io, engine, config).await {
+        Ok(welcome) => welcome,
         Err(end) => return end,
     };
-    if let Some(report) = outbox.unsent.take()
-        && let Err(e) = io.send(WorkerMessage::Report(report.clone())).await
-    {
-        outbox.unsent = Some(report);
-        return SessionEnd::Disconnected(e.to_string());
+    if let Err(end) = resume(&mut io, engine, outbox, master_id).await {
+        return end;
     }
     outbox.heartbeat = heartbeat;
     let mut usage = ProcessUsage::new();
@@ -122,9 +157,11 @@ async fn handshake<T>(
     io: &mut T,
     engine: &Engine,
     config: &SessionConfig,
-) -> Result<(Duration, Duration), SessionEnd>
+) -> Result<(Duration, Duration, u64), SessionEnd>
 where
-    T: Stream<Item = Result<MasterMessage, CodecError>> + Sink<WorkerMessage, Error = CodecError> + Unpin,
+    T: Stream<Item = Result<MasterMessage, CodecError>>
+        + Sink<WorkerMessage, Error = CodecError>
+        + Unpin,
 {
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
@@ -141,9 +178,11 @@ where
         Ok(Some(Ok(MasterMessage::Welcome {
             heartbeat_interval_ms,
             report_interval_ms,
+            master_id,
         }))) => Ok((
             Duration::from_millis(heartbeat_interval_ms.max(10)),
             Duration::from_millis(report_interval_ms.max(10)),
+            master_id,
         )),
         Ok(Some(Ok(MasterMessage::Refused { reason }))) => Err(SessionEnd::Refused(reason)),
         Ok(Some(Ok(other))) => Err(SessionEnd::Disconnected(format!(
@@ -160,6 +199,35 @@ where
 }
 
 type Step = Result<(), SessionEnd>;
+
+/// Picks up where the last session left off: the same master gets the
+/// reports it has not acknowledged; a new one (the master restarted) gets
+/// nothing of the old master's run, which it knows nothing about.
+async fn resume<T>(io: &mut T, engine: &Engine, outbox: &mut Outbox, master_id: u64) -> Step
+where
+    T: Sink<WorkerMessage, Error = CodecError> + Unpin,
+{
+    if outbox.master_id.is_some_and(|old| old != master_id) {
+        if !outbox.pending.is_empty() {
+            tracing::info!(
+                "the master restarted; dropping {} reports of its old run",
+                outbox.pending.len()
+            );
+        }
+        outbox.pending.clear();
+        outbox.run_id = 0;
+        // What the users did since the last report belongs to the old run.
+        engine
+            .collect()
+            .await
+            .map_err(|e| SessionEnd::Disconnected(e.to_string()))?;
+    }
+    outbox.master_id = Some(master_id);
+    for report in outbox.pending.clone() {
+        send(io, WorkerMessage::Report(Box::new(report))).await?;
+    }
+    Ok(())
+}
 
 async fn on_message<T>(
     msg: MasterMessage,
@@ -190,9 +258,14 @@ where
             Ok(())
         }
         MasterMessage::Quit => {
-            stop_users(io, engine, outbox, config.stop_timeout).await?;
-            send_report(io, engine, outbox).await?;
+            // Leave as on SIGTERM, so the master removes us rather than
+            // counting us lost when the connection closes.
+            leave(io, engine, outbox, config).await;
             Err(SessionEnd::MasterQuit)
+        }
+        MasterMessage::Ack { seq } => {
+            outbox.acknowledge(seq);
+            Ok(())
         }
         MasterMessage::Heartbeat | MasterMessage::Welcome { .. } => Ok(()),
         MasterMessage::Refused { reason } => Err(SessionEnd::Refused(reason)),
@@ -212,11 +285,22 @@ where
         stop_users(io, engine, outbox, Duration::ZERO).await?;
         send_report(io, engine, outbox).await?;
         let loaded = engine
-            .load(&script, plan.host.clone(), plan.tags.clone(), plan.exclude_tags.clone())
+            .load(
+                &script,
+                plan.host.clone(),
+                plan.tags.clone(),
+                plan.exclude_tags.clone(),
+            )
             .await;
         if let Err(e) = loaded {
             tracing::error!("cannot load the master's script: {e}");
-            return send(io, WorkerMessage::ScriptError { message: e.to_string() }).await;
+            return send(
+                io,
+                WorkerMessage::ScriptError {
+                    message: e.to_string(),
+                },
+            )
+            .await;
         }
         outbox.run_id = plan.run_id;
     }
@@ -258,11 +342,8 @@ where
         user_count: users,
         users_by_type: collected.users_by_type,
     };
-    if let Err(e) = io.send(WorkerMessage::Report(report.clone())).await {
-        outbox.unsent = Some(report);
-        return Err(SessionEnd::Disconnected(e.to_string()));
-    }
-    Ok(())
+    outbox.keep(report.clone());
+    send(io, WorkerMessage::Report(Box::new(report))).await
 }
 
 /// Stops every user within `timeout`, heartbeating meanwhile: a stop timeout
