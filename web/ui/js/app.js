@@ -68,16 +68,17 @@ function renderHeader(summary) {
   const state = $("#fig-state");
   state.textContent = summary.state;
   state.className = `pill ${summary.state}`;
-  $("#fig-host").textContent = summary.host || "—";
-  $("#fig-host").title = summary.host || "";
-  const users = summary.target_users && summary.user_count !== summary.target_users
+  $("#fig-host").textContent = summary.host || "from the script";
+  $("#fig-host").title = summary.host || "Each user type uses the host its script gives";
+  const active = summary.state === "spawning" || summary.state === "running";
+  // While ramping, show where the run is heading.
+  const users = active && summary.user_count !== summary.target_users
     ? `${count(summary.user_count)} / ${count(summary.target_users)}` : count(summary.user_count);
   $("#fig-users").textContent = users;
   fill($("#fig-workers"), count(summary.worker_count),
     summary.lost_workers ? h("small", { class: "note bad" }, ` (${summary.lost_workers} lost)`) : null);
   $("#fig-rps").textContent = rate(summary.current_rps);
   $("#fig-fail").textContent = percent(summary.fail_ratio);
-  const active = summary.state === "spawning" || summary.state === "running";
   $("#start-button").hidden = active;
   $("#edit-button").hidden = !active;
   $("#stop-button").hidden = !active && summary.state !== "stopping";
@@ -118,6 +119,9 @@ function connect(ctx, views) {
 }
 
 async function main() {
+  // Surface the page's own failures instead of leaving a silent blank.
+  window.addEventListener("error", (e) => toast(`Page error: ${e.message}`, true));
+  window.addEventListener("unhandledrejection", (e) => toast(`Page error: ${e.reason?.message || e.reason}`, true));
   setupTheme();
   let ui;
   try {
@@ -129,6 +133,7 @@ async function main() {
   api.setCsrfToken(ui.csrf_token);
   const ctx = { ui, api, toast, latest: null };
   const form = new RunForm(ctx);
+  const linked = location.hash !== "";
   const views = buildTabs(ctx);
   const state = await api.get("api/v1/state").catch(() => null);
   if (state) renderHeader(state);
@@ -142,7 +147,9 @@ async function main() {
   $("#reset-button").addEventListener("click", async () => {
     try { toast((await api.post("api/v1/stats/reset")).message); } catch (e) { toast(e.message, true); }
   });
-  if (state && state.state === "ready" && !location.hash) form.open(false);
+  // A fresh master has nothing to show yet: offer the start form, unless
+  // the link asked for a particular tab.
+  if (state && state.state === "ready" && !linked) form.open(false);
 }
 
 main();

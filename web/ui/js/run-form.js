@@ -69,8 +69,9 @@ export class RunForm {
       spawn_rate: el.spawn_rate.value.trim(),
       host: el.host.value.trim(),
       run_time: el.run_time.value.trim(),
-      // Every type checked (or no choice shown) means all types.
-      user_types: all === 0 ? undefined : checked.length === all ? [] : checked,
+      // No choice shown (one type): undefined, which means all types.
+      user_types: all === 0 ? undefined : checked,
+      all_types: all,
     };
   }
 
@@ -92,7 +93,8 @@ export class RunForm {
     if (!this.retune) {
       if (v.host) body.host = v.host;
       if (v.run_time) body.run_time = v.run_time;
-      if (v.user_types && v.user_types.length) body.user_types = v.user_types;
+      // Every type checked is sent as no choice: all types.
+      if (v.user_types && v.user_types.length < v.all_types) body.user_types = v.user_types;
     }
     const button = $("#run-submit");
     button.disabled = true;

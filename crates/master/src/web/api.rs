@@ -141,9 +141,15 @@ pub async fn logs(State(app): State<Shared>, Query(q): Query<LogQuery>) -> Json<
 }
 
 pub async fn start(State(app): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let fields = forms::run_fields_from_json(&body)?;
+    let mut fields = forms::run_fields_from_json(&body)?;
+    let snap = app.master.snapshot();
+    let retune = snap.state.is_active();
+    if retune && !fields.user_types_given {
+        // Changing users or spawn rate keeps the run's user types; the
+        // master reads an empty list as "all types".
+        fields.user_classes = running_types(&snap);
+    }
     let request = forms::run_request(&fields, app.master.script_info(), JSON_NAMES)?;
-    let retune = app.master.snapshot().state.is_active();
     tracing::info!(
         "web: {} requested: {} users at {}/s",
         if retune { "retune" } else { "start" },
@@ -157,6 +163,17 @@ pub async fn start(State(app): State<Shared>, body: Bytes) -> Result<Json<Value>
         "Swarming started"
     };
     Ok(Json(json!({ "success": true, "message": message })))
+}
+
+/// The running test's user types (the workers' plans list every chosen
+/// type, even with 0 users), or none (= all) when it runs every type.
+fn running_types(snap: &crate::Snapshot) -> Vec<String> {
+    let running: Vec<String> = snap.users_by_type.keys().cloned().collect();
+    if running.len() == snap.user_types.len() {
+        Vec::new()
+    } else {
+        running
+    }
 }
 
 pub async fn stop(State(app): State<Shared>) -> Result<Json<Value>, ApiError> {

@@ -30,17 +30,24 @@ pub struct LivePayload {
     pub stats: Vec<EntryJson>,
     pub workers: Vec<WorkerView>,
     pub users_by_type: std::collections::BTreeMap<String, u32>,
-    /// The newest history point, for the charts to append.
-    pub point: Option<HistoryPoint>,
+    /// History points recorded since the previous event of this stream
+    /// (on the first event, only the newest), for the charts to append.
+    pub points: Vec<HistoryPoint>,
 }
 
-pub fn payload(snap: &Snapshot, master: &MasterHandle) -> LivePayload {
+/// The payload, with the history points newer than `after_ms`.
+pub fn payload(snap: &Snapshot, master: &MasterHandle, after_ms: Option<u64>) -> LivePayload {
+    let mut history = master.history();
+    let points = match after_ms {
+        Some(after) => history.into_iter().filter(|p| p.time_ms > after).collect(),
+        None => history.pop().into_iter().collect(),
+    };
     LivePayload {
         summary: views::summary(snap),
         stats: views::stats_rows(snap),
         workers: views::workers(snap),
         users_by_type: snap.users_by_type.clone(),
-        point: master.history().pop(),
+        points,
     }
 }
 
@@ -58,20 +65,34 @@ fn updates(
     rx: watch::Receiver<Arc<Snapshot>>,
     master: MasterHandle,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold((rx, master, true), |(mut rx, master, first)| async move {
-        if !first {
+    struct Cursor {
+        rx: watch::Receiver<Arc<Snapshot>>,
+        master: MasterHandle,
+        first: bool,
+        /// The newest history point this stream has sent.
+        last_ms: Option<u64>,
+    }
+    let start = Cursor {
+        rx,
+        master,
+        first: true,
+        last_ms: None,
+    };
+    futures::stream::unfold(start, |mut c| async move {
+        if !c.first {
             tokio::time::sleep(PACE).await;
-            rx.changed().await.ok()?;
+            c.rx.changed().await.ok()?;
         }
-        let snap = rx.borrow_and_update().clone();
-        let event = match Event::default()
-            .event("update")
-            .json_data(payload(&snap, &master))
-        {
+        let snap = c.rx.borrow_and_update().clone();
+        let after = if c.first { None } else { c.last_ms.or(Some(0)) };
+        let body = payload(&snap, &c.master, after);
+        c.last_ms = body.points.last().map(|p| p.time_ms).or(c.last_ms);
+        c.first = false;
+        let event = match Event::default().event("update").json_data(body) {
             Ok(event) => event,
             // Serialising our own structs cannot fail; a comment beats a panic.
             Err(e) => Event::default().event("error").data(e.to_string()),
         };
-        Some((Ok(event), (rx, master, false)))
+        Some((Ok(event), c))
     })
 }

@@ -21,6 +21,8 @@ pub struct RunFields {
     pub host: Option<String>,
     pub run_time: Option<String>,
     pub user_classes: Vec<String>,
+    /// Whether the caller named user types at all (an empty list means all).
+    pub user_types_given: bool,
 }
 
 /// Reads Locust's `/swarm` form. `user_classes` repeats, which serde's
@@ -34,7 +36,10 @@ pub fn run_fields_from_form(body: &[u8]) -> RunFields {
             "spawn_rate" => fields.spawn_rate = Some(value),
             "host" => fields.host = Some(value),
             "run_time" => fields.run_time = Some(value),
-            "user_classes" if !value.is_empty() => fields.user_classes.push(value),
+            "user_classes" if !value.is_empty() => {
+                fields.user_types_given = true;
+                fields.user_classes.push(value)
+            }
             _ => {}
         }
     }
@@ -86,6 +91,7 @@ pub fn run_fields_from_json(body: &[u8]) -> Result<RunFields, ApiError> {
         spawn_rate: text("spawn_rate")?,
         host: text("host")?,
         run_time: text("run_time")?,
+        user_types_given: map.get("user_types").is_some_and(|v| !v.is_null()),
         user_classes,
     })
 }

@@ -113,6 +113,12 @@ fn fmt_ms(v: f64) -> String {
     }
 }
 
+/// "2026-11-25 18:16:51 UTC": the CSV's timestamp, easier to read.
+fn readable_time(ms: u64) -> String {
+    let stamp = stats::csv::utc_timestamp(ms);
+    format!("{} UTC", stamp.replace('T', " ").trim_end_matches('Z'))
+}
+
 fn percentile_labels() -> Vec<String> {
     stats::PERCENTILES
         .iter()
@@ -145,8 +151,8 @@ pub fn try_render_report(
             .clone()
             .unwrap_or_else(|| "(set by the script)".into()),
         state: snap.state.as_str(),
-        started: start_ms.map(stats::csv::utc_timestamp),
-        ended: stats::csv::utc_timestamp(end_ms),
+        started: start_ms.map(readable_time),
+        ended: readable_time(end_ms),
         duration,
         target_users: snap.target_users,
         user_count: snap.user_count,

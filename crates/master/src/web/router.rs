@@ -60,58 +60,59 @@ pub fn router(master: MasterHandle, config: WebConfig) -> Router {
 
 pub fn build(master: MasterHandle, config: WebConfig, shutdown: CancellationToken) -> Router {
     let app: Shared = Arc::new(AppState::new(master, config, shutdown));
-    let inner = routes()
-        .route_layer(from_fn_with_state(app.clone(), security::csrf_guard))
-        .fallback(not_found);
     let base = app.base.clone();
-    let outer = if base.is_empty() {
-        inner
-    } else {
-        Router::new()
+    let mut router = routes(&base);
+    if !base.is_empty() {
+        // Ingress probes often know only the root.
+        router = router
             .route("/healthz", get(healthz))
-            .route(&base, get(assets::to_index))
-            .nest(&base, inner)
-            .fallback(not_found)
-    };
-    outer
+            .route(&base, get(assets::to_index));
+    }
+    router
+        .route_layer(from_fn_with_state(app.clone(), security::csrf_guard))
+        .fallback(not_found)
         .layer(from_fn_with_state(app.clone(), security::authenticate))
         .with_state(app)
 }
 
-fn routes() -> Router<Shared> {
+/// The routes with the base path in front. Not `Router::nest`: a nested
+/// "/" would also answer the base without its slash, and the page's
+/// relative links need the slash.
+fn routes(base: &str) -> Router<Shared> {
+    let at = |path: &str| format!("{base}{path}");
     Router::new()
-        .route("/", get(assets::index))
-        .route("/static/{*path}", get(assets::static_file))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics::metrics))
-        .route("/swarm", post(locust::swarm))
-        .route("/stop", get(locust::stop).post(locust::stop))
-        .route("/stats/reset", get(locust::reset).post(locust::reset))
-        .route("/stats/requests", get(locust::stats_requests))
-        .route("/stats/requests/csv", get(locust::requests_csv))
-        .route("/stats/failures/csv", get(locust::failures_csv))
-        .route("/exceptions", get(locust::exceptions))
-        .route("/exceptions/csv", get(locust::exceptions_csv))
-        .route("/stats/report", get(report::report))
-        .route("/tasks", get(locust::tasks))
-        .route("/logs", get(locust::logs))
-        .route("/worker-count", get(locust::worker_count))
-        .route("/rescale", post(scale::rescale_form))
-        .route("/api/v1/openapi.json", get(openapi::document))
-        .route("/api/v1/ui", get(api::ui))
-        .route("/api/v1/state", get(api::state))
-        .route("/api/v1/stats", get(api::stats))
-        .route("/api/v1/history", get(api::history))
-        .route("/api/v1/failures", get(api::failures))
-        .route("/api/v1/exceptions", get(api::exceptions))
-        .route("/api/v1/workers", get(api::workers))
-        .route("/api/v1/logs", get(api::logs))
-        .route("/api/v1/events", get(events::events))
-        .route("/api/v1/run", post(api::start))
-        .route("/api/v1/run/stop", post(api::stop))
-        .route("/api/v1/stats/reset", post(api::reset))
+        .route(&at("/"), get(assets::index))
+        .route(&at("/static/{*path}"), get(assets::static_file))
+        .route(&at("/healthz"), get(healthz))
+        .route(&at("/metrics"), get(metrics::metrics))
+        .route(&at("/swarm"), post(locust::swarm))
+        .route(&at("/stop"), get(locust::stop).post(locust::stop))
+        .route(&at("/stats/reset"), get(locust::reset).post(locust::reset))
+        .route(&at("/stats/requests"), get(locust::stats_requests))
+        .route(&at("/stats/requests/csv"), get(locust::requests_csv))
+        .route(&at("/stats/failures/csv"), get(locust::failures_csv))
+        .route(&at("/exceptions"), get(locust::exceptions))
+        .route(&at("/exceptions/csv"), get(locust::exceptions_csv))
+        .route(&at("/stats/report"), get(report::report))
+        .route(&at("/tasks"), get(locust::tasks))
+        .route(&at("/logs"), get(locust::logs))
+        .route(&at("/worker-count"), get(locust::worker_count))
+        .route(&at("/rescale"), post(scale::rescale_form))
+        .route(&at("/api/v1/openapi.json"), get(openapi::document))
+        .route(&at("/api/v1/ui"), get(api::ui))
+        .route(&at("/api/v1/state"), get(api::state))
+        .route(&at("/api/v1/stats"), get(api::stats))
+        .route(&at("/api/v1/history"), get(api::history))
+        .route(&at("/api/v1/failures"), get(api::failures))
+        .route(&at("/api/v1/exceptions"), get(api::exceptions))
+        .route(&at("/api/v1/workers"), get(api::workers))
+        .route(&at("/api/v1/logs"), get(api::logs))
+        .route(&at("/api/v1/events"), get(events::events))
+        .route(&at("/api/v1/run"), post(api::start))
+        .route(&at("/api/v1/run/stop"), post(api::stop))
+        .route(&at("/api/v1/stats/reset"), post(api::reset))
         .route(
-            "/api/v1/workers/scale",
+            &at("/api/v1/workers/scale"),
             get(scale::get_scale).put(scale::put_scale),
         )
 }

@@ -23,6 +23,7 @@ export default function charts(ctx) {
   let points = [];
   let plots = [];
   let visible = false;
+  let stale = false;
   let runId = null;
 
   function data(series) {
@@ -73,7 +74,8 @@ export default function charts(ctx) {
     }
   });
   boxes.forEach((b) => resize.observe(b.el));
-  window.addEventListener("swarmer-theme", () => { if (visible) create(); });
+  // Colours are read when a chart is made: remake them for a new theme.
+  window.addEventListener("swarmer-theme", () => { if (visible) create(); else stale = true; });
   const historyLoaded = loadHistory();
 
   return {
@@ -82,7 +84,7 @@ export default function charts(ctx) {
       visible = true;
       await historyLoaded;
       // Created on first show: uPlot needs a laid-out width.
-      if (plots.length === 0) create(); else draw();
+      if (plots.length === 0 || stale) { stale = false; create(); } else draw();
     },
     hide() { visible = false; },
     update(live, { newRun }) {
@@ -92,12 +94,15 @@ export default function charts(ctx) {
         loadHistory();
         return;
       }
-      const p = live.point;
-      if (p && (points.length === 0 || p.time_ms > points[points.length - 1].time_ms)) {
-        points.push(p);
-        if (points.length > MAX_POINTS) points.shift();
-        if (visible) draw();
+      let added = false;
+      for (const p of live.points) {
+        if (points.length === 0 || p.time_ms > points[points.length - 1].time_ms) {
+          points.push(p);
+          added = true;
+        }
       }
+      if (points.length > MAX_POINTS) points.splice(0, points.length - MAX_POINTS);
+      if (added && visible) draw();
     },
   };
 }

@@ -1,0 +1,380 @@
+//! The UI in a real browser: headless Chromium driven over WebDriver
+//! (chromedriver + fantoccini) against the web server on a loopback socket,
+//! with a real in-process worker running users against a local target.
+//!
+//! It loads the page, starts a run from the form (after the form refuses a
+//! bad value), sees the statistics table fill and a chart draw, changes the
+//! user count, drives the scale form, stops the run, and saves screenshots
+//! under the target directory.
+//!
+//! Skips (passing, with a message) when Chromium or chromedriver is absent;
+//! `apt-get install -y chromium chromium-driver` provides both. Override the
+//! paths with SWARMER_CHROMIUM and SWARMER_CHROMEDRIVER.
+
+mod web_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures::FutureExt;
+use master::RunState;
+use master::scale::Scaler;
+use master::web::WebConfig;
+use serde_json::{Value, json};
+use std::panic::AssertUnwindSafe;
+use web_support::*;
+
+const TEST_LIMIT: Duration = Duration::from_secs(120);
+
+fn tool(env: &str, default: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var(env).unwrap_or_else(|_| default.to_string()));
+    path.exists().then_some(path)
+}
+
+/// chromedriver on a free loopback port, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_driver(chromedriver: &Path) -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(chromedriver)
+        .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return driver;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not listen on port {port}");
+}
+
+async fn open_browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("chrome"));
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", "--no-first-run",
+                "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1400,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session")
+}
+
+/// Polls a JavaScript expression until it is truthy; returns its value.
+async fn until(browser: &Client, what: &str, expression: &str) -> Value {
+    let script = format!("return ({expression});");
+    for _ in 0..150 {
+        let value = browser.execute(&script, vec![]).await.expect("script runs");
+        let truthy = !matches!(&value, Value::Null | Value::Bool(false))
+            && value != json!(0)
+            && value != json!("");
+        if truthy {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let toast = browser
+        .execute(
+            "return ['#toast', '#run-error', '#scale-note'].map(s => document.querySelector(s)?.textContent).join(' | ')",
+            vec![],
+        )
+        .await
+        .unwrap_or_default();
+    panic!("timed out waiting for {what} ({expression}); the page said: {toast}");
+}
+
+async fn type_into(browser: &Client, css: &str, text: &str) {
+    let field = browser.find(Locator::Css(css)).await.expect(css);
+    field.clear().await.expect("clear");
+    field.send_keys(text).await.expect("type");
+}
+
+async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .expect(css)
+        .click()
+        .await
+        .expect("click");
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.expect("a screenshot");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_runs_a_test_in_chromium() {
+    let (Some(chromium), Some(chromedriver)) = (
+        tool("SWARMER_CHROMIUM", "/usr/bin/chromium"),
+        tool("SWARMER_CHROMEDRIVER", "/usr/bin/chromedriver"),
+    ) else {
+        eprintln!(
+            "skipping the browser test: /usr/bin/chromium or /usr/bin/chromedriver is missing \
+             (apt-get install -y chromium chromium-driver)"
+        );
+        return;
+    };
+    let profile = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("chromium-profile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    let outcome = tokio::time::timeout(TEST_LIMIT, drive(&chromium, &chromedriver, &profile)).await;
+    let _ = std::fs::remove_dir_all(&profile);
+    outcome.expect("the browser test finished in time");
+}
+
+async fn drive(chromium: &Path, chromedriver: &Path, profile: &Path) {
+    let h = Harness::with_worker().await;
+    let scaler = Arc::new(FakeScaler::default());
+    *scaler.desired.lock().unwrap() = 1;
+    let config = WebConfig {
+        base_path: "/swarmer".into(),
+        scaler: Some(scaler.clone() as Arc<dyn Scaler>),
+        max_workers: 4,
+        ..WebConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/swarmer/", listener.local_addr().unwrap());
+    tokio::spawn(master::web::run(
+        listener,
+        h.master.clone(),
+        config,
+        h.shutdown.clone(),
+    ));
+
+    let driver = start_driver(chromedriver).await;
+    let browser = open_browser(&driver, chromium, profile).await;
+    // Close the session even when a step fails, so no Chromium is left.
+    let result = AssertUnwindSafe(steps(&browser, &h, &scaler, &url))
+        .catch_unwind()
+        .await;
+    let _ = browser.close().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn steps(browser: &Client, h: &Harness, scaler: &FakeScaler, url: &str) {
+    browser.goto(url).await.expect("the page loads");
+    // A fresh master opens the start form by itself.
+    until(
+        browser,
+        "the start dialog",
+        "document.querySelector('#run-dialog').open",
+    )
+    .await;
+    until(
+        browser,
+        "the user types",
+        "document.querySelectorAll('#user-types input').length === 2",
+    )
+    .await;
+
+    // The browser refuses a bad value before anything is sent.
+    type_into(browser, "#run-form [name=user_count]", "-3").await;
+    type_into(browser, "#run-form [name=spawn_rate]", "20").await;
+    click(browser, "#run-submit").await;
+    let error = until(
+        browser,
+        "the form's message",
+        "document.querySelector('#run-error').textContent",
+    )
+    .await;
+    assert!(error.as_str().unwrap().contains("whole number"), "{error}");
+    assert_eq!(h.master.snapshot().state, RunState::Ready);
+    screenshot(browser, "start-form.png").await;
+
+    type_into(browser, "#run-form [name=user_count]", "5").await;
+    click(browser, "#run-submit").await;
+    until(
+        browser,
+        "the dialog to close",
+        "!document.querySelector('#run-dialog').open",
+    )
+    .await;
+    h.wait_for(|s| s.target_users == 5).await;
+
+    // The statistics table fills.
+    until(
+        browser,
+        "statistics rows",
+        "document.querySelectorAll('#stats-table tbody tr').length >= 3",
+    )
+    .await;
+    let total = until(
+        browser,
+        "aggregated requests",
+        "(() => { const c = document.querySelectorAll('#stats-table tfoot td'); \
+          return c.length && c[1].textContent === 'Aggregated' && Number(c[2].textContent.replace(/\\D/g, '')) > 0; })()",
+    )
+    .await;
+    assert_eq!(total, json!(true));
+    until(
+        browser,
+        "the header's users",
+        "document.querySelector('#fig-users').textContent === '5'",
+    )
+    .await;
+    screenshot(browser, "statistics.png").await;
+
+    // A chart draws, with points from the run.
+    click(browser, "#tab-charts").await;
+    until(
+        browser,
+        "a chart canvas",
+        "document.querySelector('#chart-rps canvas')?.width > 0",
+    )
+    .await;
+    until(
+        browser,
+        "chart points",
+        "Number(document.querySelector('#chart-rps').dataset.points) >= 2",
+    )
+    .await;
+    screenshot(browser, "charts.png").await;
+
+    // Change the running test's users.
+    click(browser, "#edit-button").await;
+    until(
+        browser,
+        "the edit dialog",
+        "document.querySelector('#run-dialog').open",
+    )
+    .await;
+    type_into(browser, "#run-form [name=user_count]", "8").await;
+    click(browser, "#run-submit").await;
+    h.wait_for(|s| s.target_users == 8 && s.user_count == 8)
+        .await;
+    until(
+        browser,
+        "8 users shown",
+        "document.querySelector('#fig-users').textContent === '8'",
+    )
+    .await;
+
+    scale_form(browser, scaler).await;
+
+    click(browser, "#stop-button").await;
+    h.wait_for(|s| s.state == RunState::Stopped).await;
+    until(
+        browser,
+        "the stopped state",
+        "document.querySelector('#fig-state').textContent === 'stopped'",
+    )
+    .await;
+    click(browser, "#tab-statistics").await;
+    screenshot(browser, "stopped.png").await;
+
+    // The theme button pins dark mode; the charts redraw in its colours.
+    click(browser, "#theme-button").await;
+    click(browser, "#theme-button").await;
+    until(
+        browser,
+        "dark mode",
+        "document.documentElement.dataset.theme === 'dark'",
+    )
+    .await;
+    click(browser, "#tab-charts").await;
+    until(
+        browser,
+        "charts after the theme change",
+        "document.querySelector('#chart-rps canvas')?.width > 0",
+    )
+    .await;
+    screenshot(browser, "charts-dark.png").await;
+}
+
+/// The Workers tab's scale form: bad values are refused in the page, a
+/// good one reaches the scaler.
+async fn scale_form(browser: &Client, scaler: &FakeScaler) {
+    click(browser, "#tab-workers").await;
+    until(
+        browser,
+        "the worker row",
+        "document.querySelectorAll('#workers-table tbody tr').length === 1",
+    )
+    .await;
+    until(
+        browser,
+        "the desired count",
+        "document.querySelector('#scale-desired').textContent === '1'",
+    )
+    .await;
+    for (bad, expected) in [
+        ("1.5", "whole number"),
+        ("9", "At most 4"),
+        ("-1", "negative"),
+    ] {
+        type_into(browser, "#scale-input", bad).await;
+        click(browser, "#scale-submit").await;
+        let note = until(
+            browser,
+            "the scale message",
+            "document.querySelector('#scale-note.bad')?.textContent",
+        )
+        .await;
+        assert!(note.as_str().unwrap().contains(expected), "{bad}: {note}");
+    }
+    assert!(scaler.calls().is_empty(), "a bad count reached the scaler");
+    type_into(browser, "#scale-input", "3").await;
+    click(browser, "#scale-submit").await;
+    until(
+        browser,
+        "the new desired count",
+        "document.querySelector('#scale-desired').textContent === '3'",
+    )
+    .await;
+    assert_eq!(scaler.calls(), [3]);
+    let note = until(
+        browser,
+        "the scaling note",
+        "document.querySelector('#scale-note').textContent",
+    )
+    .await;
+    assert!(note.as_str().unwrap().contains("1 of 3"), "{note}");
+    screenshot(browser, "workers.png").await;
+}

@@ -1,0 +1,116 @@
+//! The HTML report as the headless `--html` writes it: self-contained (the
+//! chart library inlined, no external URL), and safe with hostile names,
+//! errors and tracebacks from a script.
+
+mod web_support;
+
+use master::web::render_report;
+use master::{HistoryPoint, RunState, Snapshot};
+use stats::{RequestStats, Sample};
+use web_support::*;
+
+const HOSTILE: &str = "</script><script>alert('x')</script><b>&amp;";
+
+fn hostile_snapshot(base: &Snapshot) -> Snapshot {
+    let now = base.now_ms;
+    let mut stats = RequestStats::new(now - 60_000);
+    for i in 0..100 {
+        let sample = Sample {
+            method: "GET",
+            name: HOSTILE,
+            response_time_us: 1_000 + i * 100,
+            due_latency_us: None,
+            content_length: 512,
+            error: (i % 10 == 0).then_some(HOSTILE),
+        };
+        stats.record(&sample, now - 30_000 + i * 100);
+    }
+    stats.record_exception(
+        HOSTILE,
+        "traceback <img src=x onerror=alert(1)>",
+        "node-1",
+        now,
+    );
+    let mut snap = base.clone();
+    snap.state = RunState::Stopped;
+    snap.host = Some(format!("http://target/{HOSTILE}"));
+    snap.run_started_ms = Some(now - 60_000);
+    snap.stats = stats;
+    snap
+}
+
+fn history(now: u64) -> Vec<HistoryPoint> {
+    (0..30)
+        .map(|i| HistoryPoint {
+            time_ms: now - 30_000 + i * 1000,
+            user_count: 10,
+            rps: 3.5,
+            fail_per_sec: 0.5,
+            p50_ms: Some(2.0),
+            p95_ms: None,
+            worker_count: 1,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_report_escapes_everything_a_script_produced() {
+    let h = Harness::new().await;
+    let snap = hostile_snapshot(&h.master.snapshot());
+    let html = render_report(&snap, &history(snap.now_ms));
+    assert!(
+        html.starts_with("<!doctype html>"),
+        "{}",
+        &html[..200.min(html.len())]
+    );
+    assert!(
+        !html.contains("<script>alert"),
+        "a name was injected as markup"
+    );
+    assert!(
+        !html.contains("<img src=x"),
+        "a traceback was injected as markup"
+    );
+    assert!(!html.contains("<b>&amp;"));
+    assert!(html.contains("&lt;&#x2f;script&gt;") || html.contains("&lt;/script&gt;"));
+    // Exactly our three script elements: history data, uPlot, the charts.
+    assert_eq!(html.matches("<script").count(), 3);
+    assert_eq!(html.matches("</script>").count(), 3);
+}
+
+#[tokio::test]
+async fn the_report_is_self_contained() {
+    let h = Harness::new().await;
+    let snap = hostile_snapshot(&h.master.snapshot());
+    let points = history(snap.now_ms);
+    let html = render_report(&snap, &points);
+    assert!(
+        html.contains("/*! https://github.com/leeoniya/uPlot"),
+        "uPlot is inlined"
+    );
+    for external in ["src=\"http", "href=\"http", "src=\"//", "@import"] {
+        assert!(
+            !html.contains(external),
+            "refers to an outside file: {external}"
+        );
+    }
+    for id in [
+        "id=\"stats\"",
+        "id=\"percentiles\"",
+        "id=\"failures\"",
+        "id=\"exceptions\"",
+        "id=\"chart-rps\"",
+    ] {
+        assert!(html.contains(id), "misses {id}");
+    }
+    // The chart data parses back to the history.
+    let start = html.find("id=\"history\">").unwrap() + "id=\"history\">".len();
+    let end = start + html[start..].find("</script>").unwrap();
+    let data: serde_json::Value = serde_json::from_str(&html[start..end]).unwrap();
+    assert_eq!(data.as_array().unwrap().len(), points.len());
+    assert_eq!(data[0]["rps"], 3.5);
+
+    let empty = render_report(&h.master.snapshot(), &[]);
+    assert!(empty.contains("No history was recorded"));
+    assert!(empty.contains("No failures."));
+}
