@@ -10,12 +10,18 @@ use stats::Sample;
 
 use crate::http::response::json_to_lua;
 use crate::luax::{fault, type_name};
-use crate::shared::Shared;
+use crate::shared::{Op, Shared};
 
 /// Builds the `swarmer` table (without the declarations `define.rs` adds).
 pub fn install(lua: &Lua, swarmer: &Table) -> mlua::Result<()> {
     swarmer.set("random", lua.create_function(random)?)?;
-    swarmer.set("sleep", lua.create_async_function(sleep)?)?;
+    let set_sleep = lua.create_function(set_sleep)?;
+    let yield_fn: mlua::Function = lua.globals().get::<Table>("coroutine")?.get("yield")?;
+    let sleep: mlua::Function = lua
+        .load("local set, yield = ... return function(s) set(s) return yield() end")
+        .set_name("=swarmer.sleep")
+        .call((set_sleep, yield_fn))?;
+    swarmer.set("sleep", sleep)?;
     swarmer.set("env", lua.create_function(env)?)?;
     swarmer.set(
         "now_ms",
@@ -67,31 +73,20 @@ fn random(lua: &Lua, (m, n): (Option<i64>, Option<i64>)) -> mlua::Result<Value> 
     Ok(Value::Integer(rng.random_range(lo..=hi)))
 }
 
-/// Sleeps without blocking the core; ends early when the user is told to
-/// stop, so a long sleep never holds up the end of a run.
-async fn sleep(lua: Lua, secs: f64) -> mlua::Result<()> {
+/// Parks a sleep for the user's driver, which sleeps without blocking the
+/// core and ends early when the user is told to stop, so a long sleep never
+/// holds up the end of a run.
+fn set_sleep(lua: &Lua, secs: f64) -> mlua::Result<()> {
     if !(secs.is_finite() && secs >= 0.0) {
         return Err(fault(format!(
             "swarmer.sleep: seconds must be >= 0, got {secs}"
         )));
     }
-    let shared = Shared::from_lua(&lua)?;
-    let stop = shared
-        .current_user()
-        .map(|u| u.stop.clone())
-        .ok_or_else(|| {
-            fault("swarmer.sleep can only be called from a task, on_start or on_stop")
-        })?;
-    if secs == 0.0 {
-        // A timer would round up to the next millisecond tick; sleep(0)
-        // means "let the other users run", which is a plain yield.
-        tokio::task::yield_now().await;
-        return Ok(());
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(Duration::from_secs_f64(secs.min(1e9))) => {}
-        _ = stop.cancelled() => {}
-    }
+    let shared = Shared::from_lua(lua)?;
+    let user = shared.current_user().ok_or_else(|| {
+        fault("swarmer.sleep can only be called from a task, on_start or on_stop")
+    })?;
+    *user.op.borrow_mut() = Some(Op::Sleep(Duration::from_secs_f64(secs.min(1e9))));
     Ok(())
 }
 

@@ -1,11 +1,11 @@
 //! Building a Lua state with the `swarmer` API, loading the script into it,
 //! and turning its declarations into what the per-core runtime runs.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use mlua::{Function, Lua, Table, Value};
+use mlua::{Function, Lua, Table, Thread, Value};
 
 use crate::define::{self, Registry, TaskDef, Wait};
 use crate::http::origin::Origin;
@@ -36,9 +36,32 @@ pub struct Core {
     pub types: Vec<RunType>,
     pub runner: Function,
     next_user_id: Cell<u64>,
+    /// Finished coroutines kept for the next task: a task needs one only
+    /// while it runs, so idle users hold none.
+    threads: RefCell<Vec<Thread>>,
 }
 
+/// Enough for every user of a busy core to find one without growing the
+/// pool without bound after a burst.
+const MAX_IDLE_THREADS: usize = 1024;
+
 impl Core {
+    pub fn take_thread(&self) -> mlua::Result<Thread> {
+        let pooled = self.threads.borrow_mut().pop();
+        match pooled {
+            Some(t) => Ok(t),
+            None => self.lua.create_thread(self.runner.clone()),
+        }
+    }
+
+    /// Returns a finished coroutine to the pool, ready to run the runner.
+    pub fn put_thread(&self, thread: Thread) {
+        let mut threads = self.threads.borrow_mut();
+        if threads.len() < MAX_IDLE_THREADS && thread.reset(self.runner.clone()).is_ok() {
+            threads.push(thread);
+        }
+    }
+
     pub fn next_user_id(&self) -> u64 {
         let id = self.next_user_id.get() + 1;
         self.next_user_id.set(id);
@@ -191,6 +214,7 @@ pub fn build(
         types,
         runner,
         next_user_id: Cell::new(0),
+        threads: RefCell::new(Vec::new()),
     })
 }
 

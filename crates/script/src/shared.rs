@@ -45,6 +45,15 @@ pub struct UserCtx {
     pub lateness_us: std::cell::Cell<Option<u64>>,
     /// The last response not yet recorded (Locust's catch_response).
     pub pending: RefCell<Option<Rc<crate::http::response::Outcome>>>,
+    /// What the user's coroutine yielded for (set just before it yields).
+    pub op: RefCell<Option<Op>>,
+}
+
+/// Work a task's coroutine hands to its driver when it yields.
+pub enum Op {
+    Http(crate::http::HttpOp),
+    /// `swarmer.sleep(s)`; zero means "let the other users run".
+    Sleep(std::time::Duration),
 }
 
 impl UserCtx {

@@ -3,22 +3,21 @@
 //! records and the user carries on.
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use mlua::{Function, Table};
+use mlua::thread::ThreadStatus;
+use mlua::{Function, Table, Value};
 use rand::Rng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::define::Wait;
-use crate::http::Http;
+use crate::http::response::Response;
+use crate::http::{Client, Http};
 use crate::luax::fix_path;
 use crate::runtime::{Core, RunType};
-use crate::shared::{Shared, UserCtx};
+use crate::shared::{Op, Shared, UserCtx};
 use crate::wait::Pacer;
 
 pub async fn run(core: Rc<Core>, ty: usize, stop: CancellationToken) {
@@ -29,6 +28,7 @@ pub async fn run(core: Rc<Core>, ty: usize, stop: CancellationToken) {
         stop: stop.clone(),
         lateness_us: Cell::new(None),
         pending: RefCell::new(None),
+        op: RefCell::new(None),
     });
     let this = match user_table(&core, rt, &ctx) {
         Ok(t) => t,
@@ -71,7 +71,7 @@ async fn task_loop(core: &Core, rt: &RunType, ctx: &Rc<UserCtx>, this: &Table) {
         }
         let wait = match &pacer {
             Some(p) => p.wait(Instant::now()),
-            None => wait_time(core, ctx, &rt.wait, this).await,
+            None => wait_time(core, ctx, &rt.wait, this),
         };
         if wait.is_zero() {
             // A task that never waits on I/O must still let the other users
@@ -86,16 +86,14 @@ async fn task_loop(core: &Core, rt: &RunType, ctx: &Rc<UserCtx>, this: &Table) {
     }
 }
 
-async fn wait_time(core: &Core, ctx: &Rc<UserCtx>, wait: &Wait, this: &Table) -> Duration {
+fn wait_time(core: &Core, ctx: &Rc<UserCtx>, wait: &Wait, this: &Table) -> Duration {
     match wait {
         Wait::Time(w) => w.sample(&mut *core.shared.rng.borrow_mut()),
         Wait::Custom(f) => {
-            let secs = WithUser {
-                shared: &core.shared,
-                ctx,
-                fut: f.call_async::<f64>(this),
-            }
-            .await;
+            let secs = {
+                let _current = Current::set(&core.shared, ctx);
+                f.call::<f64>(this)
+            };
             match secs {
                 Ok(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s.min(1e9)),
                 Ok(s) => {
@@ -122,7 +120,11 @@ async fn wait_time(core: &Core, ctx: &Rc<UserCtx>, wait: &Wait, this: &Table) ->
 
 fn user_table(core: &Core, rt: &RunType, ctx: &Rc<UserCtx>) -> mlua::Result<Table> {
     let t = core.lua.create_table_with_capacity(0, 4)?;
-    let http = Http::new(ctx.clone(), core.shared.clone(), rt.base.clone());
+    let http = Http(Rc::new(Client::new(
+        ctx.clone(),
+        core.shared.clone(),
+        rt.base.clone(),
+    )));
     t.raw_set("http", core.lua.create_userdata(http)?)?;
     t.raw_set("id", ctx.id)?;
     t.raw_set("user_type", &*rt.name)?;
@@ -130,47 +132,95 @@ fn user_table(core: &Core, rt: &RunType, ctx: &Rc<UserCtx>) -> mlua::Result<Tabl
     Ok(t)
 }
 
-/// Runs one script function of this user as a coroutine; afterwards the
-/// last response gets its verdict and any error is recorded.
+/// Runs one script function of this user as a coroutine, doing the work
+/// it yields for (HTTP, sleep) until it finishes; then the last response
+/// gets its verdict and any error is recorded.
 async fn call(core: &Core, ctx: &Rc<UserCtx>, f: &Function, this: &Table) {
-    let fut = core
-        .runner
-        .call_async::<(Option<String>, Option<String>)>((f, this));
-    let result = WithUser {
-        shared: &core.shared,
-        ctx,
-        fut,
-    }
-    .await;
-    ctx.settle_pending();
-    let path = core.shared.script_path.as_str();
-    match result {
-        Ok((None, _)) => {}
-        Ok((Some(msg), tb)) => {
-            let msg = fix_path(&msg, path);
-            tracing::debug!(target: "script", user = %format!("{}#{}", ctx.user_type, ctx.id), "{msg}");
-            core.shared.record_exception(&msg, &tb.unwrap_or_default());
+    let thread = match core.take_thread() {
+        Ok(t) => t,
+        Err(e) => {
+            core.shared
+                .record_exception(&format!("cannot start a coroutine: {e}"), "");
+            return;
         }
-        Err(e) => core.shared.record_exception(&e.to_string(), ""),
+    };
+    let mut input = Value::Nil;
+    let mut first = true;
+    loop {
+        let step = {
+            let _current = Current::set(&core.shared, ctx);
+            if std::mem::take(&mut first) {
+                thread.resume::<(Option<String>, Option<String>)>((f, this))
+            } else {
+                thread.resume::<(Option<String>, Option<String>)>(std::mem::take(&mut input))
+            }
+        };
+        let (msg, tb) = match step {
+            Ok(r) => r,
+            Err(e) => {
+                // Only the runner's own failure lands here (task errors are
+                // caught inside it); the thread is not reused.
+                ctx.settle_pending();
+                core.shared.record_exception(&e.to_string(), "");
+                return;
+            }
+        };
+        if thread.status() != ThreadStatus::Resumable {
+            ctx.settle_pending();
+            if let Some(msg) = msg {
+                let msg = fix_path(&msg, &core.shared.script_path);
+                tracing::debug!(target: "script", user = %format!("{}#{}", ctx.user_type, ctx.id), "{msg}");
+                core.shared.record_exception(&msg, &tb.unwrap_or_default());
+            }
+            core.put_thread(thread);
+            return;
+        }
+        let op = ctx.op.borrow_mut().take();
+        input = match op {
+            Some(Op::Http(op)) => {
+                let outcome = op.run().await;
+                match core.lua.create_userdata(Response(outcome)) {
+                    Ok(ud) => Value::UserData(ud),
+                    Err(e) => Value::Error(Box::new(e)),
+                }
+            }
+            Some(Op::Sleep(d)) if d.is_zero() => {
+                tokio::task::yield_now().await;
+                Value::Nil
+            }
+            Some(Op::Sleep(d)) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = ctx.stop.cancelled() => {}
+                }
+                Value::Nil
+            }
+            // The script yielded by itself: treat it as a pause point.
+            None => {
+                tokio::task::yield_now().await;
+                Value::Nil
+            }
+        };
     }
 }
 
-/// Marks `ctx` as the running user while `fut` is polled, so global
+/// Marks `ctx` as the running user while its Lua code runs, so global
 /// functions (`swarmer.sleep`, `swarmer.record`, `swarmer.log`) act for it.
-struct WithUser<'a, F> {
+struct Current<'a> {
     shared: &'a Shared,
-    ctx: &'a Rc<UserCtx>,
-    fut: F,
+    prev: Option<Rc<UserCtx>>,
 }
 
-impl<F: Future + Unpin> Future for WithUser<'_, F> {
-    type Output = F::Output;
+impl<'a> Current<'a> {
+    fn set(shared: &'a Shared, ctx: &Rc<UserCtx>) -> Self {
+        let prev = shared.current.replace(Some(ctx.clone()));
+        Current { shared, prev }
+    }
+}
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let prev = self.shared.current.replace(Some(self.ctx.clone()));
-        let out = Pin::new(&mut self.fut).poll(cx);
-        *self.shared.current.borrow_mut() = prev;
-        out
+impl Drop for Current<'_> {
+    fn drop(&mut self) {
+        *self.shared.current.borrow_mut() = self.prev.take();
     }
 }
 

@@ -193,6 +193,7 @@ impl Driver {
 pub struct Pool {
     // Boxed: a connection is ~750 bytes, moved in and out of the pool on
     // every request.
+    #[allow(clippy::vec_box)]
     idle: Vec<Box<Conn>>,
 }
 

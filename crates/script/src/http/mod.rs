@@ -2,6 +2,13 @@
 //! a script's call (`self.http:get(path, opts)`) into a [`client::Prepared`]
 //! request, runs it, and hands back a [`response::Response`] whose stats
 //! entry is recorded by the catch_response rules in `response.rs`.
+//!
+//! The methods are small Lua functions: a synchronous Rust call prepares the
+//! request and parks it in the user's context, then the function yields its
+//! coroutine; the user's driver (`user.rs`) sends the request and resumes
+//! the coroutine with the response. This keeps the per-request path free of
+//! mlua's async machinery (a boxed future and an internal userdata per
+//! call), which dominated the profile.
 
 pub mod client;
 pub mod conn;
@@ -16,14 +23,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
-use mlua::{Lua, Table, UserData, UserDataMethods, UserDataRef, Value};
+use mlua::{Lua, Table, UserData, UserDataMethods, Value};
 use tokio::time::Instant;
 
 use crate::luax::{fault, type_name};
-use crate::shared::{Shared, UserCtx};
+use crate::shared::{Op, Shared, UserCtx};
 use client::{ClientState, Prepared};
 use origin::{Origin, is_absolute};
-use response::{Outcome, Response};
+use response::Outcome;
 
 /// Locust's FastHttpUser default; a request should never hang a user for
 /// the whole run.
@@ -33,7 +40,7 @@ const OPTION_KEYS: &str = "headers, query, form, json, body, name, timeout, allo
 
 /// One user's client. Its connection pool and cookie jar start empty and
 /// allocate on first use, so an idle user pays a few dozen bytes.
-pub struct Http {
+pub struct Client {
     pub user: Rc<UserCtx>,
     pub shared: Rc<Shared>,
     /// The user type's host, or `-H` when given.
@@ -41,33 +48,27 @@ pub struct Http {
     state: RefCell<ClientState>,
 }
 
-impl Http {
-    pub fn new(user: Rc<UserCtx>, shared: Rc<Shared>, base: Option<Rc<Origin>>) -> Self {
-        Http {
-            user,
-            shared,
-            base,
-            state: RefCell::new(ClientState::default()),
-        }
-    }
+/// A request waiting for the user's driver to send it.
+pub struct HttpOp {
+    client: Rc<Client>,
+    prepared: Prepared,
+    name: String,
+}
 
-    async fn request(
-        &self,
-        lua: Lua,
-        method: Method,
-        url: Value,
-        opts: Value,
-    ) -> mlua::Result<Response> {
-        // The previous response gets its default verdict now, before this
-        // request can change what the script thinks of it.
-        self.user.settle_pending();
-        let (prepared, name) = self.prepare(method, url, opts)?;
+impl HttpOp {
+    /// Sends the request and makes its outcome the user's pending response.
+    pub async fn run(self) -> Rc<Outcome> {
+        let HttpOp {
+            client,
+            prepared,
+            name,
+        } = self;
         let method = prepared.method.clone();
         let start = Instant::now();
-        let reply = client::execute(&self.shared, &self.state, prepared).await;
+        let reply = client::execute(&client.shared, &client.state, prepared).await;
         let elapsed_us = start.elapsed().as_micros() as u64;
         let outcome = Rc::new(Outcome {
-            shared: self.shared.clone(),
+            shared: client.shared.clone(),
             method,
             name,
             origin: reply.origin,
@@ -76,13 +77,23 @@ impl Http {
             headers: reply.headers,
             body: reply.body,
             elapsed_us,
-            due_latency_us: self.user.lateness_us.get().map(|late| elapsed_us + late),
+            due_latency_us: client.user.lateness_us.get().map(|late| elapsed_us + late),
             error: reply.error,
             recorded: Cell::new(false),
         });
-        *self.user.pending.borrow_mut() = Some(outcome.clone());
-        let _ = lua;
-        Ok(Response(outcome))
+        *client.user.pending.borrow_mut() = Some(outcome.clone());
+        outcome
+    }
+}
+
+impl Client {
+    pub fn new(user: Rc<UserCtx>, shared: Rc<Shared>, base: Option<Rc<Origin>>) -> Self {
+        Client {
+            user,
+            shared,
+            base,
+            state: RefCell::new(ClientState::default()),
+        }
     }
 
     fn prepare(&self, method: Method, url: Value, opts: Value) -> mlua::Result<(Prepared, String)> {
@@ -381,31 +392,73 @@ fn method_from(v: &str) -> mlua::Result<Method> {
         .map_err(|_| fault(format!("invalid HTTP method {v:?}")))
 }
 
+/// `self.http` in Lua: a handle on the user's [`Client`].
+pub struct Http(pub Rc<Client>);
+
+/// The Lua side of every request method: prepare (Rust, may raise a clear
+/// error), then yield to the user's driver, which resumes with the response.
+const METHODS: &str = r#"
+local prepare, yield = ...
+local function verb(m)
+  return function(self, url, opts)
+    prepare(self, m, url, opts)
+    return yield()
+  end
+end
+return {
+  get = verb("GET"), post = verb("POST"), put = verb("PUT"), patch = verb("PATCH"),
+  delete = verb("DELETE"), head = verb("HEAD"), options = verb("OPTIONS"),
+  request = function(self, m, url, opts)
+    prepare(self, m, url, opts)
+    return yield()
+  end,
+}
+"#;
+
+/// Parks the request described by a script call in the user's context.
+fn prepare(_: &Lua, (this, method, url, opts): (Value, String, Value, Value)) -> mlua::Result<()> {
+    let client = match &this {
+        Value::UserData(ud) => ud.borrow::<Http>().map(|h| h.0.clone()).ok(),
+        _ => None,
+    };
+    let Some(client) = client else {
+        return Err(fault(format!(
+            "{method}: call it as self.http:{}(url, opts), with a colon",
+            method.to_ascii_lowercase()
+        )));
+    };
+    let method = method_from(&method)?;
+    // The previous response gets its default verdict now, before this
+    // request can change what the script thinks of it.
+    client.user.settle_pending();
+    let (prepared, name) = client.prepare(method, url, opts)?;
+    let user = client.user.clone();
+    *user.op.borrow_mut() = Some(Op::Http(HttpOp {
+        client,
+        prepared,
+        name,
+    }));
+    Ok(())
+}
+
 impl UserData for Http {
+    fn add_fields<F: mlua::UserDataFields<Self>>(fields: &mut F) {
+        fields.add_meta_field_with("__index", |lua: &Lua| {
+            let coroutine: Table = lua.globals().get("coroutine")?;
+            let yield_fn: mlua::Function = coroutine.get("yield")?;
+            let prepare = lua.create_function(prepare)?;
+            lua.load(METHODS)
+                .set_name("=swarmer.http")
+                .call::<Table>((prepare, yield_fn))
+        });
+    }
+
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        for (name, method) in [
-            ("get", Method::GET),
-            ("post", Method::POST),
-            ("put", Method::PUT),
-            ("patch", Method::PATCH),
-            ("delete", Method::DELETE),
-            ("head", Method::HEAD),
-            ("options", Method::OPTIONS),
-        ] {
-            methods.add_async_method(
-                name,
-                move |lua, this: UserDataRef<Http>, (url, opts): (Value, Value)| {
-                    let method = method.clone();
-                    async move { this.request(lua, method, url, opts).await }
-                },
-            );
-        }
-        methods.add_async_method(
-            "request",
-            |lua, this: UserDataRef<Http>, (method, url, opts): (String, Value, Value)| async move {
-                let method = method_from(&method)?;
-                this.request(lua, method, url, opts).await
-            },
-        );
+        methods.add_meta_method("__tostring", |_, this, ()| {
+            Ok(match &this.0.base {
+                Some(b) => format!("<http client for {}>", b.prefix),
+                None => "<http client>".to_string(),
+            })
+        });
     }
 }
