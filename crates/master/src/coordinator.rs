@@ -71,6 +71,9 @@ pub enum Event {
     QuitWorkers(oneshot::Sender<()>),
 }
 
+/// Heartbeats a worker's CPU must stay above 90% before the master warns.
+const HOT_HEARTBEATS: u32 = 10;
+
 /// Lost workers are listed this long, then forgotten.
 const FORGET_LOST_AFTER: Duration = Duration::from_secs(600);
 
@@ -206,6 +209,7 @@ impl Coordinator {
             plan: BTreeMap::new(),
             stopped_run: None,
             hot_since: None,
+            hot_warned: false,
             lost_at: None,
         };
         let verb = match self.members.join(member) {
@@ -490,20 +494,28 @@ impl Coordinator {
         }
     }
 
+    /// Warns once per hot spell when a worker's CPU stays above 90% (of
+    /// the cores it runs users on) for 10 heartbeats: its response times
+    /// then measure its own queueing as much as the target's.
     fn warn_hot_workers(&mut self) {
+        let window = self.config.heartbeat_interval * HOT_HEARTBEATS;
         for m in self.members.live_mut() {
             if m.status.cpu_percent < 90.0 * m.cores as f32 {
                 m.hot_since = None;
+                m.hot_warned = false;
                 continue;
             }
             let since = *m.hot_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= Duration::from_secs(10) {
+            if !m.hot_warned && since.elapsed() >= window {
                 tracing::warn!(
-                    "worker {} has used over 90% of its CPU for 10 s ({:.0}%); its figures may be skewed, add workers",
+                    "worker {} has used over 90% of its CPU for {:.1} s ({:.0}% of {} cores); \
+                     its response times may be skewed: add workers",
                     m.id,
-                    m.status.cpu_percent
+                    since.elapsed().as_secs_f64(),
+                    m.status.cpu_percent,
+                    m.cores
                 );
-                m.hot_since = Some(Instant::now());
+                m.hot_warned = true;
             }
         }
     }

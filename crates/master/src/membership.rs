@@ -30,6 +30,8 @@ pub struct Member {
     /// The last run this worker confirmed as stopped.
     pub stopped_run: Option<u64>,
     pub hot_since: Option<Instant>,
+    /// Warned about this hot spell already.
+    pub hot_warned: bool,
     /// When this worker was lost, so it can be forgotten after a while.
     pub lost_at: Option<Instant>,
 }

@@ -9,18 +9,15 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::BytesMut;
 use common::cluster::{Master, worker};
+use common::raw::RawClient;
 use common::{DemoTarget, Proc, TempDir, serial};
 use protocol::{
-    Hello, MAX_FRAME_BYTES, MasterMessage, MessageCodec, PROTOCOL_VERSION, SWARMER_VERSION,
-    WorkerMessage, WorkerStatus,
+    Hello, MAX_FRAME_BYTES, MasterMessage, PROTOCOL_VERSION, SWARMER_VERSION, WorkerMessage,
+    WorkerStatus,
 };
-use tokio_util::codec::{Decoder, Encoder};
 
 const SCRIPT: &str = r#"
 local U = swarmer.user { name = "U", wait = swarmer.constant(0.1) }
@@ -28,77 +25,6 @@ U:task(1, function(self) self.http:get("/") end)
 "#;
 
 const LONG: Duration = Duration::from_secs(30);
-
-/// A worker connection driven by hand, speaking the protocol (or not).
-struct RawClient {
-    stream: TcpStream,
-    codec: MessageCodec<MasterMessage, WorkerMessage>,
-    buf: BytesMut,
-}
-
-impl RawClient {
-    fn connect(port: u16) -> RawClient {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the master port");
-        RawClient {
-            stream,
-            codec: MessageCodec::default(),
-            buf: BytesMut::new(),
-        }
-    }
-
-    fn send(&mut self, msg: WorkerMessage) {
-        let mut out = BytesMut::new();
-        self.codec.encode(msg, &mut out).expect("encode");
-        self.stream.write_all(&out).expect("send a message");
-    }
-
-    /// Writes raw bytes; the master may already have hung up.
-    fn send_bytes(&mut self, bytes: &[u8]) {
-        let _ = self.stream.write_all(bytes);
-    }
-
-    /// The next message, or Err("closed") when the master hangs up, or
-    /// Err("timeout").
-    fn recv(&mut self, timeout: Duration) -> Result<MasterMessage, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(msg) = self
-                .codec
-                .decode(&mut self.buf)
-                .map_err(|e| e.to_string())?
-            {
-                return Ok(msg);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err("timeout".into());
-            }
-            self.stream
-                .set_read_timeout(Some(left))
-                .expect("read timeout");
-            let mut chunk = [0u8; 4096];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Err("closed".into()),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Err("timeout".into());
-                }
-                Err(_) => return Err("closed".into()),
-            }
-        }
-    }
-
-    /// True once the master has closed this connection.
-    fn closed_within(&mut self, timeout: Duration) -> bool {
-        loop {
-            match self.recv(timeout) {
-                Err(e) if e == "timeout" => return false,
-                Err(_) => return true,
-                Ok(_) => continue,
-            }
-        }
-    }
-}
 
 fn hello(id: &str, version: u32) -> WorkerMessage {
     WorkerMessage::Hello(Hello {

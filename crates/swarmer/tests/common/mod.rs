@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod raw;
 pub mod relay;
 
 use std::io::{BufRead, BufReader, Read, Write};
