@@ -51,7 +51,8 @@ pub struct UserCtx {
 
 /// Work a task's coroutine hands to its driver when it yields.
 pub enum Op {
-    Http(crate::http::HttpOp),
+    // Boxed: every user has an `Option<Op>` slot, mostly empty.
+    Http(Box<crate::http::HttpOp>),
     /// `swarmer.sleep(s)`; zero means "let the other users run".
     Sleep(std::time::Duration),
 }

@@ -262,7 +262,8 @@ async fn send(
                 let collected = conn.driver.drive(incoming.collect()).await;
                 let body = collected.map_err(|e| describe(&e))?.to_bytes();
                 state.borrow_mut().pool.put(conn);
-                return Ok((parts.status, parts.headers, body));
+                let (headers, body) = detach(parts.headers, body);
+                return Ok((parts.status, headers, body));
             }
             Err(mut e) => match e.take_message() {
                 // Never written: safe to send again on a fresh connection.
@@ -274,6 +275,25 @@ async fn send(
             },
         }
     }
+}
+
+/// hyper hands out header values and small bodies as slices of its 8 KiB
+/// read buffer. A response kept by the script (until Lua collects it) would
+/// pin that buffer, and hyper would allocate a fresh one for every
+/// response: a large allocation on each request. Copying the few small
+/// pieces lets hyper reuse its buffer.
+fn detach(mut headers: HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
+    for v in headers.values_mut() {
+        if let Ok(copy) = HeaderValue::from_bytes(v.as_bytes()) {
+            *v = copy;
+        }
+    }
+    let body = if body.len() <= 16 * 1024 {
+        Bytes::copy_from_slice(&body)
+    } else {
+        body
+    };
+    (headers, body)
 }
 
 /// Boxed so the (large, TLS-handshake-sized) connect future is not part

@@ -57,12 +57,12 @@ pub struct HttpOp {
 
 impl HttpOp {
     /// Sends the request and makes its outcome the user's pending response.
-    pub async fn run(self) -> Rc<Outcome> {
+    pub async fn run(self: Box<Self>) -> Rc<Outcome> {
         let HttpOp {
             client,
             prepared,
             name,
-        } = self;
+        } = *self;
         let method = prepared.method.clone();
         let start = Instant::now();
         let reply = client::execute(&client.shared, &client.state, prepared).await;
@@ -433,11 +433,11 @@ fn prepare(_: &Lua, (this, method, url, opts): (Value, String, Value, Value)) ->
     client.user.settle_pending();
     let (prepared, name) = client.prepare(method, url, opts)?;
     let user = client.user.clone();
-    *user.op.borrow_mut() = Some(Op::Http(HttpOp {
+    *user.op.borrow_mut() = Some(Op::Http(Box::new(HttpOp {
         client,
         prepared,
         name,
-    }));
+    })));
     Ok(())
 }
 
