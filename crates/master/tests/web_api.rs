@@ -395,3 +395,36 @@ async fn everything_lives_under_the_base_path() {
     let ui = send(&app, get("/swarmer/api/v1/ui")).await.json();
     assert_eq!(ui["base_path"], "/swarmer");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_workers_are_shown_as_lost_and_not_counted() {
+    let h = Harness::with_worker().await;
+    let app = h.default_router();
+    let second = h.attach_worker("doomed-worker");
+    h.wait_for(|s| s.worker_count == 2).await;
+    second.abort();
+    h.wait_for(|s| s.worker_count == 1).await;
+
+    let workers = send(&app, get("/api/v1/workers")).await.json();
+    assert_eq!(workers["worker_count"], 1);
+    let list = workers["workers"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], "web-test-worker", "live workers first");
+    assert_eq!(list[1]["id"], "doomed-worker");
+    assert_eq!(list[1]["state"], "lost");
+    let locust = send(&app, get("/stats/requests")).await.json();
+    assert_eq!(locust["worker_count"], 1);
+    assert_eq!(
+        send(&app, get("/worker-count")).await.json()["worker_count"],
+        1
+    );
+    let metrics = send(&app, get("/metrics")).await.body;
+    assert!(
+        metrics.contains("swarmer_workers{state=\"lost\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("swarmer_workers{state=\"ready\"} 1"),
+        "{metrics}"
+    );
+}

@@ -108,7 +108,8 @@ impl Harness {
     }
 
     /// Links a real worker engine (one core) through the in-memory pair.
-    pub fn attach_worker(&self, id: &str) {
+    /// Aborting the returned task cuts the link without a goodbye.
+    pub fn attach_worker(&self, id: &str) -> tokio::task::JoinHandle<worker::SessionEnd> {
         let (m_end, w_end) = protocol::memory::pair();
         self.master.attach(m_end);
         let config = worker::SessionConfig {
@@ -129,7 +130,7 @@ impl Harness {
             let mut engine = worker::Engine::start(engine_config).expect("engine starts");
             let mut outbox = worker::session::Outbox::default();
             worker::session::run(w_end, &mut engine, &mut outbox, &config, &shutdown).await
-        });
+        })
     }
 
     pub async fn wait_for(&self, pred: impl FnMut(&Snapshot) -> bool) -> Arc<Snapshot> {

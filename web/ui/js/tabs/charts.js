@@ -40,7 +40,8 @@ export default function charts(ctx) {
       const width = Math.max(box.el.clientWidth, 300);
       const opts = {
         width, height: 240,
-        axes: [axis, { ...axis, size: 56 }],
+        // Clock times only: uPlot's default adds the date to every label.
+        axes: [{ ...axis, values: (u, splits) => splits.map((v) => new Date(v * 1000).toLocaleTimeString()) }, { ...axis, size: 56 }],
         series: [{}, ...box.series.map(([label, color]) => ({ label, stroke: css(color), width: 2, spanGaps: true }))],
         scales: { x: { time: true } },
       };

@@ -30,7 +30,23 @@ function figure(label, id) {
   return { el: h("div", {}, value, h("span", {}, label)), value };
 }
 
-export default function workers(ctx) {
+/** What the note under the counts says, and how loudly. */
+function noteFor(status, message) {
+  if (message) return { text: message.text, cls: "note bad" };
+  if (!status) return { text: "", cls: "note" };
+  if (!status.scaler) {
+    return { text: "Scaling is not configured: start the master with --scaler kubernetes or --scaler local.", cls: "note" };
+  }
+  let text = "";
+  if (status.desired !== null && status.connected !== status.desired) {
+    text = `Scaling: ${status.connected} of ${status.desired} workers connected…`;
+  }
+  if (status.warning) text = `${text} ${status.warning}`.trim();
+  return { text, cls: text ? "note warn" : "note" };
+}
+
+/** The scale card: polls `api/v1/workers/scale` while shown. */
+function scalePanel(ctx) {
   const desired = figure("Desired", "scale-desired");
   const connected = figure("Connected", "scale-connected");
   const ready = figure("Ready", "scale-ready");
@@ -38,30 +54,13 @@ export default function workers(ctx) {
   const apply = h("button", { type: "submit", class: "primary", id: "scale-submit" }, "Scale");
   const form = h("form", { class: "inline-form", id: "scale-form", novalidate: true }, h("label", { for: "scale-input" }, "Workers"), input, apply);
   const note = h("p", { class: "note", id: "scale-note", role: "status" });
-  const scaleCard = h("div", { class: "card" }, h("h3", {}, "Scale"),
+  const el = h("div", { class: "card" }, h("h3", {}, "Scale"),
     h("div", { class: "scale" }, h("div", { class: "counts" }, desired.el, connected.el, ready.el), form), note);
-
-  const { table: el, tbody } = table(COLUMNS, { id: "workers-table" });
-  const placeholder = empty("No workers have connected.");
-  const listCard = h("div", { class: "card" }, h("h3", {}, "Workers"), h("div", { class: "scroll" }, el), placeholder);
-  const root = h("div", {}, scaleCard, listCard);
-
-  let visible = false;
-  let timer = 0;
   let status = null;
   let message = null;
 
   function showNote() {
-    const s = status;
-    let text = "", cls = "note";
-    if (message) { text = message.text; cls = `note ${message.bad ? "bad" : ""}`; }
-    else if (!s) text = "";
-    else if (!s.scaler) text = "Scaling is not configured: start the master with --scaler kubernetes or --scaler local.";
-    else if (s.desired !== null && s.connected !== s.desired) {
-      text = `Scaling: ${s.connected} of ${s.desired} workers connected…`;
-      cls = "note warn";
-    }
-    if (!message && s && s.warning) { text = `${text} ${s.warning}`.trim(); cls = "note warn"; }
+    const { text, cls } = noteFor(status, message);
     note.textContent = text;
     note.className = cls;
   }
@@ -76,16 +75,16 @@ export default function workers(ctx) {
       if (document.activeElement !== input && input.value === "" && status.desired !== null) input.value = status.desired;
       showNote();
     } catch (e) {
-      note.textContent = `Cannot read the scale: ${e.message}`;
-      note.className = "note bad";
+      message = { text: `Cannot read the scale: ${e.message}` };
+      showNote();
     }
   }
 
-  form.addEventListener("submit", async (event) => {
+  async function submit(event) {
     event.preventDefault();
     const checked = validateWorkers(input.value, ctx.ui.max_workers);
     input.setAttribute("aria-invalid", String(Boolean(checked.problem)));
-    if (checked.problem) { message = { text: checked.problem, bad: true }; showNote(); return; }
+    if (checked.problem) { message = { text: checked.problem }; showNote(); return; }
     apply.disabled = true;
     try {
       const result = await ctx.api.put("api/v1/workers/scale", { workers: checked.value });
@@ -93,41 +92,61 @@ export default function workers(ctx) {
       ctx.toast(result.message);
       await refresh();
     } catch (e) {
-      message = { text: e.message, bad: true };
+      message = { text: e.message };
       showNote();
     } finally {
       apply.disabled = !status?.scaler;
     }
-  });
-  input.addEventListener("input", () => { message = null; input.setAttribute("aria-invalid", "false"); showNote(); });
-
-  function render(list) {
-    const now = ctx.latest?.summary.now_ms ?? Date.now();
-    fill(tbody, list.map((w) => {
-      const lost = w.state === "lost";
-      return h("tr", { class: lost ? "lost" : "" },
-        h("td", {}, w.id),
-        h("td", {}, h("span", { class: `pill ${w.state}` }, lost ? "lost" : w.state)),
-        h("td", { class: "num" }, lost ? "—" : count(w.user_count)),
-        h("td", { class: "num" }, count(w.cores)),
-        h("td", { class: "num" }, lost ? "—" : `${w.cpu_usage.toFixed(1)}%`),
-        h("td", { class: "num" }, lost ? "—" : bytes(w.memory_usage)),
-        h("td", {}, ago(w.last_heartbeat_ms, now)));
-    }));
-    placeholder.hidden = list.length > 0;
   }
 
+  form.addEventListener("submit", submit);
+  input.addEventListener("input", () => { message = null; input.setAttribute("aria-invalid", "false"); showNote(); });
   return {
-    el: root,
+    el,
+    refresh,
+    /** The live stream knows the connected count sooner than the poll. */
+    connected(n) {
+      if (!status) return;
+      status.connected = n;
+      connected.value.textContent = n;
+      showNote();
+    },
+  };
+}
+
+function workerRow(w, now) {
+  const lost = w.state === "lost";
+  return h("tr", { class: lost ? "lost" : "" },
+    h("td", {}, w.id),
+    h("td", {}, h("span", { class: `pill ${w.state}` }, w.state)),
+    h("td", { class: "num" }, lost ? "—" : count(w.user_count)),
+    h("td", { class: "num" }, count(w.cores)),
+    h("td", { class: "num" }, lost ? "—" : `${w.cpu_usage.toFixed(1)}%`),
+    h("td", { class: "num" }, lost ? "—" : bytes(w.memory_usage)),
+    h("td", {}, ago(w.last_heartbeat_ms, now)));
+}
+
+export default function workers(ctx) {
+  const scale = scalePanel(ctx);
+  const { table: el, tbody } = table(COLUMNS, { id: "workers-table" });
+  const placeholder = empty("No workers have connected.");
+  const list = h("div", { class: "card" }, h("h3", {}, "Workers"), h("div", { class: "scroll" }, el), placeholder);
+  let timer = 0;
+  let visible = false;
+
+  return {
+    el: h("div", {}, scale.el, list),
     show() {
       visible = true;
-      refresh();
-      timer = setInterval(refresh, 2000);
+      scale.refresh();
+      timer = setInterval(scale.refresh, 2000);
     },
     hide() { visible = false; clearInterval(timer); },
     update(live) {
-      render(live.workers);
-      if (visible && status) { status.connected = live.summary.worker_count; connected.value.textContent = status.connected; showNote(); }
+      const now = live.summary.now_ms;
+      fill(tbody, live.workers.map((w) => workerRow(w, now)));
+      placeholder.hidden = live.workers.length > 0;
+      if (visible) scale.connected(live.summary.worker_count);
     },
   };
 }
