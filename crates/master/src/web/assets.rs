@@ -1,6 +1,6 @@
 //! The UI's files (`web/ui/` at the repository root), built into the binary
-//! so the UI works offline and from a single file. Debug builds read them
-//! from disk, so editing the UI needs no rebuild.
+//! so the UI works offline and from a single file, in debug builds too
+//! (`debug-embed`), so tests serve exactly what a release serves.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -89,12 +89,4 @@ fn content_type(path: &str) -> &'static str {
         "txt" | "md" => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
     }
-}
-
-/// A file of the UI as text, for the report (which inlines the chart
-/// library so it reads offline).
-pub fn text(path: &str) -> String {
-    Ui::get(path)
-        .map(|f| String::from_utf8_lossy(&f.data).into_owned())
-        .unwrap_or_default()
 }

@@ -15,7 +15,6 @@ use minijinja::value::{Serde, Value};
 use serde::{Deserialize, Serialize};
 use stats::StatsEntry;
 
-use super::assets;
 use super::state::Shared;
 use super::views;
 use crate::{HistoryPoint, Snapshot};
@@ -23,6 +22,8 @@ use crate::{HistoryPoint, Snapshot};
 const TEMPLATE: &str = include_str!("../../../../web/report/report.html");
 const REPORT_JS: &str = include_str!("../../../../web/report/report.js");
 const REPORT_CSS: &str = include_str!("../../../../web/report/report.css");
+const UPLOT_JS: &str = include_str!("../../../../web/ui/vendor/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("../../../../web/ui/vendor/uPlot.min.css");
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot render the HTML report: {0}")]
@@ -96,8 +97,8 @@ struct ReportContext<'a> {
     history: &'a [HistoryPoint],
     generated: String,
     version: &'static str,
-    uplot_js: String,
-    uplot_css: String,
+    uplot_js: &'static str,
+    uplot_css: &'static str,
     report_js: &'static str,
     report_css: &'static str,
 }
@@ -170,8 +171,8 @@ pub fn try_render_report(
         history,
         generated: stats::csv::utc_timestamp(crate::now_ms()),
         version: env!("CARGO_PKG_VERSION"),
-        uplot_js: assets::text("vendor/uPlot.iife.min.js"),
-        uplot_css: assets::text("vendor/uPlot.min.css"),
+        uplot_js: UPLOT_JS,
+        uplot_css: UPLOT_CSS,
         report_js: REPORT_JS,
         report_css: REPORT_CSS,
     };
