@@ -103,7 +103,11 @@ fn init_logging(level: &str) -> master::web::LogBuffer {
     let logs = master::web::LogBuffer::new(2000);
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
         .with(logs.clone())
         .init();
     logs

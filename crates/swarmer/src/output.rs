@@ -100,4 +100,3 @@ pub fn write_html(path: &Path, snap: &Snapshot, history: &[HistoryPoint]) -> any
     let html = master::web::render_report(snap, history);
     std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))
 }
-
