@@ -337,3 +337,41 @@ end)
     assert_eq!(count(&stats, "GET", "/"), (1, 0));
     assert_eq!(count(&stats, "GET", "/item/3"), (1, 0));
 }
+
+#[test]
+fn repeated_urls_keep_their_names() {
+    let addr = start_server();
+    let code = with_host(
+        r#"
+local U = swarmer.user { name = "U", host = HOST }
+U:task(function(self)
+  if self.done then swarmer.sleep(1000) return end
+  self.done = true
+  self.http:get("/item/1")
+  self.http:get("/item/1")
+  self.http:get("/item/1", { name = "one" })
+  self.http:get("/item/1", { query = { a = 1 } })
+  self.http:get("/item/1")
+  self.http:get(HOST .. "/item/1")
+  self.http:post("/item/1")
+end)
+"#,
+        addr,
+    );
+    let stats = run_users(
+        &code,
+        RuntimeConfig::default(),
+        &[("U", 1)],
+        |s| s.num_requests() >= 7,
+        MAX,
+    );
+    assert!(exceptions(&stats).is_empty(), "{:?}", exceptions(&stats));
+    assert_eq!(count(&stats, "GET", "/item/1"), (3, 0));
+    assert_eq!(count(&stats, "GET", "one"), (1, 0));
+    assert_eq!(count(&stats, "GET", "/item/1?a=1"), (1, 0));
+    assert_eq!(
+        count(&stats, "GET", &format!("{}/item/1", host(addr))),
+        (1, 0)
+    );
+    assert_eq!(count(&stats, "POST", "/item/1"), (1, 1));
+}

@@ -246,7 +246,13 @@ async fn send(
         None => connect(shared, origin).await?,
     };
     loop {
-        let ready = conn.driver.drive(conn.sender.ready()).await;
+        // A kept-alive connection is usually ready at once; polling for it
+        // costs a round through hyper's dispatcher.
+        let ready = if conn.sender.is_ready() {
+            Ok(())
+        } else {
+            conn.driver.drive(conn.sender.ready()).await
+        };
         let sent = match ready {
             Ok(()) => conn.driver.drive(conn.sender.try_send_request(req)).await,
             Err(e) if conn.reused => {
@@ -283,16 +289,25 @@ async fn send(
 /// response: a large allocation on each request. Copying the few small
 /// pieces lets hyper reuse its buffer.
 fn detach(mut headers: HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
+    // One allocation for all values and the body, sliced back out.
+    let small_body = body.len() <= 16 * 1024;
+    let total: usize =
+        headers.values().map(|v| v.len()).sum::<usize>() + if small_body { body.len() } else { 0 };
+    let mut buf = bytes::BytesMut::with_capacity(total);
+    for v in headers.values() {
+        buf.extend_from_slice(v.as_bytes());
+    }
+    if small_body {
+        buf.extend_from_slice(&body);
+    }
+    let mut all = buf.freeze();
     for v in headers.values_mut() {
-        if let Ok(copy) = HeaderValue::from_bytes(v.as_bytes()) {
+        let copy = all.split_to(v.len());
+        if let Ok(copy) = HeaderValue::from_maybe_shared(copy) {
             *v = copy;
         }
     }
-    let body = if body.len() <= 16 * 1024 {
-        Bytes::copy_from_slice(&body)
-    } else {
-        body
-    };
+    let body = if small_body { all } else { body };
     (headers, body)
 }
 

@@ -46,13 +46,23 @@ pub struct Client {
     /// The user type's host, or `-H` when given.
     pub base: Option<Rc<Origin>>,
     state: RefCell<ClientState>,
+    /// The last relative URL requested without a query, its request target
+    /// and default name: tasks mostly repeat the same few URLs, and this
+    /// skips a parse and two allocations when they do.
+    last: RefCell<Option<LastPath>>,
+}
+
+struct LastPath {
+    url: Box<str>,
+    uri: Uri,
+    name: Rc<str>,
 }
 
 /// A request waiting for the user's driver to send it.
 pub struct HttpOp {
     client: Rc<Client>,
     prepared: Prepared,
-    name: String,
+    name: Rc<str>,
 }
 
 impl HttpOp {
@@ -93,10 +103,16 @@ impl Client {
             shared,
             base,
             state: RefCell::new(ClientState::default()),
+            last: RefCell::new(None),
         }
     }
 
-    fn prepare(&self, method: Method, url: Value, opts: Value) -> mlua::Result<(Prepared, String)> {
+    fn prepare(
+        &self,
+        method: Method,
+        url: Value,
+        opts: Value,
+    ) -> mlua::Result<(Prepared, Rc<str>)> {
         let url = match url {
             Value::String(s) => s,
             other => {
@@ -120,13 +136,34 @@ impl Client {
         };
         let opts = opts.unwrap_or_default();
         let query = opts.query.as_deref();
-        let (origin, uri) = self.target(&method, &url, query)?;
-        let name = match opts.name {
-            Some(n) => n,
-            None => match query {
-                Some(q) => format!("{}{}{q}", &*url, if url.contains('?') { '&' } else { '?' }),
-                None => url.to_string(),
-            },
+        let (origin, uri, default_name) = match (query, &self.base, self.cached(&url)) {
+            (None, Some(base), Some((uri, name))) => (base.clone(), uri, Some(name)),
+            _ => {
+                let (origin, uri) = self.target(&method, &url, query)?;
+                (origin, uri, None)
+            }
+        };
+        let name: Rc<str> = match (opts.name, default_name) {
+            (Some(n), _) => Rc::from(n),
+            (None, Some(n)) => n,
+            (None, None) => {
+                let name: Rc<str> = match query {
+                    Some(q) => Rc::from(format!(
+                        "{}{}{q}",
+                        &*url,
+                        if url.contains('?') { '&' } else { '?' }
+                    )),
+                    None => Rc::from(&*url),
+                };
+                if query.is_none() && !is_absolute(&url) {
+                    *self.last.borrow_mut() = Some(LastPath {
+                        url: Box::from(&*url),
+                        uri: uri.clone(),
+                        name: name.clone(),
+                    });
+                }
+                name
+            }
         };
         let prepared = Prepared {
             method,
@@ -142,6 +179,13 @@ impl Client {
             },
         };
         Ok((prepared, name))
+    }
+
+    fn cached(&self, url: &str) -> Option<(Uri, Rc<str>)> {
+        match &*self.last.borrow() {
+            Some(last) if &*last.url == url => Some((last.uri.clone(), last.name.clone())),
+            _ => None,
+        }
     }
 
     /// Where a script URL goes: absolute URLs as they are, paths joined to
@@ -388,6 +432,9 @@ fn urlencode(method: &Method, what: &str, v: Value) -> mlua::Result<String> {
 }
 
 fn method_from(v: &str) -> mlua::Result<Method> {
+    if let Some(m) = VERBS.iter().find(|m| m.as_str() == v) {
+        return Ok(m.clone());
+    }
     Method::from_bytes(v.to_ascii_uppercase().as_bytes())
         .map_err(|_| fault(format!("invalid HTTP method {v:?}")))
 }
@@ -406,8 +453,8 @@ local function verb(m)
   end
 end
 return {
-  get = verb("GET"), post = verb("POST"), put = verb("PUT"), patch = verb("PATCH"),
-  delete = verb("DELETE"), head = verb("HEAD"), options = verb("OPTIONS"),
+  get = verb(1), post = verb(2), put = verb(3), patch = verb(4),
+  delete = verb(5), head = verb(6), options = verb(7),
   request = function(self, m, url, opts)
     prepare(self, m, url, opts)
     return yield()
@@ -415,8 +462,30 @@ return {
 }
 "#;
 
+/// The methods with their own Lua function, by the index `METHODS` passes
+/// (an index avoids converting a method name on every request).
+const VERBS: [Method; 7] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::HEAD,
+    Method::OPTIONS,
+];
+
 /// Parks the request described by a script call in the user's context.
-fn prepare(_: &Lua, (this, method, url, opts): (Value, String, Value, Value)) -> mlua::Result<()> {
+fn prepare(_: &Lua, (this, method, url, opts): (Value, Value, Value, Value)) -> mlua::Result<()> {
+    let method = match method {
+        Value::Integer(i) if (1..=VERBS.len() as i64).contains(&i) => VERBS[i as usize - 1].clone(),
+        Value::String(s) => method_from(&s.to_str()?)?,
+        other => {
+            return Err(fault(format!(
+                "request: the method must be a string such as \"GET\", got a {}",
+                type_name(&other)
+            )));
+        }
+    };
     let client = match &this {
         Value::UserData(ud) => ud.borrow::<Http>().map(|h| h.0.clone()).ok(),
         _ => None,
@@ -424,10 +493,9 @@ fn prepare(_: &Lua, (this, method, url, opts): (Value, String, Value, Value)) ->
     let Some(client) = client else {
         return Err(fault(format!(
             "{method}: call it as self.http:{}(url, opts), with a colon",
-            method.to_ascii_lowercase()
+            method.as_str().to_ascii_lowercase()
         )));
     };
-    let method = method_from(&method)?;
     // The previous response gets its default verdict now, before this
     // request can change what the script thinks of it.
     client.user.settle_pending();

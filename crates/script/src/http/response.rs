@@ -21,7 +21,7 @@ use crate::shared::Shared;
 pub struct Outcome {
     pub shared: Rc<Shared>,
     pub method: Method,
-    pub name: String,
+    pub name: std::rc::Rc<str>,
     /// Where the (last, after redirects) request went.
     pub origin: Rc<Origin>,
     pub uri: Uri,
