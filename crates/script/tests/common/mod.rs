@@ -140,20 +140,7 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
             Some(user) => json(serde_json::json!({ "user": user })),
             None => reply(401, "login first"),
         },
-        (_, ["echo"]) => {
-            let headers: serde_json::Map<String, serde_json::Value> = parts
-                .headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))
-                .collect();
-            json(serde_json::json!({
-                "method": parts.method.as_str(),
-                "path": path,
-                "query": query,
-                "headers": headers,
-                "body": String::from_utf8_lossy(&body),
-            }))
-        }
+        (_, ["echo"]) => echo(&parts, &path, &query, &body),
         ("GET", ["redirect", n]) => {
             let n: u32 = n.parse().unwrap_or(0);
             if n == 0 {
@@ -177,6 +164,27 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         _ => reply(404, "not found"),
     };
     Ok(resp)
+}
+
+/// The request as JSON: method, path, query, headers and body.
+fn echo(
+    parts: &http::request::Parts,
+    path: &str,
+    query: &str,
+    body: &[u8],
+) -> Response<Full<Bytes>> {
+    let headers: serde_json::Map<String, serde_json::Value> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))
+        .collect();
+    json(serde_json::json!({
+        "method": parts.method.as_str(),
+        "path": path,
+        "query": query,
+        "headers": headers,
+        "body": String::from_utf8_lossy(body),
+    }))
 }
 
 /// A port nothing listens on (bound, then released).
