@@ -1,7 +1,9 @@
 -- Swarmer quickstart: shoppers and browsers against the demo target.
 --
---   swarmer demo-target --port 8080 &
---   swarmer -f examples/quickstart.lua --headless -u 50 -r 10 -t 30s
+--   swarmer -f examples/quickstart.lua --demo-target --headless -u 50 -r 10 -t 20s
+--
+-- (--demo-target starts the demo shop on a free port and aims the run at
+-- it; or run `swarmer demo-target --port 8080` yourself and leave it out.)
 --
 -- About one item in ten is out of stock: those requests are marked failed
 -- on purpose (see "out of stock" in the failures table), so this run ends
