@@ -30,6 +30,9 @@ pub async fn run(core: Rc<Core>, ty: usize, stop: CancellationToken) {
         pending: RefCell::new(None),
         op: RefCell::new(None),
     });
+    // Records the last response even if the engine drops this user
+    // mid-task (stop timeout): every response counts exactly once.
+    let _settle = SettleOnDrop(ctx.clone());
     let this = match user_table(&core, rt, &ctx) {
         Ok(t) => t,
         Err(e) => {
@@ -201,6 +204,14 @@ async fn call(core: &Core, ctx: &Rc<UserCtx>, f: &Function, this: &Table) {
                 Value::Nil
             }
         };
+    }
+}
+
+struct SettleOnDrop(Rc<UserCtx>);
+
+impl Drop for SettleOnDrop {
+    fn drop(&mut self) {
+        self.0.settle_pending();
     }
 }
 

@@ -76,14 +76,14 @@ async fn follow(shared: &Shared, state: &RefCell<ClientState>, p: Prepared) -> R
         mut method,
         mut origin,
         mut uri,
-        headers: user_headers,
+        headers: mut user_headers,
         mut body,
         max_redirects,
         ..
     } = p;
     let mut hop = 0;
     loop {
-        let headers = request_headers(state, &origin, &uri, &user_headers, !body.is_empty());
+        let headers = request_headers(state, &origin, &uri, &user_headers);
         let result = send(shared, state, &origin, &method, &uri, headers, body.clone()).await;
         let (status, headers, resp_body) = match result {
             Ok(r) => r,
@@ -132,6 +132,8 @@ async fn follow(shared: &Shared, state: &RefCell<ClientState>, p: Prepared) -> R
         if !matches!(status.as_u16(), 307 | 308) && method != Method::HEAD {
             method = Method::GET;
             body = Bytes::new();
+            // The body is gone, and with it what described it.
+            user_headers.remove(header::CONTENT_TYPE);
         }
         origin = next_origin;
         uri = next_uri;
@@ -143,7 +145,6 @@ fn request_headers(
     origin: &Origin,
     uri: &Uri,
     user: &HeaderMap,
-    has_body: bool,
 ) -> HeaderMap {
     let mut h = if user.is_empty() {
         HeaderMap::with_capacity(4)
@@ -153,9 +154,6 @@ fn request_headers(
     h.insert(header::HOST, origin.authority.clone());
     if !h.contains_key(header::USER_AGENT) {
         h.insert(header::USER_AGENT, USER_AGENT.clone());
-    }
-    if !has_body {
-        h.remove(header::CONTENT_TYPE);
     }
     let st = state.borrow();
     if let Some(jar) = st.jar.as_deref()

@@ -141,6 +141,11 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
             None => reply(401, "login first"),
         },
         (_, ["echo"]) => echo(&parts, &path, &query, &body),
+        ("POST", ["see-other"]) => Response::builder()
+            .status(StatusCode::SEE_OTHER)
+            .header("location", "/echo")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
         ("GET", ["redirect", n]) => {
             let n: u32 = n.parse().unwrap_or(0);
             if n == 0 {
