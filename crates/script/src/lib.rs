@@ -4,7 +4,8 @@
 //! One [`CoreRuntime`] lives on each worker core (a Lua state is not `Send`);
 //! the worker engine asks it to run users with [`CoreRuntime::run_user`] and
 //! collects what they recorded from the shared per-core [`stats::RequestStats`].
-//! The master only calls [`inspect`] to learn the user types.
+//! The master calls [`inspect`] to learn the user types, and [`ext::start`]
+//! to run the views, actions, routes and hooks a script declares.
 
 #[cfg(all(feature = "luajit", feature = "lua54"))]
 compile_error!(
@@ -14,6 +15,7 @@ compile_error!(
 mod api;
 mod data;
 mod define;
+pub mod ext;
 mod http;
 mod luax;
 mod runtime;

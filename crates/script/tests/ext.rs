@@ -1,0 +1,366 @@
+//! Script extensions as the master runs them (`script::ext`): declarations
+//! checked at load on every process, views with their own state, actions
+//! with typed fields checked before the handler and master-side HTTP,
+//! routes, hooks, time limits that stop runaway scripts, errors with the
+//! script's file and line, and `swarmer.count` recorded on workers.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use script::ext::{self, CallContext, ExtConfig, ExtError, ExtHandle};
+use serde_json::{Value, json};
+
+const USERS: &str = r#"
+local U = swarmer.user { name = "U" }
+U:task(function(self) end)
+"#;
+
+fn src(code: &str) -> script::ScriptSource {
+    script::ScriptSource {
+        path: "ext_test.lua".into(),
+        code: format!("{USERS}{code}"),
+    }
+}
+
+/// The line of `needle` in the script as `src` builds it.
+fn line_of(code: &str, needle: &str) -> usize {
+    let full = format!("{USERS}{code}");
+    full.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+async fn start(code: &str, timeout: Duration) -> ExtHandle {
+    let config = ExtConfig {
+        call_timeout: timeout,
+        ..ExtConfig::default()
+    };
+    ext::start(&src(code), config)
+        .await
+        .expect("the script loads")
+        .expect("the script declares extensions")
+}
+
+fn ctx(data: Value) -> CallContext {
+    CallContext { data, host: None }
+}
+
+const VIEWS: &str = r#"
+swarmer.ui.view { id = "ranking", title = "Ranking", render = function(ctx)
+  ctx.state.renders = (ctx.state.renders or 0) + 1
+  local rows = {}
+  for _, e in ipairs(ctx.stats) do rows[#rows + 1] = { e.name, e.num_failures / e.num_requests } end
+  table.sort(rows, function(a, b) return a[2] > b[2] end)
+  return {
+    figures = { { label = "Renders", value = ctx.state.renders } },
+    tables = { { columns = { "Name", "Error rate" }, rows = rows } },
+    charts = { { title = "c", series = { { label = "s", values = { 1, 2 } } } } },
+  }
+end }
+swarmer.ui.action { id = "add", title = "Add", fields = {
+    { name = "n", type = "number", min = 0, integer = true },
+    { name = "mode", type = "choice", choices = { "a", "b" }, default = "a" },
+    { name = "note", type = "text", required = false },
+  }, run = function(args, ctx)
+    ctx.state.total = (ctx.state.total or 0) + args.n
+    return { ok = true, message = "added " .. args.n .. " (" .. args.mode .. ")", data = { total = ctx.state.total, note = args.note } }
+  end }
+swarmer.api.route("/item/{name}", function(req, ctx)
+  return { name = req.params.name, q = req.query.q, users = ctx.run.user_count }
+end)
+local seen = {}
+swarmer.on("test_start", function(event, ctx) seen[#seen + 1] = event.run_id end)
+swarmer.api.route("/seen", function() return seen end)
+"#;
+
+#[tokio::test]
+async fn views_actions_routes_and_hooks() {
+    let ext = start(VIEWS, Duration::from_secs(5)).await;
+    let cat = serde_json::to_value(ext.catalog()).unwrap();
+    assert_eq!(
+        cat["views"],
+        json!([{ "id": "ranking", "title": "Ranking" }])
+    );
+    assert_eq!(cat["routes"], json!(["/item/{name}", "/seen"]));
+    assert_eq!(cat["hooks"], json!(["test_start"]));
+    assert_eq!(cat["actions"][0]["fields"][1]["choices"], json!(["a", "b"]));
+
+    let stats = json!({ "stats": [
+        { "name": "/a", "num_requests": 10, "num_failures": 1 },
+        { "name": "/b", "num_requests": 10, "num_failures": 5 },
+    ]});
+    let view = ext.render("ranking", ctx(stats.clone())).await.unwrap();
+    assert_eq!(view.tables[0].rows[0], vec![json!("/b"), json!(0.5)]);
+    let again = ext.render("ranking", ctx(stats)).await.unwrap();
+    assert_eq!(again.figures[0].value, json!(2), "the view keeps its state");
+
+    let done = ext
+        .act("add", json!({ "n": "3" }), ctx(json!({})))
+        .await
+        .unwrap();
+    assert_eq!(done.message, "added 3 (a)");
+    let done = ext
+        .act(
+            "add",
+            json!({ "n": 4, "mode": "b", "note": "hi" }),
+            ctx(json!({})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.data, json!({ "total": 7, "note": "hi" }));
+    let refused = ext.act("add", json!({ "n": -1 }), ctx(json!({}))).await;
+    assert_eq!(
+        refused.unwrap_err(),
+        ExtError::Invalid {
+            field: "n".into(),
+            problem: "must be >= 0, got -1".into()
+        }
+    );
+
+    let query = vec![("q".to_string(), "x y".to_string())];
+    let data = ctx(json!({ "run": { "user_count": 5 } }));
+    let out = ext.route("/item/a%2Fb", query, data).await.unwrap();
+    assert_eq!(out, json!({ "name": "a/b", "q": "x y", "users": 5 }));
+    let missing = ext.route("/nope", vec![], ctx(json!({}))).await;
+    assert!(matches!(missing, Err(ExtError::NotFound { .. })));
+
+    assert!(
+        ext.emit("test_start", json!({ "run_id": 7 }), ctx(json!({})))
+            .await
+            .is_empty()
+    );
+    assert!(
+        ext.emit("test_stop", json!({}), ctx(json!({})))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        ext.route("/seen", vec![], ctx(json!({}))).await.unwrap(),
+        json!([7])
+    );
+}
+
+#[tokio::test]
+async fn script_errors_name_the_file_and_line() {
+    let code = r#"
+swarmer.ui.view { id = "broken", render = function(ctx)
+  local x = nil
+  return x.field
+end }
+swarmer.ui.view { id = "shape", render = function(ctx)
+  return { tables = { { columns = { "a" }, rows = { { function() end } } } } }
+end }
+swarmer.ui.action { id = "fails", run = function() error("no target") end }
+swarmer.on("test_stop", function() error("hook failed") end)
+"#;
+    let ext = start(code, Duration::from_secs(5)).await;
+    let e = ext.render("broken", ctx(json!({}))).await.unwrap_err();
+    let line = line_of(code, "return x.field");
+    assert!(
+        matches!(&e, ExtError::Script(m) if m.starts_with(&format!("ext_test.lua:{line}:"))),
+        "{e}"
+    );
+    let e = ext
+        .render("shape", ctx(json!({})))
+        .await
+        .unwrap_err()
+        .to_string();
+    let line = line_of(code, "id = \"shape\"");
+    assert_eq!(
+        e,
+        format!(
+            "ext_test.lua:{line}: view \"shape\": the function returned something unusable: the result.tables[1].rows[1][1]: a function is not data"
+        )
+    );
+    let e = ext
+        .act("fails", Value::Null, ctx(json!({})))
+        .await
+        .unwrap_err();
+    let line = line_of(code, "no target");
+    assert_eq!(e.to_string(), format!("ext_test.lua:{line}: no target"));
+    let errors = ext.emit("test_stop", json!({}), ctx(json!({}))).await;
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].to_string().ends_with("hook failed"));
+    // Statistics are recorded on workers; on the master the call says so.
+    let code2 = r#"swarmer.ui.action { id = "count", run = function() swarmer.count("x") end }"#;
+    let ext2 = start(code2, Duration::from_secs(5)).await;
+    let e = ext2
+        .act("count", Value::Null, ctx(json!({})))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("records statistics on workers"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn runaway_calls_are_stopped_and_the_engine_goes_on() {
+    let code = r#"
+swarmer.ui.view { id = "loop", render = function(ctx)
+  while true do end
+end }
+swarmer.ui.view { id = "pcall-loop", render = function(ctx)
+  while true do pcall(function() while true do end end) end
+end }
+swarmer.ui.view { id = "sleepy", render = function(ctx) swarmer.sleep(30) end }
+swarmer.ui.view { id = "quick", render = function(ctx) return { note = "fine" } end }
+"#;
+    let ext = start(code, Duration::from_millis(300)).await;
+    for id in ["loop", "pcall-loop", "sleepy"] {
+        let started = Instant::now();
+        let e = ext.render(id, ctx(json!({}))).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(3), "{id}");
+        assert!(
+            matches!(&e, ExtError::Timeout(m) if m.contains("was stopped")),
+            "{id}: {e}"
+        );
+        assert!(e.to_string().starts_with("ext_test.lua:"), "{e}");
+    }
+    let view = ext.render("quick", ctx(json!({}))).await.unwrap();
+    assert_eq!(view.note.as_deref(), Some("fine"));
+}
+
+#[tokio::test]
+async fn a_slow_call_does_not_hold_up_the_others() {
+    let code = r#"
+swarmer.ui.action { id = "slow", run = function() swarmer.sleep(0.5) return "slept" end }
+swarmer.ui.view { id = "quick", render = function() return { note = "fine" } end }
+"#;
+    let ext = start(code, Duration::from_secs(5)).await;
+    let slow = tokio::spawn({
+        let ext = ext.clone();
+        async move { ext.act("slow", Value::Null, ctx(json!({}))).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    ext.render("quick", ctx(json!({}))).await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(300));
+    assert_eq!(slow.await.unwrap().unwrap().message, "slept");
+}
+
+#[tokio::test]
+async fn actions_make_http_requests_from_the_master() {
+    let addr = start_server();
+    let code = r#"
+swarmer.ui.action { id = "post", run = function(args, ctx)
+  local r = ctx.http:post("/echo", { json = { reset = true } })
+  local j = r:json()
+  return { ok = r.status == 200, message = j.method .. " " .. j.path, data = { body = j.body } }
+end }
+swarmer.ui.action { id = "down", run = function(args, ctx)
+  local r = ctx.http:get("/status/503")
+  return { ok = r.ok, message = "status " .. r.status }
+end }
+"#;
+    let ext = start(code, Duration::from_secs(5)).await;
+    let with_host = || CallContext {
+        data: json!({}),
+        host: Some(host(addr)),
+    };
+    let out = ext.act("post", Value::Null, with_host()).await.unwrap();
+    assert_eq!(out.message, "POST /echo");
+    assert_eq!(out.data, json!({ "body": "{\"reset\":true}" }));
+    let out = ext.act("down", Value::Null, with_host()).await.unwrap();
+    assert!(!out.success);
+    assert_eq!(out.message, "status 503");
+    // Without a host a relative path has nowhere to go: a clear error.
+    let e = ext
+        .act("post", Value::Null, ctx(json!({})))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no host"), "{e}");
+}
+
+#[tokio::test]
+async fn bad_declarations_fail_the_load_with_file_and_line() {
+    let cases = [
+        (
+            r#"swarmer.ui.view { id = "v", rendr = function() end }"#,
+            "unknown option \"rendr\"",
+        ),
+        (
+            r#"swarmer.ui.view { id = "a b", render = function() end }"#,
+            "must be 1 to 64 letters",
+        ),
+        (
+            r#"swarmer.ui.view { id = "v", render = function() end }
+swarmer.ui.view { id = "v", render = function() end }"#,
+            "already declared",
+        ),
+        (
+            r#"swarmer.api.route("/views/x", function() end)"#,
+            "reserved",
+        ),
+        (
+            r#"swarmer.on("test_begin", function() end)"#,
+            "unknown event \"test_begin\"",
+        ),
+        (
+            r#"swarmer.ui.action { id = "a", fields = { { name = "n", type = "number", min = 5, max = 1 } }, run = function() end }"#,
+            "min 5 is more than max 1",
+        ),
+        (
+            r#"swarmer.ui.action { id = "a", fields = { { name = "c", type = "choice", choices = { "x" }, default = "y" } }, run = function() end }"#,
+            "default: must be one of \"x\"",
+        ),
+        (r#"swarmer.count("x", 1.5)"#, "n must be a whole number"),
+    ];
+    for (code, expected) in cases {
+        let e = script::inspect(&src(code)).unwrap_err().to_string();
+        // The error is on the code's last line.
+        let line = USERS.lines().count() + code.lines().count();
+        assert!(
+            e.starts_with(&format!("ext_test.lua:{line}")),
+            "{code}: {e}"
+        );
+        assert!(e.contains(expected), "{code}: {e}");
+    }
+    // Checked when the master starts the extensions: the view must exist.
+    let code = r#"swarmer.ui.action { id = "a", view = "nope", run = function() end }"#;
+    let e = ext::start(&src(code), ExtConfig::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().contains("view \"nope\" is not declared"),
+        "{e}"
+    );
+    // A script without extensions starts none.
+    assert!(
+        ext::start(&src(""), ExtConfig::default())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn counters_are_entries_recorded_on_workers() {
+    let code = r#"
+local U = swarmer.user { name = "U" }
+U:task(function(self)
+  swarmer.count("orders")
+  swarmer.count("items", 3)
+  swarmer.count("none", 0)
+  swarmer.sleep(0.01)
+end)
+swarmer.ui.view { id = "v", render = function() end }
+"#;
+    let stats = run_users(
+        code,
+        Default::default(),
+        &[("U", 2)],
+        |s| {
+            s.entry("COUNT", "orders")
+                .is_some_and(|e| e.num_requests >= 10)
+        },
+        Duration::from_secs(10),
+    );
+    let orders = stats.entry("COUNT", "orders").unwrap();
+    let items = stats.entry("COUNT", "items").unwrap();
+    assert_eq!(items.num_requests, 3 * orders.num_requests);
+    assert_eq!((items.num_failures, items.max_response_time_us), (0, 0));
+    assert!(stats.entry("COUNT", "none").is_none());
+    assert!(stats.exceptions().next().is_none());
+}
