@@ -4,6 +4,8 @@
 //! A malformed or oversized frame ends this connection only; the
 //! coordinator hears `Closed` and decides whether the worker is lost.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -14,7 +16,7 @@ use protocol::{
 use tokio::sync::mpsc;
 
 use crate::coordinator::Event;
-use crate::membership::ConnId;
+use crate::membership::{ConnId, mono_ms};
 
 /// What a connection needs to know to greet a worker.
 #[derive(Clone)]
@@ -45,40 +47,70 @@ where
     }
     let id = hello.worker_id.clone();
     let (tx, mut rx) = mpsc::channel(256);
-    if events
-        .send(Event::Joined { hello, conn, tx })
-        .await
-        .is_err()
-    {
+    let seen = Arc::new(AtomicU64::new(mono_ms()));
+    let joined = Event::Joined {
+        hello,
+        conn,
+        tx,
+        seen: seen.clone(),
+    };
+    if events.send(joined).await.is_err() {
         return;
     }
-    let reason = loop {
+    let Some(reason) = pump(&mut io, &id, conn, &seen, &mut rx, &events).await else {
+        return;
+    };
+    let _ = events.send(Event::Closed { id, conn, reason }).await;
+}
+
+/// Moves messages both ways until the link ends, and says why; None when
+/// the coordinator is gone. A worker message waiting for room in the
+/// coordinator's queue does not hold up what the master sends (heartbeats
+/// above all), so a master that is busy still sounds alive to its workers.
+async fn pump<T>(
+    io: &mut T,
+    id: &str,
+    conn: ConnId,
+    seen: &AtomicU64,
+    rx: &mut mpsc::Receiver<MasterMessage>,
+    events: &mpsc::Sender<Event>,
+) -> Option<String>
+where
+    T: Stream<Item = Result<WorkerMessage, CodecError>>
+        + Sink<MasterMessage, Error = CodecError>
+        + Unpin,
+{
+    let mut waiting: Option<WorkerMessage> = None;
+    loop {
         tokio::select! {
-            incoming = io.next() => match incoming {
+            incoming = io.next(), if waiting.is_none() => match incoming {
                 Some(Ok(msg)) => {
-                    let event = Event::FromWorker { id: id.clone(), conn, msg };
-                    if events.send(event).await.is_err() {
-                        return;
-                    }
+                    seen.store(mono_ms(), Ordering::Relaxed);
+                    waiting = Some(msg);
                 }
-                Some(Err(e)) => break e.to_string(),
-                None => break "the worker closed the connection".to_string(),
+                Some(Err(e)) => return Some(e.to_string()),
+                None => return Some("the worker closed the connection".to_string()),
             },
+            permit = events.reserve(), if waiting.is_some() => {
+                let (Ok(permit), Some(msg)) = (permit, waiting.take()) else {
+                    return None;
+                };
+                permit.send(Event::FromWorker { id: id.to_string(), conn, msg });
+            }
             outgoing = rx.recv() => match outgoing {
                 Some(msg) => {
                     if let Err(e) = io.send(msg).await {
-                        break e.to_string();
+                        return Some(e.to_string());
                     }
                 }
                 // The coordinator dropped us (lost, replaced or shut down).
                 None => {
                     let _ = io.close().await;
-                    break "closed by the master".to_string();
+                    return Some("closed by the master".to_string());
                 }
             },
         }
-    };
-    let _ = events.send(Event::Closed { id, conn, reason }).await;
+    }
 }
 
 async fn receive_hello<T>(io: &mut T, greeting: &Greeting) -> Option<Hello>

@@ -7,6 +7,7 @@
 //! before its goodbye is processed).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,8 @@ pub enum Event {
         hello: Hello,
         conn: ConnId,
         tx: mpsc::Sender<MasterMessage>,
+        /// Updated by the connection whenever a frame arrives.
+        seen: Arc<AtomicU64>,
     },
     FromWorker {
         id: String,
@@ -100,7 +103,18 @@ pub struct Coordinator {
     history: Arc<RwLock<Vec<HistoryPoint>>>,
     /// The last membership summary logged, to log only changes.
     last_summary: String,
+    /// Membership changed: rebalance and publish once the events already
+    /// queued are handled, not once per event (500 workers joining at once
+    /// would otherwise cost 500 rebalances of 500 workers each).
+    rebalance_due: bool,
+    publish_due: bool,
+    /// Time spent handling events and ticks, for the scale bench and
+    /// anyone wondering how close the coordinator is to one full core.
+    busy: Duration,
 }
+
+/// Events handled in one batch before the deferred work is done.
+const BATCH: usize = 256;
 
 impl Coordinator {
     pub fn new(
@@ -122,6 +136,9 @@ impl Coordinator {
             published,
             history,
             last_summary: String::new(),
+            rebalance_due: false,
+            publish_due: false,
+            busy: Duration::ZERO,
         }
     }
 
@@ -135,10 +152,14 @@ impl Coordinator {
         while !draining || self.state == RunState::Stopping {
             tokio::select! {
                 event = self.events.recv() => match event {
-                    Some(event) => self.handle(event),
+                    Some(event) => self.handle_batch(event),
                     None => break,
                 },
-                _ = tick.tick() => self.tick(),
+                _ = tick.tick() => {
+                    let started = Instant::now();
+                    self.tick();
+                    self.busy += started.elapsed();
+                }
                 _ = shutdown.cancelled(), if !draining => {
                     draining = true;
                     if self.state.is_active() {
@@ -153,9 +174,44 @@ impl Coordinator {
         // be there when it is back. They reconnect until it is.
     }
 
+    /// Handles `first` and what else is queued already (up to a bound),
+    /// then the rebalance and publication they made due, once.
+    fn handle_batch(&mut self, first: Event) {
+        let started = Instant::now();
+        self.handle(first);
+        for _ in 1..BATCH {
+            match self.events.try_recv() {
+                Ok(event) => self.handle(event),
+                Err(_) => break,
+            }
+        }
+        self.flush();
+        self.busy += started.elapsed();
+    }
+
+    fn flush(&mut self) {
+        if std::mem::take(&mut self.rebalance_due) {
+            self.rebalance(false);
+        }
+        if std::mem::take(&mut self.publish_due) {
+            self.publish();
+        }
+    }
+
+    /// Membership changed: rebalance and publish after this batch.
+    fn membership_changed(&mut self) {
+        self.rebalance_due = true;
+        self.publish_due = true;
+    }
+
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Joined { hello, conn, tx } => self.on_join(hello, conn, tx),
+            Event::Joined {
+                hello,
+                conn,
+                tx,
+                seen,
+            } => self.on_join(hello, conn, tx, seen),
             Event::FromWorker { id, conn, msg } => self.on_message(&id, conn, msg),
             Event::Closed { id, conn, reason } => {
                 if self.members.mark_lost(&id, conn) {
@@ -163,8 +219,7 @@ impl Coordinator {
                         "worker {id} lost ({reason}); {} live",
                         self.members.live_count()
                     );
-                    self.rebalance();
-                    self.publish();
+                    self.membership_changed();
                 }
             }
             Event::Start(request, reply) => {
@@ -194,7 +249,13 @@ impl Coordinator {
         }
     }
 
-    fn on_join(&mut self, hello: Hello, conn: ConnId, tx: mpsc::Sender<MasterMessage>) {
+    fn on_join(
+        &mut self,
+        hello: Hello,
+        conn: ConnId,
+        tx: mpsc::Sender<MasterMessage>,
+        seen: Arc<AtomicU64>,
+    ) {
         let member = Member {
             id: hello.worker_id.clone(),
             cores: hello.cores.max(1),
@@ -203,13 +264,14 @@ impl Coordinator {
             tx,
             incarnation: hello.incarnation,
             last_seq: 0,
-            last_seen: Instant::now(),
+            seen,
             last_heartbeat_ms: now_ms(),
             status: Default::default(),
             plan: BTreeMap::new(),
             stopped_run: None,
             hot_since: None,
             hot_warned: false,
+            plan_run: 0,
             lost_at: None,
         };
         let verb = match self.members.join(member) {
@@ -223,8 +285,7 @@ impl Coordinator {
             hello.cores,
             self.members.live_count()
         );
-        self.rebalance();
-        self.publish();
+        self.membership_changed();
     }
 
     fn on_message(&mut self, id: &str, conn: ConnId, msg: WorkerMessage) {
@@ -232,7 +293,6 @@ impl Coordinator {
         let Some(member) = self.members.get_mut(id, conn) else {
             return;
         };
-        member.last_seen = Instant::now();
         match msg {
             WorkerMessage::Heartbeat(status) => {
                 member.last_heartbeat_ms = now_ms();
@@ -267,9 +327,8 @@ impl Coordinator {
             WorkerMessage::Quitting => {
                 self.members.remove(id, conn);
                 tracing::info!("worker {id} left; {} live", self.members.live_count());
-                self.rebalance();
+                self.membership_changed();
                 self.check_stopped();
-                self.publish();
             }
             WorkerMessage::Hello(_) => {
                 tracing::warn!("worker {id} said hello twice; ignoring");
@@ -298,7 +357,7 @@ impl Coordinator {
                 ..request
             };
             self.state = RunState::Spawning;
-            self.rebalance();
+            self.rebalance(true);
             return Ok(());
         }
         self.reload_script()?;
@@ -329,7 +388,7 @@ impl Coordinator {
             stop_deadline: None,
         });
         self.state = RunState::Spawning;
-        self.rebalance();
+        self.rebalance(true);
         Ok(())
     }
 
@@ -376,10 +435,11 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Tells every live worker its share of the run. Workers ramp towards
-    /// their new share at their part of the spawn rate, so the total stays
-    /// at the target through joins and departures.
-    fn rebalance(&mut self) {
+    /// Tells every live worker whose share changed (all of them when
+    /// `force`: a new run or a retune) its share of the run. Workers ramp
+    /// towards their new share at their part of the spawn rate, so the
+    /// total stays at the target through joins and departures.
+    fn rebalance(&mut self, force: bool) {
         let Some(run) = &self.run else { return };
         if !self.state.is_active() {
             return;
@@ -390,10 +450,12 @@ impl Coordinator {
             .map(|m| (m.id.clone(), m.cores))
             .collect();
         let total_cores: u32 = workers.iter().map(|(_, c)| c).sum::<u32>().max(1);
-        let plans = split_across_workers(&run.per_type, &workers);
-        let script = self.config.script.clone();
+        let mut plans = split_across_workers(&run.per_type, &workers);
         for m in self.members.live_mut() {
-            let users = plans.get(&m.id).cloned().unwrap_or_default();
+            let users = plans.remove(&m.id).unwrap_or_default();
+            if !force && m.plan_run == run.id && m.plan == users {
+                continue;
+            }
             let plan = SpawnPlan {
                 run_id: run.id,
                 users: users.clone(),
@@ -405,13 +467,16 @@ impl Coordinator {
                     .or_else(|| self.config.host.clone()),
                 tags: self.config.tags.clone(),
                 exclude_tags: self.config.exclude_tags.clone(),
-                script: script.clone(),
+                script: self.config.script.clone(),
             };
-            m.plan = users;
             m.stopped_run = None;
             if m.tx.try_send(MasterMessage::Spawn(plan)).is_err() {
+                // Left unrecorded, so the next rebalance sends it again.
                 tracing::warn!("worker {} is not keeping up; its plan was dropped", m.id);
+                continue;
             }
+            m.plan = users;
+            m.plan_run = run.id;
         }
     }
 
@@ -466,7 +531,7 @@ impl Coordinator {
             }
         }
         if !silent.is_empty() {
-            self.rebalance();
+            self.rebalance(false);
         }
         self.warn_hot_workers();
         self.members.forget_lost(FORGET_LOST_AFTER);
@@ -573,6 +638,7 @@ impl Coordinator {
                 .collect(),
             stats: self.stats.clone(),
             now_ms: now_ms(),
+            coordinator_busy_us: self.busy.as_micros() as u64,
         };
         self.published.send_replace(Arc::new(snapshot));
     }

@@ -32,7 +32,9 @@ pub fn start(
     info: ScriptInfo,
     shutdown: CancellationToken,
 ) -> (MasterHandle, JoinHandle<()>) {
-    let (events_tx, events_rx) = mpsc::channel(4096);
+    // Bounded in messages, and a decoded report can weigh a megabyte: past
+    // this, connections wait (holding one message each) and TCP pushes back.
+    let (events_tx, events_rx) = mpsc::channel(1024);
     let initial = Snapshot {
         state: RunState::Ready,
         run_id: 0,
@@ -49,6 +51,7 @@ pub fn start(
         user_types: info.user_types.iter().map(|t| t.name.clone()).collect(),
         stats: stats::RequestStats::new(now_ms()),
         now_ms: now_ms(),
+        coordinator_busy_us: 0,
     };
     let (published, snapshot) = watch::channel(Arc::new(initial));
     let history = Arc::new(RwLock::new(Vec::new()));

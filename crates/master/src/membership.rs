@@ -3,6 +3,8 @@
 //! lost, and becomes live again (never a duplicate) if it returns.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use protocol::{MasterMessage, WorkerState, WorkerStatus};
@@ -13,6 +15,12 @@ use tokio::sync::mpsc;
 /// the same worker's newer one.
 pub type ConnId = u64;
 
+/// Milliseconds on a monotonic clock that starts with the process.
+pub fn mono_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
 pub struct Member {
     pub id: String,
     pub cores: u32,
@@ -22,11 +30,15 @@ pub struct Member {
     pub incarnation: u64,
     /// The highest report number merged from this incarnation.
     pub last_seq: u64,
-    pub last_seen: Instant,
+    /// When a frame last arrived from this worker ([`mono_ms`]), set by
+    /// its connection as bytes come in: a busy coordinator that is slow to
+    /// handle a heartbeat must not take the worker for silent.
+    pub seen: Arc<AtomicU64>,
     pub last_heartbeat_ms: u64,
     pub status: WorkerStatus,
-    /// Users per type this worker was last told to run.
+    /// Users per type this worker was last told to run, in run `plan_run`.
     pub plan: BTreeMap<String, u32>,
+    pub plan_run: u64,
     /// The last run this worker confirmed as stopped.
     pub stopped_run: Option<u64>,
     pub hot_since: Option<Instant>,
@@ -137,7 +149,10 @@ impl Members {
     pub fn silent(&self, limit: Duration) -> Vec<(String, ConnId)> {
         self.map
             .values()
-            .filter(|m| m.is_live() && m.last_seen.elapsed() > limit)
+            .filter(|m| {
+                let silent_ms = mono_ms().saturating_sub(m.seen.load(Ordering::Relaxed));
+                m.is_live() && u128::from(silent_ms) > limit.as_millis()
+            })
             .map(|m| (m.id.clone(), m.conn))
             .collect()
     }

@@ -57,6 +57,9 @@ pub struct Snapshot {
     pub user_types: Vec<String>,
     pub stats: RequestStats,
     pub now_ms: u64,
+    /// Time the coordinator has spent working since it started: its rate
+    /// of growth is how much of one core it uses (it is one task).
+    pub coordinator_busy_us: u64,
 }
 
 /// One point per second of the run, for charts and the HTML report.

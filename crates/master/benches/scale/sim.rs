@@ -1,0 +1,295 @@
+//! The simulated workers: N protocol clients in one process (a child of
+//! the bench, so their CPU is not the master's), each saying hello, then
+//! every second a heartbeat and a report of 50 entries with histograms,
+//! as a real worker does.
+//!
+//! Latency is measured from sending a report to receiving the master's
+//! `Ack` for it: the master acknowledges right after merging, so this is
+//! the time a report waits to be counted (queueing in the coordinator
+//! included), plus one loopback hop.
+//!
+//! Driven over stdin by the bench: `reset` starts a measurement window,
+//! `report` prints one JSON line about it, end of input exits.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use protocol::{
+    Hello, MasterMessage, PROTOCOL_VERSION, Report, SWARMER_VERSION, WorkerMessage, WorkerState,
+    WorkerStatus,
+};
+use stats::{LatencyHistogram, RequestStats, Sample};
+use tokio::io::AsyncBufReadExt;
+use tokio::net::TcpStream;
+
+/// Distinct report contents in rotation (rebuilt every second, so their
+/// per-second counts are current, as a real worker's are).
+const TEMPLATES: usize = 4;
+pub const ENTRIES: usize = 50;
+
+/// What all simulated workers share.
+struct Shared {
+    templates: RwLock<Vec<RequestStats>>,
+    latency: Mutex<LatencyHistogram>,
+    acked: AtomicU64,
+    sent: AtomicU64,
+    ready: AtomicUsize,
+}
+
+/// Runs `n` simulated workers against `addr` until stdin closes.
+pub fn main(n: usize, addr: String) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let shared = Arc::new(Shared {
+            templates: RwLock::new(build_templates()),
+            latency: Mutex::new(LatencyHistogram::new()),
+            acked: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            ready: AtomicUsize::new(0),
+        });
+        tokio::spawn(refresh_templates(shared.clone()));
+        for i in 0..n {
+            tokio::spawn(worker(i, addr.clone(), shared.clone()));
+            // Do not overrun the listen backlog all at once.
+            if i % 100 == 99 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        while shared.ready.load(Ordering::Relaxed) < n {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        println!("ready");
+        commands(&shared).await;
+    });
+    rt.shutdown_timeout(Duration::from_millis(100));
+}
+
+async fn commands(shared: &Shared) {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut cpu0 = process_cpu_seconds();
+    let mut t0 = Instant::now();
+    while let Ok(Some(line)) = lines.next_line().await {
+        match line.trim() {
+            "reset" => {
+                *shared.latency.lock().expect("lock") = LatencyHistogram::new();
+                shared.acked.store(0, Ordering::Relaxed);
+                shared.sent.store(0, Ordering::Relaxed);
+                cpu0 = process_cpu_seconds();
+                t0 = Instant::now();
+            }
+            "report" => {
+                let h = shared.latency.lock().expect("lock").clone();
+                let secs = t0.elapsed().as_secs_f64();
+                let ms = |q: f64| h.value_at_quantile_us(q) as f64 / 1000.0;
+                let line = serde_json::json!({
+                    "sent_per_sec": shared.sent.load(Ordering::Relaxed) as f64 / secs,
+                    "acked_per_sec": shared.acked.load(Ordering::Relaxed) as f64 / secs,
+                    "p50_ms": ms(0.5),
+                    "p99_ms": ms(0.99),
+                    "max_ms": h.max_us() as f64 / 1000.0,
+                    "sim_cores": (process_cpu_seconds() - cpu0) / secs,
+                });
+                println!("{line}");
+            }
+            _ => break,
+        }
+    }
+}
+
+async fn refresh_templates(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let fresh = build_templates();
+        *shared.templates.write().expect("lock") = fresh;
+    }
+}
+
+/// Reports sent and not yet acknowledged, oldest first: (seq, sent at).
+type InFlight = Arc<Mutex<VecDeque<(u64, Instant)>>>;
+
+async fn worker(i: usize, addr: String, shared: Arc<Shared>) {
+    let Ok(stream) = TcpStream::connect(&addr).await else {
+        eprintln!("sim-{i}: cannot connect");
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let mut io = protocol::framed::<_, MasterMessage, WorkerMessage>(stream);
+    let hello = Hello {
+        protocol_version: PROTOCOL_VERSION,
+        swarmer_version: SWARMER_VERSION.into(),
+        worker_id: format!("sim-{i:05}"),
+        incarnation: i as u64,
+        cores: 1,
+        token: None,
+    };
+    if io.send(WorkerMessage::Hello(hello)).await.is_err() {
+        return;
+    }
+    match io.next().await {
+        Some(Ok(MasterMessage::Welcome { .. })) => {}
+        other => {
+            eprintln!("sim-{i}: no welcome: {other:?}");
+            return;
+        }
+    }
+    shared.ready.fetch_add(1, Ordering::Relaxed);
+    let (mut sink, mut stream) = io.split();
+    let run_id = Arc::new(AtomicU64::new(0));
+    let users = Arc::new(AtomicU32::new(0));
+    let in_flight: InFlight = Arc::default();
+    let reader = {
+        let (run_id, users, in_flight, shared) = (
+            run_id.clone(),
+            users.clone(),
+            in_flight.clone(),
+            shared.clone(),
+        );
+        async move {
+            while let Some(Ok(msg)) = stream.next().await {
+                match msg {
+                    MasterMessage::Spawn(plan) => {
+                        run_id.store(plan.run_id, Ordering::Relaxed);
+                        users.store(plan.users.values().sum(), Ordering::Relaxed);
+                    }
+                    MasterMessage::Ack { seq } => acknowledge(&in_flight, &shared, seq),
+                    _ => {}
+                }
+            }
+        }
+    };
+    tokio::spawn(reader);
+    // Workers start at different moments; so do their seconds.
+    let offset = Duration::from_millis((i as u64 * 7919) % 1000);
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + offset, Duration::from_secs(1));
+    let mut seq = 0;
+    loop {
+        tick.tick().await;
+        let user_count = users.load(Ordering::Relaxed);
+        let status = WorkerStatus {
+            state: Some(WorkerState::Running),
+            user_count,
+            cpu_percent: 35.0,
+            memory_bytes: 60 << 20,
+        };
+        if sink.send(WorkerMessage::Heartbeat(status)).await.is_err() {
+            return;
+        }
+        let run = run_id.load(Ordering::Relaxed);
+        if run == 0 {
+            continue;
+        }
+        seq += 1;
+        let stats = shared.templates.read().expect("lock")[i % TEMPLATES].clone();
+        let report = Report {
+            run_id: run,
+            seq,
+            stats,
+            user_count,
+            users_by_type: BTreeMap::from([("A".to_string(), user_count)]),
+        };
+        in_flight
+            .lock()
+            .expect("lock")
+            .push_back((seq, Instant::now()));
+        if sink
+            .send(WorkerMessage::Report(Box::new(report)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        shared.sent.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn acknowledge(in_flight: &InFlight, shared: &Shared, seq: u64) {
+    let mut q = in_flight.lock().expect("lock");
+    let mut h = shared.latency.lock().expect("lock");
+    while let Some(&(s, at)) = q.front() {
+        if s > seq {
+            break;
+        }
+        h.record(at.elapsed().as_micros() as u64);
+        shared.acked.fetch_add(1, Ordering::Relaxed);
+        q.pop_front();
+    }
+}
+
+fn build_templates() -> Vec<RequestStats> {
+    (0..TEMPLATES)
+        .map(|t| one_second_of_requests(t as u64))
+        .collect()
+}
+
+/// Requests in one report, on average over the templates.
+pub fn mean_requests_per_report() -> f64 {
+    let total: u64 = build_templates()
+        .iter()
+        .map(RequestStats::num_requests)
+        .sum();
+    total as f64 / TEMPLATES as f64
+}
+
+/// What one worker records in a second: 50 endpoints, a few hundred
+/// requests each with spread latencies, some failures in a few groups.
+pub fn one_second_of_requests(seed: u64) -> RequestStats {
+    let now = master::now_ms();
+    let mut stats = RequestStats::new(now - 1000);
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let names: Vec<String> = (0..ENTRIES)
+        .map(|i| format!("/api/v1/resource/{i}"))
+        .collect();
+    let errors = ["HTTP 500", "HTTP 503", "connection reset by peer"];
+    for (i, name) in names.iter().enumerate() {
+        let method = if i % 5 == 0 { "POST" } else { "GET" };
+        let count = 100 + next() % 200;
+        for _ in 0..count {
+            let r = next();
+            // Mostly 1-50 ms, with a long tail to a few seconds.
+            let us = 1_000 + r % 49_000 + if r % 50 == 0 { r % 3_000_000 } else { 0 };
+            let error = (r % 100 < 2).then(|| errors[(r % 3) as usize]);
+            let sample = Sample {
+                method,
+                name,
+                response_time_us: us,
+                due_latency_us: None,
+                content_length: 200 + r % 4_000,
+                error,
+            };
+            stats.record(&sample, now - (r % 1000));
+        }
+    }
+    stats
+}
+
+/// CPU time this process used so far (user + system), in seconds.
+pub fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 11 and 12 here;
+    // the kernel counts them in USER_HZ, 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
