@@ -1,0 +1,224 @@
+//! The run's life: starting (or retuning) it, stopping it, and telling
+//! each worker its share as workers come and go.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use protocol::{MasterMessage, SpawnPlan};
+use script::{ScriptInfo, ScriptSource};
+
+use super::{Coordinator, Run, RunRequest, now_ms};
+use crate::dispatch::{split_across_workers, users_per_type};
+use crate::error::MasterError;
+use crate::snapshot::RunState;
+
+impl Coordinator {
+    pub(super) fn start(&mut self, request: RunRequest) -> Result<(), MasterError> {
+        let rate = request.spawn_rate;
+        if rate.is_nan() || rate <= 0.0 || !rate.is_finite() {
+            return Err(MasterError::BadSpawnRate(request.spawn_rate));
+        }
+        if self.members.live_count() == 0 {
+            return Err(MasterError::NoWorkers);
+        }
+        if self.state.is_active()
+            && let Some(run) = &mut self.run
+        {
+            // Retune the running test: same run, new target.
+            if request.run_time.is_some() {
+                run.deadline = request.run_time.map(|t| Instant::now() + t);
+            }
+            run.per_type = select_types(&self.info, &request)?;
+            run.request = RunRequest {
+                host: run.request.host.clone(),
+                ..request
+            };
+            self.state = RunState::Spawning;
+            self.rebalance(true);
+            return Ok(());
+        }
+        self.reload_script()?;
+        let per_type = select_types(&self.info, &request)?;
+        let id = self.next_run_id;
+        self.next_run_id += 1;
+        let now = now_ms();
+        self.stats.reset(now);
+        self.members.lost_this_run = 0;
+        if let Ok(mut h) = self.history.write() {
+            h.clear();
+        }
+        tracing::info!(
+            "run {id}: {} users at {}/s{}",
+            request.users,
+            request.spawn_rate,
+            request
+                .run_time
+                .map(|t| format!(" for {t:?}"))
+                .unwrap_or_default()
+        );
+        self.run = Some(Run {
+            id,
+            deadline: request.run_time.map(|t| Instant::now() + t),
+            request,
+            per_type,
+            started_ms: now,
+            stop_deadline: None,
+        });
+        self.state = RunState::Spawning;
+        self.rebalance(true);
+        Ok(())
+    }
+
+    pub(super) fn reload_script(&mut self) -> Result<(), MasterError> {
+        let Ok(code) = std::fs::read_to_string(&self.config.script.path) else {
+            // The script came as text only (tests) or the file is gone: keep it.
+            return Ok(());
+        };
+        if code == self.config.script.code {
+            return Ok(());
+        }
+        let src = ScriptSource {
+            path: self.config.script.path.clone(),
+            code,
+        };
+        let info = script::inspect(&src).map_err(|e| MasterError::Script(e.to_string()))?;
+        tracing::info!("script {} changed; workers get it with this run", src.path);
+        self.config.script.code = src.code;
+        self.info = info;
+        Ok(())
+    }
+
+    pub(super) fn stop(&mut self) -> Result<(), MasterError> {
+        let Some(run) = &mut self.run else {
+            return Err(MasterError::NotRunning);
+        };
+        if !self.state.is_active() {
+            return Err(MasterError::NotRunning);
+        }
+        tracing::info!("run {}: stopping", run.id);
+        run.deadline = None;
+        run.stop_deadline =
+            Some(Instant::now() + self.config.stop_timeout + Duration::from_secs(5));
+        let stop = MasterMessage::Stop {
+            run_id: run.id,
+            stop_timeout_ms: self.config.stop_timeout.as_millis() as u64,
+        };
+        for m in self.members.live_mut() {
+            m.plan.clear();
+            let _ = m.tx.try_send(stop.clone());
+        }
+        self.state = RunState::Stopping;
+        self.check_stopped();
+        Ok(())
+    }
+
+    /// Tells every live worker whose share changed (all of them when
+    /// `force`: a new run or a retune) its share of the run. Workers ramp
+    /// towards their new share at their part of the spawn rate, so the
+    /// total stays at the target through joins and departures.
+    pub(super) fn rebalance(&mut self, force: bool) {
+        let Some(run) = &self.run else { return };
+        if !self.state.is_active() {
+            return;
+        }
+        let workers: Vec<(String, u32)> = self
+            .members
+            .live()
+            .map(|m| (m.id.clone(), m.cores))
+            .collect();
+        let total_cores: u32 = workers.iter().map(|(_, c)| c).sum::<u32>().max(1);
+        let mut plans = split_across_workers(&run.per_type, &workers);
+        for m in self.members.live_mut() {
+            let users = plans.remove(&m.id).unwrap_or_default();
+            if !force && m.plan_run == run.id && m.plan == users {
+                continue;
+            }
+            let plan = SpawnPlan {
+                run_id: run.id,
+                users: users.clone(),
+                spawn_rate: run.request.spawn_rate * f64::from(m.cores) / f64::from(total_cores),
+                host: run
+                    .request
+                    .host
+                    .clone()
+                    .or_else(|| self.config.host.clone()),
+                tags: self.config.tags.clone(),
+                exclude_tags: self.config.exclude_tags.clone(),
+                script: self.config.script.clone(),
+            };
+            m.stopped_run = None;
+            if m.tx.try_send(MasterMessage::Spawn(plan)).is_err() {
+                // Left unrecorded, so the next rebalance sends it again.
+                tracing::warn!("worker {} is not keeping up; its plan was dropped", m.id);
+                continue;
+            }
+            m.plan = users;
+            m.plan_run = run.id;
+        }
+    }
+
+    pub(super) fn check_spawned(&mut self) {
+        if self.state != RunState::Spawning {
+            return;
+        }
+        let Some(run) = &self.run else { return };
+        let users: u32 = self.members.live().map(|m| m.status.user_count).sum();
+        if users == run.request.users {
+            tracing::info!(
+                "run {}: all {users} users spawned on {}",
+                run.id,
+                self.members.users_by_worker()
+            );
+            self.state = RunState::Running;
+        }
+    }
+
+    pub(super) fn check_stopped(&mut self) {
+        if self.state != RunState::Stopping {
+            return;
+        }
+        let Some(run) = &self.run else { return };
+        let overdue = run.stop_deadline.is_some_and(|d| Instant::now() >= d);
+        let all_done = self.members.live().all(|m| m.stopped_run == Some(run.id));
+        if all_done || overdue {
+            if overdue && !all_done {
+                tracing::warn!(
+                    "run {}: some workers did not confirm the stop in time",
+                    run.id
+                );
+            }
+            tracing::info!("run {}: stopped", run.id);
+            self.state = RunState::Stopped;
+            self.publish();
+        }
+    }
+}
+
+/// The run's users per type, limited to the requested types.
+fn select_types(
+    info: &ScriptInfo,
+    request: &RunRequest,
+) -> Result<BTreeMap<String, u32>, MasterError> {
+    let known = || {
+        info.user_types
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for name in &request.user_types {
+        if !info.user_types.iter().any(|t| &t.name == name) {
+            return Err(MasterError::UnknownUserType {
+                name: name.clone(),
+                known: known(),
+            });
+        }
+    }
+    let chosen: Vec<_> = info
+        .user_types
+        .iter()
+        .filter(|t| request.user_types.is_empty() || request.user_types.contains(&t.name))
+        .cloned()
+        .collect();
+    Ok(users_per_type(request.users, &chosen))
+}

@@ -1,0 +1,140 @@
+//! What the coordinator does once a heartbeat, and how it publishes: lost
+//! workers, the run time, CPU warnings, the history, the snapshot.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use protocol::MasterMessage;
+
+use super::{Coordinator, FORGET_LOST_AFTER, HOT_HEARTBEATS, now_ms};
+use crate::snapshot::{HistoryPoint, RunState, Snapshot};
+
+impl Coordinator {
+    pub(super) fn tick(&mut self) {
+        for m in self.members.live() {
+            let _ = m.tx.try_send(MasterMessage::Heartbeat);
+        }
+        let limit = self.config.heartbeat_interval * self.config.missed_heartbeats.max(1);
+        let silent = self.members.silent(limit);
+        for (id, conn) in &silent {
+            if self.members.mark_lost(id, *conn) {
+                tracing::warn!(
+                    "worker {id} lost: silent for over {limit:?}; {} live",
+                    self.members.live_count()
+                );
+            }
+        }
+        if !silent.is_empty() {
+            self.rebalance(false);
+        }
+        self.warn_hot_workers();
+        self.members.forget_lost(FORGET_LOST_AFTER);
+        self.log_membership_change();
+        if let Some(run) = &self.run
+            && self.state.is_active()
+            && run.deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            tracing::info!("run {}: run time reached", run.id);
+            let _ = self.stop();
+        }
+        self.check_stopped();
+        self.record_history();
+        self.stats.prune(now_ms());
+        self.publish();
+    }
+
+    /// Logs who is there whenever that changed since the last tick, so the
+    /// logs alone tell the membership at every moment.
+    pub(super) fn log_membership_change(&mut self) {
+        let summary = self.members.summary();
+        if summary != self.last_summary {
+            tracing::info!("{summary}");
+            self.last_summary = summary;
+        }
+    }
+
+    /// Warns once per hot spell when a worker's CPU stays above 90% (of
+    /// the cores it runs users on) for 10 heartbeats: its response times
+    /// then measure its own queueing as much as the target's.
+    pub(super) fn warn_hot_workers(&mut self) {
+        let window = self.config.heartbeat_interval * HOT_HEARTBEATS;
+        for m in self.members.live_mut() {
+            if m.status.cpu_percent < 90.0 * m.cores as f32 {
+                m.hot_since = None;
+                m.hot_warned = false;
+                continue;
+            }
+            let since = *m.hot_since.get_or_insert_with(Instant::now);
+            if !m.hot_warned && since.elapsed() >= window {
+                tracing::warn!(
+                    "worker {} has used over 90% of its CPU for {:.1} s ({:.0}% of {} cores); \
+                     its response times may be skewed: add workers",
+                    m.id,
+                    since.elapsed().as_secs_f64(),
+                    m.status.cpu_percent,
+                    m.cores
+                );
+                m.hot_warned = true;
+            }
+        }
+    }
+
+    pub(super) fn record_history(&mut self) {
+        if !self.state.is_active() && self.state != RunState::Stopping {
+            return;
+        }
+        let now = now_ms();
+        let total = self.stats.total();
+        let point = HistoryPoint {
+            time_ms: now,
+            user_count: self.members.live().map(|m| m.status.user_count).sum(),
+            rps: total.current_rps(now),
+            fail_per_sec: total.current_fail_per_sec(now),
+            p50_ms: self.stats.current_response_time_percentile_ms(0.5, now),
+            p95_ms: self.stats.current_response_time_percentile_ms(0.95, now),
+            worker_count: self.members.live_count(),
+        };
+        if let Ok(mut h) = self.history.write() {
+            h.push(point);
+        }
+    }
+
+    pub(super) fn publish(&self) {
+        let run = self.run.as_ref();
+        let users_by_type = self.members.live().fold(BTreeMap::new(), |mut acc, m| {
+            for (name, n) in &m.plan {
+                *acc.entry(name.clone()).or_insert(0) += n;
+            }
+            acc
+        });
+        let snapshot = Snapshot {
+            state: self.state,
+            run_id: run.map_or(0, |r| r.id),
+            host: run
+                .and_then(|r| r.request.host.clone())
+                .or_else(|| self.config.host.clone()),
+            target_users: run.map_or(0, |r| r.request.users),
+            spawn_rate: run.map_or(0.0, |r| r.request.spawn_rate),
+            user_count: self.members.live().map(|m| m.status.user_count).sum(),
+            users_by_type,
+            run_started_ms: run.map(|r| r.started_ms),
+            run_time_ms: run
+                .and_then(|r| r.request.run_time)
+                .map(|t| t.as_millis() as u64),
+            workers: self.members.views(),
+            worker_count: self.members.live_count(),
+            lost_workers: self.members.lost_this_run,
+            user_types: self
+                .info
+                .user_types
+                .iter()
+                .map(|t| t.name.clone())
+                .collect(),
+            stats: self.stats.clone(),
+            now_ms: now_ms(),
+            coordinator_busy_us: self.busy.as_micros() as u64,
+        };
+        self.published.send_replace(Arc::new(snapshot));
+    }
+}
