@@ -10,6 +10,7 @@ mod connection;
 mod coordinator;
 mod dispatch;
 mod error;
+pub mod ext;
 mod handle;
 pub mod listener;
 mod membership;

@@ -68,7 +68,7 @@ pub async fn ui(State(app): State<Shared>) -> Json<Value> {
         "base_path": app.base,
         "csrf_token": app.csrf_token,
         "auth": app.config.auth.is_some() || app.config.token.is_some(),
-        "tabs": builtin_tabs(),
+        "tabs": super::ext::tabs(&app),
         "user_types": user_types,
         "default_host": app.master.snapshot().host,
         "scaler": app.config.scaler.as_ref().map(|s| s.name()),

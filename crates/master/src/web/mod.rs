@@ -6,6 +6,7 @@
 //! - [`run`] serves it on a listener until shutdown.
 //! - [`render_report`] is the HTML report, also used by headless `--html`.
 //! - [`LogBuffer`] keeps recent log lines for the Logs tab.
+//! - `ext` serves a script's extensions (`WebConfig::ext`) under `/api/v1/ext`.
 //!
 //! Handlers only read the master's published [`crate::Snapshot`] and send it
 //! requests through [`MasterHandle`]; they never hold its state.
@@ -14,6 +15,7 @@ mod api;
 mod assets;
 mod error;
 mod events;
+mod ext;
 mod forms;
 mod locust;
 mod logs;
@@ -24,7 +26,7 @@ mod router;
 mod scale;
 mod security;
 mod state;
-mod views;
+pub(crate) mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,6 +58,8 @@ pub struct WebConfig {
     /// Recent log lines for the Logs tab; the binary installs the same
     /// buffer as a tracing layer.
     pub logs: Option<LogBuffer>,
+    /// The script's views, actions, routes and hooks, when it declares any.
+    pub ext: Option<crate::ext::Extensions>,
 }
 
 /// How long open connections (a browser's live stream, a slow download) may

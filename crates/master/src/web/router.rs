@@ -9,7 +9,9 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::state::{AppState, Shared};
-use super::{WebConfig, api, assets, events, locust, metrics, openapi, report, scale, security};
+use super::{
+    WebConfig, api, assets, events, ext, locust, metrics, openapi, report, scale, security,
+};
 use crate::MasterHandle;
 
 /// Every (method, path) served below the base path, for the OpenAPI
@@ -50,6 +52,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/stats/reset"),
     ("GET", "/api/v1/workers/scale"),
     ("PUT", "/api/v1/workers/scale"),
+    ("GET", "/api/v1/ext"),
+    ("GET", "/api/v1/ext/views/{id}"),
+    ("POST", "/api/v1/ext/actions/{id}"),
+    ("GET", "/api/v1/ext/{path}"),
 ];
 
 /// The whole web server as a router, for tests (`tower::ServiceExt::oneshot`)
@@ -115,6 +121,10 @@ fn routes(base: &str) -> Router<Shared> {
             &at("/api/v1/workers/scale"),
             get(scale::get_scale).put(scale::put_scale),
         )
+        .route(&at("/api/v1/ext"), get(ext::list))
+        .route(&at("/api/v1/ext/views/{id}"), get(ext::view))
+        .route(&at("/api/v1/ext/actions/{id}"), post(ext::action))
+        .route(&at("/api/v1/ext/{*path}"), get(ext::route))
 }
 
 async fn healthz() -> &'static str {

@@ -1,0 +1,261 @@
+//! The master's side of script extensions: it starts the script's
+//! extension engine ([`script::ext`]), describes its live state to the
+//! script as `ctx`, and turns what it publishes into run events for the
+//! script's hooks.
+//!
+//! Events are derived by watching the published snapshots (a new run id
+//! is a start; the run reaching `stopped` is a stop; a worker id becoming
+//! live or ceasing to be is a join or a leave), so the coordinator knows
+//! nothing of extensions. A watch channel keeps only the latest snapshot,
+//! so events are computed from the difference between the last snapshot
+//! seen and the current one: nothing is missed, though two quick changes
+//! may be reported together.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use script::ScriptSource;
+use script::ext::{ActionOutcome, CallContext, Catalog, ExtConfig, ExtError, ExtHandle, ViewData};
+use serde_json::{Value, json};
+use tokio::task::AbortHandle;
+
+use crate::web::views;
+use crate::{MasterHandle, RunState, Snapshot};
+
+/// A script's extensions, running. Cheap to clone; the engine and the
+/// hook watcher stop when the last clone is dropped.
+#[derive(Clone)]
+pub struct Extensions {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    handle: ExtHandle,
+    master: MasterHandle,
+    watcher: Option<AbortHandle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(w) = &self.watcher {
+            w.abort();
+        }
+    }
+}
+
+impl Extensions {
+    /// Loads the script's extensions; `Ok(None)` when it declares none.
+    /// Hooks start receiving events at once (workers already connected
+    /// and a run already going are reported as joins and a start).
+    pub async fn start(
+        src: &ScriptSource,
+        config: ExtConfig,
+        master: MasterHandle,
+    ) -> Result<Option<Extensions>, script::ScriptError> {
+        let Some(handle) = script::ext::start(src, config).await? else {
+            return Ok(None);
+        };
+        let watcher = (!handle.catalog().hooks.is_empty())
+            .then(|| tokio::spawn(watch(handle.clone(), master.clone())).abort_handle());
+        Ok(Some(Extensions {
+            inner: Arc::new(Inner {
+                handle,
+                master,
+                watcher,
+            }),
+        }))
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        self.inner.handle.catalog()
+    }
+
+    pub async fn render(&self, id: &str) -> Result<ViewData, ExtError> {
+        let ctx = context(&self.inner.master.snapshot());
+        self.inner.handle.render(id, ctx).await
+    }
+
+    pub async fn act(&self, id: &str, args: Value) -> Result<ActionOutcome, ExtError> {
+        let ctx = context(&self.inner.master.snapshot());
+        self.inner.handle.act(id, args, ctx).await
+    }
+
+    pub async fn route(&self, path: &str, query: Vec<(String, String)>) -> Result<Value, ExtError> {
+        let ctx = context(&self.inner.master.snapshot());
+        self.inner.handle.route(path, query, ctx).await
+    }
+}
+
+/// The master's state as the script's `ctx` sees it: the same rows and
+/// figures the API serves, so a view never disagrees with the tables.
+pub fn context(snap: &Snapshot) -> CallContext {
+    let mut stats = views::stats_rows(snap);
+    let total = stats.pop();
+    let data = json!({
+        "run": views::summary(snap),
+        "stats": stats,
+        "total": total,
+        "errors": views::errors(snap),
+        "workers": views::workers(snap),
+        "users_by_type": snap.users_by_type,
+        "user_types": snap.user_types,
+    });
+    CallContext {
+        data,
+        host: snap.host.clone(),
+    }
+}
+
+/// What the event rules look at in a snapshot.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    pub run_id: u64,
+    pub state: Option<RunState>,
+    /// Worker id → live (false: shown as lost).
+    pub workers: BTreeMap<String, bool>,
+}
+
+impl Observed {
+    pub fn of(snap: &Snapshot) -> Observed {
+        Observed {
+            run_id: snap.run_id,
+            state: Some(snap.state),
+            workers: snap
+                .workers
+                .iter()
+                .map(|w| (w.id.clone(), w.state != protocol::WorkerState::Lost))
+                .collect(),
+        }
+    }
+}
+
+/// A run event for the hooks: its name (one of [`script::ext::EVENTS`])
+/// and the table the hook gets as its first argument.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEvent {
+    pub name: &'static str,
+    pub data: Value,
+}
+
+fn event(name: &'static str, mut data: Value) -> RunEvent {
+    data["name"] = json!(name);
+    RunEvent { name, data }
+}
+
+/// The events between two observations, in the order they happened as far
+/// as can be told: the end of an earlier run, workers leaving, workers
+/// joining, the start of a new run (and its end, if it ended already).
+pub fn events(prev: &Observed, next: &Observed) -> Vec<RunEvent> {
+    let mut out = Vec::new();
+    let new_run = next.run_id != prev.run_id && next.run_id != 0;
+    let stopped = |o: &Observed| o.state == Some(RunState::Stopped);
+    let ran = |o: &Observed| o.run_id != 0 && !stopped(o);
+    if new_run && ran(prev) {
+        out.push(event("test_stop", json!({ "run_id": prev.run_id })));
+    }
+    for (id, live) in &prev.workers {
+        if *live && next.workers.get(id) != Some(&true) {
+            let reason = if next.workers.contains_key(id) {
+                "lost"
+            } else {
+                "quit"
+            };
+            out.push(event(
+                "worker_left",
+                json!({ "worker_id": id, "reason": reason }),
+            ));
+        }
+    }
+    for (id, live) in &next.workers {
+        if *live && prev.workers.get(id) != Some(&true) {
+            out.push(event("worker_joined", json!({ "worker_id": id })));
+        }
+    }
+    if new_run {
+        out.push(event("test_start", json!({ "run_id": next.run_id })));
+    }
+    if stopped(next) && (new_run || !stopped(prev)) {
+        out.push(event("test_stop", json!({ "run_id": next.run_id })));
+    }
+    out
+}
+
+/// Feeds the hooks until the master shuts down. Hook errors go to the
+/// run's log (the Logs tab) with the script's file and line.
+async fn watch(handle: ExtHandle, master: MasterHandle) {
+    let mut rx = master.subscribe();
+    let mut seen = Observed::default();
+    loop {
+        let snap = rx.borrow_and_update().clone();
+        let now = Observed::of(&snap);
+        for ev in events(&seen, &now) {
+            tracing::debug!(target: "script", "run event {}: {}", ev.name, ev.data);
+            for e in handle.emit(ev.name, ev.data, context(&snap)).await {
+                tracing::error!(target: "script", "{} hook failed: {e}", ev.name);
+            }
+        }
+        seen = now;
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(run_id: u64, state: RunState, workers: &[(&str, bool)]) -> Observed {
+        Observed {
+            run_id,
+            state: Some(state),
+            workers: workers.iter().map(|(i, l)| (i.to_string(), *l)).collect(),
+        }
+    }
+
+    fn names(prev: &Observed, next: &Observed) -> Vec<String> {
+        events(prev, next)
+            .into_iter()
+            .map(|e| match e.data.get("worker_id") {
+                Some(id) => format!("{} {}", e.name, id.as_str().unwrap()),
+                None => format!("{} {}", e.name, e.data["run_id"]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_start_and_stop() {
+        let ready = obs(0, RunState::Ready, &[("w1", true)]);
+        let running = obs(1, RunState::Running, &[("w1", true)]);
+        let stopped = obs(1, RunState::Stopped, &[("w1", true)]);
+        assert_eq!(names(&Observed::default(), &ready), ["worker_joined w1"]);
+        assert_eq!(names(&ready, &running), ["test_start 1"]);
+        // A retune changes the state, not the run.
+        let retune = obs(1, RunState::Spawning, &[("w1", true)]);
+        assert!(names(&running, &retune).is_empty());
+        assert_eq!(names(&running, &stopped), ["test_stop 1"]);
+        assert!(names(&stopped, &stopped).is_empty());
+        // A whole run between two looks, and a restart while running.
+        assert_eq!(
+            names(&stopped, &obs(2, RunState::Stopped, &[("w1", true)])),
+            ["test_start 2", "test_stop 2"]
+        );
+        assert_eq!(
+            names(&running, &obs(2, RunState::Spawning, &[("w1", true)])),
+            ["test_stop 1", "test_start 2"]
+        );
+    }
+
+    #[test]
+    fn workers_join_leave_and_get_lost() {
+        let one = obs(0, RunState::Ready, &[("a", true)]);
+        let two = obs(0, RunState::Ready, &[("a", true), ("b", true)]);
+        let lost = obs(0, RunState::Ready, &[("a", false), ("b", true)]);
+        let back = obs(0, RunState::Ready, &[("a", true)]);
+        assert_eq!(names(&one, &two), ["worker_joined b"]);
+        assert_eq!(names(&two, &lost), ["worker_left a"]);
+        assert_eq!(events(&two, &lost)[0].data["reason"], "lost");
+        assert_eq!(names(&lost, &back), ["worker_left b", "worker_joined a"]);
+        assert_eq!(events(&lost, &back)[0].data["reason"], "quit");
+    }
+}
