@@ -261,24 +261,7 @@ impl Coordinator {
         tx: mpsc::Sender<MasterMessage>,
         seen: Arc<AtomicU64>,
     ) {
-        let member = Member {
-            id: hello.worker_id.clone(),
-            cores: hello.cores.max(1),
-            state: WorkerState::Ready,
-            conn,
-            tx,
-            incarnation: hello.incarnation,
-            last_seq: 0,
-            seen,
-            last_heartbeat_ms: now_ms(),
-            status: Default::default(),
-            plan: BTreeMap::new(),
-            stopped_run: None,
-            hot_since: None,
-            hot_warned: false,
-            plan_run: 0,
-            lost_at: None,
-        };
+        let member = Member::new(&hello, conn, tx, seen, now_ms());
         let verb = match self.members.join(member) {
             Joined::New => "joined",
             Joined::Returned => "rejoined",

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use protocol::{MasterMessage, WorkerState, WorkerStatus};
+use protocol::{Hello, MasterMessage, WorkerState, WorkerStatus};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -59,6 +59,34 @@ pub enum Joined {
 }
 
 impl Member {
+    /// A worker that just said `hello` on connection `conn`.
+    pub fn new(
+        hello: &Hello,
+        conn: ConnId,
+        tx: mpsc::Sender<MasterMessage>,
+        seen: Arc<AtomicU64>,
+        now_ms: u64,
+    ) -> Member {
+        Member {
+            id: hello.worker_id.clone(),
+            cores: hello.cores.max(1),
+            state: WorkerState::Ready,
+            conn,
+            tx,
+            incarnation: hello.incarnation,
+            last_seq: 0,
+            seen,
+            last_heartbeat_ms: now_ms,
+            status: WorkerStatus::default(),
+            plan: BTreeMap::new(),
+            plan_run: 0,
+            stopped_run: None,
+            hot_since: None,
+            hot_warned: false,
+            lost_at: None,
+        }
+    }
+
     pub fn is_live(&self) -> bool {
         self.state != WorkerState::Lost
     }
@@ -229,5 +257,87 @@ impl Members {
                 last_heartbeat_ms: m.last_heartbeat_ms,
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, conn: ConnId, incarnation: u64) -> (Member, mpsc::Receiver<MasterMessage>) {
+        let hello = Hello {
+            protocol_version: protocol::PROTOCOL_VERSION,
+            swarmer_version: "test".into(),
+            worker_id: id.into(),
+            incarnation,
+            cores: 2,
+            token: None,
+        };
+        let (tx, rx) = mpsc::channel(8);
+        let seen = Arc::new(AtomicU64::new(mono_ms()));
+        (Member::new(&hello, conn, tx, seen, 0), rx)
+    }
+
+    #[test]
+    fn an_id_is_one_entry_through_loss_and_return() {
+        let mut m = Members::default();
+        let (a, _rx) = member("w1", 1, 7);
+        assert_eq!(m.join(a), Joined::New);
+        m.get_mut("w1", 1).expect("live").last_seq = 5;
+        assert!(m.mark_lost("w1", 1));
+        assert!(!m.mark_lost("w1", 1), "lost once");
+        assert_eq!((m.live_count(), m.lost_count()), (0, 1));
+        // The same process back on a new connection keeps its numbers.
+        let (again, _rx2) = member("w1", 2, 7);
+        assert_eq!(m.join(again), Joined::Returned);
+        assert_eq!((m.live_count(), m.lost_count()), (1, 0));
+        assert_eq!(m.get_mut("w1", 2).expect("live").last_seq, 5);
+        // The old connection's goodbye cannot touch the new one.
+        assert!(!m.mark_lost("w1", 1));
+        assert!(!m.remove("w1", 1));
+        assert!(m.get_mut("w1", 1).is_none());
+        assert_eq!(m.live_count(), 1);
+    }
+
+    #[test]
+    fn a_second_process_with_a_live_id_displaces_the_first_and_tells_it() {
+        let mut m = Members::default();
+        let (first, mut first_rx) = member("w1", 1, 7);
+        m.join(first);
+        m.get_mut("w1", 1).expect("live").last_seq = 5;
+        let (second, _rx) = member("w1", 2, 8);
+        assert_eq!(m.join(second), Joined::Displaced);
+        assert!(matches!(
+            first_rx.try_recv(),
+            Ok(MasterMessage::Refused { .. })
+        ));
+        assert_eq!(m.live_count(), 1);
+        // A new process numbers its reports from the start again.
+        assert_eq!(m.get_mut("w1", 2).expect("live").last_seq, 0);
+    }
+
+    #[test]
+    fn silence_is_judged_by_the_connection_clock_and_lost_ones_are_forgotten() {
+        let mut m = Members::default();
+        let (a, _rx) = member("w1", 1, 7);
+        let seen = a.seen.clone();
+        m.join(a);
+        assert!(m.silent(Duration::from_secs(60)).is_empty());
+        seen.store(0, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            m.silent(Duration::from_millis(1)),
+            vec![("w1".to_string(), 1)]
+        );
+        m.mark_lost("w1", 1);
+        assert!(
+            m.silent(Duration::ZERO).is_empty(),
+            "only live workers go silent"
+        );
+        m.forget_lost(Duration::from_secs(60));
+        assert_eq!(m.lost_count(), 1);
+        m.forget_lost(Duration::ZERO);
+        assert_eq!(m.views().len(), 0);
+        assert_eq!(m.summary(), "workers: 0 live, 0 lost, 0 users");
     }
 }

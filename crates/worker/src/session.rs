@@ -47,7 +47,7 @@ pub enum SessionEnd {
 
 /// Reports kept until the master acknowledges them. Past this many (a
 /// master that stopped acknowledging but not talking), the oldest go.
-const MAX_PENDING_REPORTS: usize = 120;
+const MAX_PENDING_REPORTS: usize = 60;
 
 /// What must outlive one connection: the reports the master has not yet
 /// acknowledged, and what this worker was doing.
@@ -391,5 +391,54 @@ where
     if send_report(io, engine, outbox).await.is_ok() {
         let _ = send(io, WorkerMessage::Quitting).await;
         let _ = io.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(seq: u64) -> Report {
+        Report {
+            seq,
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn acknowledged_reports_are_forgotten_and_the_rest_kept_in_order() {
+        let mut outbox = Outbox::default();
+        for seq in 1..=4 {
+            outbox.keep(report(seq));
+        }
+        outbox.acknowledge(2);
+        let left: Vec<u64> = outbox.pending.iter().map(|r| r.seq).collect();
+        assert_eq!(left, vec![3, 4]);
+        // Acks are cumulative: a lost one is covered by the next.
+        outbox.acknowledge(9);
+        assert_eq!(outbox.unacknowledged(), 0);
+    }
+
+    #[test]
+    fn a_master_that_never_acknowledges_costs_a_bounded_memory() {
+        let mut outbox = Outbox::default();
+        for seq in 1..=(MAX_PENDING_REPORTS as u64 + 10) {
+            outbox.keep(report(seq));
+        }
+        assert_eq!(outbox.unacknowledged(), MAX_PENDING_REPORTS);
+        assert_eq!(outbox.pending.front().map(|r| r.seq), Some(11));
+    }
+
+    #[test]
+    fn stopped_users_are_not_reported_as_running() {
+        let mut outbox = Outbox {
+            state: Some(WorkerState::Running),
+            user_count: 5,
+            target_users: 5,
+            ..Outbox::default()
+        };
+        outbox.users_stopped();
+        assert_eq!(outbox.state, Some(WorkerState::Ready));
+        assert_eq!((outbox.user_count, outbox.target_users), (0, 0));
     }
 }
