@@ -148,8 +148,10 @@ impl Coordinator {
             };
             m.stopped_run = None;
             if m.tx.try_send(MasterMessage::Spawn(plan)).is_err() {
-                // Left unrecorded, so the next rebalance sends it again.
+                // Left unrecorded, so the next heartbeat's rebalance sends
+                // it again.
                 tracing::warn!("worker {} is not keeping up; its plan was dropped", m.id);
+                self.rebalance_due = true;
                 continue;
             }
             m.plan = users;

@@ -26,7 +26,7 @@ impl Coordinator {
             }
         }
         if !silent.is_empty() {
-            self.rebalance(false);
+            self.rebalance_due = true;
         }
         self.warn_hot_workers();
         self.members.forget_lost(FORGET_LOST_AFTER);
@@ -41,7 +41,8 @@ impl Coordinator {
         self.check_stopped();
         self.record_history();
         self.stats.prune(now_ms());
-        self.publish();
+        self.publish_due = true;
+        self.flush();
     }
 
     /// Logs who is there whenever that changed since the last tick, so the
