@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use master::ext::Extensions;
 use master::scale::{KubernetesScaler, LocalConfig, LocalScaler, Scaler};
 use master::web::{LogBuffer, WebConfig};
 use master::{MasterConfig, MasterHandle};
@@ -137,7 +138,8 @@ pub async fn standalone(
         )
         .await
     });
-    let code = serve(&args, handle.clone(), None, logs, None, shutdown).await;
+    let ext = start_extensions(&args, &src, &handle).await?;
+    let code = serve(&args, handle.clone(), None, logs, None, ext, shutdown).await;
     stop_run(&handle, args.stop_timeout).await;
     worker_stop.cancel();
     let _ = tokio::time::timeout(args.stop_timeout + Duration::from_secs(2), worker_task).await;
@@ -173,12 +175,14 @@ pub async fn master(
     ));
     let scaling = start_scaling(&args, worker_addr).await?;
     let expect = args.cluster.expect_workers;
+    let ext = start_extensions(&args, &src, &handle).await?;
     let code = serve(
         &args,
         handle.clone(),
         Some(expect),
         logs,
         scaling.scaler.clone(),
+        ext,
         shutdown,
     )
     .await;
@@ -204,6 +208,7 @@ async fn serve(
     expect_workers: Option<usize>,
     logs: LogBuffer,
     scaler: Option<Arc<dyn Scaler>>,
+    ext: Option<Extensions>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
     if args.headless {
@@ -219,7 +224,7 @@ async fn serve(
     let addr = listener.local_addr()?;
     let base = args.web.web_base_path.trim_end_matches('/');
     println!("web UI at http://{addr}{base}/ (Ctrl-C to quit)");
-    let config = web_config(args, logs, scaler)?;
+    let config = web_config(args, logs, scaler, ext)?;
     if args.autostart {
         let request = headless::run_request(args)?;
         let handle = handle.clone();
@@ -238,6 +243,7 @@ fn web_config(
     args: &RunArgs,
     logs: LogBuffer,
     scaler: Option<Arc<dyn Scaler>>,
+    ext: Option<Extensions>,
 ) -> anyhow::Result<WebConfig> {
     let auth = match &args.web.web_auth {
         Some(pair) => match pair.split_once(':') {
@@ -261,7 +267,39 @@ fn web_config(
         scaler,
         max_workers: args.cluster.max_workers,
         logs: Some(logs),
+        ext,
     })
+}
+
+/// The script's views, actions, routes and hooks (docs/extending.md),
+/// when it declares any. Hooks also run in headless mode.
+async fn start_extensions(
+    args: &RunArgs,
+    src: &ScriptSource,
+    handle: &MasterHandle,
+) -> anyhow::Result<Option<Extensions>> {
+    let config = script::ext::ExtConfig {
+        insecure_tls: args.insecure,
+        base_dir: args
+            .script
+            .as_deref()
+            .and_then(Path::parent)
+            .map(PathBuf::from),
+        ..Default::default()
+    };
+    let ext = Extensions::start(src, config, handle.clone())
+        .await
+        .map_err(|e| usage(e.to_string()))?;
+    if let Some(c) = ext.as_ref().map(Extensions::catalog) {
+        tracing::info!(
+            "script extensions: {} views, {} actions, {} routes, hooks on {:?}",
+            c.views.len(),
+            c.actions.len(),
+            c.routes.len(),
+            c.hooks
+        );
+    }
+    Ok(ext)
 }
 
 /// A worker: connect to the master and serve it until told to leave.
