@@ -1,7 +1,8 @@
 //! End-to-end tests of distributed mode's options and warnings:
 //! `--expect-workers-max-wait`, the default `--worker-id` and its
 //! stability across reconnects, and the master's warning about a worker
-//! whose CPU stays above 90%.
+//! whose CPU stays above 90%, and its patience with workers that fall
+//! silent all at once.
 
 mod common;
 
@@ -169,4 +170,53 @@ fn the_master_warns_once_when_a_workers_cpu_stays_above_90_percent() {
         "{warnings:?}"
     );
     assert_eq!(master.live(), Some(2));
+}
+
+#[test]
+fn workers_falling_silent_together_get_longer_than_one_alone() {
+    let _serial = serial();
+    let dir = TempDir::new("stall");
+    let script = dir.write("users.lua", LIGHT);
+    let master = Master::start(
+        dir.path(),
+        &[
+            "-f",
+            &script,
+            "--headless",
+            "--expect-workers",
+            "9",
+            "--heartbeat-interval",
+            "100ms",
+        ],
+    );
+    let mut clients: Vec<RawClient> = (0..4).map(|_| RawClient::connect(master.port)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(hello(&format!("raw{i}")));
+        assert!(matches!(c.recv(LONG), Ok(MasterMessage::Welcome { .. })));
+    }
+    master.expect_live_from(0, 4, LONG);
+    let beat = || WorkerMessage::Heartbeat(WorkerStatus::default());
+    // One falls silent alone: lost after 3 heartbeats (300 ms).
+    let mark = master.proc.mark();
+    let alone = Instant::now();
+    while alone.elapsed() < Duration::from_secs(1) {
+        for c in &mut clients[1..] {
+            c.send(beat());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, lost) = master.proc.expect_line_from(mark, LONG, "worker raw0 lost");
+    assert!(lost.contains("silent for over 300ms"), "{lost}");
+    // The other three at once, as when the master itself stalls: they get
+    // twice as long, and the master says why.
+    let mark = master.proc.mark();
+    master
+        .proc
+        .expect_line_from(mark, LONG, "3 of 3 workers fell silent at once");
+    for i in 1..4 {
+        let (_, lost) = master
+            .proc
+            .expect_line_from(mark, LONG, &format!("worker raw{i} lost"));
+        assert!(lost.contains("silent for over 600ms"), "{lost}");
+    }
 }

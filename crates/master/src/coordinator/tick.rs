@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use protocol::MasterMessage;
 
 use super::{Coordinator, FORGET_LOST_AFTER, HOT_HEARTBEATS, now_ms};
+use crate::membership::ConnId;
 use crate::snapshot::{HistoryPoint, RunState, Snapshot};
 
 impl Coordinator {
@@ -16,7 +17,7 @@ impl Coordinator {
             let _ = m.tx.try_send(MasterMessage::Heartbeat);
         }
         let limit = self.config.heartbeat_interval * self.config.missed_heartbeats.max(1);
-        let silent = self.members.silent(limit);
+        let (silent, limit) = self.silent_workers(limit);
         for (id, conn) in &silent {
             if self.members.mark_lost(id, *conn) {
                 tracing::warn!(
@@ -43,6 +44,30 @@ impl Coordinator {
         self.stats.prune(now_ms());
         self.publish_due = true;
         self.flush();
+    }
+
+    /// Live workers silent for longer than `limit`. When half of them (and
+    /// at least three) fall silent in the same heartbeat, the cause is more
+    /// often this master not getting the CPU to read them than half the
+    /// workers dying at once; they get twice as long, so a stalled master
+    /// does not throw away its workers (and their users) all together.
+    /// Returns them with the limit applied.
+    fn silent_workers(&self, limit: Duration) -> (Vec<(String, ConnId)>, Duration) {
+        let silent = self.members.silent(limit);
+        let live = self.members.live_count();
+        if silent.len() < 3 || silent.len() * 2 <= live {
+            return (silent, limit);
+        }
+        let longer = self.members.silent(limit * 2);
+        if longer.len() < silent.len() {
+            tracing::warn!(
+                "{} of {live} workers fell silent at once; this master may be short of CPU, \
+                 so they get until {:?} of silence",
+                silent.len(),
+                limit * 2
+            );
+        }
+        (longer, limit * 2)
     }
 
     /// Logs who is there whenever that changed since the last tick, so the
