@@ -25,24 +25,6 @@ fn post_json(path: &str, body: &str) -> Request<Body> {
         .unwrap()
 }
 
-/// Starts a run of 4 users and waits until every endpoint has requests.
-async fn run(h: &ExtHarness, app: &axum::Router, base: &str) {
-    let started = send(
-        app,
-        json(
-            "POST",
-            &format!("{base}/api/v1/run"),
-            json!({ "users": 4, "spawn_rate": 100 }),
-        ),
-    )
-    .await;
-    assert_eq!(started.status, 200, "{}", started.body);
-    h.wait_for(|s| {
-        s.stats.entries().filter(|e| e.num_requests >= 3).count() >= 4 && s.stats.num_failures() > 5
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn views_actions_and_routes() {
     let h = ExtHarness::start().await;
@@ -83,7 +65,7 @@ async fn views_actions_and_routes() {
         "`fail` names no view"
     );
 
-    run(&h, &app, "").await;
+    h.run(&app, "").await;
     let view = send(&app, get("/api/v1/ext/views/error-rate")).await;
     assert_eq!(view.status, 200, "{}", view.body);
     let view = view.json();
@@ -126,7 +108,7 @@ async fn views_actions_and_routes() {
 async fn actions_check_their_arguments_and_reach_the_target() {
     let h = ExtHarness::start().await;
     let app = h.router(h.config("/swarmer"));
-    run(&h, &app, "/swarmer").await;
+    h.run(&app, "/swarmer").await;
     let url = "/swarmer/api/v1/ext/actions/reset-target";
 
     for (body, field, problem) in [
@@ -259,7 +241,7 @@ async fn hooks_see_the_run_and_the_workers() {
     let h = ExtHarness::start().await;
     let app = h.router(h.config(""));
     wait_event(&app, "joined web-ext-worker").await;
-    run(&h, &app, "").await;
+    h.run(&app, "").await;
     wait_event(&app, "start 1").await;
     let second = h.attach_worker("second-worker");
     wait_event(&app, "joined second-worker").await;
@@ -285,7 +267,7 @@ async fn hooks_see_the_run_and_the_workers() {
 async fn counters_show_wherever_entries_do() {
     let h = ExtHarness::start().await;
     let app = h.router(h.config(""));
-    run(&h, &app, "").await;
+    h.run(&app, "").await;
     h.wait_for(|s| s.stats.entry("COUNT", "items seen").is_some())
         .await;
     let stats = send(&app, get("/stats/requests")).await.json();

@@ -12,10 +12,13 @@ import exceptions from "./tabs/exceptions.js";
 import workers from "./tabs/workers.js";
 import logs from "./tabs/logs.js";
 import downloads from "./tabs/downloads.js";
+import { extView, extActions } from "./tabs/ext.js";
 
 // Views the page draws itself, by tab id. The tab list comes from the
 // server, so views added later (e.g. by scripts) only need a renderer here.
 const BUILTINS = { statistics, charts, failures, exceptions, workers, logs, downloads };
+// Views the script adds, by tab kind; the server renders their data.
+const KINDS = { "ext-view": extView, "ext-actions": extActions };
 
 const toastEl = $("#toast");
 let toastTimer = 0;
@@ -35,8 +38,8 @@ function buildTabs(ctx) {
   const panels = $("#panels");
   const views = new Map();
   for (const tab of ctx.ui.tabs) {
-    const factory = tab.kind === "builtin" ? BUILTINS[tab.id] : undefined;
-    const view = factory ? factory(ctx) : unsupported(tab);
+    const factory = tab.kind === "builtin" ? BUILTINS[tab.id] : KINDS[tab.kind];
+    const view = factory ? factory(ctx, tab) : unsupported(tab);
     const panel = h("section", { class: "panel", id: `panel-${tab.id}`, role: "tabpanel", "aria-labelledby": `tab-${tab.id}` }, view.el);
     const button = h("button", {
       type: "button", role: "tab", id: `tab-${tab.id}`, "aria-controls": `panel-${tab.id}`,

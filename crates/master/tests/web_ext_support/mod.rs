@@ -5,6 +5,8 @@
 //! Needs `mod web_support;` declared before it in the test file.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +60,7 @@ swarmer.ui.view { id = "error-rate", title = "Error rate", render = function(ctx
     figures = {
       { label = "Worst endpoint", value = rows[1] and rows[1][1] or "none", tone = "bad" },
       { label = "Renders", value = ctx.state.renders },
+      { label = "Markup stays text", value = "<img src=x onerror=alert(1)>" },
     },
     tables = { { title = "Ranking", columns = { "Endpoint", "Requests", "Failures", "Error %" }, rows = rows } },
     charts = { { title = "Error % by rank", series = { { label = "Error %", values = (function()
@@ -272,5 +275,20 @@ impl ExtHarness {
 
     pub fn router(&self, config: WebConfig) -> Router {
         master::web::router(self.master.clone(), config)
+    }
+
+    /// Starts a run of 4 users through `app` and waits until every
+    /// endpoint has requests and failures have come in.
+    pub async fn run(&self, app: &Router, base: &str) {
+        let url = format!("{base}/api/v1/run");
+        let body = serde_json::json!({ "users": 4, "spawn_rate": 100 });
+        let started =
+            crate::web_support::send(app, crate::web_support::json("POST", &url, body)).await;
+        assert_eq!(started.status, 200, "{}", started.body);
+        self.wait_for(|s| {
+            s.stats.entries().filter(|e| e.num_requests >= 3).count() >= 4
+                && s.stats.num_failures() > 5
+        })
+        .await;
     }
 }
