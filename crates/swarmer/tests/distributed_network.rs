@@ -245,3 +245,27 @@ fn workers_rejoin_a_restarted_master_and_its_next_run_uses_them_all() {
     assert_eq!(json["worker_count"], 2, "{json}");
     assert!(total_requests(&json) > 0, "{json}");
 }
+
+#[test]
+fn a_worker_cut_off_from_its_master_still_leaves_at_once_on_sigterm() {
+    let _serial = serial();
+    let dir = TempDir::new("cutterm");
+    let script = script(&dir);
+    let master = Master::start(dir.path(), &["-f", &script, "--headless"]);
+    let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], master.port)));
+    relay.pause();
+    // Connected to the relay, waiting for a welcome that cannot come.
+    let mut w = worker(dir.path(), relay.port(), "stuck", &["--cores", "1"]);
+    w.expect_line(LONG, "connected to the master");
+    let termed = Instant::now();
+    w.signal("TERM");
+    let status = w
+        .wait_exit(Duration::from_secs(5))
+        .expect("the worker exits");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        termed.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        termed.elapsed()
+    );
+}

@@ -108,7 +108,12 @@ where
         + Sink<WorkerMessage, Error = CodecError>
         + Unpin,
 {
-    let (heartbeat, report_every, master_id) = match handshake(&mut io, engine, config).await {
+    // No users run before the welcome, so a shutdown may cut it short.
+    let welcome = tokio::select! {
+        welcome = handshake(&mut io, engine, config) => welcome,
+        _ = shutdown.cancelled() => return SessionEnd::Shutdown,
+    };
+    let (heartbeat, report_every, master_id) = match welcome {
         Ok(welcome) => welcome,
         Err(end) => return end,
     };
