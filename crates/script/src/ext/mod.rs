@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use declare::{Declarations, install};
+pub(crate) use declare::{Declarations, install};
 pub use fields::{FieldKind, FieldSpec};
 pub use handle::{ExtHandle, start};
 pub use output::{ActionOutcome, Cell, ChartData, Figure, Series, TableData, ViewData};
