@@ -188,7 +188,12 @@ async fn failures_in_place(browser: &Client, h: &ExtHarness) {
     screenshot(browser, "ext-error.png").await;
 
     click(browser, "#tab-ext-actions").await;
-    until(browser, "the actions tab", "document.querySelector('#action-fail')").await;
+    until(
+        browser,
+        "the actions tab",
+        "document.querySelector('#action-fail')",
+    )
+    .await;
     click(browser, "#action-fail button[type=submit]").await;
     let failed = until(
         browser,
