@@ -8,13 +8,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cookie_store::CookieStore;
-use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
+use http::header::{self, HeaderMap};
+use http::{Method, Uri};
+use tokio::time::Instant;
 use url::Url;
 
-use super::conn::{Conn, Pool};
+use super::conn::{Conn, ExchangeError};
+use super::deadline::{self, Timer};
 use super::origin::Origin;
+use super::pool::Pool;
+use super::wire::{Message, RequestHead};
 use crate::shared::Shared;
 
 /// A user's connections and cookies, created on its first request so idle
@@ -43,25 +46,26 @@ pub struct Prepared {
 pub struct Reply {
     pub origin: Rc<Origin>,
     pub uri: Uri,
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+    /// Status 0 and empty when no response came.
+    pub message: Message,
     pub error: Option<String>,
 }
 
-static USER_AGENT: HeaderValue =
-    HeaderValue::from_static(concat!("swarmer/", env!("CARGO_PKG_VERSION")));
-
-pub async fn execute(shared: &Shared, state: &RefCell<ClientState>, p: Prepared) -> Reply {
+/// Sends `p`, started at `start`, following redirects, within its timeout.
+pub async fn execute(
+    shared: &Shared,
+    state: &RefCell<ClientState>,
+    timer: &Timer,
+    p: Prepared,
+    start: Instant,
+) -> Reply {
     let (origin, uri, timeout) = (p.origin.clone(), p.uri.clone(), p.timeout);
-    match tokio::time::timeout(timeout, follow(shared, state, p)).await {
-        Ok(reply) => reply,
-        Err(_) => Reply {
+    match deadline::within(timer, start + timeout, follow(shared, state, p)).await {
+        Some(reply) => reply,
+        None => Reply {
             origin,
             uri,
-            status: 0,
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
+            message: Message::default(),
             error: Some(format!("timeout after {}", secs(timeout))),
         },
     }
@@ -83,26 +87,24 @@ async fn follow(shared: &Shared, state: &RefCell<ClientState>, p: Prepared) -> R
     } = p;
     let mut hop = 0;
     loop {
-        let headers = request_headers(state, &origin, &uri, &user_headers);
-        let result = send(shared, state, &origin, &method, &uri, headers, body.clone()).await;
-        let (status, headers, resp_body) = match result {
-            Ok(r) => r,
+        let result = send(shared, state, &origin, &method, &uri, &user_headers, &body).await;
+        let message = match result {
+            Ok(m) => m,
             Err(error) => {
                 return Reply {
                     origin,
                     uri,
-                    status: 0,
-                    headers: HeaderMap::new(),
-                    body: Bytes::new(),
+                    message: Message::default(),
                     error: Some(error),
                 };
             }
         };
-        if headers.contains_key(header::SET_COOKIE) {
-            store_cookies(state, &origin, &uri, &headers);
+        if message.sets_cookie {
+            store_cookies(state, &origin, &uri, &message);
         }
-        let target = if max_redirects > 0 && status.is_redirection() {
-            redirect_target(&origin, &uri, &headers)
+        let redirect = max_redirects > 0 && (300..400).contains(&message.status);
+        let target = if redirect {
+            redirect_target(&origin, &uri, &message)
         } else {
             None
         };
@@ -110,9 +112,7 @@ async fn follow(shared: &Shared, state: &RefCell<ClientState>, p: Prepared) -> R
             return Reply {
                 origin,
                 uri,
-                status: status.as_u16(),
-                headers,
-                body: resp_body,
+                message,
                 error: None,
             };
         };
@@ -120,16 +120,14 @@ async fn follow(shared: &Shared, state: &RefCell<ClientState>, p: Prepared) -> R
             return Reply {
                 origin,
                 uri,
-                status: status.as_u16(),
-                headers,
-                body: resp_body,
+                message,
                 error: Some(format!("too many redirects (more than {max_redirects})")),
             };
         }
         hop += 1;
         // 307/308 repeat the request as it was; the others become a GET
         // without body, as browsers and python-requests do.
-        if !matches!(status.as_u16(), 307 | 308) && method != Method::HEAD {
+        if !matches!(message.status, 307 | 308) && method != Method::HEAD {
             method = Method::GET;
             body = Bytes::new();
             // The body is gone, and with it what described it.
@@ -140,42 +138,32 @@ async fn follow(shared: &Shared, state: &RefCell<ClientState>, p: Prepared) -> R
     }
 }
 
-fn request_headers(
+/// The `Cookie` header from the jar, unless the script set its own.
+fn cookie_header(
     state: &RefCell<ClientState>,
     origin: &Origin,
     uri: &Uri,
     user: &HeaderMap,
-) -> HeaderMap {
-    let mut h = if user.is_empty() {
-        HeaderMap::with_capacity(4)
-    } else {
-        user.clone()
-    };
-    h.insert(header::HOST, origin.authority.clone());
-    if !h.contains_key(header::USER_AGENT) {
-        h.insert(header::USER_AGENT, USER_AGENT.clone());
-    }
+) -> Option<String> {
     let st = state.borrow();
-    if let Some(jar) = st.jar.as_deref()
-        && !h.contains_key(header::COOKIE)
-        && let Some(url) = absolute_url(origin, uri)
-    {
-        let mut cookie = String::new();
-        for (name, value) in jar.get_request_values(&url) {
-            if !cookie.is_empty() {
-                cookie.push_str("; ");
-            }
-            cookie.push_str(name);
-            cookie.push('=');
-            cookie.push_str(value);
-        }
-        if let Ok(v) = HeaderValue::from_str(&cookie)
-            && !cookie.is_empty()
-        {
-            h.insert(header::COOKIE, v);
-        }
+    let jar = st.jar.as_deref()?;
+    if user.contains_key(header::COOKIE) {
+        return None;
     }
-    h
+    let url = absolute_url(origin, uri)?;
+    let mut cookie = String::new();
+    for (name, value) in jar.get_request_values(&url) {
+        if !cookie.is_empty() {
+            cookie.push_str("; ");
+        }
+        cookie.push_str(name);
+        cookie.push('=');
+        cookie.push_str(value);
+    }
+    // What a header value may not hold (the jar parsed it from one, so
+    // this is only a safeguard).
+    let valid = !cookie.is_empty() && !cookie.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f);
+    valid.then_some(cookie)
 }
 
 fn absolute_url(origin: &Origin, uri: &Uri) -> Option<Url> {
@@ -183,14 +171,14 @@ fn absolute_url(origin: &Origin, uri: &Uri) -> Option<Url> {
     Url::parse(&origin.url_of(pq)).ok()
 }
 
-fn store_cookies(state: &RefCell<ClientState>, origin: &Origin, uri: &Uri, headers: &HeaderMap) {
+fn store_cookies(state: &RefCell<ClientState>, origin: &Origin, uri: &Uri, message: &Message) {
     let Some(url) = absolute_url(origin, uri) else {
         return;
     };
     let mut st = state.borrow_mut();
     let jar = st.jar.get_or_insert_with(Default::default);
-    for v in headers.get_all(header::SET_COOKIE) {
-        if let Ok(s) = v.to_str() {
+    for v in message.headers().all("set-cookie") {
+        if let Ok(s) = std::str::from_utf8(v) {
             // A cookie the jar refuses (bad domain, malformed) is dropped,
             // as a browser would.
             let _ = jar.parse(s, &url);
@@ -198,14 +186,10 @@ fn store_cookies(state: &RefCell<ClientState>, origin: &Origin, uri: &Uri, heade
     }
 }
 
-fn redirect_target(
-    origin: &Rc<Origin>,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> Option<(Rc<Origin>, Uri)> {
-    let location = headers.get(header::LOCATION)?.to_str().ok()?;
+fn redirect_target(origin: &Rc<Origin>, uri: &Uri, message: &Message) -> Option<(Rc<Origin>, Uri)> {
+    let location = std::str::from_utf8(message.header("location")?).ok()?;
     let base = absolute_url(origin, uri)?;
-    let next = base.join(location).ok()?;
+    let next = base.join(location.trim()).ok()?;
     let next_origin = Origin::from_url(&next).ok()?;
     let mut pq = next.path().to_string();
     if let Some(q) = next.query() {
@@ -221,108 +205,57 @@ fn redirect_target(
     Some((next_origin, next_uri))
 }
 
-type Exchange = (StatusCode, HeaderMap, Bytes);
-
-/// One request on one connection, reusing a pooled connection when there is
-/// one. A pooled connection the server closed meanwhile is replaced once.
+/// One request on one connection, reusing a pooled connection when there
+/// is one. A reused connection found closed before any byte of the
+/// response came is replaced once, for a request that may be sent twice
+/// (RFC 9110's idempotent methods); for the others the pool first checks
+/// that the server has not closed the connection while it was idle.
 async fn send(
     shared: &Shared,
     state: &RefCell<ClientState>,
     origin: &Origin,
     method: &Method,
     uri: &Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Exchange, String> {
-    let mut req = Request::new(Full::new(body));
-    *req.method_mut() = method.clone();
-    *req.uri_mut() = uri.clone();
-    *req.headers_mut() = headers;
-    let pooled = state.borrow_mut().pool.take(origin);
+    user_headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Message, String> {
+    let cookie = cookie_header(state, origin, uri, user_headers);
+    let head = RequestHead {
+        method,
+        target: uri.path_and_query().map_or("/", |p| p.as_str()),
+        host: origin.authority.as_bytes(),
+        headers: user_headers,
+        cookie: cookie.as_deref(),
+        body_len: body.len(),
+    };
+    let idempotent = method.is_idempotent();
+    let pooled = state.borrow_mut().pool.take(origin, !idempotent);
     let mut conn = match pooled {
         Some(c) => c,
         None => connect(shared, origin).await?,
     };
-    loop {
-        // A kept-alive connection is usually ready at once; polling for it
-        // costs a round through hyper's dispatcher.
-        let ready = if conn.sender.is_ready() {
-            Ok(())
-        } else {
-            conn.driver.drive(conn.sender.ready()).await
-        };
-        let sent = match ready {
-            Ok(()) => conn.driver.drive(conn.sender.try_send_request(req)).await,
-            Err(e) if conn.reused => {
-                tracing::trace!(target: "script", "stale keep-alive connection: {e}");
-                conn = connect(shared, origin).await?;
-                continue;
-            }
-            Err(e) => return Err(describe(&e)),
-        };
-        match sent {
-            Ok(resp) => {
-                let (parts, incoming) = resp.into_parts();
-                let collected = conn.driver.drive(incoming.collect()).await;
-                let body = collected.map_err(|e| describe(&e))?.to_bytes();
-                state.borrow_mut().pool.put(conn);
-                let (headers, body) = detach(parts.headers, body);
-                return Ok((parts.status, headers, body));
-            }
-            Err(mut e) => match e.take_message() {
-                // Never written: safe to send again on a fresh connection.
-                Some(r) if conn.reused => {
-                    req = r;
-                    conn = connect(shared, origin).await?;
-                }
-                _ => return Err(describe(e.error())),
-            },
+    let mut result = conn.exchange(&head, body).await;
+    if let Err(ExchangeError::Stale(e)) = &result
+        && idempotent
+    {
+        tracing::trace!(target: "script", "stale keep-alive connection: {e}");
+        conn = connect(shared, origin).await?;
+        result = conn.exchange(&head, body).await;
+    }
+    match result {
+        Ok(message) => {
+            state.borrow_mut().pool.put(conn);
+            Ok(message)
         }
+        Err(ExchangeError::Stale(e) | ExchangeError::Failed(e)) => Err(e),
     }
-}
-
-/// hyper hands out header values and small bodies as slices of its 8 KiB
-/// read buffer. A response kept by the script (until Lua collects it) would
-/// pin that buffer, and hyper would allocate a fresh one for every
-/// response: a large allocation on each request. Copying the few small
-/// pieces lets hyper reuse its buffer.
-fn detach(mut headers: HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
-    // One allocation for all values and the body, sliced back out.
-    let small_body = body.len() <= 16 * 1024;
-    let total: usize =
-        headers.values().map(|v| v.len()).sum::<usize>() + if small_body { body.len() } else { 0 };
-    let mut buf = bytes::BytesMut::with_capacity(total);
-    for v in headers.values() {
-        buf.extend_from_slice(v.as_bytes());
-    }
-    if small_body {
-        buf.extend_from_slice(&body);
-    }
-    let mut all = buf.freeze();
-    for v in headers.values_mut() {
-        let copy = all.split_to(v.len());
-        if let Ok(copy) = HeaderValue::from_maybe_shared(copy) {
-            *v = copy;
-        }
-    }
-    let body = if small_body { all } else { body };
-    (headers, body)
 }
 
 /// Boxed so the (large, TLS-handshake-sized) connect future is not part
-/// of every request's future, which is created and moved per request.
+/// of every request's future, which lives inside every user's future.
 fn connect<'a>(
     shared: &'a Shared,
     origin: &'a Origin,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<Conn>, String>> + 'a>> {
     Box::pin(Conn::connect(origin, || shared.tls()))
-}
-
-/// hyper's errors name the kind ("connection closed before message
-/// completed"); add the cause, which says why.
-fn describe(e: &hyper::Error) -> String {
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
-    }
 }

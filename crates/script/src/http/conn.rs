@@ -1,29 +1,23 @@
-//! One user's connections: dialing (TCP_NODELAY, optional TLS), a tiny
-//! keep-alive pool keyed by (scheme, host, port), and driving a hyper HTTP/1
-//! connection inside the user's own future.
+//! One HTTP/1.1 connection of one user: dialing (TCP_NODELAY, optional
+//! TLS), and exchanges of one request for one response over reusable read
+//! and write buffers, decoded by `wire.rs`.
 //!
-//! Driving the connection in place (instead of spawning a task per
-//! connection) saves a task wake-up per request on the hot path and means a
-//! dropped user drops its sockets with it.
+//! The exchange runs inside the user's own future: no task, channel or
+//! lock per request, and a dropped user drops its sockets with it.
 
-use std::future::{Future, poll_fn};
 use std::io;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::client::conn::http1::{self, Connection, SendRequest};
-use hyper_util::rt::TokioIo;
+use bytes::BytesMut;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::origin::{Origin, Scheme};
-
-pub type Body = Full<Bytes>;
+use super::wire::{self, Decoder, Message, RequestHead};
 
 /// A socket, plain or TLS.
 pub enum Stream {
@@ -56,24 +50,6 @@ impl AsyncWrite for Stream {
         }
     }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Stream::Plain(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
@@ -89,16 +65,38 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// One HTTP/1 connection and the endpoint it talks to.
+/// Why an exchange failed.
+#[derive(Debug)]
+pub enum ExchangeError {
+    /// A reused connection turned out closed (or reset) before any byte of
+    /// the response arrived: most likely the server had closed it while
+    /// idle. The request may or may not have been processed, so only an
+    /// idempotent one may be sent again.
+    Stale(String),
+    Failed(String),
+}
+
+/// A body up to this size is copied behind the head so that one write
+/// sends the whole request; a larger one is written on its own.
+const INLINE_BODY: usize = 16 * 1024;
+/// Read at least this much at a time.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// One HTTP/1.1 connection and the endpoint it talks to.
 pub struct Conn {
     scheme: Scheme,
     host: String,
     port: u16,
-    pub sender: SendRequest<Body>,
-    pub driver: Driver,
-    /// Served a request before; a failure to send on it may be a stale
-    /// keep-alive connection rather than a dead server.
+    stream: Stream,
+    /// Bytes read and not yet decoded; reused for every response.
+    rbuf: BytesMut,
+    /// The request being written; reused for every request.
+    wbuf: BytesMut,
+    /// Served a request before; a failure on it may be a stale keep-alive
+    /// connection rather than a dead server.
     pub reused: bool,
+    /// The last exchange left it fit for another request.
+    keep_alive: bool,
 }
 
 impl Conn {
@@ -126,100 +124,137 @@ impl Conn {
                 Stream::Tls(Box::new(tls))
             }
         };
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP handshake with {}: {e}", origin.host))?;
         Ok(Box::new(Conn {
             scheme: origin.scheme,
             host: origin.host.clone(),
             port: origin.port,
-            sender,
-            driver: Driver {
-                conn,
-                closed: false,
-            },
+            stream,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
             reused: false,
+            keep_alive: false,
         }))
     }
 
-    fn serves(&self, origin: &Origin) -> bool {
+    pub fn serves(&self, origin: &Origin) -> bool {
         self.scheme == origin.scheme && self.port == origin.port && self.host == origin.host
     }
 
-    fn is_dead(&self) -> bool {
-        self.driver.closed || self.sender.is_closed()
+    /// Whether the connection may carry another request.
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
     }
-}
 
-/// The half of a connection that moves bytes; split from the sender so both
-/// can be borrowed at once (`conn.driver.drive(conn.sender.ready())`).
-pub struct Driver {
-    conn: Connection<TokioIo<Stream>, Body>,
-    /// The connection future finished: the socket is gone.
-    closed: bool,
-}
-
-impl Driver {
-    /// Runs `fut` (something waiting on this connection) while polling the
-    /// connection itself, which is what moves bytes.
-    pub async fn drive<F: Future>(&mut self, fut: F) -> F::Output {
-        let mut fut = pin!(fut);
-        let conn = &mut self.conn;
-        let closed = &mut self.closed;
-        poll_fn(|cx| {
-            loop {
-                if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-                    return Poll::Ready(out);
+    /// Sends one request and reads its response.
+    pub async fn exchange(
+        &mut self,
+        head: &RequestHead<'_>,
+        body: &[u8],
+    ) -> Result<Message, ExchangeError> {
+        self.keep_alive = false;
+        self.wbuf.clear();
+        let close = wire::encode_request(&mut self.wbuf, head);
+        let inline = body.len() <= INLINE_BODY;
+        if inline {
+            self.wbuf.extend_from_slice(body);
+        }
+        let written = match self.stream.write_all(&self.wbuf).await {
+            Ok(()) if inline => Ok(()),
+            Ok(()) => self.stream.write_all(body).await,
+            Err(e) => Err(e),
+        };
+        // TLS buffers what it encrypts; plain TCP has nothing to flush.
+        let written = match written {
+            Ok(()) if matches!(self.stream, Stream::Tls(_)) => self.stream.flush().await,
+            other => other,
+        };
+        if let Err(e) = written {
+            return Err(self.io_error(e, false));
+        }
+        let mut dec = Decoder::new(head.method == http::Method::HEAD);
+        let mut got_any = false;
+        loop {
+            match dec.decode(&mut self.rbuf) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => return Err(ExchangeError::Failed(e.to_string())),
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+                // Reclaims the consumed space when the buffer is empty:
+                // no allocation after the first response.
+                self.rbuf.reserve(READ_CHUNK);
+            }
+            let n = match self.stream.read_buf(&mut self.rbuf).await {
+                Ok(n) => n,
+                Err(e) => return Err(self.io_error(e, got_any)),
+            };
+            if n == 0 {
+                if !got_any && self.reused {
+                    return Err(ExchangeError::Stale(
+                        "connection closed by the server before the response".into(),
+                    ));
                 }
-                if *closed {
-                    return Poll::Pending;
-                }
-                match Pin::new(&mut *conn).poll(cx) {
-                    // Finished: its end fails whatever waited on it, so
-                    // poll that once more to collect the error.
-                    Poll::Ready(_) => *closed = true,
-                    Poll::Pending => return Poll::Pending,
+                match dec.eof() {
+                    Ok(()) => break,
+                    Err(e) => return Err(ExchangeError::Failed(e.to_string())),
                 }
             }
-        })
-        .await
-    }
-}
-
-/// Idle keep-alive connections of one user. A user sends one request at a
-/// time, so this holds about one connection per host it talks to.
-#[derive(Default)]
-pub struct Pool {
-    // Boxed: a connection is ~750 bytes, moved in and out of the pool on
-    // every request.
-    #[allow(clippy::vec_box)]
-    idle: Vec<Box<Conn>>,
-}
-
-/// More idle connections than this per user means the script talks to many
-/// hosts; the oldest are closed.
-const MAX_IDLE: usize = 8;
-
-impl Pool {
-    pub fn take(&mut self, origin: &Origin) -> Option<Box<Conn>> {
-        while let Some(i) = self.idle.iter().rposition(|c| c.serves(origin)) {
-            let c = self.idle.swap_remove(i);
-            if !c.is_dead() {
-                return Some(c);
-            }
+            got_any = true;
         }
-        None
+        // Bytes after the response were not asked for: a server that talks
+        // out of turn does not get the next request.
+        self.keep_alive = dec.keep_alive() && !close && self.rbuf.is_empty();
+        if self.keep_alive {
+            self.reused = true;
+            self.settle_read_readiness();
+        }
+        Ok(dec.finish())
     }
 
-    pub fn put(&mut self, mut conn: Box<Conn>) {
-        if conn.is_dead() {
-            return;
+    fn io_error(&self, e: io::Error, got_any: bool) -> ExchangeError {
+        let stale = self.reused
+            && !got_any
+            && matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::UnexpectedEof
+            );
+        if stale {
+            ExchangeError::Stale(e.to_string())
+        } else {
+            ExchangeError::Failed(e.to_string())
         }
-        conn.reused = true;
-        if self.idle.len() >= MAX_IDLE {
-            self.idle.remove(0);
+    }
+
+    /// The response ended the last read and nothing followed it, so the
+    /// socket is (almost surely) drained: forget its read readiness now
+    /// rather than learn it from a `recv` returning EAGAIN at the start of
+    /// the next exchange, one system call per request. Data or a close
+    /// arriving later raises readiness again: tokio clears only the
+    /// readiness event it saw, and on a core's single-threaded runtime the
+    /// I/O driver cannot record a new one between that read and this call.
+    /// Not for TLS, whose stream may hold decrypted bytes the socket does
+    /// not.
+    fn settle_read_readiness(&self) {
+        if let Stream::Plain(tcp) = &self.stream {
+            let _ = tcp.try_io(Interest::READABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
         }
-        self.idle.push(conn);
+    }
+
+    /// Whether the server closed this idle connection (or sent something
+    /// unasked) since its last exchange. One poll, which costs no system
+    /// call unless the socket became readable meanwhile.
+    pub fn closed_while_idle(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        // Whatever is read here, the connection is dropped after it.
+        let mut byte = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut byte);
+        Pin::new(&mut self.stream)
+            .poll_read(&mut cx, &mut buf)
+            .is_ready()
     }
 }

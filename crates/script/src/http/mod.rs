@@ -12,10 +12,13 @@
 
 pub mod client;
 pub mod conn;
+mod deadline;
 mod options;
 pub mod origin;
+mod pool;
 pub mod response;
 pub mod tls;
+pub mod wire;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -41,6 +44,8 @@ pub struct Client {
     /// The user type's host, or `-H` when given.
     pub base: Option<Rc<Origin>>,
     state: RefCell<ClientState>,
+    /// Request timeouts (see `deadline.rs`).
+    timer: deadline::Timer,
     /// The last relative URL requested without a query, its request target
     /// and default name: tasks mostly repeat the same few URLs, and this
     /// skips a parse and two allocations when they do.
@@ -70,7 +75,14 @@ impl HttpOp {
         } = *self;
         let method = prepared.method.clone();
         let start = Instant::now();
-        let reply = client::execute(&client.shared, &client.state, prepared).await;
+        let reply = client::execute(
+            &client.shared,
+            &client.state,
+            &client.timer,
+            prepared,
+            start,
+        )
+        .await;
         let elapsed_us = start.elapsed().as_micros() as u64;
         let outcome = Rc::new(Outcome {
             shared: client.shared.clone(),
@@ -78,9 +90,7 @@ impl HttpOp {
             name,
             origin: reply.origin,
             uri: reply.uri,
-            status: reply.status,
-            headers: reply.headers,
-            body: reply.body,
+            message: reply.message,
             elapsed_us,
             due_latency_us: client.user.lateness_us.get().map(|late| elapsed_us + late),
             error: reply.error,
@@ -98,6 +108,7 @@ impl Client {
             shared,
             base,
             state: RefCell::new(ClientState::default()),
+            timer: deadline::Timer::default(),
             last: RefCell::new(None),
         }
     }

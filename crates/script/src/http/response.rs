@@ -5,16 +5,18 @@
 //!
 //! Lua values (headers table, body string, parsed JSON) are built only when
 //! the script asks for them: most load-test tasks never look at the body.
+//! The response keeps its head as received, and header fields are parsed
+//! from it again only for `r.headers` and `r:header(name)`.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, Uri};
+use http::{Method, Uri};
 use mlua::{Lua, LuaSerdeExt, UserData, UserDataFields, UserDataMethods, Value};
 use stats::Sample;
 
 use super::origin::Origin;
+use super::wire::Message;
 use crate::luax::fault;
 use crate::shared::Shared;
 
@@ -25,10 +27,8 @@ pub struct Outcome {
     /// Where the (last, after redirects) request went.
     pub origin: Rc<Origin>,
     pub uri: Uri,
-    /// 0 when no response came (transport error).
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+    /// The response: status 0 and empty when none came (transport error).
+    pub message: Message,
     pub elapsed_us: u64,
     /// For paced users: response time plus the iteration's lateness.
     pub due_latency_us: Option<u64>,
@@ -45,8 +45,8 @@ impl Outcome {
         }
         if let Some(e) = &self.error {
             self.record(Some(e));
-        } else if self.status >= 400 {
-            self.record(Some(&format!("HTTP {}", self.status)));
+        } else if self.message.status >= 400 {
+            self.record(Some(&format!("HTTP {}", self.message.status)));
         } else {
             self.record(None);
         }
@@ -59,7 +59,7 @@ impl Outcome {
             name: &self.name,
             response_time_us: self.elapsed_us,
             due_latency_us: self.due_latency_us,
-            content_length: self.body.len() as u64,
+            content_length: self.message.body().len() as u64,
             error,
         });
     }
@@ -88,12 +88,12 @@ pub struct Response(pub Rc<Outcome>);
 
 impl UserData for Response {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        fields.add_field_method_get("status", |_, r| Ok(r.0.status));
+        fields.add_field_method_get("status", |_, r| Ok(r.0.message.status));
         fields.add_field_method_get("ok", |_, r| {
-            Ok(r.0.error.is_none() && (200..400).contains(&r.0.status))
+            Ok(r.0.error.is_none() && (200..400).contains(&r.0.message.status))
         });
-        fields.add_field_method_get("body", |lua, r| lua.create_string(&r.0.body));
-        fields.add_field_method_get("headers", |lua, r| headers_table(lua, &r.0.headers));
+        fields.add_field_method_get("body", |lua, r| lua.create_string(r.0.message.body()));
+        fields.add_field_method_get("headers", |lua, r| headers_table(lua, &r.0.message));
         fields.add_field_method_get("url", |_, r| Ok(r.0.url()));
         fields.add_field_method_get("elapsed_ms", |_, r| Ok(r.0.elapsed_us as f64 / 1000.0));
         fields.add_field_method_get("error", |_, r| Ok(r.0.error.clone()));
@@ -101,11 +101,11 @@ impl UserData for Response {
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_method("json", |lua, r, ()| json_value(lua, &r.0));
-        methods.add_method("header", |_, r, name: String| {
-            Ok(r.0
-                .headers
-                .get(name.to_ascii_lowercase())
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        methods.add_method("header", |lua, r, name: mlua::LuaString| {
+            match r.0.message.header(&name.to_str()?) {
+                Some(v) => Ok(Some(lua.create_string(v)?)),
+                None => Ok(None),
+            }
         });
         methods.add_method("success", |_, r, ()| r.0.verdict(None));
         methods.add_method("failure", |_, r, msg: Option<String>| {
@@ -113,29 +113,30 @@ impl UserData for Response {
             r.0.verdict(Some(&msg))
         });
         methods.add_meta_method("__tostring", |_, r, ()| {
-            Ok(format!("<Response {} {}>", r.0.status, r.0.url()))
+            Ok(format!("<Response {} {}>", r.0.message.status, r.0.url()))
         });
     }
 }
 
 /// Header names are lowercase (HTTP/1 names are case-insensitive); repeated
 /// headers are joined with ", " as RFC 9110 allows (Set-Cookie with "\n").
-fn headers_table(lua: &Lua, headers: &HeaderMap) -> mlua::Result<mlua::Table> {
-    let t = lua.create_table_with_capacity(0, headers.keys_len())?;
-    for name in headers.keys() {
-        let sep = if name == http::header::SET_COOKIE {
-            "\n"
-        } else {
-            ", "
-        };
-        let mut joined = Vec::new();
-        for (i, v) in headers.get_all(name).iter().enumerate() {
-            if i > 0 {
-                joined.extend_from_slice(sep.as_bytes());
+fn headers_table(lua: &Lua, message: &Message) -> mlua::Result<mlua::Table> {
+    // (lowercase name, values joined), in order of first appearance.
+    let mut joined: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for (name, value) in message.headers().iter() {
+        let name = name.to_ascii_lowercase();
+        match joined.iter_mut().find(|(n, _)| *n == name) {
+            Some((n, v)) => {
+                let sep: &[u8] = if n == b"set-cookie" { b"\n" } else { b", " };
+                v.extend_from_slice(sep);
+                v.extend_from_slice(value);
             }
-            joined.extend_from_slice(v.as_bytes());
+            None => joined.push((name, value.to_vec())),
         }
-        t.raw_set(name.as_str(), lua.create_string(&joined)?)?;
+    }
+    let t = lua.create_table_with_capacity(0, joined.len())?;
+    for (name, value) in joined {
+        t.raw_set(lua.create_string(&name)?, lua.create_string(&value)?)?;
     }
     Ok(t)
 }
@@ -149,16 +150,17 @@ pub fn json_to_lua(lua: &Lua, value: &serde_json::Value) -> mlua::Result<Value> 
 }
 
 fn json_value(lua: &Lua, r: &Outcome) -> mlua::Result<Value> {
-    match serde_json::from_slice::<serde_json::Value>(&r.body) {
+    match serde_json::from_slice::<serde_json::Value>(r.message.body()) {
         Ok(v) => json_to_lua(lua, &v),
         Err(e) => {
-            let preview: String = String::from_utf8_lossy(&r.body[..r.body.len().min(60)])
+            let body = r.message.body();
+            let preview: String = String::from_utf8_lossy(&body[..body.len().min(60)])
                 .chars()
                 .filter(|c| !c.is_control())
                 .collect();
             Err(fault(format!(
                 "r:json(): the body of {} {} (status {}) is not JSON ({e}); it starts with {preview:?}",
-                r.method, r.name, r.status
+                r.method, r.name, r.message.status
             )))
         }
     }

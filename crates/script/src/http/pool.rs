@@ -1,0 +1,43 @@
+//! A user's idle keep-alive connections, keyed by (scheme, host, port). A
+//! user sends one request at a time, so this holds about one connection per
+//! host it talks to.
+
+use super::conn::Conn;
+use super::origin::Origin;
+
+#[derive(Default)]
+pub struct Pool {
+    // Boxed: a connection is moved in and out of the pool on every request.
+    #[allow(clippy::vec_box)]
+    idle: Vec<Box<Conn>>,
+}
+
+/// More idle connections than this per user means the script talks to many
+/// hosts; the oldest are closed.
+const MAX_IDLE: usize = 8;
+
+impl Pool {
+    /// An idle connection to `origin`, unless there is none. `check`: first
+    /// make sure the server has not closed it meanwhile (for requests that
+    /// cannot simply be sent again if it has).
+    pub fn take(&mut self, origin: &Origin, check: bool) -> Option<Box<Conn>> {
+        while let Some(i) = self.idle.iter().rposition(|c| c.serves(origin)) {
+            let mut c = self.idle.swap_remove(i);
+            if !check || !c.closed_while_idle() {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection for the next request, if it can take one.
+    pub fn put(&mut self, conn: Box<Conn>) {
+        if !conn.keep_alive() {
+            return;
+        }
+        if self.idle.len() >= MAX_IDLE {
+            self.idle.remove(0);
+        }
+        self.idle.push(conn);
+    }
+}
