@@ -25,5 +25,9 @@ pub const PERCENTILES: [f64; 11] = [
     0.5, 0.66, 0.75, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0,
 ];
 
+/// The method of counter entries (`swarmer.count`): shown as rows of their
+/// own, left out of the Aggregated total.
+pub const COUNTER_METHOD: &str = "COUNT";
+
 /// Seconds of per-second history used for "current" figures (Locust: 10 s).
 pub const CURRENT_WINDOW_SECS: u64 = 10;

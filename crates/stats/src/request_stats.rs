@@ -99,8 +99,13 @@ impl RequestStats {
             entry.record(sample, now_ms);
             self.entries.insert(entry.key(), entry);
         }
-        self.total.record(sample, now_ms);
-        self.record_total_histogram(sample.response_time_us, now_ms / 1000);
+        // A counter is a business event, not a request: it has its own row
+        // but must not inflate the Aggregated count or pull its latencies
+        // towards zero.
+        if sample.method != crate::COUNTER_METHOD {
+            self.total.record(sample, now_ms);
+            self.record_total_histogram(sample.response_time_us, now_ms / 1000);
+        }
         if let Some(error) = sample.error {
             self.record_error(sample.method, sample.name, error, now_ms);
         }

@@ -405,3 +405,21 @@ fn garbage_does_not_decode() {
     assert!(rmp_serde::from_slice::<RequestStats>(&[0xc1, 0x00]).is_err());
     assert!(rmp_serde::from_slice::<RequestStats>(&[]).is_err());
 }
+
+#[test]
+fn counters_have_their_own_row_but_stay_out_of_the_total() {
+    let mut stats = RequestStats::new(0);
+    let sample = |method| stats::Sample {
+        method,
+        name: "orders",
+        response_time_us: 0,
+        due_latency_us: None,
+        content_length: 0,
+        error: None,
+    };
+    stats.record(&sample(stats::COUNTER_METHOD), 1_000);
+    stats.record(&sample(stats::COUNTER_METHOD), 1_000);
+    stats.record(&sample("GET"), 1_000);
+    assert_eq!(stats.entry(stats::COUNTER_METHOD, "orders").unwrap().num_requests, 2);
+    assert_eq!(stats.total().num_requests, 1);
+}

@@ -17,7 +17,7 @@ use crate::luax::{fault, type_name};
 use crate::shared::Shared;
 
 /// The "method" column of counter entries.
-pub const COUNT_METHOD: &str = "COUNT";
+pub const COUNT_METHOD: &str = stats::COUNTER_METHOD;
 
 /// A bound on one call's cost: each unit is one sample (~100 ns).
 const MAX_STEP: i64 = 100_000;
