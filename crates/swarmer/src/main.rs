@@ -14,6 +14,14 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Cli, Command};
 use crate::roles::UsageError;
 
+/// mimalloc: its thread-local free lists suit the small, short-lived
+/// objects of every request (the response, its Lua userdata, buffers).
+/// Against glibc's malloc, alternating runs of bench/run.sh's throughput
+/// test: 2.67 against 2.86 us of user time per request (medians of 6), 6%
+/// more requests per CPU-second; idle users cost 5.4 KiB instead of 4.7.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let code = match cli::args_with_config() {
         Ok(args) => run(Cli::parse_from(args)),
