@@ -10,29 +10,101 @@
 //!
 //! Driven over stdin by the bench: `reset` starts a measurement window,
 //! `report` prints one JSON line about it, end of input exits.
+//!
+//! Reports are encoded once a second per template and only their run and
+//! sequence numbers patched per send, so the simulators cost little CPU and
+//! the machine's cores go to the master being measured.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use protocol::{
-    Hello, MasterMessage, PROTOCOL_VERSION, Report, SWARMER_VERSION, WorkerMessage, WorkerState,
-    WorkerStatus,
+    Hello, MasterMessage, MessageCodec, PROTOCOL_VERSION, Report, SWARMER_VERSION, WorkerMessage,
+    WorkerState, WorkerStatus,
 };
 use stats::{LatencyHistogram, RequestStats, Sample};
-use tokio::io::AsyncBufReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_util::bytes::BytesMut;
+use tokio_util::codec::{Encoder, FramedRead};
 
 /// Distinct report contents in rotation (rebuilt every second, so their
 /// per-second counts are current, as a real worker's are).
 const TEMPLATES: usize = 4;
 pub const ENTRIES: usize = 50;
+/// Users each simulated worker says it runs (the bench plans as many).
+pub const USERS: u32 = 10;
+/// Stand-ins for the run and sequence numbers in an encoded report,
+/// found once and overwritten per send (msgpack writes them as 0xcf and
+/// eight big-endian bytes).
+const RUN_MARK: u64 = 0xdead_beef_0000_0001;
+const SEQ_MARK: u64 = 0xdead_beef_0000_0002;
+
+/// One encoded report frame and where its numbers sit.
+struct Frame {
+    bytes: Vec<u8>,
+    run_at: usize,
+    seq_at: usize,
+}
+
+impl Frame {
+    fn encode(stats: RequestStats) -> Frame {
+        let report = Report {
+            run_id: RUN_MARK,
+            seq: SEQ_MARK,
+            stats,
+            user_count: USERS,
+            users_by_type: BTreeMap::from([("A".to_string(), USERS)]),
+        };
+        let bytes = encode(WorkerMessage::Report(Box::new(report)));
+        let find = |mark: u64| {
+            let mut needle = vec![0xcf];
+            needle.extend_from_slice(&mark.to_be_bytes());
+            let at = bytes.windows(9).position(|w| w == needle.as_slice());
+            at.expect("the mark is in the frame") + 1
+        };
+        let (run_at, seq_at) = (find(RUN_MARK), find(SEQ_MARK));
+        Frame {
+            bytes,
+            run_at,
+            seq_at,
+        }
+    }
+
+    fn with(&self, run_id: u64, seq: u64) -> Vec<u8> {
+        let mut out = self.bytes.clone();
+        out[self.run_at..self.run_at + 8].copy_from_slice(&run_id.to_be_bytes());
+        out[self.seq_at..self.seq_at + 8].copy_from_slice(&seq.to_be_bytes());
+        out
+    }
+}
+
+/// Checks once that a patched frame decodes to the numbers written in it.
+fn check_frames() {
+    use tokio_util::codec::Decoder;
+    let frame = Frame::encode(one_second_of_requests(9));
+    let mut buf = BytesMut::from(&frame.with(7, 42)[..]);
+    let mut codec = MessageCodec::<WorkerMessage, MasterMessage>::default();
+    match codec.decode(&mut buf) {
+        Ok(Some(WorkerMessage::Report(r))) => assert_eq!((r.run_id, r.seq), (7, 42)),
+        other => panic!("a patched report does not decode: {other:?}"),
+    }
+}
+
+/// One message as a length-prefixed frame, as the protocol sends it.
+fn encode(msg: WorkerMessage) -> Vec<u8> {
+    let mut codec = MessageCodec::<MasterMessage, WorkerMessage>::default();
+    let mut buf = BytesMut::new();
+    codec.encode(msg, &mut buf).expect("encode");
+    buf.to_vec()
+}
 
 /// What all simulated workers share.
 struct Shared {
-    templates: RwLock<Vec<RequestStats>>,
+    templates: RwLock<Vec<Arc<Frame>>>,
     latency: Mutex<LatencyHistogram>,
     acked: AtomicU64,
     sent: AtomicU64,
@@ -46,6 +118,7 @@ pub fn main(n: usize, addr: String) {
         .enable_all()
         .build()
         .expect("runtime");
+    check_frames();
     rt.block_on(async move {
         let shared = Arc::new(Shared {
             templates: RwLock::new(build_templates()),
@@ -121,7 +194,11 @@ async fn worker(i: usize, addr: String, shared: Arc<Shared>) {
         return;
     };
     let _ = stream.set_nodelay(true);
-    let mut io = protocol::framed::<_, MasterMessage, WorkerMessage>(stream);
+    let (read, mut write) = stream.into_split();
+    let mut stream = FramedRead::new(
+        read,
+        MessageCodec::<MasterMessage, WorkerMessage>::default(),
+    );
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
         swarmer_version: SWARMER_VERSION.into(),
@@ -130,10 +207,14 @@ async fn worker(i: usize, addr: String, shared: Arc<Shared>) {
         cores: 1,
         token: None,
     };
-    if io.send(WorkerMessage::Hello(hello)).await.is_err() {
+    if write
+        .write_all(&encode(WorkerMessage::Hello(hello)))
+        .await
+        .is_err()
+    {
         return;
     }
-    match io.next().await {
+    match stream.next().await {
         Some(Ok(MasterMessage::Welcome { .. })) => {}
         other => {
             eprintln!("sim-{i}: no welcome: {other:?}");
@@ -141,7 +222,6 @@ async fn worker(i: usize, addr: String, shared: Arc<Shared>) {
         }
     }
     shared.ready.fetch_add(1, Ordering::Relaxed);
-    let (mut sink, mut stream) = io.split();
     let run_id = Arc::new(AtomicU64::new(0));
     let users = Arc::new(AtomicU32::new(0));
     let in_flight: InFlight = Arc::default();
@@ -180,7 +260,8 @@ async fn worker(i: usize, addr: String, shared: Arc<Shared>) {
             cpu_percent: 35.0,
             memory_bytes: 60 << 20,
         };
-        if sink.send(WorkerMessage::Heartbeat(status)).await.is_err() {
+        let heartbeat = encode(WorkerMessage::Heartbeat(status));
+        if write.write_all(&heartbeat).await.is_err() {
             return;
         }
         let run = run_id.load(Ordering::Relaxed);
@@ -188,23 +269,13 @@ async fn worker(i: usize, addr: String, shared: Arc<Shared>) {
             continue;
         }
         seq += 1;
-        let stats = shared.templates.read().expect("lock")[i % TEMPLATES].clone();
-        let report = Report {
-            run_id: run,
-            seq,
-            stats,
-            user_count,
-            users_by_type: BTreeMap::from([("A".to_string(), user_count)]),
-        };
+        let frame = shared.templates.read().expect("lock")[i % TEMPLATES].clone();
+        let bytes = frame.with(run, seq);
         in_flight
             .lock()
             .expect("lock")
             .push_back((seq, Instant::now()));
-        if sink
-            .send(WorkerMessage::Report(Box::new(report)))
-            .await
-            .is_err()
-        {
+        if write.write_all(&bytes).await.is_err() {
             return;
         }
         shared.sent.fetch_add(1, Ordering::Relaxed);
@@ -224,17 +295,16 @@ fn acknowledge(in_flight: &InFlight, shared: &Shared, seq: u64) {
     }
 }
 
-fn build_templates() -> Vec<RequestStats> {
+fn build_templates() -> Vec<Arc<Frame>> {
     (0..TEMPLATES)
-        .map(|t| one_second_of_requests(t as u64))
+        .map(|t| Arc::new(Frame::encode(one_second_of_requests(t as u64))))
         .collect()
 }
 
 /// Requests in one report, on average over the templates.
 pub fn mean_requests_per_report() -> f64 {
-    let total: u64 = build_templates()
-        .iter()
-        .map(RequestStats::num_requests)
+    let total: u64 = (0..TEMPLATES)
+        .map(|t| one_second_of_requests(t as u64).num_requests())
         .sum();
     total as f64 / TEMPLATES as f64
 }
