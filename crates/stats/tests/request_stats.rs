@@ -420,6 +420,12 @@ fn counters_have_their_own_row_but_stay_out_of_the_total() {
     stats.record(&sample(stats::COUNTER_METHOD), 1_000);
     stats.record(&sample(stats::COUNTER_METHOD), 1_000);
     stats.record(&sample("GET"), 1_000);
-    assert_eq!(stats.entry(stats::COUNTER_METHOD, "orders").unwrap().num_requests, 2);
+    assert_eq!(
+        stats
+            .entry(stats::COUNTER_METHOD, "orders")
+            .unwrap()
+            .num_requests,
+        2
+    );
     assert_eq!(stats.total().num_requests, 1);
 }
