@@ -3,5 +3,5 @@
 # loopback), browser (when Chromium is installed) and manifest checks.
 set -euo pipefail
 cd "$(dirname "$0")"
-cargo test --workspace -- --test-threads 2
+cargo test --workspace --no-fail-fast -- --test-threads 2
 deploy/check.sh --no-cargo
