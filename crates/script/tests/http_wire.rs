@@ -218,7 +218,7 @@ fn requests_arrive_as_written() {
 #[test]
 fn a_server_that_closes_idle_connections() {
     // Like a keep-alive timeout: each connection is closed 20 ms after its
-    // response, without a word; the user comes back 100 ms later. GETs are
+    // response, without a word; the user comes back 200 ms later. GETs are
     // sent again on a fresh connection, POSTs find the close before they
     // are sent; none of them fails.
     let (addr, conns) = raw_server(|_| Then::ReplyCloseAfter(ok("ok"), Duration::from_millis(20)));
@@ -227,10 +227,10 @@ fn a_server_that_closes_idle_connections() {
   for i = 1, 5 do
     local r = self.http:get("/g")
     assert(r.status == 200, r.error)
-    swarmer.sleep(0.1)
+    swarmer.sleep(0.2)
     r = self.http:post("/p", { body = "x" })
     assert(r.status == 200, r.error)
-    swarmer.sleep(0.1)
+    swarmer.sleep(0.2)
   end
 "#,
         addr,
