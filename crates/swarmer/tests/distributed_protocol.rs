@@ -187,7 +187,10 @@ fn a_worker_of_another_protocol_version_is_refused_naming_both_versions() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     let counts = master.live_counts_from(0);
-    assert!(counts.iter().all(|&n| n == 0), "a refused worker never counts: {counts:?}");
+    assert!(
+        counts.iter().all(|&n| n == 0),
+        "a refused worker never counts: {counts:?}"
+    );
 }
 
 /// Bytes that look random but are the same on every run.
