@@ -187,6 +187,15 @@ pub async fn master(
     )
     .await;
     stop_run(&handle, args.stop_timeout).await;
+    if args.headless {
+        // A headless run is over for good: its workers exit, as Locust's do,
+        // so a CI job that started them ends. A master that is merely
+        // restarting (UI mode, SIGTERM) keeps them: they reconnect.
+        if handle.quit_workers().await.is_ok() {
+            let gone = handle.wait_for(|s| s.worker_count == 0);
+            let _ = tokio::time::timeout(args.stop_timeout + Duration::from_secs(2), gone).await;
+        }
+    }
     scaling.stop().await;
     coordinator_stop.cancel();
     code

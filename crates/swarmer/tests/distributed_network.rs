@@ -269,3 +269,48 @@ fn a_worker_cut_off_from_its_master_still_leaves_at_once_on_sigterm() {
         termed.elapsed()
     );
 }
+
+#[test]
+fn workers_of_a_headless_master_exit_when_its_run_is_over() {
+    let _serial = serial();
+    let dir = TempDir::new("headless-end");
+    let script = script(&dir);
+    let target = DemoTarget::start(dir.path());
+    let mut master = Master::start(
+        dir.path(),
+        &[
+            "-f",
+            &script,
+            "--headless",
+            "--only-summary",
+            "-H",
+            &target.url,
+            "--expect-workers",
+            "2",
+            "-u",
+            "4",
+            "-r",
+            "10",
+            "-t",
+            "2s",
+        ],
+    );
+    let mut workers: Vec<Proc> = ["w1", "w2"]
+        .iter()
+        .map(|id| worker(dir.path(), master.port, id, &["--cores", "1"]))
+        .collect();
+    let status = master
+        .proc
+        .wait_exit(LONG)
+        .expect("the headless master ends");
+    assert!(status.code().is_some(), "{}", master.proc.tail(20));
+    for w in &mut workers {
+        let status = w.wait_exit(Duration::from_secs(10));
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "a worker leaves with its master's run, as Locust's do: {}",
+            w.tail(20)
+        );
+    }
+}
