@@ -135,6 +135,23 @@ impl MasterHandle {
         self.history.read().map(|h| h.clone()).unwrap_or_default()
     }
 
+    /// The history points newer than `after_ms` (with `None`, only the
+    /// newest): what a live stream appends, without copying a whole long run
+    /// every second.
+    pub fn history_since(&self, after_ms: Option<u64>) -> Vec<HistoryPoint> {
+        let Ok(h) = self.history.read() else {
+            return Vec::new();
+        };
+        match after_ms {
+            None => h.last().cloned().into_iter().collect(),
+            Some(after) => {
+                // Points are in time order: find the first newer one.
+                let from = h.partition_point(|p| p.time_ms <= after);
+                h[from..].to_vec()
+            }
+        }
+    }
+
     /// The user types of the script as loaded at start.
     pub fn script_info(&self) -> &ScriptInfo {
         &self.info

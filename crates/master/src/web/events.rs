@@ -37,11 +37,7 @@ pub struct LivePayload {
 
 /// The payload, with the history points newer than `after_ms`.
 pub fn payload(snap: &Snapshot, master: &MasterHandle, after_ms: Option<u64>) -> LivePayload {
-    let mut history = master.history();
-    let points = match after_ms {
-        Some(after) => history.into_iter().filter(|p| p.time_ms > after).collect(),
-        None => history.pop().into_iter().collect(),
-    };
+    let points = master.history_since(after_ms);
     LivePayload {
         summary: views::summary(snap),
         stats: views::stats_rows(snap),
