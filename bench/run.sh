@@ -38,6 +38,8 @@ http {
   }
 }
 CONF
+# A run interrupted earlier may have left its nginx on the port.
+nginx -c "$PWD/$out/nginx.conf" -p "$PWD/$out" -s stop 2>/dev/null && sleep 0.5 || true
 nginx -c "$PWD/$out/nginx.conf" -p "$PWD/$out"
 trap 'nginx -c "$PWD/$out/nginx.conf" -p "$PWD/$out" -s stop 2>/dev/null || true' EXIT
 sleep 0.5
