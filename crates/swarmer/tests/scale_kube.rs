@@ -7,6 +7,7 @@
 //! library; the other drives the `swarmer --master --scaler kubernetes`
 //! binary through its own API (`/api/v1/workers/scale`).
 
+mod common;
 mod support;
 
 use std::sync::Arc;

@@ -4,6 +4,7 @@
 //! binary's API; the master stops its children when it exits, and scaling
 //! flags that cannot work are refused at startup.
 
+mod common;
 mod support;
 
 use std::time::Duration;
@@ -130,7 +131,7 @@ fn refused(args: &[&str]) -> String {
         "0",
     ];
     all.extend_from_slice(args);
-    let mut proc = Proc::swarmer("refused", dir.path(), &all, &[]);
+    let mut proc = Proc::swarmer("refused", dir.path(), &all);
     let status = proc
         .wait_exit(Duration::from_secs(30))
         .expect("exits by itself");

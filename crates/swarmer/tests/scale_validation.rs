@@ -4,6 +4,7 @@
 //! Scaling is a control action: it needs the same credentials as starting
 //! a run, and a cross-site form post is refused before it reaches the scaler.
 
+mod common;
 mod support;
 
 use std::time::Duration;

@@ -3,19 +3,16 @@
 //! drop so a failing test leaves nothing behind), a small HTTP client for
 //! the master's API, and a fake Kubernetes API server ([`fake_kube`]).
 //!
-//! Kept apart from `tests/common` (another suite's helpers) so the two can
-//! change independently. Not every test file uses every helper.
+//! Processes, temporary directories and polling come from `tests/common`
+//! (test files declare both modules). Not every test file uses every helper.
 #![allow(dead_code)]
 
 pub mod fake_kube;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use master::{MasterConfig, MasterHandle};
 use tokio_util::sync::CancellationToken;
@@ -31,124 +28,14 @@ local Idle = swarmer.user { name = "Idle", wait = swarmer.constant(1), host = "h
 Idle:task(function(self) end)
 "#;
 
-/// A running process in its own process group, its output kept in memory.
-pub struct Proc {
-    pub name: String,
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    status: Option<ExitStatus>,
-}
+pub use crate::common::{Proc, TempDir, poll};
 
-impl Proc {
-    /// Starts the swarmer binary with no `SWARMER_*` settings but `env`.
-    pub fn swarmer(name: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = Command::new(BIN);
-        cmd.args(args).current_dir(dir).process_group(0);
-        for (key, _) in std::env::vars_os() {
-            if key.to_str().is_some_and(|k| k.starts_with("SWARMER_")) {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("NO_COLOR", "1").envs(env.iter().copied());
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        read_lines(child.stdout.take().unwrap(), lines.clone());
-        read_lines(child.stderr.take().unwrap(), lines.clone());
-        Proc {
-            name: name.into(),
-            child,
-            lines,
-            status: None,
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    /// The first line containing `needle`, waiting up to `timeout`.
-    pub fn expect_line(&self, timeout: Duration, needle: &str) -> String {
-        poll(timeout, || {
-            self.lines().into_iter().find(|l| l.contains(needle))
-        })
-        .unwrap_or_else(|| panic!("{} never printed {needle:?}:\n{}", self.name, self.tail(30)))
-    }
-
-    pub fn signal(&self, sig: &str) {
-        send_signal(sig, &self.pid().to_string());
-    }
-
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            self.status = poll(timeout, || self.child.try_wait().ok().flatten());
-        }
-        self.status
-    }
-
-    pub fn tail(&self, n: usize) -> String {
-        let lines = self.lines();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.status.is_none() {
-            // The whole group: local workers are the master's children.
-            send_signal("KILL", &format!("-{}", self.pid()));
-            let _ = self.child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!(
-                "----- {} (last 40 lines) -----\n{}",
-                self.name,
-                self.tail(40)
-            );
-        }
-    }
-}
-
+/// Sends `sig` to `target` (a pid, or `-pgid` for a whole process group).
 pub fn send_signal(sig: &str, target: &str) {
     let _ = Command::new("kill")
         .args(["-s", sig, "--", target])
         .stderr(Stdio::null())
         .status();
-}
-
-fn read_lines(stream: impl Read + Send + 'static, lines: Arc<Mutex<Vec<String>>>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            lines.lock().unwrap().push(strip_ansi(&line));
-        }
-    });
-}
-
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The pids of a process's children, from /proc (to check none outlive it).
@@ -177,49 +64,6 @@ pub fn is_alive(pid: u32) -> bool {
             .trim_start()
             .starts_with('Z'),
         Err(_) => false,
-    }
-}
-
-/// A directory removed when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(label: &str) -> TempDir {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("swarmer-{label}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    pub fn write(&self, name: &str, text: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write file");
-        path.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -313,7 +157,7 @@ impl Master {
             "0",
         ];
         args.extend_from_slice(extra);
-        let proc = Proc::swarmer("master", dir.path(), &args, env);
+        let proc = Proc::swarmer_with_env("master", dir.path(), &args, env);
         let wait = Duration::from_secs(30);
         let web_line = proc.expect_line(wait, "web UI at http://");
         let web = web_line
