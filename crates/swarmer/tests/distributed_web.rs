@@ -145,9 +145,10 @@ fn worker_count_is_exact_at_every_poll_through_churn_and_loss() {
 
     // kill -9: shown as lost, not counted; back under the same id: one entry.
     workers[2].kill9();
-    web.wait("w3 lost", |s| {
+    let lost = web.wait("w3 lost", |s| {
         s["worker_count"] == 2 && state_of(s, "w3") == Some("lost")
     });
+    assert_eq!(lost["lost_workers"], 1, "the API says how many were lost");
     web.wait("the users restored", |s| s["user_count"] == 6);
     workers.extend(start_workers(&dir, port, &["w3"]));
     web.wait("w3 back", |s| {

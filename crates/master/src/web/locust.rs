@@ -86,6 +86,9 @@ struct StatsRequests {
     user_count: u32,
     workers: Vec<WorkerView>,
     worker_count: usize,
+    /// Not Locust's: workers lost during this run, whose last unreported
+    /// second is missing from the figures.
+    lost_workers: u32,
     host: Option<String>,
 }
 
@@ -122,6 +125,7 @@ pub async fn stats_requests(State(app): State<Shared>) -> Json<impl Serialize> {
         user_count: snap.user_count,
         workers: views::workers(&snap),
         worker_count: snap.worker_count,
+        lost_workers: snap.lost_workers,
         host: snap.host.clone(),
         stats,
     })
