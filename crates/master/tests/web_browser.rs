@@ -13,146 +13,25 @@
 
 mod web_support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Client;
 use futures::FutureExt;
 use master::RunState;
 use master::scale::Scaler;
 use master::web::WebConfig;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::panic::AssertUnwindSafe;
+use web_support::browser::*;
 use web_support::*;
 
 const TEST_LIMIT: Duration = Duration::from_secs(120);
 
-fn tool(env: &str, default: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(std::env::var(env).unwrap_or_else(|_| default.to_string()));
-    path.exists().then_some(path)
-}
-
-/// chromedriver on a free loopback port, killed when dropped.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_driver(chromedriver: &Path) -> Driver {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(chromedriver)
-        .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let driver = Driver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return driver;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("chromedriver did not listen on port {port}");
-}
-
-async fn open_browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert("browserName".into(), json!("chrome"));
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu",
-                "--disable-background-networking", "--no-first-run",
-                "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1400,1000",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    ClientBuilder::new(connector)
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("a browser session")
-}
-
-/// Polls a JavaScript expression until it is truthy; returns its value.
-async fn until(browser: &Client, what: &str, expression: &str) -> Value {
-    let script = format!("return ({expression});");
-    for _ in 0..150 {
-        let value = browser.execute(&script, vec![]).await.expect("script runs");
-        let truthy = !matches!(&value, Value::Null | Value::Bool(false))
-            && value != json!(0)
-            && value != json!("");
-        if truthy {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let toast = browser
-        .execute(
-            "return ['#toast', '#run-error', '#scale-note'].map(s => document.querySelector(s)?.textContent).join(' | ')",
-            vec![],
-        )
-        .await
-        .unwrap_or_default();
-    panic!("timed out waiting for {what} ({expression}); the page said: {toast}");
-}
-
-async fn type_into(browser: &Client, css: &str, text: &str) {
-    let field = browser.find(Locator::Css(css)).await.expect(css);
-    field.clear().await.expect("clear");
-    field.send_keys(text).await.expect("type");
-}
-
-async fn click(browser: &Client, css: &str) {
-    browser
-        .find(Locator::Css(css))
-        .await
-        .expect(css)
-        .click()
-        .await
-        .expect("click");
-}
-
-async fn screenshot(browser: &Client, name: &str) {
-    let png = browser.screenshot().await.expect("a screenshot");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, png).unwrap();
-    eprintln!("screenshot: {}", path.display());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ui_runs_a_test_in_chromium() {
-    let (Some(chromium), Some(chromedriver)) = (
-        tool("SWARMER_CHROMIUM", "/usr/bin/chromium"),
-        tool("SWARMER_CHROMEDRIVER", "/usr/bin/chromedriver"),
-    ) else {
+    let Some((chromium, chromedriver)) = tools() else {
         eprintln!(
             "skipping the browser test: /usr/bin/chromium or /usr/bin/chromedriver is missing \
              (apt-get install -y chromium chromium-driver)"

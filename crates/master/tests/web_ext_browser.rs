@@ -19,8 +19,8 @@ use std::time::Duration;
 use fantoccini::Client;
 use futures::FutureExt;
 use serde_json::json;
-use web_ext_support::browser::*;
 use web_ext_support::*;
+use web_support::browser::*;
 
 const TEST_LIMIT: Duration = Duration::from_secs(120);
 

@@ -5,8 +5,6 @@
 //! Needs `mod web_support;` declared before it in the test file.
 #![allow(dead_code)]
 
-pub mod browser;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

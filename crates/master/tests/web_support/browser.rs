@@ -107,7 +107,7 @@ pub async fn until(browser: &Client, what: &str, expression: &str) -> Value {
     }
     let page = browser
         .execute(
-            "return ['#toast', '.ext-error', '.ext-result'].map(s => document.querySelector(s)?.textContent).join(' | ')",
+            "return ['#toast', '#run-error', '#scale-note', '.ext-error', '.ext-result'].map(s => document.querySelector(s)?.textContent).join(' | ')",
             vec![],
         )
         .await
