@@ -1,7 +1,7 @@
 //! Headless Chromium over WebDriver (chromedriver + fantoccini) for the
-//! extension UI test: the same approach and tools as `web_browser.rs`
-//! (whose helpers live in that file, so they are repeated here rather
-//! than moved from under its owner).
+//! browser tests: the UI (`web_browser.rs`), script extensions
+//! (`web_ext_browser.rs`) and, included by path from the swarmer crate,
+//! the scale form against real local workers (`scale_browser.rs`).
 //!
 //! [`tools`] is `None` when Chromium or chromedriver is missing, and the
 //! test then passes with a message; SWARMER_CHROMIUM and
