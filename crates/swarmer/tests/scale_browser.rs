@@ -7,6 +7,8 @@
 //! Skips with a message when Chromium or chromedriver is missing (CI
 //! installs them).
 
+// Shared with the master's browser tests; not every helper is used here.
+#[allow(dead_code)]
 #[path = "../../master/tests/web_support/browser.rs"]
 mod browser;
 mod common;
