@@ -231,27 +231,7 @@ impl ExtHarness {
     }
 
     pub fn attach_worker(&self, id: &str) -> tokio::task::JoinHandle<worker::SessionEnd> {
-        let (m_end, w_end) = protocol::memory::pair();
-        self.master.attach(m_end);
-        let config = worker::SessionConfig {
-            worker_id: id.to_string(),
-            incarnation: rand::random(),
-            token: None,
-            stop_timeout: Duration::from_secs(2),
-            missed_heartbeats: 8,
-        };
-        let engine_config = worker::EngineConfig {
-            cores: 1,
-            node_id: id.to_string(),
-            insecure_tls: false,
-            base_dir: None,
-        };
-        let shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
-            let mut engine = worker::Engine::start(engine_config).expect("engine starts");
-            let mut outbox = worker::session::Outbox::default();
-            worker::session::run(w_end, &mut engine, &mut outbox, &config, &shutdown).await
-        })
+        crate::web_support::attach_worker(&self.master, &self.shutdown, id)
     }
 
     pub async fn wait_for(&self, pred: impl FnMut(&Snapshot) -> bool) -> Arc<Snapshot> {
