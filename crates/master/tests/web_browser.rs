@@ -156,6 +156,22 @@ async fn steps(browser: &Client, h: &Harness, scaler: &FakeScaler, url: &str) {
     .await;
     screenshot(browser, "charts.png").await;
 
+    // The failure group of the failing task, fetched into its tab.
+    click(browser, "#tab-failures").await;
+    until(
+        browser,
+        "the /checkout failure group",
+        "[...document.querySelectorAll('#failures-table tbody tr')].some(r => r.textContent.includes('/checkout'))",
+    )
+    .await;
+    click(browser, "#tab-exceptions").await;
+    until(
+        browser,
+        "the exceptions tab, empty for this script",
+        "document.querySelector('#exceptions-table') !== null && !document.querySelector('#panel-exceptions .empty').hidden",
+    )
+    .await;
+
     // Change the running test's users.
     click(browser, "#edit-button").await;
     until(
