@@ -31,19 +31,10 @@ const TEST_LIMIT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ui_runs_a_test_in_chromium() {
-    let Some((chromium, chromedriver)) = tools() else {
-        eprintln!(
-            "skipping the browser test: /usr/bin/chromium or /usr/bin/chromedriver is missing \
-             (apt-get install -y chromium chromium-driver)"
-        );
-        return;
-    };
-    let profile = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("chromium-profile-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&profile);
-    let outcome = tokio::time::timeout(TEST_LIMIT, drive(&chromium, &chromedriver, &profile)).await;
-    let _ = std::fs::remove_dir_all(&profile);
-    outcome.expect("the browser test finished in time");
+    in_chromium("ui", TEST_LIMIT, |chromium, chromedriver, profile| async move {
+        drive(&chromium, &chromedriver, &profile).await
+    })
+    .await;
 }
 
 async fn drive(chromium: &Path, chromedriver: &Path, profile: &Path) {

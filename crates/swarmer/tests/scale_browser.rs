@@ -28,10 +28,17 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scale_form_moves_local_workers() {
-    let Some((chromium, chromedriver)) = tools() else {
-        eprintln!("skipping: /usr/bin/chromium or /usr/bin/chromedriver is missing");
-        return;
-    };
+    in_chromium(
+        "scale",
+        LIMIT,
+        |chromium, chromedriver, profile| async move {
+            scale_with_the_form(&chromium, &chromedriver, &profile).await
+        },
+    )
+    .await;
+}
+
+async fn scale_with_the_form(chromium: &Path, chromedriver: &Path, profile: &Path) {
     let dir = TempDir::new("scale-browser");
     let script = dir.write("idle.lua", IDLE);
     let (web, workers) = (free_port().to_string(), free_port().to_string());
@@ -73,10 +80,7 @@ async fn the_scale_form_moves_local_workers() {
         })
     };
     scale(1).expect("the first local worker connects");
-    let profile = dir.path().join("chromium-profile");
-    let outcome =
-        tokio::time::timeout(LIMIT, drive(&chromium, &chromedriver, &profile, &url)).await;
-    outcome.expect("the browser test finished in time");
+    drive(chromium, chromedriver, profile, &url).await;
     assert!(
         scale(2).is_some(),
         "the master ends with the 2 workers the form asked for: {}",

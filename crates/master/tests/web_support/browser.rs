@@ -147,3 +147,26 @@ pub async fn screenshot(browser: &Client, name: &str) {
     std::fs::write(&path, png).unwrap();
     eprintln!("screenshot: {}", path.display());
 }
+
+/// Runs a browser test: `drive(chromium, chromedriver, profile)` with a
+/// fresh profile directory, within `limit`. Without Chromium or
+/// chromedriver the test passes with a message saying how to install them.
+pub async fn in_chromium<F, Fut>(label: &str, limit: Duration, drive: F)
+where
+    F: FnOnce(PathBuf, PathBuf, PathBuf) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some((chromium, chromedriver)) = tools() else {
+        eprintln!(
+            "skipping the browser test: /usr/bin/chromium or /usr/bin/chromedriver is missing \
+             (apt-get install -y chromium chromium-driver)"
+        );
+        return;
+    };
+    let profile = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("chromium-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    let outcome = tokio::time::timeout(limit, drive(chromium, chromedriver, profile.clone())).await;
+    let _ = std::fs::remove_dir_all(&profile);
+    outcome.expect("the browser test finished in time");
+}
