@@ -72,6 +72,7 @@ fn master_config(args: &RunArgs, src: &ScriptSource) -> MasterConfig {
         tags: args.tags.clone(),
         exclude_tags: args.exclude_tags.clone(),
         host: args.host.clone(),
+        max_users: master::validate::DEFAULT_MAX_USERS,
     }
 }
 
