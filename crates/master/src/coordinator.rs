@@ -41,6 +41,9 @@ pub struct MasterConfig {
     pub tags: Vec<String>,
     pub exclude_tags: Vec<String>,
     pub host: Option<String>,
+    /// `--max-users`: the most users a run request may ask for
+    /// ([`crate::validate::DEFAULT_MAX_USERS`] unless raised).
+    pub max_users: u32,
 }
 
 /// What a user asks for when starting (or retuning) a run.

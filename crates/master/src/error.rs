@@ -1,13 +1,14 @@
 //! Why the master refused a request, in words a user can act on.
 
+use crate::validate::RunError;
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MasterError {
     #[error("no workers are connected")]
     NoWorkers,
-    #[error("unknown user type {name:?}; the script defines: {known}")]
-    UnknownUserType { name: String, known: String },
-    #[error("spawn_rate must be a positive number, got {0}")]
-    BadSpawnRate(f64),
+    /// The request breaks a rule of [`crate::validate`]; names the field.
+    #[error("{field}: {0}", field = .0.field().json_name())]
+    Invalid(#[from] RunError),
     #[error("no run is active")]
     NotRunning,
     #[error("the script does not load: {0}")]

@@ -24,6 +24,7 @@ pub struct MasterHandle {
     greeting: Greeting,
     next_conn: Arc<AtomicU64>,
     info: Arc<ScriptInfo>,
+    max_users: u32,
 }
 
 /// Starts the coordinator; it runs until `shutdown` fires.
@@ -68,6 +69,7 @@ pub fn start(
         greeting,
         next_conn: Arc::new(AtomicU64::new(1)),
         info: Arc::new(info.clone()),
+        max_users: config.max_users,
     };
     let coordinator = Coordinator::new(config, info, events_rx, published, history);
     let task = tokio::spawn(coordinator.run(shutdown));
@@ -150,6 +152,18 @@ impl MasterHandle {
                 h[from..].to_vec()
             }
         }
+    }
+
+    /// Whether the coordinator still serves requests. False once it ended,
+    /// whether by shutdown or by a panic: the master can no longer start
+    /// or stop anything, which `/healthz` must say.
+    pub fn is_alive(&self) -> bool {
+        !self.events.is_closed()
+    }
+
+    /// `--max-users`, for the web forms' checks of a run request.
+    pub fn max_users(&self) -> u32 {
+        self.max_users
     }
 
     /// The user types of the script as loaded at start.

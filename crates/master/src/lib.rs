@@ -23,4 +23,5 @@ pub use handle::{MasterHandle, start};
 pub use membership::WorkerView;
 pub use snapshot::{HistoryPoint, RunState, Snapshot};
 pub mod scale;
+pub mod validate;
 pub mod web;

@@ -6,37 +6,26 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use master::{MasterHandle, RunRequest, RunState, Snapshot};
 
-use crate::cli::RunArgs;
-use crate::roles::usage;
+use crate::config::{Headless, Outputs, usage};
 use crate::{console, output};
 
-/// The run the flags ask for.
-pub fn run_request(args: &RunArgs) -> anyhow::Result<RunRequest> {
-    Ok(RunRequest {
-        users: args.users.unwrap_or(1),
-        spawn_rate: args.spawn_rate.unwrap_or(1.0),
-        host: args.host.clone(),
-        run_time: args.run_time,
-        user_types: args.selected_user_types(),
-    })
-}
-
 pub async fn run(
-    args: &RunArgs,
+    config: &Headless,
+    request: RunRequest,
     master: MasterHandle,
-    expect_workers: usize,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<i32> {
-    wait_for_workers(args, &master, expect_workers, &shutdown).await?;
+    wait_for_workers(config, &master, &shutdown).await?;
     master
-        .start_run(run_request(args)?)
+        .start_run(request)
         .await
         .map_err(|e| usage(e.to_string()))?;
-    let mut history_csv = match &args.csv {
-        Some(prefix) => Some(output::HistoryCsv::create(prefix, args.csv_full_history)?),
+    let out = &config.outputs;
+    let mut history_csv = match &out.csv {
+        Some(prefix) => Some(output::HistoryCsv::create(prefix, out.csv_full_history)?),
         None => None,
     };
-    let mut reset_done = !args.reset_stats;
+    let mut reset_done = !config.reset_stats;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_print = Instant::now();
     loop {
@@ -55,7 +44,7 @@ pub async fn run(
         if let Some(csv) = &mut history_csv {
             csv.append(&snap)?;
         }
-        if !args.only_summary && last_print.elapsed() >= Duration::from_secs(2) {
+        if !out.only_summary && last_print.elapsed() >= Duration::from_secs(2) {
             last_print = Instant::now();
             eprintln!("{}", console::live_line(&snap));
         }
@@ -63,26 +52,30 @@ pub async fn run(
     if shutdown.is_cancelled() {
         eprintln!(
             "stopping: users finish their task within {:?} (Ctrl-C again to quit at once)",
-            args.stop_timeout
+            config.stop_timeout
         );
     }
-    let snap = finish(&master, args.stop_timeout).await;
-    report(args, &master, &snap)?;
+    let snap = finish(&master, config.stop_timeout).await;
+    report(out, &master, &snap)?;
+    if snap.stats.num_requests() == 0 {
+        // Nothing was measured: whatever went wrong (a target that never
+        // answered in time, a script whose tasks make no request), this run
+        // proves nothing and must not pass a CI gate.
+        eprintln!("error: no request completed during the run, so there is nothing to judge");
+        return Ok(config.exit_code_on_error.max(1));
+    }
     let failed = snap.stats.num_failures() > 0 || snap.stats.exceptions().len() > 0;
-    Ok(if failed { args.exit_code_on_error } else { 0 })
+    Ok(if failed { config.exit_code_on_error } else { 0 })
 }
 
 async fn wait_for_workers(
-    args: &RunArgs,
+    config: &Headless,
     master: &MasterHandle,
-    expect: usize,
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
+    let expect = config.expect_workers;
     let wait = master.wait_for(|s| s.worker_count >= expect.max(1));
-    let max_wait = args
-        .cluster
-        .expect_workers_max_wait
-        .unwrap_or(Duration::MAX);
+    let max_wait = config.expect_workers_max_wait.unwrap_or(Duration::MAX);
     tokio::select! {
         r = tokio::time::timeout(max_wait, wait) => match r {
             Ok(Ok(_)) => Ok(()),
@@ -91,10 +84,10 @@ async fn wait_for_workers(
                 let have = master.snapshot().worker_count;
                 Err(usage(format!(
                     "only {have} of {expect} workers connected within --expect-workers-max-wait {max_wait:?}"
-                )))
+                )).into())
             }
         },
-        _ = shutdown.cancelled() => Err(usage("interrupted while waiting for workers")),
+        _ = shutdown.cancelled() => Err(usage("interrupted while waiting for workers").into()),
     }
 }
 
@@ -110,9 +103,9 @@ async fn finish(master: &MasterHandle, stop_timeout: Duration) -> std::sync::Arc
     }
 }
 
-fn report(args: &RunArgs, master: &MasterHandle, snap: &Snapshot) -> anyhow::Result<()> {
+fn report(out: &Outputs, master: &MasterHandle, snap: &Snapshot) -> anyhow::Result<()> {
     let now = snap.now_ms;
-    if args.json {
+    if out.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&output::final_json(snap))?
@@ -130,10 +123,10 @@ fn report(args: &RunArgs, master: &MasterHandle, snap: &Snapshot) -> anyhow::Res
             );
         }
     }
-    if let Some(prefix) = &args.csv {
+    if let Some(prefix) = &out.csv {
         output::write_final_csv(prefix, snap).context("writing CSV files")?;
     }
-    if let Some(path) = &args.html {
+    if let Some(path) = &out.html {
         output::write_html(path, snap, &master.history())?;
     }
     Ok(())

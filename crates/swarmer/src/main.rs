@@ -2,6 +2,7 @@
 //! Everything else lives in the library crates.
 
 mod cli;
+mod config;
 mod console;
 mod demo_target;
 mod headless;
@@ -12,7 +13,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command};
-use crate::roles::UsageError;
+use crate::config::{Config, UsageError};
 
 /// mimalloc: its thread-local free lists suit the small, short-lived
 /// objects of every request (the response, its Lua userdata, buffers).
@@ -23,6 +24,7 @@ use crate::roles::UsageError;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    exit_on_panic();
     let code = match cli::args_with_config() {
         Ok(args) => run(Cli::parse_from(args)),
         Err(e) => {
@@ -33,8 +35,38 @@ fn main() {
     std::process::exit(code);
 }
 
+/// A panic anywhere (a task, a core thread) ends the process with a
+/// message and exit code 101, as `panic = "abort"` would but with a line
+/// that says so: tokio would otherwise catch a task's panic and leave the
+/// rest running without it, e.g. a web UI in front of a dead coordinator.
+fn exit_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        eprintln!("error: internal error (a bug in swarmer): {info}; exiting");
+        std::process::exit(101);
+    }));
+}
+
+/// What the command line asks for.
+enum Job {
+    Subcommand(Command),
+    Role(Config),
+}
+
 fn run(cli: Cli) -> i32 {
     let logs = init_logging(&cli.run.loglevel);
+    // Every check of what the user asked for, before any side effect.
+    let job = match cli.command {
+        Some(command) => Job::Subcommand(command),
+        None => match Config::resolve(&cli.run) {
+            Ok(config) => Job::Role(config),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        },
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,11 +80,18 @@ fn run(cli: Cli) -> i32 {
     let result = runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone()));
-        match cli.command {
-            Some(Command::DemoTarget { bind, port }) => demo_target(&bind, port, shutdown).await,
-            None if cli.run.cluster.worker => roles::worker(cli.run, shutdown).await,
-            None if cli.run.cluster.master => roles::master(cli.run, logs, shutdown).await,
-            None => roles::standalone(cli.run, logs, shutdown).await,
+        debug_panic_for_tests();
+        match job {
+            Job::Subcommand(Command::DemoTarget { bind, port }) => {
+                demo_target(&bind, port, shutdown).await
+            }
+            Job::Role(Config::Worker(role)) => roles::worker(role, shutdown).await,
+            Job::Role(Config::Master(control, cluster)) => {
+                roles::master(*control, cluster, logs, shutdown).await
+            }
+            Job::Role(Config::Standalone(control)) => {
+                roles::standalone(*control, logs, shutdown).await
+            }
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -69,10 +108,22 @@ fn run(cli: Cli) -> i32 {
     }
 }
 
+/// Debug builds only: `SWARMER_DEBUG_PANIC_IN_TASK=1` panics in a spawned
+/// task, so a test can check that a panic ends the whole process.
+fn debug_panic_for_tests() {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("SWARMER_DEBUG_PANIC_IN_TASK").is_some() {
+        tokio::spawn(async {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            panic!("SWARMER_DEBUG_PANIC_IN_TASK asked for a panic");
+        });
+    }
+}
+
 async fn demo_target(bind: &str, port: u16, shutdown: CancellationToken) -> anyhow::Result<i32> {
     let listener = tokio::net::TcpListener::bind((bind, port))
         .await
-        .map_err(|e| roles::usage(format!("cannot listen on {bind}:{port}: {e}")))?;
+        .map_err(|e| config::usage(format!("cannot listen on {bind}:{port}: {e}")))?;
     // Tests start it on port 0 and read the address from this line.
     println!("demo target listening on http://{}", listener.local_addr()?);
     demo_target::run(listener, shutdown).await?;

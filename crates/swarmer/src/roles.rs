@@ -1,116 +1,40 @@
-//! The three roles of the binary, assembled from the library crates:
-//! standalone (a master with one in-process worker, the default), master,
-//! and worker. Each builds its configs, starts components with a shared
-//! shutdown token, and hands headless runs to [`crate::headless`].
+//! The three roles of the binary, started from a resolved
+//! [`crate::config::Config`]: standalone (a master with one in-process
+//! worker, the default), master, and worker. Each starts components with a
+//! shared shutdown token and hands headless runs to [`crate::headless`].
 //! The master also builds the scaler `--scaler` asks for and owns the
-//! local workers it starts, stopping them when it exits.
+//! local workers it starts, stopping them when it exits. Nothing here
+//! checks what the user asked for: `config` did.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use master::MasterHandle;
 use master::ext::Extensions;
 use master::scale::{KubernetesScaler, LocalConfig, LocalScaler, Scaler};
 use master::web::{LogBuffer, WebConfig};
-use master::{MasterConfig, MasterHandle};
-use protocol::ScriptText;
-use script::{ScriptInfo, ScriptSource};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use worker::session::{self, Outbox, SessionConfig};
-use worker::{Engine, EngineConfig};
+use worker::Engine;
+use worker::session::{self, Outbox};
 
-use crate::cli::RunArgs;
+use crate::cli::ScalerKind;
+use crate::config::{Cluster, Control, Mode, WorkerRole, usage};
 use crate::headless;
-
-/// Errors that mean "the user asked for something impossible" (exit 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-pub fn usage(msg: impl Into<String>) -> anyhow::Error {
-    UsageError(msg.into()).into()
-}
-
-/// The script and what it defines, or a usage error naming file and line.
-pub fn load_script(args: &RunArgs) -> anyhow::Result<(ScriptSource, ScriptInfo)> {
-    let Some(path) = &args.script else {
-        return Err(usage(
-            "no script given: pass -f SCRIPT (for example -f examples/quickstart.lua)",
-        ));
-    };
-    let src = ScriptSource::read(&path.to_string_lossy()).map_err(|e| usage(e.to_string()))?;
-    let info = script::inspect(&src).map_err(|e| usage(e.to_string()))?;
-    for name in args.selected_user_types() {
-        if !info.user_types.iter().any(|t| t.name == name) {
-            let known: Vec<_> = info.user_types.iter().map(|t| t.name.as_str()).collect();
-            return Err(usage(format!(
-                "unknown user type {name:?} in --user-types; {} defines: {}",
-                src.path,
-                known.join(", ")
-            )));
-        }
-    }
-    Ok((src, info))
-}
-
-fn master_config(args: &RunArgs, src: &ScriptSource) -> MasterConfig {
-    MasterConfig {
-        script: ScriptText {
-            path: src.path.clone(),
-            code: src.code.clone(),
-        },
-        heartbeat_interval: args
-            .cluster
-            .heartbeat_interval
-            .max(Duration::from_millis(10)),
-        report_interval: args.cluster.report_interval.max(Duration::from_millis(10)),
-        missed_heartbeats: 3,
-        token: args.cluster.cluster_token.clone(),
-        stop_timeout: args.stop_timeout,
-        tags: args.tags.clone(),
-        exclude_tags: args.exclude_tags.clone(),
-        host: args.host.clone(),
-    }
-}
-
-fn engine_config(args: &RunArgs, node_id: &str) -> EngineConfig {
-    EngineConfig {
-        cores: args.cores,
-        node_id: node_id.to_string(),
-        insecure_tls: args.insecure,
-        base_dir: args
-            .script
-            .as_deref()
-            .and_then(Path::parent)
-            .map(PathBuf::from),
-    }
-}
-
-fn session_config(args: &RunArgs, worker_id: String) -> SessionConfig {
-    SessionConfig {
-        worker_id,
-        incarnation: rand::random(),
-        token: args.cluster.cluster_token.clone(),
-        stop_timeout: args.stop_timeout,
-        missed_heartbeats: 3,
-    }
-}
 
 /// Standalone: the master and one in-process worker, linked in memory.
 pub async fn standalone(
-    mut args: RunArgs,
+    mut control: Control,
     logs: LogBuffer,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
-    refuse_scaling_in_standalone(&args)?;
-    let (src, info) = load_script(&args)?;
-    if args.demo_target {
+    if control.demo_target {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         tracing::info!("demo target serving at {url}");
-        args.host.get_or_insert(url);
+        control.master.host.get_or_insert(url.clone());
+        control.request.host.get_or_insert(url);
         // Not tied to `shutdown`: users still finishing their task after
         // Ctrl-C must not see their target vanish. It ends with the process.
         tokio::spawn(crate::demo_target::run(listener, CancellationToken::new()));
@@ -118,13 +42,16 @@ pub async fn standalone(
     // The coordinator outlives Ctrl-C: it must see the run stop and merge
     // the final reports before the summary is printed.
     let coordinator_stop = CancellationToken::new();
-    let (handle, _coordinator) =
-        master::start(master_config(&args, &src), info, coordinator_stop.clone());
-    let engine =
-        Engine::start(engine_config(&args, "local")).context("cannot start the worker engine")?;
+    let (handle, coordinator) = master::start(
+        control.master.clone(),
+        control.info.clone(),
+        coordinator_stop.clone(),
+    );
+    supervise(coordinator, coordinator_stop.clone());
+    let engine = Engine::start(control.engine.clone()).context("cannot start the worker engine")?;
     let (master_end, worker_end) = protocol::memory::pair();
     handle.attach(master_end);
-    let config = session_config(&args, "local".into());
+    let config = control.session.clone();
     let worker_stop = CancellationToken::new();
     let worker_token = worker_stop.clone();
     let worker_task = tokio::spawn(async move {
@@ -138,67 +65,94 @@ pub async fn standalone(
         )
         .await
     });
-    let ext = start_extensions(&args, &src, &handle).await?;
-    let code = serve(&args, handle.clone(), None, logs, None, ext, shutdown).await;
-    stop_run(&handle, args.stop_timeout).await;
+    let ext = start_extensions(&control, &handle).await?;
+    let stop_timeout = control.stop_timeout;
+    let code = serve(control, handle.clone(), logs, None, ext, shutdown).await;
+    stop_run(&handle, stop_timeout).await;
     worker_stop.cancel();
-    let _ = tokio::time::timeout(args.stop_timeout + Duration::from_secs(2), worker_task).await;
+    let _ = tokio::time::timeout(stop_timeout + Duration::from_secs(2), worker_task).await;
     coordinator_stop.cancel();
     code
 }
 
 /// A master that remote workers join on the master port.
 pub async fn master(
-    args: RunArgs,
+    control: Control,
+    cluster: Cluster,
     logs: LogBuffer,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
-    let (src, info) = load_script(&args)?;
-    let bind = format!(
-        "{}:{}",
-        args.cluster.master_bind_host, args.cluster.master_bind_port
-    );
-    let listener = TcpListener::bind(&bind).await.map_err(|e| {
+    let bind = &cluster.bind;
+    let listener = TcpListener::bind(bind).await.map_err(|e| {
         usage(format!(
             "cannot listen for workers on {bind} (--master-bind-host/--master-bind-port): {e}"
         ))
     })?;
     let worker_addr = listener.local_addr()?;
-    tracing::info!("waiting for workers on {}", listener.local_addr()?);
+    tracing::info!("waiting for workers on {worker_addr}");
+    if worker_addr.ip().is_loopback() {
+        tracing::info!(
+            "workers can join from this machine only; to accept remote workers set \
+             --cluster-token (see README, Distributed)"
+        );
+    }
     let coordinator_stop = CancellationToken::new();
-    let (handle, _coordinator) =
-        master::start(master_config(&args, &src), info, coordinator_stop.clone());
+    let (handle, coordinator) = master::start(
+        control.master.clone(),
+        control.info.clone(),
+        coordinator_stop.clone(),
+    );
+    supervise(coordinator, coordinator_stop.clone());
     tokio::spawn(master::listener::run(
         listener,
         handle.clone(),
         coordinator_stop.clone(),
     ));
-    let scaling = start_scaling(&args, worker_addr).await?;
-    let expect = args.cluster.expect_workers;
-    let ext = start_extensions(&args, &src, &handle).await?;
+    let scaling = start_scaling(&cluster, worker_addr).await?;
+    let ext = start_extensions(&control, &handle).await?;
+    let stop_timeout = control.stop_timeout;
+    let headless = matches!(control.mode, Mode::Headless(_));
     let code = serve(
-        &args,
+        control,
         handle.clone(),
-        Some(expect),
         logs,
         scaling.scaler.clone(),
         ext,
         shutdown,
     )
     .await;
-    stop_run(&handle, args.stop_timeout).await;
-    if args.headless {
+    stop_run(&handle, stop_timeout).await;
+    if headless {
         // A headless run is over for good: its workers exit, as Locust's do,
         // so a CI job that started them ends. A master that is merely
         // restarting (UI mode, SIGTERM) keeps them: they reconnect.
         if handle.quit_workers().await.is_ok() {
             let gone = handle.wait_for(|s| s.worker_count == 0);
-            let _ = tokio::time::timeout(args.stop_timeout + Duration::from_secs(2), gone).await;
+            let _ = tokio::time::timeout(stop_timeout + Duration::from_secs(2), gone).await;
         }
     }
     scaling.stop().await;
     coordinator_stop.cancel();
     code
+}
+
+/// A coordinator that ends before it was told to has panicked: the master
+/// can no longer start, stop or count anything, so the process must not
+/// linger half alive (a web UI answering 503, workers idling). The panic
+/// hook installed by `main` already exits on any panic; this covers a
+/// coordinator ended any other way.
+fn supervise(coordinator: tokio::task::JoinHandle<()>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let result = coordinator.await;
+        if !stop.is_cancelled() {
+            let why = match result {
+                Err(e) if e.is_panic() => "it panicked",
+                _ => "it ended unexpectedly",
+            };
+            eprintln!("error: the master's coordinator stopped ({why}); exiting");
+            std::process::exit(1);
+        }
+    });
 }
 
 /// Stops a run still going when the master quits, so workers do not keep
@@ -212,30 +166,38 @@ async fn stop_run(handle: &MasterHandle, stop_timeout: Duration) {
 
 /// Headless: run once and report. Otherwise: serve the web UI until stopped.
 async fn serve(
-    args: &RunArgs,
+    control: Control,
     handle: MasterHandle,
-    expect_workers: Option<usize>,
     logs: LogBuffer,
     scaler: Option<Arc<dyn Scaler>>,
     ext: Option<Extensions>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
-    if args.headless {
-        let expect = expect_workers.unwrap_or(1);
-        return headless::run(args, handle, expect, shutdown).await;
-    }
-    let bind = format!("{}:{}", args.web.web_host, args.web.web_port);
+    let (bind, web, autostart) = match control.mode {
+        Mode::Headless(config) => {
+            return headless::run(&config, control.request, handle, shutdown).await;
+        }
+        Mode::Web {
+            bind,
+            web,
+            autostart,
+        } => (bind, web, autostart),
+    };
     let listener = TcpListener::bind(&bind).await.map_err(|e| {
         usage(format!(
             "cannot serve the web UI on {bind} (--web-host/--web-port): {e}"
         ))
     })?;
     let addr = listener.local_addr()?;
-    let base = args.web.web_base_path.trim_end_matches('/');
-    println!("web UI at http://{addr}{base}/ (Ctrl-C to quit)");
-    let config = web_config(args, logs, scaler, ext)?;
-    if args.autostart {
-        let request = headless::run_request(args)?;
+    println!("web UI at http://{addr}{}/ (Ctrl-C to quit)", web.base_path);
+    let config = WebConfig {
+        logs: Some(logs),
+        scaler,
+        ext,
+        ..web
+    };
+    if autostart {
+        let request = control.request;
         let handle = handle.clone();
         tokio::spawn(async move {
             let _ = handle.wait_for(|s| s.worker_count >= 1).await;
@@ -248,55 +210,13 @@ async fn serve(
     Ok(0)
 }
 
-fn web_config(
-    args: &RunArgs,
-    logs: LogBuffer,
-    scaler: Option<Arc<dyn Scaler>>,
-    ext: Option<Extensions>,
-) -> anyhow::Result<WebConfig> {
-    let auth = match &args.web.web_auth {
-        Some(pair) => match pair.split_once(':') {
-            Some((user, pass)) if !user.is_empty() => Some((user.to_string(), pass.to_string())),
-            _ => bail!(usage(format!(
-                "--web-auth must be USER:PASSWORD, got {pair:?}"
-            ))),
-        },
-        None => None,
-    };
-    let base = args.web.web_base_path.trim_end_matches('/');
-    if !base.is_empty() && !base.starts_with('/') {
-        bail!(usage(format!(
-            "--web-base-path must start with '/', got {base:?}"
-        )));
-    }
-    Ok(WebConfig {
-        base_path: base.to_string(),
-        auth,
-        token: args.web.web_token.clone(),
-        scaler,
-        max_workers: args.cluster.max_workers,
-        logs: Some(logs),
-        ext,
-    })
-}
-
 /// The script's views, actions, routes and hooks (docs/extending.md),
 /// when it declares any. Hooks also run in headless mode.
 async fn start_extensions(
-    args: &RunArgs,
-    src: &ScriptSource,
+    control: &Control,
     handle: &MasterHandle,
 ) -> anyhow::Result<Option<Extensions>> {
-    let config = script::ext::ExtConfig {
-        insecure_tls: args.insecure,
-        base_dir: args
-            .script
-            .as_deref()
-            .and_then(Path::parent)
-            .map(PathBuf::from),
-        ..Default::default()
-    };
-    let ext = Extensions::start(src, config, handle.clone())
+    let ext = Extensions::start(&control.src, control.ext.clone(), handle.clone())
         .await
         .map_err(|e| usage(e.to_string()))?;
     if let Some(c) = ext.as_ref().map(Extensions::catalog) {
@@ -312,35 +232,18 @@ async fn start_extensions(
 }
 
 /// A worker: connect to the master and serve it until told to leave.
-pub async fn worker(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<i32> {
-    let id = args
-        .cluster
-        .worker_id
-        .clone()
-        .unwrap_or_else(default_worker_id);
-    let engine =
-        Engine::start(engine_config(&args, &id)).context("cannot start the worker engine")?;
-    let addr = format!("{}:{}", args.cluster.master_host, args.cluster.master_port);
+pub async fn worker(role: WorkerRole, shutdown: CancellationToken) -> anyhow::Result<i32> {
+    let id = role.session.worker_id.clone();
+    let engine = Engine::start(role.engine).context("cannot start the worker engine")?;
+    let addr = role.master_addr;
     tracing::info!(
         "worker {id} with {} cores joining {addr}",
         engine.core_count()
     );
-    let config = session_config(&args, id);
-    match worker::client::run(&addr, engine, config, shutdown).await {
+    match worker::client::run(&addr, engine, role.session, shutdown).await {
         Ok(()) => Ok(0),
-        Err(e) => Err(usage(e.to_string())),
+        Err(e) => Err(usage(e.to_string()).into()),
     }
-}
-
-/// The host name plus a short random suffix, like Locust's.
-fn default_worker_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "worker".into());
-    format!("{host}_{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 
 // Scaling workers: which scaler the flags ask for, the `--workers N` local
@@ -364,45 +267,20 @@ impl Scaling {
     }
 }
 
-/// Standalone has no worker port for scaled workers to join.
-fn refuse_scaling_in_standalone(args: &RunArgs) -> anyhow::Result<()> {
-    if args.cluster.scaler.is_some() || args.cluster.workers.is_some() {
-        bail!(usage(
-            "--scaler and --workers need --master: scaled workers join a master's worker port \
-             (for example: swarmer --master --scaler local --workers 4 -f SCRIPT)"
-        ));
-    }
-    Ok(())
-}
-
 async fn start_scaling(
-    args: &RunArgs,
+    cluster: &Cluster,
     worker_addr: std::net::SocketAddr,
 ) -> anyhow::Result<Scaling> {
-    use crate::cli::ScalerKind;
-    if let Some(n) = args.cluster.workers {
-        if args.cluster.scaler != Some(ScalerKind::Local) {
-            bail!(usage(
-                "--workers starts local worker processes: it needs --scaler local"
-            ));
-        }
-        if n > args.cluster.max_workers {
-            bail!(usage(format!(
-                "--workers {n} is more than --max-workers {}",
-                args.cluster.max_workers
-            )));
-        }
-    }
-    match args.cluster.scaler {
+    match cluster.scaler {
         None => Ok(Scaling::default()),
-        Some(ScalerKind::Kubernetes) => kubernetes_scaling(args).await,
-        Some(ScalerKind::Local) => local_scaling(args, worker_addr).await,
+        Some(ScalerKind::Kubernetes) => kubernetes_scaling(cluster).await,
+        Some(ScalerKind::Local) => local_scaling(cluster, worker_addr).await,
     }
 }
 
-async fn kubernetes_scaling(args: &RunArgs) -> anyhow::Result<Scaling> {
-    let deployment = &args.cluster.worker_deployment;
-    let scaler = KubernetesScaler::from_environment(deployment, args.cluster.namespace.clone())
+async fn kubernetes_scaling(cluster: &Cluster) -> anyhow::Result<Scaling> {
+    let deployment = &cluster.deployment;
+    let scaler = KubernetesScaler::from_environment(deployment, cluster.namespace.clone())
         .await
         .map_err(|e| usage(format!("--scaler kubernetes: {e}")))?;
     let scaler = Arc::new(scaler);
@@ -438,23 +316,19 @@ async fn kubernetes_scaling(args: &RunArgs) -> anyhow::Result<Scaling> {
 }
 
 async fn local_scaling(
-    args: &RunArgs,
+    cluster: &Cluster,
     worker_addr: std::net::SocketAddr,
 ) -> anyhow::Result<Scaling> {
     let program = std::env::current_exe()
         .context("cannot find the swarmer executable to start local workers")?;
-    // Children join over loopback unless the master listens on one address only.
-    let host = match args.cluster.master_bind_host.as_str() {
-        "0.0.0.0" | "::" | "[::]" | "" => "127.0.0.1".to_string(),
-        bound => bound.to_string(),
-    };
-    let mut config = LocalConfig::new(program, host, worker_addr.port());
-    config.cluster_token = args.cluster.cluster_token.clone();
-    config.heartbeat_interval = args.cluster.heartbeat_interval;
-    config.grace = args.stop_timeout + Duration::from_secs(5);
-    config.extra_args = local_worker_args(args);
+    let local = &cluster.local;
+    let mut config = LocalConfig::new(program, local.host.clone(), worker_addr.port());
+    config.cluster_token = local.cluster_token.clone();
+    config.heartbeat_interval = local.heartbeat_interval;
+    config.grace = local.grace;
+    config.extra_args = local.extra_args.clone();
     let local = Arc::new(LocalScaler::new(config));
-    if let Some(n) = args.cluster.workers {
+    if let Some(n) = cluster.workers {
         local
             .scale(n)
             .await
@@ -465,23 +339,4 @@ async fn local_scaling(
         scaler: Some(local.clone()),
         local: Some(local),
     })
-}
-
-/// The master's settings that also shape a worker.
-fn local_worker_args(args: &RunArgs) -> Vec<String> {
-    let mut out = vec![
-        format!("--stop-timeout={}ms", args.stop_timeout.as_millis()),
-        format!("--loglevel={}", args.loglevel),
-    ];
-    if args.cores != 0 {
-        out.push(format!("--cores={}", args.cores));
-    }
-    if args.insecure {
-        out.push("--insecure".into());
-    }
-    // Workers get the script from the master, but read data files next to it.
-    if let Some(script) = &args.script {
-        out.push(format!("--script={}", script.display()));
-    }
-    out
 }

@@ -132,6 +132,7 @@ fn config() -> (MasterConfig, script::ScriptInfo) {
         tags: vec![],
         exclude_tags: vec![],
         host: Some("http://127.0.0.1:9".into()),
+        max_users: u32::MAX,
     };
     (config, info)
 }
@@ -176,7 +177,8 @@ fn round(n: usize, window: Duration) -> Figures {
         let join_secs = started.elapsed().as_secs_f64();
         let request = RunRequest {
             users: n as u32 * sim::USERS,
-            spawn_rate: 1e9,
+            // All at once: the simulated workers do not ramp anyway.
+            spawn_rate: master::validate::MAX_SPAWN_RATE,
             host: None,
             run_time: None,
             user_types: vec![],

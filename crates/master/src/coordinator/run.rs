@@ -11,13 +11,15 @@ use super::{Coordinator, Run, RunRequest, now_ms};
 use crate::dispatch::{split_across_workers, users_per_type};
 use crate::error::MasterError;
 use crate::snapshot::RunState;
+use crate::validate;
 
 impl Coordinator {
     pub(super) fn start(&mut self, request: RunRequest) -> Result<(), MasterError> {
-        let rate = request.spawn_rate;
-        if rate.is_nan() || rate <= 0.0 || !rate.is_finite() {
-            return Err(MasterError::BadSpawnRate(request.spawn_rate));
-        }
+        validate::run_request(&request, &self.info, self.config.max_users)?;
+        let deadline = match request.run_time {
+            Some(t) => Some(validate::deadline(Instant::now(), t)?),
+            None => None,
+        };
         if self.members.live_count() == 0 {
             return Err(MasterError::NoWorkers);
         }
@@ -25,10 +27,10 @@ impl Coordinator {
             && let Some(run) = &mut self.run
         {
             // Retune the running test: same run, new target.
-            if request.run_time.is_some() {
-                run.deadline = request.run_time.map(|t| Instant::now() + t);
+            if deadline.is_some() {
+                run.deadline = deadline;
             }
-            run.per_type = select_types(&self.info, &request)?;
+            run.per_type = select_types(&self.info, &request);
             run.request = RunRequest {
                 host: run.request.host.clone(),
                 ..request
@@ -38,7 +40,9 @@ impl Coordinator {
             return Ok(());
         }
         self.reload_script()?;
-        let per_type = select_types(&self.info, &request)?;
+        // The script may have changed its user types since the check above.
+        validate::user_types(&request.user_types, &self.info)?;
+        let per_type = select_types(&self.info, &request);
         let id = self.next_run_id;
         self.next_run_id += 1;
         let now = now_ms();
@@ -58,7 +62,7 @@ impl Coordinator {
         );
         self.run = Some(Run {
             id,
-            deadline: request.run_time.map(|t| Instant::now() + t),
+            deadline,
             request,
             per_type,
             started_ms: now,
@@ -97,11 +101,14 @@ impl Coordinator {
         }
         tracing::info!("run {}: stopping", run.id);
         run.deadline = None;
-        run.stop_deadline =
-            Some(Instant::now() + self.config.stop_timeout + Duration::from_secs(5));
+        // Checked: a stop timeout too far out means "wait for every worker".
+        run.stop_deadline = Instant::now()
+            .checked_add(self.config.stop_timeout)
+            .and_then(|t| t.checked_add(Duration::from_secs(5)));
         let stop = MasterMessage::Stop {
             run_id: run.id,
-            stop_timeout_ms: self.config.stop_timeout.as_millis() as u64,
+            stop_timeout_ms: u64::try_from(self.config.stop_timeout.as_millis())
+                .unwrap_or(u64::MAX),
         };
         for m in self.members.live_mut() {
             m.plan.clear();
@@ -196,31 +203,14 @@ impl Coordinator {
     }
 }
 
-/// The run's users per type, limited to the requested types.
-fn select_types(
-    info: &ScriptInfo,
-    request: &RunRequest,
-) -> Result<BTreeMap<String, u32>, MasterError> {
-    let known = || {
-        info.user_types
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    for name in &request.user_types {
-        if !info.user_types.iter().any(|t| &t.name == name) {
-            return Err(MasterError::UnknownUserType {
-                name: name.clone(),
-                known: known(),
-            });
-        }
-    }
+/// The run's users per type, limited to the requested types (which
+/// [`validate::user_types`] checked).
+fn select_types(info: &ScriptInfo, request: &RunRequest) -> BTreeMap<String, u32> {
     let chosen: Vec<_> = info
         .user_types
         .iter()
         .filter(|t| request.user_types.is_empty() || request.user_types.contains(&t.name))
         .cloned()
         .collect();
-    Ok(users_per_type(request.users, &chosen))
+    users_per_type(request.users, &chosen)
 }

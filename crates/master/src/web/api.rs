@@ -149,7 +149,12 @@ pub async fn start(State(app): State<Shared>, body: Bytes) -> Result<Json<Value>
         // master reads an empty list as "all types".
         fields.user_classes = running_types(&snap);
     }
-    let request = forms::run_request(&fields, app.master.script_info(), JSON_NAMES)?;
+    let request = forms::run_request(
+        &fields,
+        app.master.script_info(),
+        JSON_NAMES,
+        app.master.max_users(),
+    )?;
     tracing::info!(
         "web: {} requested: {} users at {}/s",
         if retune { "retune" } else { "start" },

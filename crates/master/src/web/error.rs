@@ -62,9 +62,7 @@ impl ApiError {
 
 fn master_status(e: &MasterError) -> StatusCode {
     match e {
-        MasterError::UnknownUserType { .. } | MasterError::BadSpawnRate(_) => {
-            StatusCode::BAD_REQUEST
-        }
+        MasterError::Invalid(_) => StatusCode::BAD_REQUEST,
         // The request was fine; the master's situation does not allow it now.
         MasterError::NoWorkers | MasterError::NotRunning => StatusCode::CONFLICT,
         MasterError::Script(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use crate::RunRequest;
+use crate::validate::{self, RunField};
 
 /// The run fields as text, whichever way they arrived.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -113,10 +114,13 @@ pub const JSON_NAMES: FieldNames = FieldNames {
     user_types: "user_types",
 };
 
+/// Reads the fields, then checks the request with [`validate`]'s rules,
+/// naming the field as the caller knows it.
 pub fn run_request(
     fields: &RunFields,
     info: &ScriptInfo,
     names: FieldNames,
+    max_users: u32,
 ) -> Result<RunRequest, ApiError> {
     let users = parse_users(fields.user_count.as_deref(), names.users)?;
     let spawn_rate = parse_spawn_rate(fields.spawn_rate.as_deref())?;
@@ -125,23 +129,22 @@ pub fn run_request(
         None | Some("") => None,
         Some(text) => Some(parse_run_time(text)?),
     };
-    for name in &fields.user_classes {
-        if !info.user_types.iter().any(|t| &t.name == name) {
-            let known: Vec<&str> = info.user_types.iter().map(|t| t.name.as_str()).collect();
-            let problem = format!(
-                "unknown user type {name:?}; the script defines: {}",
-                known.join(", ")
-            );
-            return Err(ApiError::field(names.user_types, problem));
-        }
-    }
-    Ok(RunRequest {
+    let request = RunRequest {
         users,
         spawn_rate,
         host,
         run_time,
         user_types: fields.user_classes.clone(),
-    })
+    };
+    validate::run_request(&request, info, max_users).map_err(|e| {
+        let field = match e.field() {
+            RunField::Users => names.users,
+            RunField::UserTypes => names.user_types,
+            other => other.json_name(),
+        };
+        ApiError::field(field, e.to_string())
+    })?;
+    Ok(request)
 }
 
 fn parse_users(text: Option<&str>, field: &'static str) -> Result<u32, ApiError> {
@@ -174,11 +177,7 @@ pub fn whole_number(text: &str, field: &'static str, max: u32) -> Result<u32, Ap
 fn parse_spawn_rate(text: Option<&str>) -> Result<f64, ApiError> {
     let text = required(text, "spawn_rate")?;
     match text.parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
-        Ok(_) => Err(ApiError::field(
-            "spawn_rate",
-            format!("must be a positive number of users per second, got {text}"),
-        )),
+        Ok(rate) => Ok(rate),
         Err(_) => Err(ApiError::field(
             "spawn_rate",
             format!("must be a number, got {text:?}"),
@@ -204,15 +203,15 @@ fn parse_host(text: Option<&str>) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Locust's run time: `20s`, `3m`, `1h20m`, or plain seconds.
+/// Locust's run time: `20s`, `3m`, `1h20m`, or plain seconds (whether it
+/// is too short or too long is [`validate::run_time`]'s call).
 pub fn parse_run_time(text: &str) -> Result<Duration, ApiError> {
     let parsed = match text.parse::<u64>() {
         Ok(secs) => Ok(Duration::from_secs(secs)),
         Err(_) => humantime::parse_duration(text),
     };
     match parsed {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(ApiError::field("run_time", "must be longer than zero")),
+        Ok(d) => Ok(d),
         Err(_) => Err(ApiError::field(
             "run_time",
             format!("cannot read {text:?}; expected a duration such as 30s, 5m or 1h20m"),
@@ -269,7 +268,12 @@ mod tests {
     }
 
     fn form(body: &str) -> Result<RunRequest, ApiError> {
-        run_request(&run_fields_from_form(body.as_bytes()), &info(), FORM_NAMES)
+        run_request(
+            &run_fields_from_form(body.as_bytes()),
+            &info(),
+            FORM_NAMES,
+            100,
+        )
     }
 
     #[test]
@@ -303,6 +307,8 @@ mod tests {
         assert!(msg("user_count=1&spawn_rate=1&run_time=soon").contains("run_time: cannot read"));
         assert!(msg("user_count=1&spawn_rate=1&host=ftp://x").contains("host:"));
         assert!(msg("user_count=1&spawn_rate=1&user_classes=Nope").contains("Browse, Buy"));
+        assert!(msg("user_count=101&spawn_rate=1").contains("user_count: must be at most 100"));
+        assert!(msg("user_count=1&spawn_rate=1&run_time=0").contains("run_time: must be longer"));
     }
 
     #[test]

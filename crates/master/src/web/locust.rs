@@ -20,7 +20,12 @@ use crate::{MasterError, WorkerView, now_ms};
 
 pub async fn swarm(State(app): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let fields = forms::run_fields_from_form(&body);
-    let request = forms::run_request(&fields, app.master.script_info(), FORM_NAMES)?;
+    let request = forms::run_request(
+        &fields,
+        app.master.script_info(),
+        FORM_NAMES,
+        app.master.max_users(),
+    )?;
     let host = request
         .host
         .clone()

@@ -127,8 +127,19 @@ fn routes(base: &str) -> Router<Shared> {
         .route(&at("/api/v1/ext/{*path}"), get(ext::route))
 }
 
-async fn healthz() -> &'static str {
-    "ok"
+/// Unhealthy (503) once the coordinator is gone: the web server alone
+/// cannot start or stop a run, so a probe must restart the process.
+async fn healthz(
+    axum::extract::State(app): axum::extract::State<Shared>,
+) -> (axum::http::StatusCode, &'static str) {
+    if app.master.is_alive() {
+        (axum::http::StatusCode::OK, "ok")
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "the coordinator has stopped",
+        )
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> super::error::ApiError {

@@ -208,6 +208,7 @@ impl ExtHarness {
             tags: vec![],
             exclude_tags: vec![],
             host: None,
+            max_users: master::validate::DEFAULT_MAX_USERS,
         };
         let shutdown = CancellationToken::new();
         let (master, _task) = master::start(config, info, shutdown.clone());

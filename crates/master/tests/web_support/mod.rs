@@ -91,6 +91,7 @@ impl Harness {
             tags: vec![],
             exclude_tags: vec![],
             host: None,
+            max_users: master::validate::DEFAULT_MAX_USERS,
         };
         let shutdown = CancellationToken::new();
         let (master, _task) = master::start(config, info, shutdown.clone());
