@@ -4,8 +4,6 @@
 
 mod web_support;
 
-use std::time::Duration;
-
 use axum::http::StatusCode;
 use http_body_util::BodyExt;
 use master::RunState;
@@ -83,10 +81,15 @@ async fn a_run_through_the_json_api() {
     assert!(rows.iter().any(|r| r["name"] == "/"));
 
     h.wait_for(|s| s.state == RunState::Running).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let history = send(&app, get("/api/v1/history")).await.json();
+    let history = send_until(
+        &app,
+        "a history point while running",
+        || get("/api/v1/history"),
+        |r| r.json()["points"].as_array().is_some_and(|p| !p.is_empty()),
+    )
+    .await
+    .json();
     let points = history["points"].as_array().unwrap();
-    assert!(!points.is_empty(), "history is recorded while running");
     for key in [
         "time_ms",
         "user_count",
