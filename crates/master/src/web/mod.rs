@@ -1,8 +1,11 @@
 //! The master's web UI and HTTP API.
 //!
-//! - [`router`] builds every route (Locust's routes, the `/api/v1/` JSON API
-//!   with its OpenAPI document, live updates, metrics, the report, the UI's
-//!   embedded files) under `WebConfig::base_path`.
+//! - [`router`] builds every route under `WebConfig::base_path`, area by
+//!   area, each area's module declaring its own `routes()`: the page and
+//!   its files (`router`), Locust's routes (`locust`), the `/api/v1/` JSON
+//!   API with its OpenAPI document and live updates (`api`), scaling
+//!   (`scale`) and the script's extensions (`ext`); [`route_table`] lists
+//!   them from the same declarations.
 //! - [`run`] serves it on a listener until shutdown.
 //! - [`render_report`] is the HTML report, also used by headless `--html`.
 //! - [`LogBuffer`] keeps recent log lines for the Logs tab.
@@ -26,7 +29,6 @@ mod router;
 mod scale;
 mod security;
 mod state;
-pub(crate) mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,7 +43,7 @@ use crate::scale::Scaler;
 pub use error::ApiError;
 pub use logs::{LogBuffer, LogLine};
 pub use report::render_report;
-pub use router::{ROUTES, router};
+pub use router::{route_table, router};
 pub use security::CSRF_HEADER;
 
 #[derive(Clone, Default)]
