@@ -277,6 +277,13 @@ fn web_config(
         max_workers: args.cluster.max_workers,
         logs: Some(logs),
         ext,
+        // The name the UI was bound to is one it may be reached by.
+        allowed_hosts: [
+            &args.web.web_allowed_hosts,
+            std::slice::from_ref(&args.web.web_host),
+        ]
+        .concat(),
+        limits: master::web::ServeLimits::default(),
     })
 }
 

@@ -38,6 +38,13 @@ pub enum ApiError {
     CrossSite(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A `Host` the UI does not answer to (see `hosts`).
+    #[error(
+        "refused: Host {0:?} is not a name of this server (a guard against DNS rebinding while \
+         the UI has no --web-auth); use its IP address or localhost, or allow the name with \
+         --web-allowed-hosts (SWARMER_WEB_ALLOWED_HOSTS)"
+    )]
+    ForeignHost(String),
     /// A script extension gave no result: an unknown id, arguments that
     /// do not fit, a script error or timeout.
     #[error(transparent)]
@@ -61,6 +68,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::CrossSite(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::ForeignHost(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Ext(e) => ext_status(e),
         }
     }

@@ -2,8 +2,8 @@
 //! extensions, scaling) declares its own routes through [`Routes`], which
 //! records every (method, path) as it adds it, so the list of what exists
 //! ([`route_table`], read by the OpenAPI test) and the router are one
-//! source. Authentication wraps all of it but `/healthz`; the cross-site
-//! check wraps the control routes.
+//! source. The Host check (`hosts`) and authentication wrap all of it but
+//! `/healthz`; the cross-site check wraps the control routes.
 
 use axum::Router;
 use axum::handler::Handler;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::state::{AppState, Shared};
-use super::{WebConfig, api, assets, ext, locust, metrics, scale, security};
+use super::{WebConfig, api, assets, ext, hosts, locust, metrics, scale, security};
 use crate::MasterHandle;
 
 /// One area's routes with the base path in front, and the table of what
@@ -115,6 +115,7 @@ pub fn build(master: MasterHandle, config: WebConfig, shutdown: CancellationToke
         .route_layer(from_fn_with_state(app.clone(), security::csrf_guard))
         .fallback(not_found)
         .layer(from_fn_with_state(app.clone(), security::authenticate))
+        .layer(from_fn_with_state(app.clone(), hosts::host_guard))
         .with_state(app)
 }
 
