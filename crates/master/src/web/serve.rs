@@ -75,6 +75,7 @@ pub async fn serve(
     let registry = Arc::new(Registry::default());
     let tracker = TaskTracker::new();
     let mut backoff = MIN_BACKOFF;
+    let mut warnings = AcceptWarnings::default();
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -96,11 +97,7 @@ pub async fn serve(
             Err(e) => {
                 // Most likely out of descriptors: closing a connection
                 // frees one, and waiting keeps the loop from spinning.
-                if backoff == MIN_BACKOFF {
-                    tracing::warn!(
-                        "web: cannot accept connections ({e}); closing the slowest and retrying"
-                    );
-                }
+                warnings.accept_failed(&e);
                 registry.evict();
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -118,6 +115,32 @@ pub async fn serve(
         tracker.wait().await;
     }
     Ok(())
+}
+
+/// Under a flood, accept errors come every few milliseconds: one warning
+/// per [`WARN_EVERY`] says how many there were, not one line each.
+#[derive(Default)]
+struct AcceptWarnings {
+    last: Option<Instant>,
+    since_last: u64,
+}
+
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+impl AcceptWarnings {
+    fn accept_failed(&mut self, e: &std::io::Error) {
+        self.since_last += 1;
+        if self.last.is_some_and(|at| at.elapsed() < WARN_EVERY) {
+            return;
+        }
+        tracing::warn!(
+            "web: cannot accept connections ({e}; {} time(s) since the last warning); \
+             closing the slowest and backing off",
+            self.since_last
+        );
+        self.last = Some(Instant::now());
+        self.since_last = 0;
+    }
 }
 
 /// Errors that concern one incoming connection, not the listener.
