@@ -15,17 +15,22 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-fn tool(env: &str, default: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(std::env::var(env).unwrap_or_else(|_| default.to_string()));
-    path.exists().then_some(path)
+fn tool_path(env: &str, default: &str) -> PathBuf {
+    PathBuf::from(std::env::var(env).unwrap_or_else(|_| default.to_string()))
+}
+
+fn chromium_path() -> PathBuf {
+    tool_path("SWARMER_CHROMIUM", "/usr/bin/chromium")
+}
+
+fn chromedriver_path() -> PathBuf {
+    tool_path("SWARMER_CHROMEDRIVER", "/usr/bin/chromedriver")
 }
 
 /// (chromium, chromedriver), when both are installed.
 pub fn tools() -> Option<(PathBuf, PathBuf)> {
-    Some((
-        tool("SWARMER_CHROMIUM", "/usr/bin/chromium")?,
-        tool("SWARMER_CHROMEDRIVER", "/usr/bin/chromedriver")?,
-    ))
+    let (chromium, chromedriver) = (chromium_path(), chromedriver_path());
+    (chromium.exists() && chromedriver.exists()).then_some((chromium, chromedriver))
 }
 
 /// chromedriver on a free loopback port, killed when dropped.
@@ -164,9 +169,12 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let Some((chromium, chromedriver)) = tools() else {
-        let missing = "/usr/bin/chromium or /usr/bin/chromedriver is missing \
-                       (apt-get install -y chromium chromium-driver, or set \
-                       SWARMER_CHROMIUM and SWARMER_CHROMEDRIVER)";
+        let missing = format!(
+            "{} or {} is missing (apt-get install -y chromium chromium-driver, \
+             or set SWARMER_CHROMIUM and SWARMER_CHROMEDRIVER)",
+            chromium_path().display(),
+            chromedriver_path().display()
+        );
         if in_ci() {
             panic!("CI=true but the browser test {label:?} cannot run: {missing}");
         }
