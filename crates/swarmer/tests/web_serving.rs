@@ -108,11 +108,7 @@ async fn healthz_and_the_ui_answer_with_more_slow_sockets_than_descriptors() {
     let (_master, addr) = start_master(&dir, NOFILE, &[]);
     probe(&addr, "/healthz").await;
 
-    let connects = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let slow: Vec<_> = (0..SLOW_SOCKETS)
-        .map(|_| tokio::spawn(trickle(addr.clone(), connects.clone(), stop.clone())))
-        .collect();
+    let (connects, stop) = start_trickling(&addr, SLOW_SOCKETS);
     // Wait until the slow sockets outnumber the master's descriptors.
     let deadline = Instant::now() + Duration::from_secs(20);
     while connects.load(Ordering::Relaxed) < SLOW_SOCKETS {
@@ -131,12 +127,68 @@ async fn healthz_and_the_ui_answer_with_more_slow_sockets_than_descriptors() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     stop.store(true, Ordering::Relaxed);
-    for task in slow {
-        task.abort();
-    }
     eprintln!(
         "{} slow connections against ulimit -n {NOFILE}; slowest probe {slowest:?}",
         connects.load(Ordering::Relaxed)
+    );
+}
+
+/// Starts slow sockets against `addr`; stop them by setting the flag.
+fn start_trickling(addr: &str, count: usize) -> (Arc<AtomicUsize>, Arc<AtomicBool>) {
+    let connects = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    for _ in 0..count {
+        tokio::spawn(trickle(addr.to_string(), connects.clone(), stop.clone()));
+    }
+    (connects, stop)
+}
+
+/// Descriptors the process holds now.
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| dir.count())
+        .unwrap_or_else(|e| panic!("cannot list /proc/{pid}/fd: {e}"))
+}
+
+/// With only a few descriptors left over, the cap (half the limit) is
+/// above what is free, so accepting fails with EMFILE: the server must
+/// make room and back off, not spin or stop, and say so once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_the_server_backs_off_and_keeps_answering() {
+    let dir = TempDir::new("web-emfile");
+    // The same master's own descriptors, measured once it has served.
+    let (master, addr) = start_master(&dir, 1024, &[]);
+    probe(&addr, "/healthz").await;
+    let base = open_descriptors(master.pid());
+    drop(master);
+
+    let spare = 8;
+    let (master, addr) = start_master(&dir, (base + spare) as u32, &[]);
+    let (connects, stop) = start_trickling(&addr, 40);
+    let warned = master
+        .wait_line_from(0, Duration::from_secs(20), |l| {
+            l.contains("cannot accept connections")
+        })
+        .unwrap_or_else(|| {
+            let n = connects.load(Ordering::Relaxed);
+            panic!("no EMFILE with {base}+{spare} descriptors after {n} slow connections")
+        });
+    assert!(warned.1.contains("Too many open files"), "{}", warned.1);
+    let mut slowest = Duration::ZERO;
+    for _ in 0..6 {
+        slowest = slowest.max(probe(&addr, "/healthz").await);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eprintln!("out of descriptors ({base}+{spare}): slowest probe {slowest:?}");
+    stop.store(true, Ordering::Relaxed);
+    let warnings = master
+        .lines()
+        .iter()
+        .filter(|l| l.contains("cannot accept connections"))
+        .count();
+    assert!(
+        warnings <= 2,
+        "one warning per 10 s, not one per failure: {warnings}"
     );
 }
 
