@@ -15,12 +15,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use script::ScriptSource;
-use script::ext::{ActionOutcome, CallContext, Catalog, ExtConfig, ExtError, ExtHandle, ViewData};
+use script::ext::{ActionOutcome, CallContext, Catalog, ExtConfig, ExtHandle};
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 
-use crate::web::views;
+use crate::snapshot::views;
+
 use crate::{MasterHandle, RunState, Snapshot};
+/// What the web layer needs of the engine's types, re-exported here so the
+/// web layer does not depend on where the engine lives.
+pub use script::ext::{ExtError, ViewData};
 
 /// A script's extensions, running. Cheap to clone; the engine and the
 /// hook watcher stop when the last clone is dropped.

@@ -1,6 +1,9 @@
 //! What the master publishes about itself: the run, its workers and its
 //! statistics, as one immutable value the web UI, the API and the headless
-//! console read without holding any lock on the master.
+//! console read without holding any lock on the master; [`views`] shapes
+//! it as JSON for all of them and for the script's extensions.
+
+pub(crate) mod views;
 
 use std::collections::BTreeMap;
 

@@ -7,7 +7,8 @@
 //! user count, drives the scale form, stops the run, and saves screenshots
 //! under the target directory.
 //!
-//! Skips (passing, with a message) when Chromium or chromedriver is absent;
+//! Skips (passing, with a message) when Chromium or chromedriver is absent,
+//! except under `CI=true`, where that fails;
 //! `apt-get install -y chromium chromium-driver` provides both. Override the
 //! paths with SWARMER_CHROMIUM and SWARMER_CHROMEDRIVER.
 

@@ -6,7 +6,8 @@
 //! script's file and line in place, and the rest of the page carries on;
 //! an action that fails says so where its result would be.
 //!
-//! Skips (passing, with a message) when Chromium or chromedriver is absent.
+//! Skips (passing, with a message) when Chromium or chromedriver is absent,
+//! except under `CI=true`, where that fails.
 
 mod web_ext_support;
 mod web_support;

@@ -1,7 +1,8 @@
 //! Authentication and cross-site checks through the router: with auth on
 //! nothing but /healthz answers without credentials; Basic, Bearer and the
 //! token as a Basic password work; cross-site control requests from a
-//! browser are refused before they reach the master.
+//! browser are refused before they reach the master; without auth, only
+//! the Host names the server may be reached by are answered (DNS rebinding).
 
 mod web_support;
 
@@ -42,10 +43,10 @@ fn secured() -> WebConfig {
 async fn nothing_but_healthz_answers_without_credentials() {
     let h = Harness::new().await;
     let app = h.router(secured());
-    for (method, path) in master::web::ROUTES {
+    for (method, path) in master::web::route_table() {
         let path = path.replace("{path}", "style.css");
         let request = Request::builder()
-            .method(*method)
+            .method(method)
             .uri(&path)
             .body(Body::empty())
             .unwrap();
@@ -108,6 +109,15 @@ async fn each_kind_of_credential() {
 }
 
 /// A browser's control request, with the headers a browser would send.
+/// The browsers below reach the UI by this name, as through a DNS name
+/// the operator allowed.
+fn named() -> WebConfig {
+    WebConfig {
+        allowed_hosts: vec!["swarmer.local".into()],
+        ..WebConfig::default()
+    }
+}
+
 fn browser_post(path: &str, headers: &[(&str, &str)]) -> Request<Body> {
     let mut builder = Request::post(path)
         .header("host", "swarmer.local:8089")
@@ -123,7 +133,7 @@ fn browser_post(path: &str, headers: &[(&str, &str)]) -> Request<Body> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_site_control_requests_are_refused() {
     let h = Harness::with_worker().await;
-    let app = h.default_router();
+    let app = h.router(named());
     let refused = [
         vec![("origin", "https://evil.example")],
         vec![("origin", "null")],
@@ -162,7 +172,7 @@ async fn cross_site_control_requests_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_origin_token_and_non_browser_requests_pass() {
     let h = Harness::with_worker().await;
-    let app = h.default_router();
+    let app = h.router(named());
     let token = send(&app, get("/api/v1/ui")).await.json()["csrf_token"]
         .as_str()
         .unwrap()
@@ -208,4 +218,69 @@ async fn auth_comes_before_the_cross_site_check() {
         .headers_mut()
         .insert("authorization", basic("alice", "s3cret").parse().unwrap());
     assert_eq!(send(&app, request).await.status, 403);
+}
+
+fn with_host(method: &str, path: &str, host: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host)
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_host_is_refused_without_auth() {
+    let h = Harness::with_worker().await;
+    let app = h.router(WebConfig {
+        allowed_hosts: vec!["ui.example".into()],
+        ..WebConfig::default()
+    });
+    // A rebinding page's request, even a "simple" cross-site-looking one
+    // that the CSRF check alone would let through without Origin.
+    let evil = send(&app, with_host("POST", "/swarm", "evil.example:8089")).await;
+    assert_eq!(evil.status, 421, "{}", evil.body);
+    let message = evil.message();
+    assert!(
+        message.contains("evil.example") && message.contains("--web-allowed-hosts"),
+        "{message}"
+    );
+    let page = send(&app, with_host("GET", "/", "evil.example")).await;
+    assert_eq!(page.status, 421);
+    let unknown = send(&app, with_host("GET", "/nope", "evil.example")).await;
+    assert_eq!(unknown.status, 421, "the fallback is guarded too");
+    assert_eq!(h.master.snapshot().state, RunState::Ready);
+    // Probes by any name, and every name we know.
+    let probe = send(&app, with_host("GET", "/healthz", "evil.example")).await;
+    assert_eq!(probe.status, 200);
+    for host in [
+        "ui.example:8089",
+        "127.0.0.1:8089",
+        "[::1]:8089",
+        "localhost",
+        "10.0.0.7",
+    ] {
+        let reply = send(&app, with_host("GET", "/api/v1/state", host)).await;
+        assert_eq!(reply.status, 200, "{host}: {}", reply.body);
+    }
+    // "*" turns the check off.
+    let open = h.router(WebConfig {
+        allowed_hosts: vec!["*".into()],
+        ..WebConfig::default()
+    });
+    let any = send(&open, with_host("GET", "/api/v1/state", "evil.example")).await;
+    assert_eq!(any.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auth_the_host_is_not_checked() {
+    let h = Harness::new().await;
+    let app = h.router(secured());
+    let mut request = with_auth("GET", "/api/v1/state", &basic("alice", "s3cret"));
+    request
+        .headers_mut()
+        .insert("host", "swarmer.corp.example".parse().unwrap());
+    assert_eq!(send(&app, request).await.status, 200);
+    let anonymous = send(&app, with_host("GET", "/api/v1/state", "evil.example")).await;
+    assert_eq!(anonymous.status, 401, "credentials are still needed");
 }

@@ -217,6 +217,11 @@ pub struct WebArgs {
     /// A bearer token accepted by the UI and API.
     #[arg(long, env = "SWARMER_WEB_TOKEN", hide_env_values = true)]
     pub web_token: Option<String>,
+    /// Without auth, the host names the UI answers to besides IP addresses,
+    /// localhost and --web-host (comma-separated; "*.example.com" for
+    /// subdomains; "*" for any). Guards against DNS rebinding.
+    #[arg(long, env = "SWARMER_WEB_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub web_allowed_hosts: Vec<String>,
 }
 
 impl RunArgs {

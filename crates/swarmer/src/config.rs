@@ -285,6 +285,13 @@ fn web_mode(args: &RunArgs) -> Result<Mode, UsageError> {
             "SWARMER_WEB_TOKEN",
         )?,
         max_workers: args.cluster.max_workers,
+        // The name the UI was bound to is one it may be reached by.
+        allowed_hosts: [
+            args.web.web_allowed_hosts.as_slice(),
+            std::slice::from_ref(&args.web.web_host),
+        ]
+        .concat(),
+        limits: master::web::ServeLimits::default(),
         ..WebConfig::default()
     };
     Ok(Mode::Web {

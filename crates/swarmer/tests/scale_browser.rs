@@ -4,8 +4,8 @@
 //! move and the truth once they settle, and a bad count is refused in the
 //! page without reaching the scaler.
 //!
-//! Skips with a message when Chromium or chromedriver is missing (CI
-//! installs them).
+//! Skips with a message when Chromium or chromedriver is missing, except
+//! in CI (`CI=true`), where that fails the test.
 
 // Shared with the master's browser tests; not every helper is used here.
 #[allow(dead_code)]

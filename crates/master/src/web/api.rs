@@ -9,9 +9,28 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::forms::{self, JSON_NAMES};
+use super::router::Routes;
 use super::state::Shared;
-use super::views::{self, Summary};
 use crate::HistoryPoint;
+use crate::snapshot::views::{self, Summary};
+
+/// Every route of this area, below the base path.
+pub fn routes(base: &str) -> Routes {
+    Routes::new(base)
+        .get("/api/v1/openapi.json", super::openapi::document)
+        .get("/api/v1/ui", ui)
+        .get("/api/v1/state", state)
+        .get("/api/v1/stats", stats)
+        .get("/api/v1/history", history)
+        .get("/api/v1/failures", failures)
+        .get("/api/v1/exceptions", exceptions)
+        .get("/api/v1/workers", workers)
+        .get("/api/v1/logs", logs)
+        .get("/api/v1/events", super::events::events)
+        .post("/api/v1/run", start)
+        .post("/api/v1/run/stop", stop)
+        .post("/api/v1/stats/reset", reset)
+}
 
 /// One tab of the UI. The list is data so that script-defined views can be
 /// appended later without the page knowing them in advance.

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::MasterError;
+use crate::ext::ExtError;
 use crate::scale::ScaleError;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,17 @@ pub enum ApiError {
     CrossSite(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A `Host` the UI does not answer to (see `hosts`).
+    #[error(
+        "refused: Host {0:?} is not a name of this server (a guard against DNS rebinding while \
+         the UI has no --web-auth); use its IP address or localhost, or allow the name with \
+         --web-allowed-hosts (SWARMER_WEB_ALLOWED_HOSTS)"
+    )]
+    ForeignHost(String),
+    /// A script extension gave no result: an unknown id, arguments that
+    /// do not fit, a script error or timeout.
+    #[error(transparent)]
+    Ext(#[from] ExtError),
 }
 
 impl ApiError {
@@ -56,7 +68,19 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::CrossSite(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::ForeignHost(_) => StatusCode::MISDIRECTED_REQUEST,
+            ApiError::Ext(e) => ext_status(e),
         }
+    }
+}
+
+/// Whose fault it was: the caller's (404, 422) or the script's (500).
+fn ext_status(e: &ExtError) -> StatusCode {
+    match e {
+        ExtError::NotFound { .. } => StatusCode::NOT_FOUND,
+        ExtError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        ExtError::Script(_) | ExtError::Timeout(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ExtError::Gone => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -84,8 +108,12 @@ fn scale_status(e: &ScaleError) -> StatusCode {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = Json(json!({ "success": false, "message": self.to_string() }));
-        let mut response = (status, body).into_response();
+        let mut body = json!({ "success": false, "message": self.to_string() });
+        if let ApiError::Ext(ExtError::Invalid { field, .. }) = &self {
+            // The UI marks the action's field that was refused.
+            body["field"] = json!(field);
+        }
+        let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             // Basic lets a browser prompt; the token works as the password.
             response.headers_mut().insert(
@@ -110,5 +138,7 @@ mod tests {
         let unreachable = ApiError::Scale(ScaleError::Unreachable("x".into()));
         assert_eq!(unreachable.status(), 502);
         assert_eq!(ApiError::Unauthorized.into_response().status(), 401);
+        let script = ApiError::Ext(ExtError::Script("x.lua:3: boom".into()));
+        assert_eq!(script.status(), 500);
     }
 }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::state::Shared;
-use super::views::{self, EntryJson, Summary};
+use crate::snapshot::views::{self, EntryJson, Summary};
 use crate::{HistoryPoint, MasterHandle, Snapshot, WorkerView};
 
 /// Updates are coalesced to at most one per this interval.

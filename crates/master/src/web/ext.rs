@@ -11,46 +11,31 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
-use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use script::ext::{ExtError, ViewData};
+use axum::http::Uri;
 use serde_json::{Value, json};
 
 use super::api::TabInfo;
+use super::error::ApiError;
+use super::router::Routes;
 use super::state::{Identity, Shared};
+use crate::ext::{ExtError, ViewData};
 
 /// Tab ids of views: prefixed, so a view named "charts" is not the Charts tab.
 pub const VIEW_TAB_PREFIX: &str = "ext-";
 /// The tab of actions that name no view.
 pub const ACTIONS_TAB: &str = "ext-actions";
 
-/// An extension call that gave no result, as an HTTP answer.
-pub struct ExtReply(ExtError);
-
-impl From<ExtError> for ExtReply {
-    fn from(e: ExtError) -> Self {
-        ExtReply(e)
-    }
+/// Every route of this area, below the base path.
+pub fn routes(base: &str) -> Routes {
+    Routes::new(base)
+        .get("/api/v1/ext", list)
+        .get("/api/v1/ext/views/{id}", view)
+        .post("/api/v1/ext/actions/{id}", action)
+        .get("/api/v1/ext/{*path}", route)
 }
 
-impl IntoResponse for ExtReply {
-    fn into_response(self) -> Response {
-        let status = match &self.0 {
-            ExtError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ExtError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ExtError::Script(_) | ExtError::Timeout(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ExtError::Gone => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        let mut body = json!({ "success": false, "message": self.0.to_string() });
-        if let ExtError::Invalid { field, .. } = &self.0 {
-            body["field"] = json!(field);
-        }
-        (status, Json(body)).into_response()
-    }
-}
-
-fn none_declared(kind: &'static str, id: &str) -> ExtReply {
-    ExtReply(ExtError::NotFound {
+fn none_declared(kind: &'static str, id: &str) -> ApiError {
+    ApiError::Ext(ExtError::NotFound {
         kind,
         id: id.to_string(),
     })
@@ -93,7 +78,7 @@ pub async fn list(State(app): State<Shared>) -> Json<Value> {
 pub async fn view(
     State(app): State<Shared>,
     Path(id): Path<String>,
-) -> Result<Json<ViewData>, ExtReply> {
+) -> Result<Json<ViewData>, ApiError> {
     let ext = app
         .config
         .ext
@@ -108,7 +93,7 @@ pub async fn action(
     identity: Option<Extension<Identity>>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ExtReply> {
+) -> Result<Json<Value>, ApiError> {
     let ext = app
         .config
         .ext
@@ -118,7 +103,7 @@ pub async fn action(
         Value::Null
     } else {
         serde_json::from_slice(&body).map_err(|e| {
-            ExtReply(ExtError::Invalid {
+            ApiError::Ext(ExtError::Invalid {
                 field: "body".into(),
                 problem: format!("must be a JSON object of the action's fields ({e})"),
             })
@@ -141,7 +126,7 @@ pub async fn action(
 }
 
 /// `GET /api/v1/ext/{*path}`: a script route, answered with its JSON.
-pub async fn route(State(app): State<Shared>, uri: Uri) -> Result<Json<Value>, ExtReply> {
+pub async fn route(State(app): State<Shared>, uri: Uri) -> Result<Json<Value>, ApiError> {
     let prefix = app.url("/api/v1/ext");
     let path = uri.path().strip_prefix(&prefix).unwrap_or(uri.path());
     let ext = app

@@ -14,9 +14,30 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::forms::{self, FORM_NAMES};
+use super::router::Routes;
 use super::state::Shared;
-use super::views::{self, EntryJson, ErrorJson};
+use crate::snapshot::views::{self, EntryJson, ErrorJson};
 use crate::{MasterError, WorkerView, now_ms};
+
+/// Every route of this area, below the base path. `/stop` and
+/// `/stats/reset` also answer GET, as older Locust scripts call them.
+pub fn routes(base: &str) -> Routes {
+    Routes::new(base)
+        .post("/swarm", swarm)
+        .get("/stop", stop)
+        .post("/stop", stop)
+        .get("/stats/reset", reset)
+        .post("/stats/reset", reset)
+        .get("/stats/requests", stats_requests)
+        .get("/stats/requests/csv", requests_csv)
+        .get("/stats/failures/csv", failures_csv)
+        .get("/exceptions", exceptions)
+        .get("/exceptions/csv", exceptions_csv)
+        .get("/stats/report", super::report::report)
+        .get("/tasks", tasks)
+        .get("/logs", logs)
+        .get("/worker-count", worker_count)
+}
 
 pub async fn swarm(State(app): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let fields = forms::run_fields_from_form(&body);

@@ -1,9 +1,13 @@
 //! The master's web UI and HTTP API.
 //!
-//! - [`router`] builds every route (Locust's routes, the `/api/v1/` JSON API
-//!   with its OpenAPI document, live updates, metrics, the report, the UI's
-//!   embedded files) under `WebConfig::base_path`.
-//! - [`run`] serves it on a listener until shutdown.
+//! - [`router`] builds every route under `WebConfig::base_path`, area by
+//!   area, each area's module declaring its own `routes()`: the page and
+//!   its files (`router`), Locust's routes (`locust`), the `/api/v1/` JSON
+//!   API with its OpenAPI document and live updates (`api`), scaling
+//!   (`scale`) and the script's extensions (`ext`); [`route_table`] lists
+//!   them from the same declarations.
+//! - [`run`] serves it on a listener until shutdown, with the timeouts and
+//!   the connection cap of [`ServeLimits`] (`serve`).
 //! - [`render_report`] is the HTML report, also used by headless `--html`.
 //! - [`LogBuffer`] keeps recent log lines for the Logs tab.
 //! - `ext` serves a script's extensions (`WebConfig::ext`) under `/api/v1/ext`.
@@ -17,6 +21,7 @@ mod error;
 mod events;
 mod ext;
 mod forms;
+mod hosts;
 mod locust;
 mod logs;
 mod metrics;
@@ -25,12 +30,10 @@ pub mod report;
 mod router;
 mod scale;
 mod security;
+mod serve;
 mod state;
-pub(crate) mod views;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -41,8 +44,9 @@ use crate::scale::Scaler;
 pub use error::ApiError;
 pub use logs::{LogBuffer, LogLine};
 pub use report::render_report;
-pub use router::{ROUTES, router};
+pub use router::{route_table, router};
 pub use security::CSRF_HEADER;
+pub use serve::ServeLimits;
 
 #[derive(Clone, Default)]
 pub struct WebConfig {
@@ -60,27 +64,21 @@ pub struct WebConfig {
     pub logs: Option<LogBuffer>,
     /// The script's views, actions, routes and hooks, when it declares any.
     pub ext: Option<crate::ext::Extensions>,
+    /// Host names the UI answers to without auth, besides IP addresses and
+    /// localhost (`--web-allowed-hosts` and `--web-host`; "*": any name).
+    pub allowed_hosts: Vec<String>,
+    /// Timeouts and the connection cap of [`run`].
+    pub limits: ServeLimits,
 }
 
-/// How long open connections (a browser's live stream, a slow download) may
-/// hold up shutdown.
-const DRAIN: Duration = Duration::from_secs(5);
-
+/// Serves the web UI and API on `listener` until `shutdown`.
 pub async fn run(
     listener: TcpListener,
     master: MasterHandle,
     config: WebConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router::build(master, config, shutdown.child_token())
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    tokio::select! {
-        result = server => result,
-        _ = async { shutdown.cancelled().await; tokio::time::sleep(DRAIN).await } => {
-            tracing::warn!("web: connections still open {DRAIN:?} after shutdown; closing them");
-            Ok(())
-        }
-    }
+    let limits = config.limits;
+    let app = router::build(master, config, shutdown.child_token());
+    serve::serve(listener, app, limits, shutdown).await
 }

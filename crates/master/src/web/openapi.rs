@@ -2,7 +2,7 @@
 //!
 //! Written by hand as JSON beside this file, because a reviewer reads a
 //! document more easily than code that builds one; a router test checks
-//! that it parses and lists every route in [`super::ROUTES`]. Only the
+//! that it parses and lists every route in [`super::route_table`]. Only the
 //! server URL changes at run time, to the configured base path.
 
 use axum::Json;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use stats::StatsEntry;
 
 use super::state::Shared;
-use super::views;
+use crate::snapshot::views;
 use crate::{HistoryPoint, Snapshot};
 
 const TEMPLATE: &str = include_str!("../../../../web/report/report.html");

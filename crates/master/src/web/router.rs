@@ -1,62 +1,99 @@
-//! The route table: every path the web server answers, under the base path,
-//! with authentication around all of it but `/healthz` and the cross-site
-//! check around the control routes.
+//! The route table: each area (the page, Locust's routes, `/api/v1`,
+//! extensions, scaling) declares its own routes through [`Routes`], which
+//! records every (method, path) as it adds it, so the list of what exists
+//! ([`route_table`], read by the OpenAPI test) and the router are one
+//! source. The Host check (`hosts`) and authentication wrap all of it but
+//! `/healthz`; the cross-site check wraps the control routes.
 
 use axum::Router;
+use axum::handler::Handler;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, get, on};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::state::{AppState, Shared};
-use super::{
-    WebConfig, api, assets, events, ext, locust, metrics, openapi, report, scale, security,
-};
+use super::{WebConfig, api, assets, ext, hosts, locust, metrics, scale, security};
 use crate::MasterHandle;
 
-/// Every (method, path) served below the base path, for the OpenAPI
-/// document's test and for anyone wondering what exists. The UI's own files
-/// (`/` and `/static/...`) are listed too but are not part of the API.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/"),
-    ("GET", "/static/{path}"),
-    ("GET", "/healthz"),
-    ("GET", "/metrics"),
-    ("POST", "/swarm"),
-    ("POST", "/stop"),
-    ("GET", "/stop"),
-    ("POST", "/stats/reset"),
-    ("GET", "/stats/reset"),
-    ("GET", "/stats/requests"),
-    ("GET", "/stats/requests/csv"),
-    ("GET", "/stats/failures/csv"),
-    ("GET", "/exceptions"),
-    ("GET", "/exceptions/csv"),
-    ("GET", "/stats/report"),
-    ("GET", "/tasks"),
-    ("GET", "/logs"),
-    ("GET", "/worker-count"),
-    ("POST", "/rescale"),
-    ("GET", "/api/v1/openapi.json"),
-    ("GET", "/api/v1/ui"),
-    ("GET", "/api/v1/state"),
-    ("GET", "/api/v1/stats"),
-    ("GET", "/api/v1/history"),
-    ("GET", "/api/v1/failures"),
-    ("GET", "/api/v1/exceptions"),
-    ("GET", "/api/v1/workers"),
-    ("GET", "/api/v1/logs"),
-    ("GET", "/api/v1/events"),
-    ("POST", "/api/v1/run"),
-    ("POST", "/api/v1/run/stop"),
-    ("POST", "/api/v1/stats/reset"),
-    ("GET", "/api/v1/workers/scale"),
-    ("PUT", "/api/v1/workers/scale"),
-    ("GET", "/api/v1/ext"),
-    ("GET", "/api/v1/ext/views/{id}"),
-    ("POST", "/api/v1/ext/actions/{id}"),
-    ("GET", "/api/v1/ext/{path}"),
-];
+/// One area's routes with the base path in front, and the table of what
+/// they are. Not `Router::nest`: a nested "/" would also answer the base
+/// without its slash, and the page's relative links need the slash.
+pub struct Routes {
+    base: String,
+    router: Router<Shared>,
+    table: Vec<(&'static str, &'static str)>,
+}
+
+impl Routes {
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.to_string(),
+            router: Router::new(),
+            table: Vec::new(),
+        }
+    }
+
+    pub fn get<H: Handler<T, Shared>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.on(MethodFilter::GET, "GET", path, h)
+    }
+
+    pub fn post<H: Handler<T, Shared>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.on(MethodFilter::POST, "POST", path, h)
+    }
+
+    pub fn put<H: Handler<T, Shared>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.on(MethodFilter::PUT, "PUT", path, h)
+    }
+
+    /// Adding a second method to a path merges it into the same route.
+    fn on<H: Handler<T, Shared>, T: 'static>(
+        mut self,
+        filter: MethodFilter,
+        method: &'static str,
+        path: &'static str,
+        handler: H,
+    ) -> Self {
+        let at = format!("{}{path}", self.base);
+        self.router = self.router.route(&at, on(filter, handler));
+        self.table.push((method, path));
+        self
+    }
+
+    pub fn merge(mut self, other: Routes) -> Self {
+        self.router = self.router.merge(other.router);
+        self.table.extend(other.table);
+        self
+    }
+}
+
+/// The page, its files, and what operators probe: not part of the API.
+fn page_routes(base: &str) -> Routes {
+    Routes::new(base)
+        .get("/", assets::index)
+        .get("/static/{*path}", assets::static_file)
+        .get("/healthz", healthz)
+        .get("/metrics", metrics::metrics)
+}
+
+fn all_routes(base: &str) -> Routes {
+    page_routes(base)
+        .merge(locust::routes(base))
+        .merge(api::routes(base))
+        .merge(scale::routes(base))
+        .merge(ext::routes(base))
+}
+
+/// Every (method, path) served below the base path, with paths as the
+/// OpenAPI document writes them (`{path}` for a wildcard). The UI's own
+/// files (`/` and `/static/{path}`) are listed too but are not the API.
+pub fn route_table() -> Vec<(&'static str, String)> {
+    all_routes("")
+        .table
+        .into_iter()
+        .map(|(method, path)| (method, path.replace("{*", "{")))
+        .collect()
+}
 
 /// The whole web server as a router, for tests (`tower::ServiceExt::oneshot`)
 /// and for [`super::run`]. Live-update streams end with the master.
@@ -67,7 +104,7 @@ pub fn router(master: MasterHandle, config: WebConfig) -> Router {
 pub fn build(master: MasterHandle, config: WebConfig, shutdown: CancellationToken) -> Router {
     let app: Shared = Arc::new(AppState::new(master, config, shutdown));
     let base = app.base.clone();
-    let mut router = routes(&base);
+    let mut router = all_routes(&base).router;
     if !base.is_empty() {
         // Ingress probes often know only the root.
         router = router
@@ -78,53 +115,8 @@ pub fn build(master: MasterHandle, config: WebConfig, shutdown: CancellationToke
         .route_layer(from_fn_with_state(app.clone(), security::csrf_guard))
         .fallback(not_found)
         .layer(from_fn_with_state(app.clone(), security::authenticate))
+        .layer(from_fn_with_state(app.clone(), hosts::host_guard))
         .with_state(app)
-}
-
-/// The routes with the base path in front. Not `Router::nest`: a nested
-/// "/" would also answer the base without its slash, and the page's
-/// relative links need the slash.
-fn routes(base: &str) -> Router<Shared> {
-    let at = |path: &str| format!("{base}{path}");
-    Router::new()
-        .route(&at("/"), get(assets::index))
-        .route(&at("/static/{*path}"), get(assets::static_file))
-        .route(&at("/healthz"), get(healthz))
-        .route(&at("/metrics"), get(metrics::metrics))
-        .route(&at("/swarm"), post(locust::swarm))
-        .route(&at("/stop"), get(locust::stop).post(locust::stop))
-        .route(&at("/stats/reset"), get(locust::reset).post(locust::reset))
-        .route(&at("/stats/requests"), get(locust::stats_requests))
-        .route(&at("/stats/requests/csv"), get(locust::requests_csv))
-        .route(&at("/stats/failures/csv"), get(locust::failures_csv))
-        .route(&at("/exceptions"), get(locust::exceptions))
-        .route(&at("/exceptions/csv"), get(locust::exceptions_csv))
-        .route(&at("/stats/report"), get(report::report))
-        .route(&at("/tasks"), get(locust::tasks))
-        .route(&at("/logs"), get(locust::logs))
-        .route(&at("/worker-count"), get(locust::worker_count))
-        .route(&at("/rescale"), post(scale::rescale_form))
-        .route(&at("/api/v1/openapi.json"), get(openapi::document))
-        .route(&at("/api/v1/ui"), get(api::ui))
-        .route(&at("/api/v1/state"), get(api::state))
-        .route(&at("/api/v1/stats"), get(api::stats))
-        .route(&at("/api/v1/history"), get(api::history))
-        .route(&at("/api/v1/failures"), get(api::failures))
-        .route(&at("/api/v1/exceptions"), get(api::exceptions))
-        .route(&at("/api/v1/workers"), get(api::workers))
-        .route(&at("/api/v1/logs"), get(api::logs))
-        .route(&at("/api/v1/events"), get(events::events))
-        .route(&at("/api/v1/run"), post(api::start))
-        .route(&at("/api/v1/run/stop"), post(api::stop))
-        .route(&at("/api/v1/stats/reset"), post(api::reset))
-        .route(
-            &at("/api/v1/workers/scale"),
-            get(scale::get_scale).put(scale::put_scale),
-        )
-        .route(&at("/api/v1/ext"), get(ext::list))
-        .route(&at("/api/v1/ext/views/{id}"), get(ext::view))
-        .route(&at("/api/v1/ext/actions/{id}"), post(ext::action))
-        .route(&at("/api/v1/ext/{*path}"), get(ext::route))
 }
 
 /// Unhealthy (503) once the coordinator is gone: the web server alone

@@ -16,8 +16,18 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::forms;
+use super::router::Routes;
 use super::state::{Identity, Shared};
 use crate::scale::ScaleError;
+
+/// Every route of this area, below the base path: the UI's form and the
+/// API's resource.
+pub fn routes(base: &str) -> Routes {
+    Routes::new(base)
+        .post("/rescale", rescale_form)
+        .get("/api/v1/workers/scale", get_scale)
+        .put("/api/v1/workers/scale", put_scale)
+}
 
 #[derive(Debug, Serialize)]
 pub struct ScaleJson {

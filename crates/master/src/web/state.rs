@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::WebConfig;
+use super::hosts::AllowedHosts;
 use crate::MasterHandle;
 
 pub struct AppState {
@@ -19,6 +20,8 @@ pub struct AppState {
     pub csrf_token: String,
     /// Ends the live-update streams so a graceful shutdown is not held open.
     pub shutdown: CancellationToken,
+    /// From `config.allowed_hosts`.
+    pub allowed_hosts: AllowedHosts,
 }
 
 pub type Shared = Arc<AppState>;
@@ -30,9 +33,11 @@ impl AppState {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        let allowed_hosts = AllowedHosts::new(&config.allowed_hosts);
         Self {
             master,
             config,
+            allowed_hosts,
             base,
             csrf_token,
             shutdown,

@@ -3,9 +3,10 @@
 //! (`web_ext_browser.rs`) and, included by path from the swarmer crate,
 //! the scale form against real local workers (`scale_browser.rs`).
 //!
-//! [`tools`] is `None` when Chromium or chromedriver is missing, and the
-//! test then passes with a message; SWARMER_CHROMIUM and
-//! SWARMER_CHROMEDRIVER override the paths.
+//! [`tools`] is `None` when Chromium or chromedriver is missing. Outside CI
+//! the test then passes with a message; in CI (`CI=true`) it fails, so a
+//! green CI run always means the UI was driven in a real browser.
+//! SWARMER_CHROMIUM and SWARMER_CHROMEDRIVER override the paths.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,17 +15,22 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-fn tool(env: &str, default: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(std::env::var(env).unwrap_or_else(|_| default.to_string()));
-    path.exists().then_some(path)
+fn tool_path(env: &str, default: &str) -> PathBuf {
+    PathBuf::from(std::env::var(env).unwrap_or_else(|_| default.to_string()))
+}
+
+fn chromium_path() -> PathBuf {
+    tool_path("SWARMER_CHROMIUM", "/usr/bin/chromium")
+}
+
+fn chromedriver_path() -> PathBuf {
+    tool_path("SWARMER_CHROMEDRIVER", "/usr/bin/chromedriver")
 }
 
 /// (chromium, chromedriver), when both are installed.
 pub fn tools() -> Option<(PathBuf, PathBuf)> {
-    Some((
-        tool("SWARMER_CHROMIUM", "/usr/bin/chromium")?,
-        tool("SWARMER_CHROMEDRIVER", "/usr/bin/chromedriver")?,
-    ))
+    let (chromium, chromedriver) = (chromium_path(), chromedriver_path());
+    (chromium.exists() && chromedriver.exists()).then_some((chromium, chromedriver))
 }
 
 /// chromedriver on a free loopback port, killed when dropped.
@@ -148,19 +154,31 @@ pub async fn screenshot(browser: &Client, name: &str) {
     eprintln!("screenshot: {}", path.display());
 }
 
+/// CI systems (GitHub Actions, GitLab, most others) set `CI=true`.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
 /// Runs a browser test: `drive(chromium, chromedriver, profile)` with a
 /// fresh profile directory, within `limit`. Without Chromium or
-/// chromedriver the test passes with a message saying how to install them.
+/// chromedriver the test passes with a message saying how to install them,
+/// except in CI, where it fails with that message.
 pub async fn in_chromium<F, Fut>(label: &str, limit: Duration, drive: F)
 where
     F: FnOnce(PathBuf, PathBuf, PathBuf) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     let Some((chromium, chromedriver)) = tools() else {
-        eprintln!(
-            "skipping the browser test: /usr/bin/chromium or /usr/bin/chromedriver is missing \
-             (apt-get install -y chromium chromium-driver)"
+        let missing = format!(
+            "{} or {} is missing (apt-get install -y chromium chromium-driver, \
+             or set SWARMER_CHROMIUM and SWARMER_CHROMEDRIVER)",
+            chromium_path().display(),
+            chromedriver_path().display()
         );
+        if in_ci() {
+            panic!("CI=true but the browser test {label:?} cannot run: {missing}");
+        }
+        eprintln!("skipping the browser test {label:?}: {missing}");
         return;
     };
     let profile = Path::new(env!("CARGO_TARGET_TMPDIR"))

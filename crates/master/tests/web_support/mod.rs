@@ -178,6 +178,33 @@ pub async fn send(router: &Router, request: Request<Body>) -> Reply {
     }
 }
 
+/// Sends `request()` until `done` holds for the reply, polling within
+/// [`MAX_WAIT`], and returns that reply; panics with `what` and the last
+/// body otherwise. For state the master publishes on its own clock (the
+/// history, the stats), where sleeping a guessed time could pass or fail
+/// by luck.
+pub async fn send_until(
+    router: &Router,
+    what: &str,
+    request: impl Fn() -> Request<Body>,
+    done: impl Fn(&Reply) -> bool,
+) -> Reply {
+    let deadline = tokio::time::Instant::now() + MAX_WAIT;
+    loop {
+        let reply = send(router, request()).await;
+        if done(&reply) {
+            return reply;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "timed out waiting for {what}; last reply {}: {}",
+                reply.status, reply.body
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
 }
