@@ -9,10 +9,10 @@ use std::ffi::c_void;
 
 use mlua::{Function, Lua, Table, Value};
 
-use crate::http::origin::Origin;
 use crate::luax::{fault, type_name};
 use crate::wait::WaitTime;
 use crate::{ScriptInfo, TaskInfo, UserTypeInfo};
+use http_client::Origin;
 
 /// One task of a user type.
 pub struct TaskDef {

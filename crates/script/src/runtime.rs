@@ -8,10 +8,10 @@ use std::rc::Rc;
 use mlua::{Function, Lua, Table, Thread, Value};
 
 use crate::define::{self, Registry, TaskDef, Wait};
-use crate::http::origin::Origin;
 use crate::luax::{fix_path, make_runner};
 use crate::shared::Shared;
 use crate::{RuntimeConfig, ScriptError, ScriptInfo, ScriptSource, api};
+use http_client::Origin;
 
 /// A user type ready to run on this core.
 pub struct RunType {

@@ -3,11 +3,10 @@
 //! coroutine is running right now. Reachable from Lua callbacks through the
 //! state's app data; all single-threaded, so `Rc` and `RefCell`.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mlua::{Lua, RegistryKey};
@@ -28,7 +27,8 @@ pub struct Shared {
     pub base_dir: PathBuf,
     pub stats: Rc<RefCell<RequestStats>>,
     pub rng: RefCell<SmallRng>,
-    tls: OnceCell<Result<Arc<rustls::ClientConfig>, String>>,
+    /// The core's TLS configuration, shared by all its users' connections.
+    pub tls: http_client::Tls,
     /// The user whose Lua code runs right now (set around each poll), so
     /// global functions like `swarmer.sleep` know whose stop token to watch.
     pub current: RefCell<Option<Rc<UserCtx>>>,
@@ -80,13 +80,14 @@ impl Shared {
         base_dir: PathBuf,
         stats: Rc<RefCell<RequestStats>>,
     ) -> Self {
+        let tls = http_client::Tls::new(config.insecure_tls);
         Shared {
             config,
             script_path,
             base_dir,
             stats,
             rng: RefCell::new(SmallRng::from_os_rng()),
-            tls: OnceCell::new(),
+            tls,
             current: RefCell::new(None),
             data: RefCell::new(HashMap::new()),
         }
@@ -96,15 +97,6 @@ impl Shared {
         lua.app_data_ref::<Rc<Shared>>()
             .map(|s| s.clone())
             .ok_or_else(|| fault("the swarmer runtime is not available in this Lua state"))
-    }
-
-    pub fn tls(&self) -> Result<Arc<rustls::ClientConfig>, String> {
-        self.tls
-            .get_or_init(|| {
-                crate::http::tls::client_config(self.config.insecure_tls)
-                    .map_err(|e| format!("TLS setup failed: {e}"))
-            })
-            .clone()
     }
 
     pub fn record(&self, sample: &Sample<'_>) {

@@ -29,12 +29,12 @@ use super::declare::Declarations;
 use super::output::{ActionOutcome, ViewData};
 use super::route::split_path;
 use super::{CallContext, Catalog, ExtConfig, ExtError, fields};
-use crate::http::origin::Origin;
 use crate::http::response::{Response, json_to_lua};
 use crate::http::{Client, Http};
 use crate::luax::{fault, fix_path};
 use crate::shared::{Op, Shared, UserCtx};
 use crate::{RuntimeConfig, ScriptError, ScriptSource, runtime};
+use http_client::Origin;
 
 /// How often (in Lua instructions) the hook looks at the clock.
 const HOOK_EVERY: u32 = 1_000;

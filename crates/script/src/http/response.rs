@@ -15,10 +15,9 @@ use http::{Method, Uri};
 use mlua::{Lua, LuaSerdeExt, UserData, UserDataFields, UserDataMethods, Value};
 use stats::Sample;
 
-use super::origin::Origin;
-use super::wire::Message;
 use crate::luax::fault;
 use crate::shared::Shared;
+use http_client::{Message, Origin};
 
 pub struct Outcome {
     pub shared: Rc<Shared>,
