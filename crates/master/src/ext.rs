@@ -1,5 +1,5 @@
 //! The master's side of script extensions: it starts the script's
-//! extension engine ([`script::ext`]), describes its live state to the
+//! extension engine ([`ext`]), describes its live state to the
 //! script as `ctx`, and turns what it publishes into run events for the
 //! script's hooks.
 //!
@@ -14,8 +14,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use ext::{ActionOutcome, CallContext, Catalog, ExtConfig, ExtError, ExtHandle, ViewData};
 use script::ScriptSource;
-use script::ext::{ActionOutcome, CallContext, Catalog, ExtConfig, ExtError, ExtHandle, ViewData};
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 
@@ -52,7 +52,7 @@ impl Extensions {
         config: ExtConfig,
         master: MasterHandle,
     ) -> Result<Option<Extensions>, script::ScriptError> {
-        let Some(handle) = script::ext::start(src, config).await? else {
+        let Some(handle) = ext::start(src, config).await? else {
             return Ok(None);
         };
         let watcher = (!handle.catalog().hooks.is_empty())
@@ -129,7 +129,7 @@ impl Observed {
     }
 }
 
-/// A run event for the hooks: its name (one of [`script::ext::EVENTS`])
+/// A run event for the hooks: its name (one of [`ext::EVENTS`])
 /// and the table the hook gets as its first argument.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunEvent {

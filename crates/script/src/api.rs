@@ -8,7 +8,7 @@ use mlua::{Lua, MultiValue, Table, Value, Variadic};
 use rand::Rng;
 use stats::Sample;
 
-use crate::http::response::json_to_lua;
+use crate::convert::json_to_lua;
 use crate::luax::{fault, type_name};
 use crate::shared::{Op, Shared};
 

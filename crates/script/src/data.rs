@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use mlua::{Lua, Value};
 
-use crate::http::response::json_to_lua;
+use crate::convert::json_to_lua;
 use crate::luax::fault;
 use crate::shared::Shared;
 

@@ -50,7 +50,7 @@ pub struct Registry {
     pub types: Vec<UserTypeDef>,
     by_table: HashMap<*const c_void, usize>,
     /// Views, actions, routes and hooks: only the master runs them.
-    pub ext: crate::ext::Declarations,
+    pub ext: crate::declare::Declarations,
 }
 
 impl Registry {
@@ -111,7 +111,7 @@ pub fn install(lua: &Lua, swarmer: &Table) -> mlua::Result<()> {
         "constant_throughput",
         lua.create_function(|_, n: f64| wait_value(WaitTime::constant_throughput(n)))?,
     )?;
-    crate::ext::install(lua, swarmer)
+    crate::declare::install(lua, swarmer)
 }
 
 /// Wait times travel through Lua as userdata so `wait = ` can tell them

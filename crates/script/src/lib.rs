@@ -4,8 +4,9 @@
 //! One [`CoreRuntime`] lives on each worker core (a Lua state is not `Send`);
 //! the worker engine asks it to run users with [`CoreRuntime::run_user`] and
 //! collects what they recorded from the shared per-core [`stats::RequestStats`].
-//! The master calls [`inspect`] to learn the user types, and [`ext::start`]
-//! to run the views, actions, routes and hooks a script declares.
+//! The master calls [`inspect`] to learn the user types; its extension
+//! engine (the `ext` crate) runs the views, actions, routes and hooks a
+//! script declares ([`declare`]) through [`host`].
 
 #[cfg(all(feature = "luajit", feature = "lua54"))]
 compile_error!(
@@ -13,11 +14,14 @@ compile_error!(
 );
 
 mod api;
+pub mod convert;
 mod data;
+pub mod declare;
 mod define;
-pub mod ext;
+mod drive;
+pub mod host;
 mod http;
-mod luax;
+pub mod luax;
 mod runtime;
 mod shared;
 mod user;

@@ -1,8 +1,9 @@
-//! Small Lua helpers shared by every module: clean error values, the
-//! protected runner that turns a Lua error into message + traceback, and
-//! the path fix-up for Lua's truncated chunk names.
+//! Small Lua helpers shared by every module (and the `ext` crate): clean
+//! error values, the protected runner that turns a Lua error into a
+//! message and a traceback, the path fix-up for Lua's truncated chunk
+//! names, and the checks of option tables (unknown keys, optional strings).
 
-use mlua::{Function, Lua, Value};
+use mlua::{Function, Lua, Table, Value};
 
 /// An error raised from Rust into Lua whose text is exactly its message
 /// (mlua's own `RuntimeError` would prefix "runtime error: ").
@@ -100,6 +101,38 @@ pub fn fix_path(msg: &str, path: &str) -> String {
 /// A short description of a Lua value's type for error messages.
 pub fn type_name(v: &Value) -> &'static str {
     v.type_name()
+}
+
+/// Refuses keys outside `known` (typos such as `rendr`), naming them.
+pub fn check_keys(t: &Table, what: &str, known: &[&str]) -> mlua::Result<()> {
+    for pair in t.pairs::<Value, Value>() {
+        let (k, _) = pair?;
+        let ok =
+            matches!(&k, Value::String(s) if known.iter().any(|n| s.as_bytes() == n.as_bytes()));
+        if !ok {
+            let key = match &k {
+                Value::String(s) => format!("{:?}", s.to_string_lossy()),
+                other => format!("of type {}", type_name(other)),
+            };
+            return Err(fault(format!(
+                "{what}: unknown option {key} (expected one of: {})",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `nil` or a string; anything else is an error naming `what`.
+pub fn opt_string(what: &str, v: Value) -> mlua::Result<Option<String>> {
+    match v {
+        Value::Nil => Ok(None),
+        Value::String(s) => Ok(Some(s.to_str()?.to_string())),
+        other => Err(fault(format!(
+            "{what} must be a string, got a {}",
+            type_name(&other)
+        ))),
+    }
 }
 
 #[cfg(test)]

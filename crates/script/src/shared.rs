@@ -58,6 +58,17 @@ pub enum Op {
 }
 
 impl UserCtx {
+    pub fn new(id: u64, user_type: Rc<str>, stop: CancellationToken) -> Self {
+        UserCtx {
+            id,
+            user_type,
+            stop,
+            lateness_us: std::cell::Cell::new(None),
+            pending: RefCell::new(None),
+            op: RefCell::new(None),
+        }
+    }
+
     /// Records the pending response with its default verdict, if any.
     pub fn settle_pending(&self) {
         let pending = self.pending.borrow_mut().take();

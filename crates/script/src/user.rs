@@ -6,18 +6,17 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use mlua::thread::ThreadStatus;
-use mlua::{Function, Table, Value};
+use mlua::{Function, Table};
 use rand::Rng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::define::Wait;
-use crate::http::response::Response;
+use crate::drive::{Current, drive};
 use crate::http::{Client, Http};
 use crate::luax::fix_path;
 use crate::runtime::{Core, RunType};
-use crate::shared::{Op, Shared, UserCtx};
+use crate::shared::{Shared, UserCtx};
 use crate::wait::Pacer;
 
 pub async fn run(core: Rc<Core>, ty: usize, stop: CancellationToken) {
@@ -147,63 +146,29 @@ async fn call(core: &Core, ctx: &Rc<UserCtx>, f: &Function, this: &Table) {
             return;
         }
     };
-    let mut input = Value::Nil;
-    let mut first = true;
-    loop {
-        let step = {
-            let _current = Current::set(&core.shared, ctx);
-            if std::mem::take(&mut first) {
-                thread.resume::<(Option<String>, Option<String>)>((f, this))
-            } else {
-                thread.resume::<(Option<String>, Option<String>)>(std::mem::take(&mut input))
-            }
-        };
-        let (msg, tb) = match step {
-            Ok(r) => r,
-            Err(e) => {
-                // Only the runner's own failure lands here (task errors are
-                // caught inside it); the thread is not reused.
-                ctx.settle_pending();
-                core.shared.record_exception(&e.to_string(), "");
-                return;
-            }
-        };
-        if thread.status() != ThreadStatus::Resumable {
-            ctx.settle_pending();
+    let args = (f, this);
+    let step = drive::<_, (Option<String>, Option<String>), _>(
+        &core.lua,
+        &core.shared,
+        ctx,
+        &thread,
+        args,
+        || (),
+    )
+    .await;
+    ctx.settle_pending();
+    match step {
+        Ok((msg, tb)) => {
             if let Some(msg) = msg {
                 let msg = fix_path(&msg, &core.shared.script_path);
                 tracing::debug!(target: "script", user = %format!("{}#{}", ctx.user_type, ctx.id), "{msg}");
                 core.shared.record_exception(&msg, &tb.unwrap_or_default());
             }
             core.put_thread(thread);
-            return;
         }
-        let op = ctx.op.borrow_mut().take();
-        input = match op {
-            Some(Op::Http(op)) => {
-                let outcome = op.run().await;
-                match core.lua.create_userdata(Response(outcome)) {
-                    Ok(ud) => Value::UserData(ud),
-                    Err(e) => Value::Error(Box::new(e)),
-                }
-            }
-            Some(Op::Sleep(d)) if d.is_zero() => {
-                tokio::task::yield_now().await;
-                Value::Nil
-            }
-            Some(Op::Sleep(d)) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(d) => {}
-                    _ = ctx.stop.cancelled() => {}
-                }
-                Value::Nil
-            }
-            // The script yielded by itself: treat it as a pause point.
-            None => {
-                tokio::task::yield_now().await;
-                Value::Nil
-            }
-        };
+        // Only the runner's own failure lands here (task errors are caught
+        // inside it); the thread is not reused.
+        Err(e) => core.shared.record_exception(&e.to_string(), ""),
     }
 }
 
@@ -212,26 +177,6 @@ struct SettleOnDrop(Rc<UserCtx>);
 impl Drop for SettleOnDrop {
     fn drop(&mut self) {
         self.0.settle_pending();
-    }
-}
-
-/// Marks `ctx` as the running user while its Lua code runs, so global
-/// functions (`swarmer.sleep`, `swarmer.record`, `swarmer.log`) act for it.
-struct Current<'a> {
-    shared: &'a Shared,
-    prev: Option<Rc<UserCtx>>,
-}
-
-impl<'a> Current<'a> {
-    fn set(shared: &'a Shared, ctx: &Rc<UserCtx>) -> Self {
-        let prev = shared.current.replace(Some(ctx.clone()));
-        Current { shared, prev }
-    }
-}
-
-impl Drop for Current<'_> {
-    fn drop(&mut self) {
-        *self.shared.current.borrow_mut() = self.prev.take();
     }
 }
 

@@ -287,7 +287,7 @@ async fn start_extensions(
     src: &ScriptSource,
     handle: &MasterHandle,
 ) -> anyhow::Result<Option<Extensions>> {
-    let config = script::ext::ExtConfig {
+    let config = ext::ExtConfig {
         insecure_tls: args.insecure,
         base_dir: args
             .script

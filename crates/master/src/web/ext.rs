@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use script::ext::{ExtError, ViewData};
+use ext::{ExtError, ViewData};
 use serde_json::{Value, json};
 
 use super::api::TabInfo;

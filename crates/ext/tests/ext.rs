@@ -1,16 +1,69 @@
-//! Script extensions as the master runs them (`script::ext`): declarations
-//! checked at load on every process, views with their own state, actions
-//! with typed fields checked before the handler and master-side HTTP,
-//! routes, hooks, time limits that stop runaway scripts, errors with the
-//! script's file and line, and `swarmer.count` recorded on workers.
+//! Script extensions as the master runs them (the `ext` crate):
+//! declarations checked at load on every process, views with their own
+//! state, actions with typed fields checked before the handler and
+//! master-side HTTP, routes, hooks, time limits that stop runaway scripts,
+//! and errors with the script's file and line.
 
-mod common;
-
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use common::*;
-use script::ext::{self, CallContext, ExtConfig, ExtError, ExtHandle};
+use ext::{CallContext, ExtConfig, ExtError, ExtHandle};
 use serde_json::{Value, json};
+
+/// A target on 127.0.0.1 port 0: `/status/N` answers status N, anything
+/// else echoes the request as JSON (method, path, body). One request per
+/// connection, which is all these tests send.
+fn start_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head, body) = loop {
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .map_or(0, |v| v.trim().parse().unwrap_or(0));
+                        if buf.len() >= end + 4 + len {
+                            let body = buf[end + 4..end + 4 + len].to_vec();
+                            break (String::from_utf8_lossy(&buf[..end]).into_owned(), body);
+                        }
+                    }
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let mut words = head.split(' ');
+                let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                let (status, body) = match path.strip_prefix("/status/") {
+                    Some(code) => (code.parse().unwrap_or(500), String::new()),
+                    None => (
+                        200u16,
+                        json!({ "method": method, "path": path, "body": String::from_utf8_lossy(&body) })
+                            .to_string(),
+                    ),
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            });
+        }
+    });
+    addr
+}
+
+fn host(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
 
 const USERS: &str = r#"
 local U = swarmer.user { name = "U" }
@@ -333,34 +386,4 @@ swarmer.ui.view { id = "v", render = function() end }"#,
             .unwrap()
             .is_none()
     );
-}
-
-#[test]
-fn counters_are_entries_recorded_on_workers() {
-    let code = r#"
-local U = swarmer.user { name = "U" }
-U:task(function(self)
-  swarmer.count("orders")
-  swarmer.count("items", 3)
-  swarmer.count("none", 0)
-  swarmer.sleep(0.01)
-end)
-swarmer.ui.view { id = "v", render = function() end }
-"#;
-    let stats = run_users(
-        code,
-        Default::default(),
-        &[("U", 2)],
-        |s| {
-            s.entry("COUNT", "orders")
-                .is_some_and(|e| e.num_requests >= 10)
-        },
-        Duration::from_secs(10),
-    );
-    let orders = stats.entry("COUNT", "orders").unwrap();
-    let items = stats.entry("COUNT", "items").unwrap();
-    assert_eq!(items.num_requests, 3 * orders.num_requests);
-    assert_eq!((items.num_failures, items.max_response_time_us), (0, 0));
-    assert!(stats.entry("COUNT", "none").is_none());
-    assert!(stats.exceptions().next().is_none());
 }

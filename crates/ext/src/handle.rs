@@ -17,10 +17,11 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, oneshot};
 
-use super::engine::Engine;
-use super::output::{ActionOutcome, ViewData};
-use super::{CallContext, Catalog, ExtConfig, ExtError};
-use crate::{ScriptError, ScriptSource};
+use script::{ScriptError, ScriptSource};
+
+use crate::engine::Engine;
+use crate::output::{ActionOutcome, ViewData};
+use crate::{CallContext, Catalog, ExtConfig, ExtError};
 
 type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
 type Job = Box<dyn FnOnce(Rc<Engine>) -> LocalFuture + Send>;
@@ -148,7 +149,7 @@ impl ExtHandle {
             .await
     }
 
-    /// Runs the hooks of `event` (one of [`super::EVENTS`]) with `data` as
+    /// Runs the hooks of `event` (one of [`crate::EVENTS`]) with `data` as
     /// their first argument; returns the errors they raised.
     pub async fn emit(&self, event: &str, data: Json, ctx: CallContext) -> Vec<ExtError> {
         let event = event.to_string();
