@@ -9,7 +9,7 @@ use rand::Rng;
 use stats::Sample;
 
 use crate::convert::json_to_lua;
-use crate::luax::{fault, type_name};
+use crate::luax::{check_keys_named, fault, number, type_name};
 use crate::shared::{Op, Shared};
 
 /// Builds the `swarmer` table (without the declarations `define.rs` adds).
@@ -98,31 +98,20 @@ fn env(lua: &Lua, (name, default): (String, Value)) -> mlua::Result<Value> {
     }
 }
 
-const RECORD_KEYS: &str = "type, name, duration_ms, success, length, error";
+const RECORD_KEYS: [&str; 6] = ["type", "name", "duration_ms", "success", "length", "error"];
 
 /// `swarmer.record { type, name, duration_ms, success, length, error }`:
 /// a custom request (gRPC, a database query...) counted like an HTTP one.
 fn record(lua: &Lua, t: Table) -> mlua::Result<()> {
-    for pair in t.pairs::<Value, Value>() {
-        let (k, _) = pair?;
-        let ok = matches!(&k, Value::String(s) if RECORD_KEYS.split(", ").any(|n| s.as_bytes() == n.as_bytes()));
-        if !ok {
-            return Err(fault(format!(
-                "swarmer.record: unknown field {k:?} (expected one of: {RECORD_KEYS})"
-            )));
-        }
-    }
+    check_keys_named(&t, "swarmer.record", "field", &RECORD_KEYS)?;
     let kind: String = required_string(&t, "type")?;
     let name: String = required_string(&t, "name")?;
-    let duration_ms = match t.raw_get::<Value>("duration_ms")? {
-        Value::Integer(i) => i as f64,
-        Value::Number(n) => n,
-        other => {
-            return Err(fault(format!(
-                "swarmer.record: duration_ms must be a number, got a {}",
-                type_name(&other)
-            )));
-        }
+    let duration_ms = t.raw_get::<Value>("duration_ms")?;
+    let Some(duration_ms) = number(&duration_ms) else {
+        return Err(fault(format!(
+            "swarmer.record: duration_ms must be a number, got a {}",
+            type_name(&duration_ms)
+        )));
     };
     if !(duration_ms.is_finite() && duration_ms >= 0.0) {
         return Err(fault(format!(

@@ -105,6 +105,11 @@ pub fn type_name(v: &Value) -> &'static str {
 
 /// Refuses keys outside `known` (typos such as `rendr`), naming them.
 pub fn check_keys(t: &Table, what: &str, known: &[&str]) -> mlua::Result<()> {
+    check_keys_named(t, what, "option", known)
+}
+
+/// [`check_keys`] for tables whose keys the error calls `noun`s.
+pub fn check_keys_named(t: &Table, what: &str, noun: &str, known: &[&str]) -> mlua::Result<()> {
     for pair in t.pairs::<Value, Value>() {
         let (k, _) = pair?;
         let ok =
@@ -115,12 +120,22 @@ pub fn check_keys(t: &Table, what: &str, known: &[&str]) -> mlua::Result<()> {
                 other => format!("of type {}", type_name(other)),
             };
             return Err(fault(format!(
-                "{what}: unknown option {key} (expected one of: {})",
+                "{what}: unknown {noun} {key} (expected one of: {})",
                 known.join(", ")
             )));
         }
     }
     Ok(())
+}
+
+/// A Lua number as `f64`, whichever representation Lua chose for it
+/// (integer or float); `None` for anything else.
+pub fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Number(n) => Some(*n),
+        _ => None,
+    }
 }
 
 /// `nil` or a string; anything else is an error naming `what`.
@@ -164,5 +179,33 @@ mod tests {
         let (msg, tb): (Option<String>, Option<String>) = runner.call(chunk).unwrap();
         assert_eq!(msg.as_deref(), Some("t.lua:2: bad thing"));
         assert!(tb.unwrap().contains("traceback"));
+    }
+
+    #[test]
+    fn option_tables_are_checked_with_one_message_shape() {
+        let lua = Lua::new();
+        let t: Table = lua.load("return { name = 1, wiat = 2 }").eval().unwrap();
+        let e = check_keys(&t, "swarmer.user", &["name", "wait"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "swarmer.user: unknown option \"wiat\" (expected one of: name, wait)"
+        );
+        let t: Table = lua.load("return { [1] = true }").eval().unwrap();
+        let e = check_keys_named(&t, "swarmer.record", "field", &["type"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "swarmer.record: unknown field of type integer (expected one of: type)"
+        );
+        let s = Value::String(lua.create_string("x").unwrap());
+        assert_eq!(
+            opt_string("title", s.clone()).unwrap().as_deref(),
+            Some("x")
+        );
+        assert_eq!(opt_string("title", Value::Nil).unwrap(), None);
+        let e = opt_string("title", Value::Boolean(true)).unwrap_err();
+        assert_eq!(e.to_string(), "title must be a string, got a boolean");
+        assert_eq!(number(&Value::Integer(3)), Some(3.0));
+        assert_eq!(number(&Value::Number(0.5)), Some(0.5));
+        assert_eq!(number(&s), None);
     }
 }

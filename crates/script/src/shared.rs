@@ -7,12 +7,11 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use mlua::{Lua, RegistryKey};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use stats::{RequestStats, Sample};
+use stats::{RequestStats, Sample, now_ms};
 use tokio_util::sync::CancellationToken;
 
 use crate::RuntimeConfig;
@@ -76,12 +75,6 @@ impl UserCtx {
             p.settle_default();
         }
     }
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Shared {

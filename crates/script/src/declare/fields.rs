@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::convert::to_json;
-use crate::luax::{check_keys, fault, opt_string, type_name};
+use crate::luax::{self, check_keys, fault, opt_string, type_name};
 
 /// Longest text accepted by a text field without `max_length`.
 const DEFAULT_MAX_LENGTH: usize = 10_000;
@@ -191,13 +191,12 @@ fn kind(at: &str, t: &Table) -> mlua::Result<FieldKind> {
 }
 
 fn number(at: &str, key: &str, v: Value) -> mlua::Result<Option<f64>> {
-    match v {
-        Value::Nil => Ok(None),
-        Value::Integer(i) => Ok(Some(i as f64)),
-        Value::Number(n) if n.is_finite() => Ok(Some(n)),
-        other => Err(fault(format!(
+    match (&v, luax::number(&v)) {
+        (Value::Nil, _) => Ok(None),
+        (_, Some(n)) if n.is_finite() => Ok(Some(n)),
+        _ => Err(fault(format!(
             "{at}: {key} must be a number, got a {}",
-            type_name(&other)
+            type_name(&v)
         ))),
     }
 }
