@@ -19,12 +19,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use script::{ScriptError, ScriptSource};
 
-use crate::engine::Engine;
 use crate::output::{ActionOutcome, ViewData};
+use crate::runtime::ExtRuntime;
 use crate::{CallContext, Catalog, ExtConfig, ExtError};
 
 type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
-type Job = Box<dyn FnOnce(Rc<Engine>) -> LocalFuture + Send>;
+type Job = Box<dyn FnOnce(Rc<ExtRuntime>) -> LocalFuture + Send>;
 
 /// Calls waiting for the thread; beyond this, callers wait to enqueue.
 const QUEUE: usize = 256;
@@ -90,7 +90,7 @@ fn serve(
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let engine = match Engine::load(&src, &config) {
+        let engine = match ExtRuntime::load(&src, &config) {
             Ok(engine) => Rc::new(engine),
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -161,7 +161,7 @@ impl ExtHandle {
 
     async fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(Rc<Engine>) -> Pin<Box<dyn Future<Output = Result<T, ExtError>>>>
+        f: impl FnOnce(Rc<ExtRuntime>) -> Pin<Box<dyn Future<Output = Result<T, ExtError>>>>
         + Send
         + 'static,
     ) -> Result<T, ExtError> {

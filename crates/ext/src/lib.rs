@@ -20,9 +20,9 @@
 #![forbid(unsafe_code)]
 
 mod args;
-mod engine;
 mod handle;
 mod output;
+mod runtime;
 
 use std::path::PathBuf;
 use std::time::Duration;

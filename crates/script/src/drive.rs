@@ -12,7 +12,7 @@ use mlua::thread::ThreadStatus;
 use mlua::{FromLuaMulti, IntoLuaMulti, Lua, Thread, Value};
 
 use crate::http::response::Response;
-use crate::shared::{Op, Shared, UserCtx};
+use crate::lua_env::{LuaEnv, Op, UserCtx};
 
 /// Runs `thread` from `args` until it returns, and gives what it returned.
 /// `around` is called before each resume and its value dropped after it,
@@ -21,7 +21,7 @@ use crate::shared::{Op, Shared, UserCtx};
 /// errors and returns them as values).
 pub(crate) async fn drive<A, R, G>(
     lua: &Lua,
-    shared: &Shared,
+    shared: &LuaEnv,
     ctx: &Rc<UserCtx>,
     thread: &Thread,
     args: A,
@@ -82,12 +82,12 @@ async fn perform(lua: &Lua, ctx: &UserCtx) -> Value {
 /// Marks `ctx` as the running user while its Lua code runs, so global
 /// functions (`swarmer.sleep`, `swarmer.record`, `swarmer.log`) act for it.
 pub(crate) struct Current<'a> {
-    shared: &'a Shared,
+    shared: &'a LuaEnv,
     prev: Option<Rc<UserCtx>>,
 }
 
 impl<'a> Current<'a> {
-    pub(crate) fn set(shared: &'a Shared, ctx: &Rc<UserCtx>) -> Self {
+    pub(crate) fn set(shared: &'a LuaEnv, ctx: &Rc<UserCtx>) -> Self {
         let prev = shared.current.replace(Some(ctx.clone()));
         Current { shared, prev }
     }

@@ -12,13 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::declare::Declarations;
 use crate::http::{Client, Http};
-use crate::shared::{Shared, UserCtx};
+use crate::lua_env::{LuaEnv, UserCtx};
 use crate::{RuntimeConfig, ScriptError, ScriptSource, drive, runtime};
 
 /// A script loaded for calls from the host process (the master).
 pub struct Host {
     lua: Lua,
-    shared: Rc<Shared>,
+    shared: Rc<LuaEnv>,
     runner: Function,
     calls: Cell<u64>,
 }
@@ -40,7 +40,7 @@ pub struct CallUser(Rc<UserCtx>);
 pub fn load(src: &ScriptSource, config: RuntimeConfig) -> Result<HostScript, ScriptError> {
     let base_dir = runtime::base_dir(src, &config);
     let stats = Rc::new(RefCell::new(stats::RequestStats::default()));
-    let shared = Rc::new(Shared::new(config, src.path.clone(), base_dir, stats));
+    let shared = Rc::new(LuaEnv::new(config, src.path.clone(), base_dir, stats));
     let (lua, registry, runner) = runtime::load(src, shared.clone())?;
     let default_host = registry.types.iter().find_map(|t| t.host.clone());
     Ok(HostScript {

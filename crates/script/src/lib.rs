@@ -21,9 +21,9 @@ mod define;
 mod drive;
 pub mod host;
 mod http;
+mod lua_env;
 pub mod luax;
 mod runtime;
-mod shared;
 mod user;
 pub mod wait;
 
@@ -114,7 +114,7 @@ pub struct RuntimeConfig {
 /// Loads the script in a throwaway Lua state and lists its user types.
 pub fn inspect(src: &ScriptSource) -> Result<ScriptInfo, ScriptError> {
     let config = RuntimeConfig::default();
-    let shared = Rc::new(shared::Shared::new(
+    let shared = Rc::new(lua_env::LuaEnv::new(
         config.clone(),
         src.path.clone(),
         runtime::base_dir(src, &config),
@@ -127,7 +127,7 @@ pub fn inspect(src: &ScriptSource) -> Result<ScriptInfo, ScriptError> {
 /// One core's Lua state with the script loaded. Cheap to clone (shared state).
 #[derive(Clone)]
 pub struct CoreRuntime {
-    core: Rc<runtime::Core>,
+    core: Rc<runtime::LoadedScript>,
 }
 
 impl CoreRuntime {

@@ -14,12 +14,12 @@ use tokio_util::sync::CancellationToken;
 use crate::define::Wait;
 use crate::drive::{Current, drive};
 use crate::http::{Client, Http};
+use crate::lua_env::{LuaEnv, UserCtx};
 use crate::luax::fix_path;
-use crate::runtime::{Core, RunType};
-use crate::shared::{Shared, UserCtx};
+use crate::runtime::{LoadedScript, RunType};
 use crate::wait::Pacer;
 
-pub async fn run(core: Rc<Core>, ty: usize, stop: CancellationToken) {
+pub async fn run(core: Rc<LoadedScript>, ty: usize, stop: CancellationToken) {
     let rt = &core.types[ty];
     let ctx = Rc::new(UserCtx {
         id: core.next_user_id(),
@@ -55,7 +55,7 @@ pub async fn run(core: Rc<Core>, ty: usize, stop: CancellationToken) {
     }
 }
 
-async fn task_loop(core: &Core, rt: &RunType, ctx: &Rc<UserCtx>, this: &Table) {
+async fn task_loop(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>, this: &Table) {
     let mut picker = Picker::new(rt);
     let mut pacer = match &rt.wait {
         Wait::Time(w) => w.pacing_interval().map(Pacer::new),
@@ -88,7 +88,7 @@ async fn task_loop(core: &Core, rt: &RunType, ctx: &Rc<UserCtx>, this: &Table) {
     }
 }
 
-fn wait_time(core: &Core, ctx: &Rc<UserCtx>, wait: &Wait, this: &Table) -> Duration {
+fn wait_time(core: &LoadedScript, ctx: &Rc<UserCtx>, wait: &Wait, this: &Table) -> Duration {
     match wait {
         Wait::Time(w) => w.sample(&mut *core.shared.rng.borrow_mut()),
         Wait::Custom(f) => {
@@ -120,7 +120,7 @@ fn wait_time(core: &Core, ctx: &Rc<UserCtx>, wait: &Wait, this: &Table) -> Durat
     }
 }
 
-fn user_table(core: &Core, rt: &RunType, ctx: &Rc<UserCtx>) -> mlua::Result<Table> {
+fn user_table(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>) -> mlua::Result<Table> {
     let t = core.lua.create_table_with_capacity(0, 4)?;
     let http = Http(Rc::new(Client::new(
         ctx.clone(),
@@ -137,7 +137,7 @@ fn user_table(core: &Core, rt: &RunType, ctx: &Rc<UserCtx>) -> mlua::Result<Tabl
 /// Runs one script function of this user as a coroutine, doing the work
 /// it yields for (HTTP, sleep) until it finishes; then the last response
 /// gets its verdict and any error is recorded.
-async fn call(core: &Core, ctx: &Rc<UserCtx>, f: &Function, this: &Table) {
+async fn call(core: &LoadedScript, ctx: &Rc<UserCtx>, f: &Function, this: &Table) {
     let thread = match core.take_thread() {
         Ok(t) => t,
         Err(e) => {
@@ -213,7 +213,7 @@ impl Picker {
         }
     }
 
-    fn next(&mut self, shared: &Shared) -> usize {
+    fn next(&mut self, shared: &LuaEnv) -> usize {
         if let Some((order, pos)) = &mut self.sequence {
             let i = order[*pos % order.len()];
             *pos = (*pos + 1) % order.len();

@@ -22,8 +22,8 @@ use tokio::time::Instant;
 
 use http_client::{Origin, Request, Session, is_absolute};
 
+use crate::lua_env::{LuaEnv, Op, UserCtx};
 use crate::luax::{fault, type_name};
-use crate::shared::{Op, Shared, UserCtx};
 use options::RequestOptions;
 use response::Outcome;
 
@@ -32,7 +32,7 @@ const MAX_REDIRECTS: u32 = 10;
 /// One user's client: the Lua-side facts around its [`Session`].
 pub struct Client {
     pub user: Rc<UserCtx>,
-    pub shared: Rc<Shared>,
+    pub shared: Rc<LuaEnv>,
     /// The user type's host, or `-H` when given.
     pub base: Option<Rc<Origin>>,
     session: Session,
@@ -88,7 +88,7 @@ impl HttpOp {
 }
 
 impl Client {
-    pub fn new(user: Rc<UserCtx>, shared: Rc<Shared>, base: Option<Rc<Origin>>) -> Self {
+    pub fn new(user: Rc<UserCtx>, shared: Rc<LuaEnv>, base: Option<Rc<Origin>>) -> Self {
         Client {
             user,
             shared,

@@ -16,12 +16,12 @@ use mlua::{Lua, UserData, UserDataFields, UserDataMethods, Value};
 use stats::Sample;
 
 use crate::convert::json_to_lua;
+use crate::lua_env::LuaEnv;
 use crate::luax::fault;
-use crate::shared::Shared;
 use http_client::{Message, Origin};
 
 pub struct Outcome {
-    pub shared: Rc<Shared>,
+    pub shared: Rc<LuaEnv>,
     pub method: Method,
     pub name: std::rc::Rc<str>,
     /// Where the (last, after redirects) request went.

@@ -107,7 +107,7 @@ fn on_hook(lua: &Lua, debug: &mlua::debug::Debug, guard: &Rc<Guard>) -> mlua::Re
     }
 }
 
-pub struct Engine {
+pub struct ExtRuntime {
     host: Host,
     call: Function,
     decls: Declarations,
@@ -127,8 +127,8 @@ fn load_error(src: &ScriptSource, e: impl std::fmt::Display) -> ScriptError {
     }
 }
 
-impl Engine {
-    pub fn load(src: &ScriptSource, config: &ExtConfig) -> Result<Engine, ScriptError> {
+impl ExtRuntime {
+    pub fn load(src: &ScriptSource, config: &ExtConfig) -> Result<ExtRuntime, ScriptError> {
         let rc = RuntimeConfig {
             insecure_tls: config.insecure_tls,
             node_id: "master".into(),
@@ -158,7 +158,7 @@ impl Engine {
         };
         let view_states = states(decls.views.len()).map_err(e)?;
         let action_states = states(decls.actions.len()).map_err(e)?;
-        Ok(Engine {
+        Ok(ExtRuntime {
             default_host: loaded.default_host,
             host,
             call,
@@ -383,11 +383,11 @@ fn lua_error(e: mlua::Error) -> ExtError {
 
 /// While a call's Lua code runs, its deadline is the hook's.
 struct Deadline<'a> {
-    engine: &'a Engine,
+    engine: &'a ExtRuntime,
 }
 
 impl<'a> Deadline<'a> {
-    fn enter(engine: &'a Engine, deadline: Instant) -> Self {
+    fn enter(engine: &'a ExtRuntime, deadline: Instant) -> Self {
         engine.guard.deadline.set(Some(deadline));
         engine.guard.fired.set(false);
         Deadline { engine }

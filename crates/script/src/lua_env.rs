@@ -1,7 +1,8 @@
-//! State shared by everything on one core: the run's configuration, the
-//! stats sink, the random source, the TLS configuration and the user whose
-//! coroutine is running right now. Reachable from Lua callbacks through the
-//! state's app data; all single-threaded, so `Rc` and `RefCell`.
+//! `LuaEnv`: what Rust code needs in one Lua state (a worker core's, or the
+//! master's extension state): the run's configuration, the stats sink, the
+//! random source, the TLS configuration and the user whose coroutine is
+//! running right now. Reachable from Lua callbacks through the state's app
+//! data; all single-threaded, so `Rc` and `RefCell`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::RuntimeConfig;
 use crate::luax::fault;
 
-pub struct Shared {
+pub struct LuaEnv {
     pub config: RuntimeConfig,
     /// The script's path as given, to restore it in Lua's shortened names.
     pub script_path: String,
@@ -77,7 +78,7 @@ impl UserCtx {
     }
 }
 
-impl Shared {
+impl LuaEnv {
     pub fn new(
         config: RuntimeConfig,
         script_path: String,
@@ -85,7 +86,7 @@ impl Shared {
         stats: Rc<RefCell<RequestStats>>,
     ) -> Self {
         let tls = http_client::Tls::new(config.insecure_tls);
-        Shared {
+        LuaEnv {
             config,
             script_path,
             base_dir,
@@ -97,8 +98,8 @@ impl Shared {
         }
     }
 
-    pub fn from_lua(lua: &Lua) -> mlua::Result<Rc<Shared>> {
-        lua.app_data_ref::<Rc<Shared>>()
+    pub fn from_lua(lua: &Lua) -> mlua::Result<Rc<LuaEnv>> {
+        lua.app_data_ref::<Rc<LuaEnv>>()
             .map(|s| s.clone())
             .ok_or_else(|| fault("the swarmer runtime is not available in this Lua state"))
     }
