@@ -8,6 +8,8 @@
 //! engine (the `ext` crate) runs the views, actions, routes and hooks a
 //! script declares ([`declare`]) through [`host`].
 
+#![forbid(unsafe_code)]
+
 #[cfg(all(feature = "luajit", feature = "lua54"))]
 compile_error!(
     "features `luajit` and `lua54` exclude each other: build with `--no-default-features --features lua54`"

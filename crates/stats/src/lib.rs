@@ -9,6 +9,8 @@
 //! Time is always passed in (`now_ms`, unix milliseconds) so tests are exact;
 //! [`now_ms`] is the one clock read every caller uses to get it.
 
+#![forbid(unsafe_code)]
+
 pub mod csv;
 mod entry;
 mod errors;
