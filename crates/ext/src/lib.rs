@@ -10,7 +10,9 @@
 //! channel of calls with one-shot replies, and every call has a time limit
 //! enforced inside Lua (an instruction-count hook) and outside it (a
 //! timeout on the reply), so a script stuck in a loop cannot hang the web
-//! server.
+//! server. The limit counts from when the call starts running; a call whose
+//! caller went away is stopped; and at most [`ExtConfig::max_pending`]
+//! calls wait or run at once (one more gets [`ExtError::Busy`], a 503).
 //!
 //! The data crossing the thread boundary is JSON (`serde_json::Value`):
 //! the master describes its live state as JSON, the script answers with
@@ -40,6 +42,9 @@ pub struct ExtConfig {
     pub insecure_tls: bool,
     /// Where `swarmer.data` and `require` look (default: the script's directory).
     pub base_dir: Option<PathBuf>,
+    /// Calls queued or running at once; beyond this a call is refused with
+    /// [`ExtError::Busy`] rather than queued behind a backlog.
+    pub max_pending: usize,
 }
 
 impl Default for ExtConfig {
@@ -48,6 +53,7 @@ impl Default for ExtConfig {
             call_timeout: Duration::from_secs(10),
             insecure_tls: false,
             base_dir: None,
+            max_pending: 16,
         }
     }
 }
@@ -79,4 +85,10 @@ pub enum ExtError {
     Timeout(String),
     #[error("the script's extension runtime has stopped")]
     Gone,
+    /// [`ExtConfig::max_pending`] calls are already queued or running.
+    #[error("the script's extensions are busy ({0} calls queued or running); try again")]
+    Busy(usize),
+    /// The caller went away before the call finished; it was stopped.
+    #[error("the call was cancelled: its caller went away")]
+    Cancelled,
 }

@@ -10,7 +10,10 @@
 //!
 //! Time limits: an instruction-count hook raises an error inside Lua once
 //! the running call is past its deadline (a loop that never ends), and the
-//! awaits between resumes are bounded by the same deadline. LuaJIT does not
+//! awaits between resumes are bounded by the same deadline. The deadline
+//! counts from when the call starts running, not from when it was queued.
+//! A call whose caller went away (its [`CancellationToken`] cancelled) is
+//! stopped the same way, at the next hook check or await. LuaJIT does not
 //! run hooks in compiled code, so this state runs with the JIT off; views
 //! and actions are light work and the interpreter is plenty fast for them.
 
@@ -29,6 +32,7 @@ use script::luax::{fault, fix_path};
 use script::{RuntimeConfig, ScriptError, ScriptSource};
 use serde_json::Value as Json;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::output::{ActionOutcome, ViewData};
 use crate::{CallContext, Catalog, ExtConfig, ExtError, args};
@@ -67,6 +71,8 @@ if jit then jit.off() jit.flush() end
 #[derive(Default)]
 struct Guard {
     deadline: Cell<Option<Instant>>,
+    /// Cancelled when the running call's caller went away.
+    cancel: RefCell<Option<CancellationToken>>,
     /// Set by the hook when it stopped the running call.
     fired: Cell<bool>,
     /// The hook runs on every instruction (after a deadline passed).
@@ -83,8 +89,13 @@ fn install_hook(lua: &Lua, guard: Rc<Guard>, every: u32) -> mlua::Result<()> {
 /// error in the script's own code (never in swarmer's chunks, named "=...",
 /// which must run to report it).
 fn on_hook(lua: &Lua, debug: &mlua::debug::Debug, guard: &Rc<Guard>) -> mlua::Result<VmState> {
+    let abandoned = guard
+        .cancel
+        .borrow()
+        .as_ref()
+        .is_some_and(|c| c.is_cancelled());
     match guard.deadline.get() {
-        Some(d) if Instant::now() >= d => {
+        Some(d) if abandoned || Instant::now() >= d => {
             let ours = debug
                 .source()
                 .source
@@ -175,14 +186,35 @@ impl ExtRuntime {
         self.decls.catalog()
     }
 
-    pub async fn render(&self, id: &str, ctx: CallContext) -> Result<ViewData, ExtError> {
+    /// The event of each hook, in declaration order.
+    pub fn hook_events(&self) -> Vec<String> {
+        self.decls
+            .hooks
+            .iter()
+            .map(|h| h.event.to_string())
+            .collect()
+    }
+
+    pub async fn render(
+        &self,
+        id: &str,
+        ctx: CallContext,
+        cancel: &CancellationToken,
+    ) -> Result<ViewData, ExtError> {
         let Some(i) = self.decls.views.iter().position(|v| v.id == id) else {
             return Err(not_found("view", id));
         };
         let view = &self.decls.views[i];
         let what = format!("view {id:?}");
         let out = self
-            .invoke(&what, &view.render, &ctx, Some(&self.view_states[i]), |c| c)
+            .invoke(
+                &what,
+                &view.render,
+                &ctx,
+                Some(&self.view_states[i]),
+                cancel,
+                |c| c,
+            )
             .await?;
         ViewData::from_json(&out).map_err(|e| self.unusable(&what, &view.render, "render", e))
     }
@@ -192,6 +224,7 @@ impl ExtRuntime {
         id: &str,
         args: Json,
         ctx: CallContext,
+        cancel: &CancellationToken,
     ) -> Result<ActionOutcome, ExtError> {
         let Some(i) = self.decls.actions.iter().position(|a| a.info.id == id) else {
             return Err(not_found("action", id));
@@ -202,7 +235,7 @@ impl ExtRuntime {
         let what = format!("action {id:?}");
         let state = Some(&self.action_states[i]);
         let out = self
-            .invoke(&what, &action.run, &ctx, state, |c| (args, c))
+            .invoke(&what, &action.run, &ctx, state, cancel, |c| (args, c))
             .await?;
         ActionOutcome::from_json(&out).map_err(|e| self.unusable(&what, &action.run, "run", e))
     }
@@ -213,6 +246,7 @@ impl ExtRuntime {
         path: &str,
         query: Vec<(String, String)>,
         ctx: CallContext,
+        cancel: &CancellationToken,
     ) -> Result<Json, ExtError> {
         let segments = split_path(path).ok_or_else(|| not_found("route", path))?;
         let found = self
@@ -227,18 +261,24 @@ impl ExtRuntime {
         let req = serde_json::json!({ "path": path, "params": params, "query": query });
         let req = json_to_lua(self.lua(), &req).map_err(lua_error)?;
         let what = format!("route {:?}", route.pattern.text);
-        self.invoke(&what, &route.handler, &ctx, None, |c| (req, c))
+        self.invoke(&what, &route.handler, &ctx, None, cancel, |c| (req, c))
             .await
     }
 
     /// Runs every hook of `event` in declaration order; returns their errors.
-    pub async fn emit(&self, event: &str, data: Json, ctx: CallContext) -> Vec<ExtError> {
+    pub async fn emit(
+        &self,
+        event: &str,
+        data: Json,
+        ctx: CallContext,
+        cancel: &CancellationToken,
+    ) -> Vec<ExtError> {
         let mut errors = Vec::new();
         for hook in self.decls.hooks.iter().filter(|h| h.event == event) {
             let result = async {
                 let ev = json_to_lua(self.lua(), &data).map_err(lua_error)?;
                 let what = format!("hook {event}");
-                self.invoke(&what, &hook.handler, &ctx, None, |c| (ev, c))
+                self.invoke(&what, &hook.handler, &ctx, None, cancel, |c| (ev, c))
                     .await
             };
             if let Err(e) = result.await {
@@ -249,15 +289,20 @@ impl ExtRuntime {
     }
 
     /// Runs `f` as a coroutine with `args(ctx)` until it returns, the
-    /// deadline passes, or it fails; returns its result as JSON.
+    /// deadline passes, `cancel` fires, or it fails; returns its result as
+    /// JSON.
     async fn invoke<A: IntoLuaMulti>(
         &self,
         what: &str,
         f: &Function,
         ctx: &CallContext,
         state: Option<&Table>,
+        cancel: &CancellationToken,
         args: impl FnOnce(Table) -> A,
     ) -> Result<Json, ExtError> {
+        if cancel.is_cancelled() {
+            return Err(ExtError::Cancelled);
+        }
         let deadline = Instant::now() + self.limit;
         let user = self.host.new_call();
         let ctx = self.ctx_table(ctx, state, &user).map_err(lua_error)?;
@@ -268,8 +313,11 @@ impl ExtRuntime {
         let first = (f.clone(), args(ctx))
             .into_lua_multi(self.lua())
             .map_err(lua_error)?;
-        let run = self.drive(what, &thread, &user, first, deadline);
-        let outcome = tokio::time::timeout_at(deadline, run).await;
+        let run = self.drive(what, &thread, &user, first, deadline, cancel);
+        let outcome = tokio::select! {
+            timed = tokio::time::timeout_at(deadline, run) => timed,
+            _ = cancel.cancelled() => Ok(Err(ExtError::Cancelled)),
+        };
         self.host.finish(&user);
         match outcome {
             Ok(result) => result,
@@ -293,17 +341,19 @@ impl ExtRuntime {
         user: &CallUser,
         first: mlua::MultiValue,
         deadline: Instant,
+        cancel: &CancellationToken,
     ) -> Result<Value, ExtError> {
         let step = self
             .host
             .drive::<_, (Option<String>, Option<String>, Value), _>(user, thread, first, || {
-                Deadline::enter(self, deadline)
+                Deadline::enter(self, deadline, cancel)
             })
             .await;
         let stopped = self.guard.fired.replace(false);
         let (msg, _tb, out) = step.map_err(lua_error)?;
         match msg {
             None => Ok(out),
+            Some(_) if stopped && cancel.is_cancelled() => Err(ExtError::Cancelled),
             Some(m) if stopped => {
                 let m = fix_path(&m, self.host.script_path());
                 let at = m.strip_suffix(STOPPED).unwrap_or(&m);
@@ -387,8 +437,9 @@ struct Deadline<'a> {
 }
 
 impl<'a> Deadline<'a> {
-    fn enter(engine: &'a ExtRuntime, deadline: Instant) -> Self {
+    fn enter(engine: &'a ExtRuntime, deadline: Instant, cancel: &CancellationToken) -> Self {
         engine.guard.deadline.set(Some(deadline));
+        *engine.guard.cancel.borrow_mut() = Some(cancel.clone());
         engine.guard.fired.set(false);
         Deadline { engine }
     }
@@ -398,6 +449,7 @@ impl Drop for Deadline<'_> {
     fn drop(&mut self) {
         let guard = &self.engine.guard;
         guard.deadline.set(None);
+        guard.cancel.borrow_mut().take();
         if guard.tight.get() {
             // Back to the cheap check for the calls that follow.
             let _ = install_hook(self.engine.lua(), guard.clone(), HOOK_EVERY);

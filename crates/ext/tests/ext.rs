@@ -387,3 +387,110 @@ swarmer.ui.view { id = "v", render = function() end }"#,
             .is_none()
     );
 }
+
+const SPIN: &str = r#"
+swarmer.ui.view { id = "spin", render = function(ctx) while true do end end }
+swarmer.ui.view { id = "nap", render = function(ctx)
+  swarmer.sleep(0.6)
+  return { note = "rested" }
+end }
+swarmer.ui.view { id = "quick", render = function(ctx) return { note = "fine" } end }
+"#;
+
+async fn start_with(code: &str, config: ExtConfig) -> ExtHandle {
+    ext::start(&src(code), config)
+        .await
+        .expect("the script loads")
+        .expect("the script declares extensions")
+}
+
+/// Waits until `cond` holds; fails the test after 10 s.
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn abandoned_calls_are_cancelled() {
+    // Six callers of a view that never ends give up after 100 ms (browser
+    // tabs closed): their calls stop instead of each running to the 30 s
+    // limit one after another.
+    let ext = start(SPIN, Duration::from_secs(30)).await;
+    let callers: Vec<_> = (0..6)
+        .map(|_| {
+            let ext = ext.clone();
+            tokio::spawn(async move {
+                let call = ext.render("spin", ctx(json!({})));
+                tokio::time::timeout(Duration::from_millis(100), call).await
+            })
+        })
+        .collect();
+    for c in callers {
+        assert!(c.await.unwrap().is_err(), "the caller gave up");
+    }
+    until("the abandoned calls to end", || ext.pending_calls() == 0).await;
+    let started = Instant::now();
+    let view = ext.render("quick", ctx(json!({}))).await.unwrap();
+    assert_eq!(view.note.as_deref(), Some("fine"));
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_busy_at_once() {
+    let config = ExtConfig {
+        call_timeout: Duration::from_millis(500),
+        max_pending: 2,
+        ..ExtConfig::default()
+    };
+    let ext = start_with(SPIN, config).await;
+    let spinning: Vec<_> = (0..2)
+        .map(|_| {
+            let ext = ext.clone();
+            tokio::spawn(async move { ext.render("spin", ctx(json!({}))).await })
+        })
+        .collect();
+    until("two calls in the queue", || ext.pending_calls() == 2).await;
+    let started = Instant::now();
+    let e = ext.render("quick", ctx(json!({}))).await.unwrap_err();
+    assert!(matches!(e, ExtError::Busy(2)), "{e}");
+    assert!(started.elapsed() < Duration::from_millis(200));
+    for s in spinning {
+        let e = s.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&e, ExtError::Timeout(m) if m.contains("was stopped")),
+            "{e}"
+        );
+    }
+    // The queue has room again.
+    let view = ext.render("quick", ctx(json!({}))).await.unwrap();
+    assert_eq!(view.note.as_deref(), Some("fine"));
+}
+
+#[tokio::test]
+async fn each_call_is_limited_from_when_it_starts_running() {
+    // Four calls that run to their 1 s limit are ahead of a call that needs
+    // 0.6 s: it starts about 4 s after it was made and still has its whole
+    // second (a limit counted from the request would have stopped it).
+    let ext = start(SPIN, Duration::from_secs(1)).await;
+    let spinning: Vec<_> = (0..4)
+        .map(|_| {
+            let ext = ext.clone();
+            tokio::spawn(async move { ext.render("spin", ctx(json!({}))).await })
+        })
+        .collect();
+    until("four calls in the queue", || ext.pending_calls() == 4).await;
+    let started = Instant::now();
+    let view = ext.render("nap", ctx(json!({}))).await.unwrap();
+    assert_eq!(view.note.as_deref(), Some("rested"));
+    assert!(started.elapsed() >= Duration::from_millis(3500));
+    for s in spinning {
+        let e = s.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&e, ExtError::Timeout(m) if m.contains("was stopped")),
+            "{e}"
+        );
+    }
+}

@@ -39,7 +39,9 @@ impl IntoResponse for ExtReply {
             ExtError::NotFound { .. } => StatusCode::NOT_FOUND,
             ExtError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ExtError::Script(_) | ExtError::Timeout(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ExtError::Gone => StatusCode::SERVICE_UNAVAILABLE,
+            ExtError::Gone | ExtError::Busy(_) | ExtError::Cancelled => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
         let mut body = json!({ "success": false, "message": self.0.to_string() });
         if let ExtError::Invalid { field, .. } = &self.0 {
