@@ -1,5 +1,5 @@
 //! The master's side of script extensions: it starts the script's
-//! extension engine ([`script::ext`]), describes its live state to the
+//! extension engine ([`ext`]), describes its live state to the
 //! script as `ctx`, and turns what it publishes into run events for the
 //! script's hooks.
 //!
@@ -14,8 +14,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use ext::{ActionOutcome, CallContext, Catalog, ExtConfig, ExtHandle};
 use script::ScriptSource;
-use script::ext::{ActionOutcome, CallContext, Catalog, ExtConfig, ExtHandle};
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 
@@ -24,7 +24,7 @@ use crate::snapshot::views;
 use crate::{MasterHandle, RunState, Snapshot};
 /// What the web layer needs of the engine's types, re-exported here so the
 /// web layer does not depend on where the engine lives.
-pub use script::ext::{ExtError, ViewData};
+pub use ext::{ExtError, ViewData};
 
 /// A script's extensions, running. Cheap to clone; the engine and the
 /// hook watcher stop when the last clone is dropped.
@@ -56,7 +56,7 @@ impl Extensions {
         config: ExtConfig,
         master: MasterHandle,
     ) -> Result<Option<Extensions>, script::ScriptError> {
-        let Some(handle) = script::ext::start(src, config).await? else {
+        let Some(handle) = ext::start(src, config).await? else {
             return Ok(None);
         };
         let watcher = (!handle.catalog().hooks.is_empty())
@@ -133,7 +133,7 @@ impl Observed {
     }
 }
 
-/// A run event for the hooks: its name (one of [`script::ext::EVENTS`])
+/// A run event for the hooks: its name (one of [`ext::EVENTS`])
 /// and the table the hook gets as its first argument.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunEvent {

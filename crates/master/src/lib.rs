@@ -6,6 +6,8 @@
 //! workers and [`MasterHandle::attach`] links an in-process one, through
 //! the same connection code.
 
+#![forbid(unsafe_code)]
+
 mod connection;
 mod coordinator;
 mod dispatch;

@@ -7,6 +7,8 @@
 //! in-process worker of standalone mode uses [`memory::pair`] and skips bytes
 //! altogether, but speaks the same messages.
 
+#![forbid(unsafe_code)]
+
 mod codec;
 mod handshake;
 pub mod memory;

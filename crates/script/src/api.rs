@@ -8,9 +8,9 @@ use mlua::{Lua, MultiValue, Table, Value, Variadic};
 use rand::Rng;
 use stats::Sample;
 
-use crate::http::response::json_to_lua;
-use crate::luax::{fault, type_name};
-use crate::shared::{Op, Shared};
+use crate::convert::json_to_lua;
+use crate::lua_env::{LuaEnv, Op};
+use crate::luax::{check_keys_named, fault, number, type_name};
 
 /// Builds the `swarmer` table (without the declarations `define.rs` adds).
 pub fn install(lua: &Lua, swarmer: &Table) -> mlua::Result<()> {
@@ -58,7 +58,7 @@ pub fn install(lua: &Lua, swarmer: &Table) -> mlua::Result<()> {
 /// `(m, n)` an integer in [m, n]. Drawn from the core's generator, which is
 /// seeded from the OS, so cores and runs differ.
 fn random(lua: &Lua, (m, n): (Option<i64>, Option<i64>)) -> mlua::Result<Value> {
-    let shared = Shared::from_lua(lua)?;
+    let shared = LuaEnv::from_lua(lua)?;
     let mut rng = shared.rng.borrow_mut();
     let (lo, hi) = match (m, n) {
         (None, _) => return Ok(Value::Number(rng.random::<f64>())),
@@ -82,7 +82,7 @@ fn set_sleep(lua: &Lua, secs: f64) -> mlua::Result<()> {
             "swarmer.sleep: seconds must be >= 0, got {secs}"
         )));
     }
-    let shared = Shared::from_lua(lua)?;
+    let shared = LuaEnv::from_lua(lua)?;
     let user = shared.current_user().ok_or_else(|| {
         fault("swarmer.sleep can only be called from a task, on_start or on_stop")
     })?;
@@ -98,31 +98,20 @@ fn env(lua: &Lua, (name, default): (String, Value)) -> mlua::Result<Value> {
     }
 }
 
-const RECORD_KEYS: &str = "type, name, duration_ms, success, length, error";
+const RECORD_KEYS: [&str; 6] = ["type", "name", "duration_ms", "success", "length", "error"];
 
 /// `swarmer.record { type, name, duration_ms, success, length, error }`:
 /// a custom request (gRPC, a database query...) counted like an HTTP one.
 fn record(lua: &Lua, t: Table) -> mlua::Result<()> {
-    for pair in t.pairs::<Value, Value>() {
-        let (k, _) = pair?;
-        let ok = matches!(&k, Value::String(s) if RECORD_KEYS.split(", ").any(|n| s.as_bytes() == n.as_bytes()));
-        if !ok {
-            return Err(fault(format!(
-                "swarmer.record: unknown field {k:?} (expected one of: {RECORD_KEYS})"
-            )));
-        }
-    }
+    check_keys_named(&t, "swarmer.record", "field", &RECORD_KEYS)?;
     let kind: String = required_string(&t, "type")?;
     let name: String = required_string(&t, "name")?;
-    let duration_ms = match t.raw_get::<Value>("duration_ms")? {
-        Value::Integer(i) => i as f64,
-        Value::Number(n) => n,
-        other => {
-            return Err(fault(format!(
-                "swarmer.record: duration_ms must be a number, got a {}",
-                type_name(&other)
-            )));
-        }
+    let duration_ms = t.raw_get::<Value>("duration_ms")?;
+    let Some(duration_ms) = number(&duration_ms) else {
+        return Err(fault(format!(
+            "swarmer.record: duration_ms must be a number, got a {}",
+            type_name(&duration_ms)
+        )));
     };
     if !(duration_ms.is_finite() && duration_ms >= 0.0) {
         return Err(fault(format!(
@@ -155,7 +144,7 @@ fn record(lua: &Lua, t: Table) -> mlua::Result<()> {
     } else {
         Some(error.unwrap_or_else(|| "failed".to_string()))
     };
-    let shared = Shared::from_lua(lua)?;
+    let shared = LuaEnv::from_lua(lua)?;
     let response_time_us = (duration_ms * 1000.0).round() as u64;
     let lateness = shared.current_user().and_then(|u| u.lateness_us.get());
     shared.record(&Sample {
@@ -202,7 +191,7 @@ fn join_args(args: &Variadic<Value>) -> String {
 }
 
 fn who(lua: &Lua) -> String {
-    match Shared::from_lua(lua).ok().and_then(|s| s.current_user()) {
+    match LuaEnv::from_lua(lua).ok().and_then(|s| s.current_user()) {
         Some(u) => format!("{}#{}", u.user_type, u.id),
         None => "script".to_string(),
     }

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use mlua::{Lua, Value};
 
-use crate::http::response::json_to_lua;
+use crate::convert::json_to_lua;
+use crate::lua_env::LuaEnv;
 use crate::luax::fault;
-use crate::shared::Shared;
 
 pub fn data(lua: &Lua, path: String) -> mlua::Result<Value> {
-    let shared = Shared::from_lua(lua)?;
+    let shared = LuaEnv::from_lua(lua)?;
     let full = resolve(&shared.base_dir, &path);
     if let Some(key) = shared.data.borrow().get(&full) {
         return lua.registry_value(key);

@@ -9,10 +9,10 @@ use std::ffi::c_void;
 
 use mlua::{Function, Lua, Table, Value};
 
-use crate::http::origin::Origin;
-use crate::luax::{fault, type_name};
+use crate::luax::{check_keys, fault, number, opt_string, type_name};
 use crate::wait::WaitTime;
 use crate::{ScriptInfo, TaskInfo, UserTypeInfo};
+use http_client::Origin;
 
 /// One task of a user type.
 pub struct TaskDef {
@@ -50,7 +50,7 @@ pub struct Registry {
     pub types: Vec<UserTypeDef>,
     by_table: HashMap<*const c_void, usize>,
     /// Views, actions, routes and hooks: only the master runs them.
-    pub ext: crate::ext::Declarations,
+    pub ext: crate::declare::Declarations,
 }
 
 impl Registry {
@@ -79,8 +79,15 @@ impl Registry {
     }
 }
 
-const USER_KEYS: &str = "name, weight, fixed_count, wait, host, sequential";
-const TASK_KEYS: &str = "fn, weight, name, tags";
+const USER_KEYS: [&str; 6] = [
+    "name",
+    "weight",
+    "fixed_count",
+    "wait",
+    "host",
+    "sequential",
+];
+const TASK_KEYS: [&str; 4] = ["fn", "weight", "name", "tags"];
 
 /// Installs `swarmer.user` and the wait-time constructors into `swarmer`.
 pub fn install(lua: &Lua, swarmer: &Table) -> mlua::Result<()> {
@@ -111,7 +118,7 @@ pub fn install(lua: &Lua, swarmer: &Table) -> mlua::Result<()> {
         "constant_throughput",
         lua.create_function(|_, n: f64| wait_value(WaitTime::constant_throughput(n)))?,
     )?;
-    crate::ext::install(lua, swarmer)
+    crate::declare::install(lua, swarmer)
 }
 
 /// Wait times travel through Lua as userdata so `wait = ` can tell them
@@ -130,15 +137,11 @@ fn wait_value(w: Result<WaitTime, crate::wait::WaitError>) -> mlua::Result<WaitV
 }
 
 fn positive_int(what: &str, v: Value) -> mlua::Result<u32> {
-    let n = match v {
-        Value::Integer(i) => i as f64,
-        Value::Number(n) => n,
-        other => {
-            return Err(fault(format!(
-                "{what} must be a whole number >= 1, got a {}",
-                type_name(&other)
-            )));
-        }
+    let Some(n) = number(&v) else {
+        return Err(fault(format!(
+            "{what} must be a whole number >= 1, got a {}",
+            type_name(&v)
+        )));
     };
     if n.fract() != 0.0 || !(1.0..=1e9).contains(&n) {
         return Err(fault(format!(
@@ -148,22 +151,10 @@ fn positive_int(what: &str, v: Value) -> mlua::Result<u32> {
     Ok(n as u32)
 }
 
-fn opt_string(what: &str, v: Value) -> mlua::Result<Option<String>> {
-    match v {
-        Value::Nil => Ok(None),
-        Value::String(s) => Ok(Some(s.to_str()?.to_string())),
-        other => Err(fault(format!(
-            "{what} must be a string, got a {}",
-            type_name(&other)
-        ))),
-    }
-}
-
 fn parse_wait(v: Value) -> mlua::Result<Wait> {
     let seconds = match v {
         Value::Nil => return Ok(Wait::Time(WaitTime::default())),
-        Value::Integer(i) => i as f64,
-        Value::Number(n) => n,
+        Value::Integer(_) | Value::Number(_) => number(&v).unwrap_or_default(),
         Value::Function(f) => return Ok(Wait::Custom(f)),
         Value::UserData(ud) => {
             return match ud.borrow::<WaitValue>() {
@@ -196,16 +187,7 @@ fn declare_user(lua: &Lua, type_meta: &Table, opts: Value) -> mlua::Result<Table
             )));
         }
     };
-    for pair in opts.pairs::<Value, Value>() {
-        let (k, _) = pair?;
-        let known = matches!(&k, Value::String(s) if USER_KEYS.split(", ").any(|n| s.as_bytes() == n.as_bytes()));
-        if !known {
-            return Err(fault(format!(
-                "swarmer.user: unknown option {} (expected one of: {USER_KEYS})",
-                describe_key(&k)
-            )));
-        }
-    }
+    check_keys(&opts, "swarmer.user", &USER_KEYS)?;
     let mut reg = lua
         .app_data_mut::<Registry>()
         .ok_or_else(|| fault("swarmer.user can only be called while the script loads"))?;
@@ -263,13 +245,6 @@ fn declare_user(lua: &Lua, type_meta: &Table, opts: Value) -> mlua::Result<Table
     Ok(table)
 }
 
-fn describe_key(k: &Value) -> String {
-    match k {
-        Value::String(s) => format!("{:?}", s.to_string_lossy()),
-        other => format!("of type {}", type_name(other)),
-    }
-}
-
 fn add_task(lua: &Lua, ut: &Table, a: Value, b: Value) -> mlua::Result<()> {
     let (weight, name, tags, func) = match (a, b) {
         (Value::Function(f), Value::Nil) => (1, None, Vec::new(), f),
@@ -305,16 +280,7 @@ fn add_task(lua: &Lua, ut: &Table, a: Value, b: Value) -> mlua::Result<()> {
 type TaskParts = (u32, Option<String>, Vec<String>, Function);
 
 fn task_from_table(t: &Table) -> mlua::Result<TaskParts> {
-    for pair in t.pairs::<Value, Value>() {
-        let (k, _) = pair?;
-        let known = matches!(&k, Value::String(s) if TASK_KEYS.split(", ").any(|n| s.as_bytes() == n.as_bytes()));
-        if !known {
-            return Err(fault(format!(
-                "task: unknown option {} (expected one of: {TASK_KEYS})",
-                describe_key(&k)
-            )));
-        }
-    }
+    check_keys(t, "task", &TASK_KEYS)?;
     let func = match t.raw_get::<Value>("fn")? {
         Value::Function(f) => f,
         other => {

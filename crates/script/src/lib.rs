@@ -4,8 +4,11 @@
 //! One [`CoreRuntime`] lives on each worker core (a Lua state is not `Send`);
 //! the worker engine asks it to run users with [`CoreRuntime::run_user`] and
 //! collects what they recorded from the shared per-core [`stats::RequestStats`].
-//! The master calls [`inspect`] to learn the user types, and [`ext::start`]
-//! to run the views, actions, routes and hooks a script declares.
+//! The master calls [`inspect`] to learn the user types; its extension
+//! engine (the `ext` crate) runs the views, actions, routes and hooks a
+//! script declares ([`declare`]) through [`host`].
+
+#![forbid(unsafe_code)]
 
 #[cfg(all(feature = "luajit", feature = "lua54"))]
 compile_error!(
@@ -13,13 +16,16 @@ compile_error!(
 );
 
 mod api;
+pub mod convert;
 mod data;
+pub mod declare;
 mod define;
-pub mod ext;
+mod drive;
+pub mod host;
 mod http;
-mod luax;
+mod lua_env;
+pub mod luax;
 mod runtime;
-mod shared;
 mod user;
 pub mod wait;
 
@@ -110,7 +116,7 @@ pub struct RuntimeConfig {
 /// Loads the script in a throwaway Lua state and lists its user types.
 pub fn inspect(src: &ScriptSource) -> Result<ScriptInfo, ScriptError> {
     let config = RuntimeConfig::default();
-    let shared = Rc::new(shared::Shared::new(
+    let shared = Rc::new(lua_env::LuaEnv::new(
         config.clone(),
         src.path.clone(),
         runtime::base_dir(src, &config),
@@ -123,7 +129,7 @@ pub fn inspect(src: &ScriptSource) -> Result<ScriptInfo, ScriptError> {
 /// One core's Lua state with the script loaded. Cheap to clone (shared state).
 #[derive(Clone)]
 pub struct CoreRuntime {
-    core: Rc<runtime::Core>,
+    core: Rc<runtime::LoadedScript>,
 }
 
 impl CoreRuntime {

@@ -1,8 +1,9 @@
-//! Small Lua helpers shared by every module: clean error values, the
-//! protected runner that turns a Lua error into message + traceback, and
-//! the path fix-up for Lua's truncated chunk names.
+//! Small Lua helpers shared by every module (and the `ext` crate): clean
+//! error values, the protected runner that turns a Lua error into a
+//! message and a traceback, the path fix-up for Lua's truncated chunk
+//! names, and the checks of option tables (unknown keys, optional strings).
 
-use mlua::{Function, Lua, Value};
+use mlua::{Function, Lua, Table, Value};
 
 /// An error raised from Rust into Lua whose text is exactly its message
 /// (mlua's own `RuntimeError` would prefix "runtime error: ").
@@ -102,6 +103,53 @@ pub fn type_name(v: &Value) -> &'static str {
     v.type_name()
 }
 
+/// Refuses keys outside `known` (typos such as `rendr`), naming them.
+pub fn check_keys(t: &Table, what: &str, known: &[&str]) -> mlua::Result<()> {
+    check_keys_named(t, what, "option", known)
+}
+
+/// [`check_keys`] for tables whose keys the error calls `noun`s.
+pub fn check_keys_named(t: &Table, what: &str, noun: &str, known: &[&str]) -> mlua::Result<()> {
+    for pair in t.pairs::<Value, Value>() {
+        let (k, _) = pair?;
+        let ok =
+            matches!(&k, Value::String(s) if known.iter().any(|n| s.as_bytes() == n.as_bytes()));
+        if !ok {
+            let key = match &k {
+                Value::String(s) => format!("{:?}", s.to_string_lossy()),
+                other => format!("of type {}", type_name(other)),
+            };
+            return Err(fault(format!(
+                "{what}: unknown {noun} {key} (expected one of: {})",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A Lua number as `f64`, whichever representation Lua chose for it
+/// (integer or float); `None` for anything else.
+pub fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Number(n) => Some(*n),
+        _ => None,
+    }
+}
+
+/// `nil` or a string; anything else is an error naming `what`.
+pub fn opt_string(what: &str, v: Value) -> mlua::Result<Option<String>> {
+    match v {
+        Value::Nil => Ok(None),
+        Value::String(s) => Ok(Some(s.to_str()?.to_string())),
+        other => Err(fault(format!(
+            "{what} must be a string, got a {}",
+            type_name(&other)
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +179,33 @@ mod tests {
         let (msg, tb): (Option<String>, Option<String>) = runner.call(chunk).unwrap();
         assert_eq!(msg.as_deref(), Some("t.lua:2: bad thing"));
         assert!(tb.unwrap().contains("traceback"));
+    }
+
+    #[test]
+    fn option_tables_are_checked_with_one_message_shape() {
+        let lua = Lua::new();
+        let t: Table = lua.load("return { name = 1, wiat = 2 }").eval().unwrap();
+        let e = check_keys(&t, "swarmer.user", &["name", "wait"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "swarmer.user: unknown option \"wiat\" (expected one of: name, wait)"
+        );
+        let t: Table = lua.load("return { [1] = true }").eval().unwrap();
+        let e = check_keys_named(&t, "swarmer.record", "field", &["type"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "swarmer.record: unknown field of type integer (expected one of: type)"
+        );
+        let s = Value::String(lua.create_string("x").unwrap());
+        assert_eq!(
+            opt_string("title", s.clone()).unwrap().as_deref(),
+            Some("x")
+        );
+        assert_eq!(opt_string("title", Value::Nil).unwrap(), None);
+        let e = opt_string("title", Value::Boolean(true)).unwrap_err();
+        assert_eq!(e.to_string(), "title must be a string, got a boolean");
+        assert_eq!(number(&Value::Integer(3)), Some(3.0));
+        assert_eq!(number(&Value::Number(0.5)), Some(0.5));
+        assert_eq!(number(&s), None);
     }
 }

@@ -8,10 +8,10 @@ use std::rc::Rc;
 use mlua::{Function, Lua, Table, Thread, Value};
 
 use crate::define::{self, Registry, TaskDef, Wait};
-use crate::http::origin::Origin;
+use crate::lua_env::LuaEnv;
 use crate::luax::{fix_path, make_runner};
-use crate::shared::Shared;
 use crate::{RuntimeConfig, ScriptError, ScriptInfo, ScriptSource, api};
+use http_client::Origin;
 
 /// A user type ready to run on this core.
 pub struct RunType {
@@ -29,9 +29,9 @@ pub struct RunType {
 }
 
 /// One core's loaded script.
-pub struct Core {
+pub struct LoadedScript {
     pub lua: Lua,
-    pub shared: Rc<Shared>,
+    pub shared: Rc<LuaEnv>,
     pub info: ScriptInfo,
     pub types: Vec<RunType>,
     pub runner: Function,
@@ -45,7 +45,7 @@ pub struct Core {
 /// pool without bound after a burst.
 const MAX_IDLE_THREADS: usize = 1024;
 
-impl Core {
+impl LoadedScript {
     pub fn take_thread(&self) -> mlua::Result<Thread> {
         let pooled = self.threads.borrow_mut().pop();
         match pooled {
@@ -89,7 +89,7 @@ pub fn base_dir(src: &ScriptSource, config: &RuntimeConfig) -> PathBuf {
 /// the protected runner used to call its functions.
 pub fn load(
     src: &ScriptSource,
-    shared: Rc<Shared>,
+    shared: Rc<LuaEnv>,
 ) -> Result<(Lua, Registry, Function), ScriptError> {
     let lua = Lua::new();
     let base = shared.base_dir.clone();
@@ -143,7 +143,7 @@ pub fn build(
     src: &ScriptSource,
     config: RuntimeConfig,
     stats: Rc<std::cell::RefCell<stats::RequestStats>>,
-) -> Result<Core, ScriptError> {
+) -> Result<LoadedScript, ScriptError> {
     let override_host = match &config.host {
         Some(h) if !h.is_empty() => Some(Rc::new(Origin::parse(h).map_err(|e| {
             ScriptError::Load {
@@ -152,7 +152,7 @@ pub fn build(
         })?)),
         _ => None,
     };
-    let shared = Rc::new(Shared::new(
+    let shared = Rc::new(LuaEnv::new(
         config.clone(),
         src.path.clone(),
         base_dir(src, &config),
@@ -207,7 +207,7 @@ pub fn build(
             base,
         });
     }
-    Ok(Core {
+    Ok(LoadedScript {
         lua,
         shared,
         info,

@@ -6,21 +6,20 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use mlua::thread::ThreadStatus;
-use mlua::{Function, Table, Value};
+use mlua::{Function, Table};
 use rand::Rng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::define::Wait;
-use crate::http::response::Response;
+use crate::drive::{Current, drive};
 use crate::http::{Client, Http};
+use crate::lua_env::{LuaEnv, UserCtx};
 use crate::luax::fix_path;
-use crate::runtime::{Core, RunType};
-use crate::shared::{Op, Shared, UserCtx};
+use crate::runtime::{LoadedScript, RunType};
 use crate::wait::Pacer;
 
-pub async fn run(core: Rc<Core>, ty: usize, stop: CancellationToken) {
+pub async fn run(core: Rc<LoadedScript>, ty: usize, stop: CancellationToken) {
     let rt = &core.types[ty];
     let ctx = Rc::new(UserCtx {
         id: core.next_user_id(),
@@ -56,7 +55,7 @@ pub async fn run(core: Rc<Core>, ty: usize, stop: CancellationToken) {
     }
 }
 
-async fn task_loop(core: &Core, rt: &RunType, ctx: &Rc<UserCtx>, this: &Table) {
+async fn task_loop(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>, this: &Table) {
     let mut picker = Picker::new(rt);
     let mut pacer = match &rt.wait {
         Wait::Time(w) => w.pacing_interval().map(Pacer::new),
@@ -89,7 +88,7 @@ async fn task_loop(core: &Core, rt: &RunType, ctx: &Rc<UserCtx>, this: &Table) {
     }
 }
 
-fn wait_time(core: &Core, ctx: &Rc<UserCtx>, wait: &Wait, this: &Table) -> Duration {
+fn wait_time(core: &LoadedScript, ctx: &Rc<UserCtx>, wait: &Wait, this: &Table) -> Duration {
     match wait {
         Wait::Time(w) => w.sample(&mut *core.shared.rng.borrow_mut()),
         Wait::Custom(f) => {
@@ -121,7 +120,7 @@ fn wait_time(core: &Core, ctx: &Rc<UserCtx>, wait: &Wait, this: &Table) -> Durat
     }
 }
 
-fn user_table(core: &Core, rt: &RunType, ctx: &Rc<UserCtx>) -> mlua::Result<Table> {
+fn user_table(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>) -> mlua::Result<Table> {
     let t = core.lua.create_table_with_capacity(0, 4)?;
     let http = Http(Rc::new(Client::new(
         ctx.clone(),
@@ -138,7 +137,7 @@ fn user_table(core: &Core, rt: &RunType, ctx: &Rc<UserCtx>) -> mlua::Result<Tabl
 /// Runs one script function of this user as a coroutine, doing the work
 /// it yields for (HTTP, sleep) until it finishes; then the last response
 /// gets its verdict and any error is recorded.
-async fn call(core: &Core, ctx: &Rc<UserCtx>, f: &Function, this: &Table) {
+async fn call(core: &LoadedScript, ctx: &Rc<UserCtx>, f: &Function, this: &Table) {
     let thread = match core.take_thread() {
         Ok(t) => t,
         Err(e) => {
@@ -147,63 +146,29 @@ async fn call(core: &Core, ctx: &Rc<UserCtx>, f: &Function, this: &Table) {
             return;
         }
     };
-    let mut input = Value::Nil;
-    let mut first = true;
-    loop {
-        let step = {
-            let _current = Current::set(&core.shared, ctx);
-            if std::mem::take(&mut first) {
-                thread.resume::<(Option<String>, Option<String>)>((f, this))
-            } else {
-                thread.resume::<(Option<String>, Option<String>)>(std::mem::take(&mut input))
-            }
-        };
-        let (msg, tb) = match step {
-            Ok(r) => r,
-            Err(e) => {
-                // Only the runner's own failure lands here (task errors are
-                // caught inside it); the thread is not reused.
-                ctx.settle_pending();
-                core.shared.record_exception(&e.to_string(), "");
-                return;
-            }
-        };
-        if thread.status() != ThreadStatus::Resumable {
-            ctx.settle_pending();
+    let args = (f, this);
+    let step = drive::<_, (Option<String>, Option<String>), _>(
+        &core.lua,
+        &core.shared,
+        ctx,
+        &thread,
+        args,
+        || (),
+    )
+    .await;
+    ctx.settle_pending();
+    match step {
+        Ok((msg, tb)) => {
             if let Some(msg) = msg {
                 let msg = fix_path(&msg, &core.shared.script_path);
                 tracing::debug!(target: "script", user = %format!("{}#{}", ctx.user_type, ctx.id), "{msg}");
                 core.shared.record_exception(&msg, &tb.unwrap_or_default());
             }
             core.put_thread(thread);
-            return;
         }
-        let op = ctx.op.borrow_mut().take();
-        input = match op {
-            Some(Op::Http(op)) => {
-                let outcome = op.run().await;
-                match core.lua.create_userdata(Response(outcome)) {
-                    Ok(ud) => Value::UserData(ud),
-                    Err(e) => Value::Error(Box::new(e)),
-                }
-            }
-            Some(Op::Sleep(d)) if d.is_zero() => {
-                tokio::task::yield_now().await;
-                Value::Nil
-            }
-            Some(Op::Sleep(d)) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(d) => {}
-                    _ = ctx.stop.cancelled() => {}
-                }
-                Value::Nil
-            }
-            // The script yielded by itself: treat it as a pause point.
-            None => {
-                tokio::task::yield_now().await;
-                Value::Nil
-            }
-        };
+        // Only the runner's own failure lands here (task errors are caught
+        // inside it); the thread is not reused.
+        Err(e) => core.shared.record_exception(&e.to_string(), ""),
     }
 }
 
@@ -212,26 +177,6 @@ struct SettleOnDrop(Rc<UserCtx>);
 impl Drop for SettleOnDrop {
     fn drop(&mut self) {
         self.0.settle_pending();
-    }
-}
-
-/// Marks `ctx` as the running user while its Lua code runs, so global
-/// functions (`swarmer.sleep`, `swarmer.record`, `swarmer.log`) act for it.
-struct Current<'a> {
-    shared: &'a Shared,
-    prev: Option<Rc<UserCtx>>,
-}
-
-impl<'a> Current<'a> {
-    fn set(shared: &'a Shared, ctx: &Rc<UserCtx>) -> Self {
-        let prev = shared.current.replace(Some(ctx.clone()));
-        Current { shared, prev }
-    }
-}
-
-impl Drop for Current<'_> {
-    fn drop(&mut self) {
-        *self.shared.current.borrow_mut() = self.prev.take();
     }
 }
 
@@ -268,7 +213,7 @@ impl Picker {
         }
     }
 
-    fn next(&mut self, shared: &Shared) -> usize {
+    fn next(&mut self, shared: &LuaEnv) -> usize {
         if let Some((order, pos)) = &mut self.sequence {
             let i = order[*pos % order.len()];
             *pos = (*pos + 1) % order.len();

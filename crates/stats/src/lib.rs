@@ -6,7 +6,10 @@
 //! records into one and hands it over (`take`) every report interval; the
 //! master merges those deltas into its own. Merging is exact and
 //! order-independent, so every request is counted once wherever it landed.
-//! Time is always passed in (`now_ms`, unix milliseconds) so tests are exact.
+//! Time is always passed in (`now_ms`, unix milliseconds) so tests are exact;
+//! [`now_ms`] is the one clock read every caller uses to get it.
+
+#![forbid(unsafe_code)]
 
 pub mod csv;
 mod entry;
@@ -19,6 +22,14 @@ pub use entry::{EntryKey, Sample, StatsEntry};
 pub use errors::{ErrorEntry, ErrorKey, ExceptionEntry};
 pub use histogram::LatencyHistogram;
 pub use request_stats::RequestStats;
+
+/// Unix time in milliseconds, the timestamp every recorded sample and
+/// report carries (0 if the clock is before 1970).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// The percentiles Locust prints and writes to CSV, as fractions.
 pub const PERCENTILES: [f64; 11] = [

@@ -20,7 +20,7 @@ use master::validate::{self, RunError, RunField};
 use master::web::WebConfig;
 use master::{MasterConfig, RunRequest};
 use protocol::ScriptText;
-use script::ext::ExtConfig;
+use ext::ExtConfig;
 use script::{ScriptInfo, ScriptSource};
 use worker::EngineConfig;
 use worker::session::SessionConfig;

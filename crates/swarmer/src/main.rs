@@ -1,6 +1,8 @@
 //! The `swarmer` binary: parses the command line and runs one role.
 //! Everything else lives in the library crates.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod config;
 mod console;

@@ -7,6 +7,8 @@
 //! (a TCP connection, or the in-memory link of standalone mode), and
 //! [`client`] keeps a remote worker connected through master restarts.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 mod core;
 mod engine;

@@ -103,7 +103,7 @@ fn encode(msg: WorkerMessage) -> Vec<u8> {
 }
 
 /// What all simulated workers share.
-struct Shared {
+struct SimState {
     templates: RwLock<Vec<Arc<Frame>>>,
     latency: Mutex<LatencyHistogram>,
     acked: AtomicU64,
@@ -120,7 +120,7 @@ pub fn main(n: usize, addr: String) {
         .expect("runtime");
     check_frames();
     rt.block_on(async move {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(SimState {
             templates: RwLock::new(build_templates()),
             latency: Mutex::new(LatencyHistogram::new()),
             acked: AtomicU64::new(0),
@@ -144,7 +144,7 @@ pub fn main(n: usize, addr: String) {
     rt.shutdown_timeout(Duration::from_millis(100));
 }
 
-async fn commands(shared: &Shared) {
+async fn commands(shared: &SimState) {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut cpu0 = process_cpu_seconds();
     let mut t0 = Instant::now();
@@ -176,7 +176,7 @@ async fn commands(shared: &Shared) {
     }
 }
 
-async fn refresh_templates(shared: Arc<Shared>) {
+async fn refresh_templates(shared: Arc<SimState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
@@ -188,7 +188,7 @@ async fn refresh_templates(shared: Arc<Shared>) {
 /// Reports sent and not yet acknowledged, oldest first: (seq, sent at).
 type InFlight = Arc<Mutex<VecDeque<(u64, Instant)>>>;
 
-async fn worker(i: usize, addr: String, shared: Arc<Shared>) {
+async fn worker(i: usize, addr: String, shared: Arc<SimState>) {
     let Ok(stream) = TcpStream::connect(&addr).await else {
         eprintln!("sim-{i}: cannot connect");
         return;
@@ -282,7 +282,7 @@ async fn worker(i: usize, addr: String, shared: Arc<Shared>) {
     }
 }
 
-fn acknowledge(in_flight: &InFlight, shared: &Shared, seq: u64) {
+fn acknowledge(in_flight: &InFlight, shared: &SimState, seq: u64) {
     let mut q = in_flight.lock().expect("lock");
     let mut h = shared.latency.lock().expect("lock");
     while let Some(&(s, at)) = q.front() {

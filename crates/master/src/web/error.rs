@@ -80,7 +80,7 @@ fn ext_status(e: &ExtError) -> StatusCode {
         ExtError::NotFound { .. } => StatusCode::NOT_FOUND,
         ExtError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         ExtError::Script(_) | ExtError::Timeout(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        ExtError::Gone => StatusCode::SERVICE_UNAVAILABLE,
+        ExtError::Gone | ExtError::Busy(_) | ExtError::Cancelled => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

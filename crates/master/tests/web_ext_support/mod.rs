@@ -13,12 +13,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing;
+use ext::ExtConfig;
 use master::ext::Extensions;
 use master::web::WebConfig;
 use master::{MasterConfig, MasterHandle, Snapshot};
 use protocol::ScriptText;
 use script::ScriptSource;
-use script::ext::ExtConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::web_support::MAX_WAIT;

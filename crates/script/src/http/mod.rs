@@ -1,6 +1,6 @@
 //! `self.http`: the per-user HTTP client as Lua sees it. This module turns
-//! a script's call (`self.http:get(path, opts)`) into a [`client::Prepared`]
-//! request, runs it, and hands back a [`response::Response`] whose stats
+//! a script's call (`self.http:get(path, opts)`) into an
+//! [`http_client::Request`], sends it on the user's [`Session`], and hands back a [`response::Response`] whose stats
 //! entry is recorded by the catch_response rules in `response.rs`.
 //!
 //! The methods are small Lua functions: a synchronous Rust call prepares the
@@ -10,15 +10,8 @@
 //! mlua's async machinery (a boxed future and an internal userdata per
 //! call), which dominated the profile.
 
-pub mod client;
-pub mod conn;
-mod deadline;
 mod options;
-pub mod origin;
-mod pool;
 pub mod response;
-pub mod tls;
-pub mod wire;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -27,25 +20,22 @@ use http::{Method, Uri};
 use mlua::{Lua, Table, UserData, UserDataMethods, Value};
 use tokio::time::Instant;
 
+use http_client::{Origin, Request, Session, is_absolute};
+
+use crate::lua_env::{LuaEnv, Op, UserCtx};
 use crate::luax::{fault, type_name};
-use crate::shared::{Op, Shared, UserCtx};
-use client::{ClientState, Prepared};
 use options::RequestOptions;
-use origin::{Origin, is_absolute};
 use response::Outcome;
 
 const MAX_REDIRECTS: u32 = 10;
 
-/// One user's client. Its connection pool and cookie jar start empty and
-/// allocate on first use, so an idle user pays a few dozen bytes.
+/// One user's client: the Lua-side facts around its [`Session`].
 pub struct Client {
     pub user: Rc<UserCtx>,
-    pub shared: Rc<Shared>,
+    pub shared: Rc<LuaEnv>,
     /// The user type's host, or `-H` when given.
     pub base: Option<Rc<Origin>>,
-    state: RefCell<ClientState>,
-    /// Request timeouts (see `deadline.rs`).
-    timer: deadline::Timer,
+    session: Session,
     /// The last relative URL requested without a query, its request target
     /// and default name: tasks mostly repeat the same few URLs, and this
     /// skips a parse and two allocations when they do.
@@ -61,7 +51,7 @@ struct LastPath {
 /// A request waiting for the user's driver to send it.
 pub struct HttpOp {
     client: Rc<Client>,
-    prepared: Prepared,
+    prepared: Request,
     name: Rc<str>,
 }
 
@@ -75,14 +65,10 @@ impl HttpOp {
         } = *self;
         let method = prepared.method.clone();
         let start = Instant::now();
-        let reply = client::execute(
-            &client.shared,
-            &client.state,
-            &client.timer,
-            prepared,
-            start,
-        )
-        .await;
+        let reply = client
+            .session
+            .send(&client.shared.tls, prepared, start)
+            .await;
         let elapsed_us = start.elapsed().as_micros() as u64;
         let outcome = Rc::new(Outcome {
             shared: client.shared.clone(),
@@ -93,7 +79,7 @@ impl HttpOp {
             message: reply.message,
             elapsed_us,
             due_latency_us: client.user.lateness_us.get().map(|late| elapsed_us + late),
-            error: reply.error,
+            error: reply.error.map(|e| e.to_string()),
             recorded: Cell::new(false),
         });
         *client.user.pending.borrow_mut() = Some(outcome.clone());
@@ -102,23 +88,17 @@ impl HttpOp {
 }
 
 impl Client {
-    pub fn new(user: Rc<UserCtx>, shared: Rc<Shared>, base: Option<Rc<Origin>>) -> Self {
+    pub fn new(user: Rc<UserCtx>, shared: Rc<LuaEnv>, base: Option<Rc<Origin>>) -> Self {
         Client {
             user,
             shared,
             base,
-            state: RefCell::new(ClientState::default()),
-            timer: deadline::Timer::default(),
+            session: Session::default(),
             last: RefCell::new(None),
         }
     }
 
-    fn prepare(
-        &self,
-        method: Method,
-        url: Value,
-        opts: Value,
-    ) -> mlua::Result<(Prepared, Rc<str>)> {
+    fn prepare(&self, method: Method, url: Value, opts: Value) -> mlua::Result<(Request, Rc<str>)> {
         let url = match url {
             Value::String(s) => s,
             other => {
@@ -171,7 +151,7 @@ impl Client {
                 name
             }
         };
-        let prepared = Prepared {
+        let prepared = Request {
             method,
             origin,
             uri,

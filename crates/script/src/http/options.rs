@@ -9,7 +9,7 @@ use http::Method;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use mlua::{Table, Value};
 
-use crate::luax::{fault, type_name};
+use crate::luax::{fault, number, type_name};
 
 /// Locust's FastHttpUser default; a request should never hang a user for
 /// the whole run.
@@ -127,15 +127,11 @@ impl RequestOptions {
 }
 
 fn parse_timeout(method: &Method, v: Value) -> mlua::Result<Duration> {
-    let secs = match v {
-        Value::Integer(i) => i as f64,
-        Value::Number(n) => n,
-        other => {
-            return Err(fault(format!(
-                "{method}: timeout must be seconds, got a {}",
-                type_name(&other)
-            )));
-        }
+    let Some(secs) = number(&v) else {
+        return Err(fault(format!(
+            "{method}: timeout must be seconds, got a {}",
+            type_name(&v)
+        )));
     };
     if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
         return Err(fault(format!(

@@ -12,16 +12,16 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use http::{Method, Uri};
-use mlua::{Lua, LuaSerdeExt, UserData, UserDataFields, UserDataMethods, Value};
+use mlua::{Lua, UserData, UserDataFields, UserDataMethods, Value};
 use stats::Sample;
 
-use super::origin::Origin;
-use super::wire::Message;
+use crate::convert::json_to_lua;
+use crate::lua_env::LuaEnv;
 use crate::luax::fault;
-use crate::shared::Shared;
+use http_client::{Message, Origin};
 
 pub struct Outcome {
-    pub shared: Rc<Shared>,
+    pub shared: Rc<LuaEnv>,
     pub method: Method,
     pub name: std::rc::Rc<str>,
     /// Where the (last, after redirects) request went.
@@ -139,14 +139,6 @@ fn headers_table(lua: &Lua, message: &Message) -> mlua::Result<mlua::Table> {
         t.raw_set(lua.create_string(&name)?, lua.create_string(&value)?)?;
     }
     Ok(t)
-}
-
-/// JSON `null` becomes `nil` so `if r:json().field then` reads naturally.
-pub fn json_to_lua(lua: &Lua, value: &serde_json::Value) -> mlua::Result<Value> {
-    let opts = mlua::serde::SerializeOptions::new()
-        .serialize_none_to_null(false)
-        .serialize_unit_to_null(false);
-    lua.to_value_with(value, opts)
 }
 
 fn json_value(lua: &Lua, r: &Outcome) -> mlua::Result<Value> {

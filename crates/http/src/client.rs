@@ -1,4 +1,4 @@
-//! Sending one scripted request: connection reuse, the cookie jar,
+//! Sending one request for one user: connection reuse, the cookie jar,
 //! redirects and the overall timeout. Everything here belongs to one user;
 //! nothing is shared across users except the core's TLS configuration.
 
@@ -13,24 +13,31 @@ use http::{Method, Uri};
 use tokio::time::Instant;
 use url::Url;
 
-use super::conn::{Conn, ExchangeError};
-use super::deadline::{self, Timer};
-use super::origin::Origin;
-use super::pool::Pool;
-use super::wire::{Message, RequestHead};
-use crate::shared::Shared;
+use crate::Error;
+use crate::conn::{Conn, ExchangeError};
+use crate::deadline::{self, Timer};
+use crate::origin::Origin;
+use crate::pool::Pool;
+use crate::tls::Tls;
+use crate::wire::{Message, RequestHead};
 
-/// A user's connections and cookies, created on its first request so idle
-/// users cost nothing here.
+/// One user's connections, cookies and timeout timer. All start empty and
+/// allocate on first use, so an idle user costs a few dozen bytes.
 #[derive(Default)]
-pub struct ClientState {
-    pub pool: Pool,
-    /// Created at the first `Set-Cookie`.
-    pub jar: Option<Box<CookieStore>>,
+pub struct Session {
+    state: RefCell<ClientState>,
+    timer: Timer,
 }
 
-/// A request as the script described it, ready to send.
-pub struct Prepared {
+#[derive(Default)]
+struct ClientState {
+    pool: Pool,
+    /// Created at the first `Set-Cookie`.
+    jar: Option<Box<CookieStore>>,
+}
+
+/// A request ready to send.
+pub struct Request {
     pub method: Method,
     pub origin: Rc<Origin>,
     pub uri: Uri,
@@ -48,35 +55,31 @@ pub struct Reply {
     pub uri: Uri,
     /// Status 0 and empty when no response came.
     pub message: Message,
-    pub error: Option<String>,
+    /// Set when no usable response came (the message is then empty), or
+    /// when redirects did not end.
+    pub error: Option<Error>,
 }
 
-/// Sends `p`, started at `start`, following redirects, within its timeout.
-pub async fn execute(
-    shared: &Shared,
-    state: &RefCell<ClientState>,
-    timer: &Timer,
-    p: Prepared,
-    start: Instant,
-) -> Reply {
-    let (origin, uri, timeout) = (p.origin.clone(), p.uri.clone(), p.timeout);
-    match deadline::within(timer, start + timeout, follow(shared, state, p)).await {
-        Some(reply) => reply,
-        None => Reply {
-            origin,
-            uri,
-            message: Message::default(),
-            error: Some(format!("timeout after {}", secs(timeout))),
-        },
+impl Session {
+    /// Sends `req`, counted as started at `start`, following redirects,
+    /// within its timeout. Never fails: what went wrong is in the reply.
+    pub async fn send(&self, tls: &Tls, req: Request, start: Instant) -> Reply {
+        let (origin, uri, timeout) = (req.origin.clone(), req.uri.clone(), req.timeout);
+        let follow = follow(tls, &self.state, req);
+        match deadline::within(&self.timer, start + timeout, follow).await {
+            Some(reply) => reply,
+            None => Reply {
+                origin,
+                uri,
+                message: Message::default(),
+                error: Some(Error::Timeout(timeout)),
+            },
+        }
     }
 }
 
-fn secs(d: Duration) -> String {
-    format!("{}s", d.as_secs_f64())
-}
-
-async fn follow(shared: &Shared, state: &RefCell<ClientState>, p: Prepared) -> Reply {
-    let Prepared {
+async fn follow(tls: &Tls, state: &RefCell<ClientState>, p: Request) -> Reply {
+    let Request {
         mut method,
         mut origin,
         mut uri,
@@ -87,7 +90,7 @@ async fn follow(shared: &Shared, state: &RefCell<ClientState>, p: Prepared) -> R
     } = p;
     let mut hop = 0;
     loop {
-        let result = send(shared, state, &origin, &method, &uri, &user_headers, &body).await;
+        let result = send(tls, state, &origin, &method, &uri, &user_headers, &body).await;
         let message = match result {
             Ok(m) => m,
             Err(error) => {
@@ -95,7 +98,7 @@ async fn follow(shared: &Shared, state: &RefCell<ClientState>, p: Prepared) -> R
                     origin,
                     uri,
                     message: Message::default(),
-                    error: Some(error),
+                    error: Some(Error::Transport(error)),
                 };
             }
         };
@@ -121,7 +124,7 @@ async fn follow(shared: &Shared, state: &RefCell<ClientState>, p: Prepared) -> R
                 origin,
                 uri,
                 message,
-                error: Some(format!("too many redirects (more than {max_redirects})")),
+                error: Some(Error::TooManyRedirects(max_redirects)),
             };
         }
         hop += 1;
@@ -211,7 +214,7 @@ fn redirect_target(origin: &Rc<Origin>, uri: &Uri, message: &Message) -> Option<
 /// (RFC 9110's idempotent methods); for the others the pool first checks
 /// that the server has not closed the connection while it was idle.
 async fn send(
-    shared: &Shared,
+    tls: &Tls,
     state: &RefCell<ClientState>,
     origin: &Origin,
     method: &Method,
@@ -232,14 +235,14 @@ async fn send(
     let pooled = state.borrow_mut().pool.take(origin, !idempotent);
     let mut conn = match pooled {
         Some(c) => c,
-        None => connect(shared, origin).await?,
+        None => connect(tls, origin).await?,
     };
     let mut result = conn.exchange(&head, body).await;
     if let Err(ExchangeError::Stale(e)) = &result
         && idempotent
     {
-        tracing::trace!(target: "script", "stale keep-alive connection: {e}");
-        conn = connect(shared, origin).await?;
+        tracing::trace!(target: "http_client", "stale keep-alive connection: {e}");
+        conn = connect(tls, origin).await?;
         result = conn.exchange(&head, body).await;
     }
     match result {
@@ -254,8 +257,8 @@ async fn send(
 /// Boxed so the (large, TLS-handshake-sized) connect future is not part
 /// of every request's future, which lives inside every user's future.
 fn connect<'a>(
-    shared: &'a Shared,
+    tls: &'a Tls,
     origin: &'a Origin,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<Conn>, String>> + 'a>> {
-    Box::pin(Conn::connect(origin, || shared.tls()))
+    Box::pin(Conn::connect(origin, || tls.config()))
 }

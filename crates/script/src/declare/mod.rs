@@ -6,15 +6,59 @@
 //! Declarations are checked as they are made (so a typo fails the load on
 //! every process, with the file and line) and collected into the load's
 //! [`Registry`], next to the user types; workers drop them, the master's
-//! extension engine runs them.
+//! extension engine (the `ext` crate) runs them.
+
+mod count;
+pub mod fields;
+pub mod route;
 
 use mlua::{Function, Lua, Table, Value};
+use serde::Serialize;
 
-use super::fields::{self, FieldSpec};
-use super::route::Pattern;
-use super::{ActionInfo, Catalog, EVENTS, ViewInfo};
 use crate::define::Registry;
-use crate::luax::{fault, type_name};
+use crate::luax::{check_keys, fault, opt_string, type_name};
+pub use count::COUNT_METHOD;
+pub use fields::{FieldKind, FieldSpec};
+use route::Pattern;
+
+/// The run events a script can hook with `swarmer.on(name, fn)`.
+pub const EVENTS: [&str; 4] = ["test_start", "test_stop", "worker_joined", "worker_left"];
+
+/// Everything a script declared, as the UI and API list it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Catalog {
+    pub views: Vec<ViewInfo>,
+    pub actions: Vec<ActionInfo>,
+    /// Route patterns under `/api/v1/ext`, e.g. "/ranking".
+    pub routes: Vec<String>,
+    /// Events with at least one hook, in [`EVENTS`] order.
+    pub hooks: Vec<String>,
+}
+
+impl Catalog {
+    pub fn is_empty(&self) -> bool {
+        self.views.is_empty()
+            && self.actions.is_empty()
+            && self.routes.is_empty()
+            && self.hooks.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ViewInfo {
+    pub id: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionInfo {
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    /// The view whose tab shows this action; `None`: the Actions tab.
+    pub view: Option<String>,
+    pub fields: Vec<FieldSpec>,
+}
 
 pub struct ViewDecl {
     pub id: String,
@@ -99,7 +143,7 @@ pub fn install(lua: &Lua, swarmer: &Table) -> mlua::Result<()> {
     api.set("route", lua.create_function(declare_route)?)?;
     swarmer.set("api", api)?;
     swarmer.set("on", lua.create_function(declare_hook)?)?;
-    swarmer.set("count", lua.create_function(super::count::count)?)?;
+    swarmer.set("count", lua.create_function(count::count)?)?;
     Ok(())
 }
 
@@ -116,42 +160,11 @@ fn with_registry<T>(
     f(&mut reg.ext)
 }
 
-/// Refuses keys outside `known` (typos such as `rendr`).
-pub fn check_keys(t: &Table, what: &str, known: &[&str]) -> mlua::Result<()> {
-    for pair in t.pairs::<Value, Value>() {
-        let (k, _) = pair?;
-        let ok =
-            matches!(&k, Value::String(s) if known.iter().any(|n| s.as_bytes() == n.as_bytes()));
-        if !ok {
-            let key = match &k {
-                Value::String(s) => format!("{:?}", s.to_string_lossy()),
-                other => format!("of type {}", type_name(other)),
-            };
-            return Err(fault(format!(
-                "{what}: unknown option {key} (expected one of: {})",
-                known.join(", ")
-            )));
-        }
-    }
-    Ok(())
-}
-
 fn options(what: &str, v: Value) -> mlua::Result<Table> {
     match v {
         Value::Table(t) => Ok(t),
         other => Err(fault(format!(
             "{what} expects a table such as {{ id = \"my-view\", ... }}, got a {}",
-            type_name(&other)
-        ))),
-    }
-}
-
-pub fn opt_string(what: &str, v: Value) -> mlua::Result<Option<String>> {
-    match v {
-        Value::Nil => Ok(None),
-        Value::String(s) => Ok(Some(s.to_str()?.to_string())),
-        other => Err(fault(format!(
-            "{what} must be a string, got a {}",
             type_name(&other)
         ))),
     }

@@ -1,4 +1,5 @@
-//! Lua values to JSON for what extensions return.
+//! Lua values to JSON (what extensions return, action field defaults) and
+//! JSON to Lua values (response bodies, data files, extension contexts).
 //!
 //! Written out rather than through mlua's serde support because the
 //! results are shown to people: a table whose keys are 1..n (holes
@@ -7,8 +8,16 @@
 //! value that is not data (a function, a cycle) is refused with the path
 //! to it, e.g. `tables[1].rows[3][2]: a function is not data`.
 
-use mlua::Value;
+use mlua::{Lua, LuaSerdeExt, Value};
 use serde_json::{Map, Number, Value as Json};
+
+/// JSON `null` becomes `nil` so `if r:json().field then` reads naturally.
+pub fn json_to_lua(lua: &Lua, value: &Json) -> mlua::Result<Value> {
+    let opts = mlua::serde::SerializeOptions::new()
+        .serialize_none_to_null(false)
+        .serialize_unit_to_null(false);
+    lua.to_value_with(value, opts)
+}
 
 /// Deeper than this is surely a table that contains itself.
 const MAX_DEPTH: usize = 64;
@@ -99,7 +108,6 @@ fn list_index(k: &Value) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mlua::Lua;
     use serde_json::json;
 
     fn eval(code: &str) -> Result<Json, String> {

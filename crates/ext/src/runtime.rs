@@ -1,15 +1,19 @@
 //! The master's own Lua state for a script's extensions, and how one call
 //! (a view's render, an action, a route, a hook) runs in it.
 //!
-//! Each call runs as a coroutine driven like a user's task (see `user.rs`):
-//! `ctx.http` requests and `swarmer.sleep` park work in the call's context
-//! and yield; the driver does it and resumes. So master-side handlers get
+//! Each call runs as a coroutine driven like a user's task (the script
+//! crate's driver, through [`script::host`]): `ctx.http` requests and
+//! `swarmer.sleep` park work in the call's context and yield; the driver
+//! does it and resumes. So master-side handlers get
 //! the same HTTP client as users, and several calls can wait on the network
 //! at once on the one thread.
 //!
 //! Time limits: an instruction-count hook raises an error inside Lua once
 //! the running call is past its deadline (a loop that never ends), and the
-//! awaits between resumes are bounded by the same deadline. LuaJIT does not
+//! awaits between resumes are bounded by the same deadline. The deadline
+//! counts from when the call starts running, not from when it was queued.
+//! A call whose caller went away (its [`CancellationToken`] cancelled) is
+//! stopped the same way, at the next hook check or await. LuaJIT does not
 //! run hooks in compiled code, so this state runs with the JIT off; views
 //! and actions are light work and the interpreter is plenty fast for them.
 
@@ -18,23 +22,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
 
-use mlua::thread::ThreadStatus;
+use http_client::Origin;
 use mlua::{Function, HookTriggers, IntoLuaMulti, Lua, Table, Value, VmState};
+use script::convert::{json_to_lua, to_json};
+use script::declare::Declarations;
+use script::declare::route::split_path;
+use script::host::{CallUser, Host};
+use script::luax::{fault, fix_path};
+use script::{RuntimeConfig, ScriptError, ScriptSource};
 use serde_json::Value as Json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::convert::to_json;
-use super::declare::Declarations;
-use super::output::{ActionOutcome, ViewData};
-use super::route::split_path;
-use super::{CallContext, Catalog, ExtConfig, ExtError, fields};
-use crate::http::origin::Origin;
-use crate::http::response::{Response, json_to_lua};
-use crate::http::{Client, Http};
-use crate::luax::{fault, fix_path};
-use crate::shared::{Op, Shared, UserCtx};
-use crate::{RuntimeConfig, ScriptError, ScriptSource, runtime};
+use crate::output::{ActionOutcome, ViewData};
+use crate::{CallContext, Catalog, ExtConfig, ExtError, args};
 
 /// How often (in Lua instructions) the hook looks at the clock.
 const HOOK_EVERY: u32 = 1_000;
@@ -70,6 +71,8 @@ if jit then jit.off() jit.flush() end
 #[derive(Default)]
 struct Guard {
     deadline: Cell<Option<Instant>>,
+    /// Cancelled when the running call's caller went away.
+    cancel: RefCell<Option<CancellationToken>>,
     /// Set by the hook when it stopped the running call.
     fired: Cell<bool>,
     /// The hook runs on every instruction (after a deadline passed).
@@ -86,8 +89,13 @@ fn install_hook(lua: &Lua, guard: Rc<Guard>, every: u32) -> mlua::Result<()> {
 /// error in the script's own code (never in swarmer's chunks, named "=...",
 /// which must run to report it).
 fn on_hook(lua: &Lua, debug: &mlua::debug::Debug, guard: &Rc<Guard>) -> mlua::Result<VmState> {
+    let abandoned = guard
+        .cancel
+        .borrow()
+        .as_ref()
+        .is_some_and(|c| c.is_cancelled());
     match guard.deadline.get() {
-        Some(d) if Instant::now() >= d => {
+        Some(d) if abandoned || Instant::now() >= d => {
             let ours = debug
                 .source()
                 .source
@@ -110,9 +118,8 @@ fn on_hook(lua: &Lua, debug: &mlua::debug::Debug, guard: &Rc<Guard>) -> mlua::Re
     }
 }
 
-pub struct Engine {
-    lua: Lua,
-    shared: Rc<Shared>,
+pub struct ExtRuntime {
+    host: Host,
     call: Function,
     decls: Declarations,
     /// `ctx.state` of each view and action, kept between calls.
@@ -120,7 +127,6 @@ pub struct Engine {
     action_states: Vec<Table>,
     guard: Rc<Guard>,
     limit: Duration,
-    calls: Cell<u64>,
     /// The first user type's host: `ctx.http`'s base when the run has none.
     default_host: Option<String>,
     origins: RefCell<HashMap<String, Option<Rc<Origin>>>>,
@@ -132,20 +138,18 @@ fn load_error(src: &ScriptSource, e: impl std::fmt::Display) -> ScriptError {
     }
 }
 
-impl Engine {
-    pub fn load(src: &ScriptSource, config: &ExtConfig) -> Result<Engine, ScriptError> {
+impl ExtRuntime {
+    pub fn load(src: &ScriptSource, config: &ExtConfig) -> Result<ExtRuntime, ScriptError> {
         let rc = RuntimeConfig {
             insecure_tls: config.insecure_tls,
             node_id: "master".into(),
             base_dir: config.base_dir.clone(),
             ..RuntimeConfig::default()
         };
-        let base_dir = runtime::base_dir(src, &rc);
-        let stats = Rc::new(RefCell::new(stats::RequestStats::default()));
-        let shared = Rc::new(Shared::new(rc, src.path.clone(), base_dir, stats));
-        let (lua, registry, runner) = runtime::load(src, shared.clone())?;
-        let decls = registry.ext;
+        let loaded = script::host::load(src, rc)?;
+        let (host, decls) = (loaded.host, loaded.declarations);
         decls.check().map_err(|e| load_error(src, e))?;
+        let lua = host.lua();
         let e = |e: mlua::Error| load_error(src, e);
         lua.load(MASTER_ONLY)
             .set_name("=swarmer.ext")
@@ -154,10 +158,10 @@ impl Engine {
         let call = lua
             .load(CALL)
             .set_name("=swarmer.ext")
-            .call::<Function>(runner)
+            .call::<Function>(host.runner())
             .map_err(e)?;
         let guard = Rc::new(Guard::default());
-        install_hook(&lua, guard.clone(), HOOK_EVERY).map_err(e)?;
+        install_hook(lua, guard.clone(), HOOK_EVERY).map_err(e)?;
         let states = |n: usize| {
             (0..n)
                 .map(|_| lua.create_table())
@@ -165,17 +169,15 @@ impl Engine {
         };
         let view_states = states(decls.views.len()).map_err(e)?;
         let action_states = states(decls.actions.len()).map_err(e)?;
-        Ok(Engine {
-            default_host: registry.types.iter().find_map(|t| t.host.clone()),
-            lua,
-            shared,
+        Ok(ExtRuntime {
+            default_host: loaded.default_host,
+            host,
             call,
             decls,
             view_states,
             action_states,
             guard,
             limit: config.call_timeout,
-            calls: Cell::new(0),
             origins: RefCell::new(HashMap::new()),
         })
     }
@@ -184,14 +186,35 @@ impl Engine {
         self.decls.catalog()
     }
 
-    pub async fn render(&self, id: &str, ctx: CallContext) -> Result<ViewData, ExtError> {
+    /// The event of each hook, in declaration order.
+    pub fn hook_events(&self) -> Vec<String> {
+        self.decls
+            .hooks
+            .iter()
+            .map(|h| h.event.to_string())
+            .collect()
+    }
+
+    pub async fn render(
+        &self,
+        id: &str,
+        ctx: CallContext,
+        cancel: &CancellationToken,
+    ) -> Result<ViewData, ExtError> {
         let Some(i) = self.decls.views.iter().position(|v| v.id == id) else {
             return Err(not_found("view", id));
         };
         let view = &self.decls.views[i];
         let what = format!("view {id:?}");
         let out = self
-            .invoke(&what, &view.render, &ctx, Some(&self.view_states[i]), |c| c)
+            .invoke(
+                &what,
+                &view.render,
+                &ctx,
+                Some(&self.view_states[i]),
+                cancel,
+                |c| c,
+            )
             .await?;
         ViewData::from_json(&out).map_err(|e| self.unusable(&what, &view.render, "render", e))
     }
@@ -201,17 +224,18 @@ impl Engine {
         id: &str,
         args: Json,
         ctx: CallContext,
+        cancel: &CancellationToken,
     ) -> Result<ActionOutcome, ExtError> {
         let Some(i) = self.decls.actions.iter().position(|a| a.info.id == id) else {
             return Err(not_found("action", id));
         };
         let action = &self.decls.actions[i];
-        let args = fields::validate(&action.info.fields, &args)?;
-        let args = json_to_lua(&self.lua, &Json::Object(args)).map_err(lua_error)?;
+        let args = args::validate(&action.info.fields, &args)?;
+        let args = json_to_lua(self.lua(), &Json::Object(args)).map_err(lua_error)?;
         let what = format!("action {id:?}");
         let state = Some(&self.action_states[i]);
         let out = self
-            .invoke(&what, &action.run, &ctx, state, |c| (args, c))
+            .invoke(&what, &action.run, &ctx, state, cancel, |c| (args, c))
             .await?;
         ActionOutcome::from_json(&out).map_err(|e| self.unusable(&what, &action.run, "run", e))
     }
@@ -222,6 +246,7 @@ impl Engine {
         path: &str,
         query: Vec<(String, String)>,
         ctx: CallContext,
+        cancel: &CancellationToken,
     ) -> Result<Json, ExtError> {
         let segments = split_path(path).ok_or_else(|| not_found("route", path))?;
         let found = self
@@ -234,20 +259,26 @@ impl Engine {
         };
         let query: BTreeMap<String, String> = query.into_iter().collect();
         let req = serde_json::json!({ "path": path, "params": params, "query": query });
-        let req = json_to_lua(&self.lua, &req).map_err(lua_error)?;
+        let req = json_to_lua(self.lua(), &req).map_err(lua_error)?;
         let what = format!("route {:?}", route.pattern.text);
-        self.invoke(&what, &route.handler, &ctx, None, |c| (req, c))
+        self.invoke(&what, &route.handler, &ctx, None, cancel, |c| (req, c))
             .await
     }
 
     /// Runs every hook of `event` in declaration order; returns their errors.
-    pub async fn emit(&self, event: &str, data: Json, ctx: CallContext) -> Vec<ExtError> {
+    pub async fn emit(
+        &self,
+        event: &str,
+        data: Json,
+        ctx: CallContext,
+        cancel: &CancellationToken,
+    ) -> Vec<ExtError> {
         let mut errors = Vec::new();
         for hook in self.decls.hooks.iter().filter(|h| h.event == event) {
             let result = async {
-                let ev = json_to_lua(&self.lua, &data).map_err(lua_error)?;
+                let ev = json_to_lua(self.lua(), &data).map_err(lua_error)?;
                 let what = format!("hook {event}");
-                self.invoke(&what, &hook.handler, &ctx, None, |c| (ev, c))
+                self.invoke(&what, &hook.handler, &ctx, None, cancel, |c| (ev, c))
                     .await
             };
             if let Err(e) = result.await {
@@ -258,30 +289,36 @@ impl Engine {
     }
 
     /// Runs `f` as a coroutine with `args(ctx)` until it returns, the
-    /// deadline passes, or it fails; returns its result as JSON.
+    /// deadline passes, `cancel` fires, or it fails; returns its result as
+    /// JSON.
     async fn invoke<A: IntoLuaMulti>(
         &self,
         what: &str,
         f: &Function,
         ctx: &CallContext,
         state: Option<&Table>,
+        cancel: &CancellationToken,
         args: impl FnOnce(Table) -> A,
     ) -> Result<Json, ExtError> {
+        if cancel.is_cancelled() {
+            return Err(ExtError::Cancelled);
+        }
         let deadline = Instant::now() + self.limit;
-        let user = self.call_context();
+        let user = self.host.new_call();
         let ctx = self.ctx_table(ctx, state, &user).map_err(lua_error)?;
         let thread = self
-            .lua
+            .lua()
             .create_thread(self.call.clone())
             .map_err(lua_error)?;
         let first = (f.clone(), args(ctx))
-            .into_lua_multi(&self.lua)
+            .into_lua_multi(self.lua())
             .map_err(lua_error)?;
-        let run = self.drive(what, &thread, &user, first, deadline);
-        let outcome = tokio::time::timeout_at(deadline, run).await;
-        user.settle_pending();
-        // Master-side requests are not part of the run's statistics.
-        self.shared.stats.borrow_mut().take();
+        let run = self.drive(what, &thread, &user, first, deadline, cancel);
+        let outcome = tokio::select! {
+            timed = tokio::time::timeout_at(deadline, run) => timed,
+            _ = cancel.cancelled() => Ok(Err(ExtError::Cancelled)),
+        };
+        self.host.finish(&user);
         match outcome {
             Ok(result) => result,
             Err(_) => Err(ExtError::Timeout(format!(
@@ -295,91 +332,59 @@ impl Engine {
         })
     }
 
-    /// Resumes the coroutine until it finishes, doing the work it yields for.
+    /// Runs the call's coroutine to its end; its Lua code runs under the
+    /// hook's deadline.
     async fn drive(
         &self,
         what: &str,
         thread: &mlua::Thread,
-        user: &Rc<UserCtx>,
+        user: &CallUser,
         first: mlua::MultiValue,
         deadline: Instant,
+        cancel: &CancellationToken,
     ) -> Result<Value, ExtError> {
-        let mut input = first;
-        loop {
-            let step = {
-                let _running = Running::enter(self, user, deadline);
-                thread.resume::<(Option<String>, Option<String>, Value)>(std::mem::take(&mut input))
-            };
-            let stopped = self.guard.fired.replace(false);
-            let (msg, _tb, out) = step.map_err(lua_error)?;
-            if thread.status() != ThreadStatus::Resumable {
-                return match msg {
-                    None => Ok(out),
-                    Some(m) if stopped => {
-                        let m = fix_path(&m, &self.shared.script_path);
-                        let at = m.strip_suffix(STOPPED).unwrap_or(&m);
-                        Err(ExtError::Timeout(format!(
-                            "{at}: {what} ran for more than {:?} and was stopped",
-                            self.limit
-                        )))
-                    }
-                    Some(m) => Err(ExtError::Script(fix_path(&m, &self.shared.script_path))),
-                };
+        let step = self
+            .host
+            .drive::<_, (Option<String>, Option<String>, Value), _>(user, thread, first, || {
+                Deadline::enter(self, deadline, cancel)
+            })
+            .await;
+        let stopped = self.guard.fired.replace(false);
+        let (msg, _tb, out) = step.map_err(lua_error)?;
+        match msg {
+            None => Ok(out),
+            Some(_) if stopped && cancel.is_cancelled() => Err(ExtError::Cancelled),
+            Some(m) if stopped => {
+                let m = fix_path(&m, self.host.script_path());
+                let at = m.strip_suffix(STOPPED).unwrap_or(&m);
+                Err(ExtError::Timeout(format!(
+                    "{at}: {what} ran for more than {:?} and was stopped",
+                    self.limit
+                )))
             }
-            let op = user.op.borrow_mut().take();
-            let value = match op {
-                Some(Op::Http(op)) => {
-                    let outcome = op.run().await;
-                    Value::UserData(
-                        self.lua
-                            .create_userdata(Response(outcome))
-                            .map_err(lua_error)?,
-                    )
-                }
-                Some(Op::Sleep(d)) => {
-                    tokio::time::sleep(d).await;
-                    Value::Nil
-                }
-                None => {
-                    tokio::task::yield_now().await;
-                    Value::Nil
-                }
-            };
-            input = mlua::MultiValue::from_iter([value]);
+            Some(m) => Err(ExtError::Script(fix_path(&m, self.host.script_path()))),
         }
     }
 
-    /// The per-call stand-in for a user: what `ctx.http` and `swarmer.sleep`
-    /// park their work in.
-    fn call_context(&self) -> Rc<UserCtx> {
-        let id = self.calls.get() + 1;
-        self.calls.set(id);
-        Rc::new(UserCtx {
-            id,
-            user_type: Rc::from("master"),
-            stop: CancellationToken::new(),
-            lateness_us: Cell::new(None),
-            pending: RefCell::new(None),
-            op: RefCell::new(None),
-        })
+    fn lua(&self) -> &Lua {
+        self.host.lua()
     }
 
     fn ctx_table(
         &self,
         ctx: &CallContext,
         state: Option<&Table>,
-        user: &Rc<UserCtx>,
+        user: &CallUser,
     ) -> mlua::Result<Table> {
-        let t = match json_to_lua(&self.lua, &ctx.data)? {
+        let t = match json_to_lua(self.lua(), &ctx.data)? {
             Value::Table(t) => t,
-            _ => self.lua.create_table()?,
+            _ => self.lua().create_table()?,
         };
         if let Some(s) = state {
             t.raw_set("state", s)?;
         }
         let host = ctx.host.as_deref().or(self.default_host.as_deref());
-        let client = Client::new(user.clone(), self.shared.clone(), self.origin(host));
-        t.raw_set("http", self.lua.create_userdata(Http(Rc::new(client)))?)?;
+        t.raw_set("http", self.host.http_client(user, self.origin(host))?)?;
         Ok(t)
     }
 
@@ -399,7 +404,7 @@ impl Engine {
             .source
             .as_deref()
             .and_then(|s| s.strip_prefix('@'))
-            .unwrap_or(&self.shared.script_path)
+            .unwrap_or(self.host.script_path())
             .to_string();
         match info.line_defined {
             Some(line) => format!("{file}:{line}"),
@@ -426,30 +431,28 @@ fn lua_error(e: mlua::Error) -> ExtError {
     ExtError::Script(e.to_string())
 }
 
-/// While a call's Lua code runs: it is the "current user" (so `swarmer.sleep`
-/// and `ctx.http` act for it) and its deadline is the hook's.
-struct Running<'a> {
-    engine: &'a Engine,
-    prev: Option<Rc<UserCtx>>,
+/// While a call's Lua code runs, its deadline is the hook's.
+struct Deadline<'a> {
+    engine: &'a ExtRuntime,
 }
 
-impl<'a> Running<'a> {
-    fn enter(engine: &'a Engine, user: &Rc<UserCtx>, deadline: Instant) -> Self {
+impl<'a> Deadline<'a> {
+    fn enter(engine: &'a ExtRuntime, deadline: Instant, cancel: &CancellationToken) -> Self {
         engine.guard.deadline.set(Some(deadline));
+        *engine.guard.cancel.borrow_mut() = Some(cancel.clone());
         engine.guard.fired.set(false);
-        let prev = engine.shared.current.replace(Some(user.clone()));
-        Running { engine, prev }
+        Deadline { engine }
     }
 }
 
-impl Drop for Running<'_> {
+impl Drop for Deadline<'_> {
     fn drop(&mut self) {
         let guard = &self.engine.guard;
         guard.deadline.set(None);
+        guard.cancel.borrow_mut().take();
         if guard.tight.get() {
             // Back to the cheap check for the calls that follow.
-            let _ = install_hook(&self.engine.lua, guard.clone(), HOOK_EVERY);
+            let _ = install_hook(self.engine.lua(), guard.clone(), HOOK_EVERY);
         }
-        *self.engine.shared.current.borrow_mut() = self.prev.take();
     }
 }

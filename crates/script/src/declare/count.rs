@@ -13,8 +13,8 @@
 use mlua::{Lua, Value};
 use stats::Sample;
 
+use crate::lua_env::LuaEnv;
 use crate::luax::{fault, type_name};
-use crate::shared::Shared;
 
 /// The "method" column of counter entries.
 pub const COUNT_METHOD: &str = stats::COUNTER_METHOD;
@@ -54,7 +54,7 @@ pub fn count(lua: &Lua, (name, n): (Value, Value)) -> mlua::Result<()> {
             "swarmer.count {name:?}: n must be from 0 to {MAX_STEP}, got {n}"
         )));
     }
-    let shared = Shared::from_lua(lua)?;
+    let shared = LuaEnv::from_lua(lua)?;
     let sample = Sample {
         method: COUNT_METHOD,
         name: &name,

@@ -1,20 +1,22 @@
 //! The HTTP client against servers that send exactly the bytes a test
-//! gives them: keep-alive reuse, servers that close connections (idle,
+//! gives them, one session sending requests in turn as a user would: keep-alive reuse, servers that close connections (idle,
 //! after each response, with or without saying so), HTTP/1.0 peers,
 //! responses without bodies, chunked bodies, header access, and broken
 //! responses, which must become clear failures and never a panic.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::*;
-use script::RuntimeConfig;
+use bytes::Bytes;
+use http::header::HeaderMap;
+use http::{Method, Uri};
+use http_client::{Origin, Reply, Request, Session, Tls};
 
+/// Longer than any test should take: a hang fails instead of blocking.
 const MAX: Duration = Duration::from_secs(10);
 
 /// One request as the raw server saw it.
@@ -136,56 +138,85 @@ fn ok(body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A script whose user runs `body` once (with `HOST` as the server's URL),
-/// then idles.
-fn once(body: &str, addr: SocketAddr) -> String {
-    with_host(
-        &format!(
-            r#"
-local U = swarmer.user {{ name = "U", host = HOST }}
-U:task(function(self)
-  if self.done then swarmer.sleep(1000) return end
-  self.done = true
-{body}
-end)
-"#
-        ),
-        addr,
-    )
+/// One user's session against one server, as the Lua binding drives it.
+/// It keeps its runtime: pooled sockets and the timeout timer belong to it.
+struct User {
+    rt: tokio::runtime::Runtime,
+    session: Session,
+    tls: Tls,
+    origin: Rc<Origin>,
 }
 
-fn run_once(body: &str, addr: SocketAddr, requests: u64) -> stats::RequestStats {
-    let stats = run_users(
-        &once(body, addr),
-        RuntimeConfig::default(),
-        &[("U", 1)],
-        |s| s.num_requests() >= requests || s.exceptions().next().is_some(),
-        MAX,
-    );
-    assert!(exceptions(&stats).is_empty(), "{:?}", exceptions(&stats));
-    stats
+impl User {
+    fn new(addr: SocketAddr) -> Self {
+        User {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            session: Session::default(),
+            tls: Tls::new(false),
+            origin: Rc::new(Origin::parse(&format!("http://{addr}")).unwrap()),
+        }
+    }
+
+    /// Sends one request and waits for its reply, at most [`MAX`].
+    fn send(&self, method: Method, path: &str, body: &str, timeout: Duration) -> Reply {
+        let req = Request {
+            method,
+            origin: self.origin.clone(),
+            uri: Uri::try_from(path).unwrap(),
+            headers: HeaderMap::new(),
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            timeout,
+            max_redirects: 10,
+        };
+        self.rt
+            .block_on(async {
+                let send = self
+                    .session
+                    .send(&self.tls, req, tokio::time::Instant::now());
+                tokio::time::timeout(MAX, send).await
+            })
+            .expect("the request neither finished nor timed out")
+    }
+
+    /// Waits between requests with the runtime running, as a user's
+    /// `swarmer.sleep` does (so the reactor sees the server's close).
+    fn idle(&self, d: Duration) {
+        self.rt.block_on(async { tokio::time::sleep(d).await });
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, "", MAX)
+    }
+
+    fn post(&self, path: &str, body: &str) -> Reply {
+        self.send(Method::POST, path, body, MAX)
+    }
 }
 
-fn errors(stats: &stats::RequestStats) -> Vec<String> {
-    stats.errors().keys().map(|k| k.error.clone()).collect()
+/// The body of a reply that must have succeeded.
+fn ok_body(r: &Reply) -> String {
+    assert!(r.error.is_none(), "{:?}", r.error);
+    String::from_utf8_lossy(r.message.body()).into_owned()
+}
+
+fn header(r: &Reply, name: &str) -> Option<String> {
+    r.message
+        .header(name)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 #[test]
 fn keep_alive_connections_are_reused() {
     let (addr, conns) = raw_server(|_| Then::Reply(ok("hi")));
-    let stats = run_once(
-        r#"
-  for i = 1, 20 do
-    local r = self.http:get("/x")
-    assert(r.status == 200 and r.body == "hi", r.error)
-  end
-  self.http:post("/x", { body = "abc" })
-"#,
-        addr,
-        21,
-    );
-    assert_eq!(count(&stats, "GET", "/x"), (20, 0));
-    assert_eq!(count(&stats, "POST", "/x"), (1, 0));
+    let user = User::new(addr);
+    for _ in 0..20 {
+        let r = user.get("/x");
+        assert_eq!((r.message.status, ok_body(&r).as_str()), (200, "hi"));
+    }
+    assert_eq!(ok_body(&user.post("/x", "abc")), "hi");
     assert_eq!(conns.load(Ordering::SeqCst), 1);
 }
 
@@ -203,16 +234,9 @@ fn requests_arrive_as_written() {
         );
         Then::Reply(ok(&body))
     });
-    run_once(
-        r#"
-  local r = self.http:post("/p?q=1", { body = "abc" })
-  assert(r.body == "POST|/p?q=1|true|abc", r.body)
-  r = self.http:get("/g")
-  assert(r.body == "GET|/g|false|", r.body)
-"#,
-        addr,
-        2,
-    );
+    let user = User::new(addr);
+    assert_eq!(ok_body(&user.post("/p?q=1", "abc")), "POST|/p?q=1|true|abc");
+    assert_eq!(ok_body(&user.get("/g")), "GET|/g|false|");
 }
 
 #[test]
@@ -222,22 +246,13 @@ fn a_server_that_closes_idle_connections() {
     // sent again on a fresh connection, POSTs find the close before they
     // are sent; none of them fails.
     let (addr, conns) = raw_server(|_| Then::ReplyCloseAfter(ok("ok"), Duration::from_millis(20)));
-    let stats = run_once(
-        r#"
-  for i = 1, 5 do
-    local r = self.http:get("/g")
-    assert(r.status == 200, r.error)
-    swarmer.sleep(0.2)
-    r = self.http:post("/p", { body = "x" })
-    assert(r.status == 200, r.error)
-    swarmer.sleep(0.2)
-  end
-"#,
-        addr,
-        10,
-    );
-    assert_eq!(count(&stats, "GET", "/g"), (5, 0), "{:?}", errors(&stats));
-    assert_eq!(count(&stats, "POST", "/p"), (5, 0), "{:?}", errors(&stats));
+    let user = User::new(addr);
+    for _ in 0..5 {
+        assert_eq!(ok_body(&user.get("/g")), "ok");
+        user.idle(Duration::from_millis(200));
+        assert_eq!(ok_body(&user.post("/p", "x")), "ok");
+        user.idle(Duration::from_millis(200));
+    }
     assert_eq!(conns.load(Ordering::SeqCst), 10);
 }
 
@@ -246,20 +261,11 @@ fn a_server_that_closes_right_after_each_response() {
     // Keep-alive by the headers, closed at once in fact: the next request
     // finds the connection closed (idempotent ones are sent again).
     let (addr, _) = raw_server(|_| Then::ReplyClose(ok("ok")));
-    let stats = run_once(
-        r#"
-  for i = 1, 10 do
-    local r = self.http:get("/g")
-    assert(r.status == 200, r.error)
-    r = self.http:put("/p", { body = "x" })
-    assert(r.status == 200, r.error)
-  end
-"#,
-        addr,
-        20,
-    );
-    assert_eq!(count(&stats, "GET", "/g"), (10, 0), "{:?}", errors(&stats));
-    assert_eq!(count(&stats, "PUT", "/p"), (10, 0), "{:?}", errors(&stats));
+    let user = User::new(addr);
+    for _ in 0..10 {
+        assert_eq!(ok_body(&user.get("/g")), "ok");
+        assert_eq!(ok_body(&user.send(Method::PUT, "/p", "x", MAX)), "ok");
+    }
 }
 
 #[test]
@@ -277,22 +283,14 @@ fn connection_close_and_http10_peers() {
         ),
         _ => Then::Reply(ok("")),
     });
-    run_once(
-        r#"
-  for i = 1, 3 do
-    local r = self.http:get("/close")
-    assert(r.body == "ok", r.error)
-  end
-  local r = self.http:get("/old")
-  assert(r.status == 200 and r.body == "old body", r.error)
-  r = self.http:get("/old-ka")
-  assert(r.body == "ka", r.error)
-  r = self.http:get("/old-ka")
-  assert(r.body == "ka", r.error)
-"#,
-        addr,
-        6,
-    );
+    let user = User::new(addr);
+    for _ in 0..3 {
+        assert_eq!(ok_body(&user.get("/close")), "ok");
+    }
+    let r = user.get("/old");
+    assert_eq!((r.message.status, ok_body(&r).as_str()), (200, "old body"));
+    assert_eq!(ok_body(&user.get("/old-ka")), "ka");
+    assert_eq!(ok_body(&user.get("/old-ka")), "ka");
     // One per /close, one for /old, one shared by both /old-ka.
     assert_eq!(conns.load(Ordering::SeqCst), 5);
 }
@@ -309,22 +307,17 @@ fn responses_without_a_body_keep_the_connection() {
         ),
         _ => Then::Reply(ok("after")),
     });
-    run_once(
-        r#"
-  local r = self.http:head("/head")
-  assert(r.status == 200 and r.body == "" and r:header("content-length") == "1000")
-  r = self.http:get("/204")
-  assert(r.status == 204 and r.body == "")
-  r = self.http:get("/304")
-  assert(r.status == 304 and r.body == "")
-  r = self.http:post("/continue", { body = "x" })
-  assert(r.status == 200 and r.body == "more")
-  r = self.http:get("/")
-  assert(r.body == "after")
-"#,
-        addr,
-        5,
-    );
+    let user = User::new(addr);
+    let r = user.send(Method::HEAD, "/head", "", MAX);
+    assert_eq!((r.message.status, ok_body(&r).as_str()), (200, ""));
+    assert_eq!(header(&r, "content-length").as_deref(), Some("1000"));
+    let r = user.get("/204");
+    assert_eq!((r.message.status, ok_body(&r).as_str()), (204, ""));
+    let r = user.get("/304");
+    assert_eq!((r.message.status, ok_body(&r).as_str()), (304, ""));
+    let r = user.post("/continue", "x");
+    assert_eq!((r.message.status, ok_body(&r).as_str()), (200, "more"));
+    assert_eq!(ok_body(&user.get("/")), "after");
     assert_eq!(conns.load(Ordering::SeqCst), 1);
 }
 
@@ -336,21 +329,39 @@ fn chunked_bodies_and_headers() {
                 .to_vec(),
         )
     });
-    run_once(
-        r#"
-  local r = self.http:get("/")
-  assert(r.body == "chunked", r.body)
-  local h = r.headers
-  assert(h["x-rep"] == "a, b", h["x-rep"])
-  assert(h["set-cookie"] == "s=1; Path=/\nt=2; Path=/", h["set-cookie"])
-  assert(h["content-type"] == "text/plain")
-  assert(r:header("X-REP") == "a" and r:header("nope") == nil)
-  r = self.http:get("/again")
-  assert(r.body == "chunked")
-"#,
-        addr,
-        2,
-    );
+    let user = User::new(addr);
+    let r = user.get("/");
+    assert_eq!(ok_body(&r), "chunked");
+    let reps: Vec<&[u8]> = r.message.headers().all("x-rep").collect();
+    assert_eq!(reps, [b"a", b"b"]);
+    let cookies: Vec<&[u8]> = r.message.headers().all("set-cookie").collect();
+    assert_eq!(cookies, [&b"s=1; Path=/"[..], b"t=2; Path=/"]);
+    assert_eq!(header(&r, "content-type").as_deref(), Some("text/plain"));
+    assert_eq!(header(&r, "X-REP").as_deref(), Some("a"));
+    assert_eq!(header(&r, "nope"), None);
+    assert_eq!(ok_body(&user.get("/again")), "chunked");
+}
+
+#[test]
+fn cookies_set_by_the_server_are_sent_back() {
+    let (addr, _) = raw_server(|seen| match seen.target.as_str() {
+        "/login" => Then::Reply(
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=42; Path=/\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        ),
+        _ => {
+            let cookie = seen
+                .head
+                .lines()
+                .find_map(|l| l.strip_prefix("cookie: "))
+                .unwrap_or("none")
+                .to_string();
+            Then::Reply(ok(&cookie))
+        }
+    });
+    let user = User::new(addr);
+    assert_eq!(ok_body(&user.get("/me")), "none");
+    ok_body(&user.get("/login"));
+    assert_eq!(ok_body(&user.get("/me")), "sid=42");
 }
 
 #[test]
@@ -371,47 +382,30 @@ fn broken_responses_are_failures_with_clear_errors() {
         "/nothing" => Then::ReplyClose(Vec::new()),
         _ => Then::Reply(ok("fine")),
     });
-    let stats = run_once(
-        r#"
-  for _, p in ipairs({ "/big-head", "/junk", "/short", "/bad-length", "/bad-chunk", "/nothing" }) do
-    local r = self.http:get(p)
-    assert(r.status == 0 and r.error and not r.ok, p)
-  end
-  assert(self.http:get("/").body == "fine")
-"#,
-        addr,
-        7,
-    );
-    let error = |path: &str| {
-        stats
-            .errors()
-            .iter()
-            .find(|(k, _)| k.name == path)
-            .map(|(k, _)| k.error.clone())
-            .unwrap_or_default()
-    };
-    assert_eq!(error("/big-head"), "response head larger than 256 KiB");
-    assert_eq!(
-        error("/junk"),
-        "invalid HTTP response: invalid HTTP version"
-    );
-    assert_eq!(
-        error("/short"),
-        "connection closed before the response was complete"
-    );
-    assert_eq!(
-        error("/bad-length"),
-        "invalid Content-Length in the response"
-    );
-    assert_eq!(
-        error("/bad-chunk"),
-        "invalid chunked response body: invalid chunk size"
-    );
-    assert_eq!(
-        error("/nothing"),
-        "connection closed before the response was complete"
-    );
-    assert_eq!(count(&stats, "GET", "/"), (1, 0));
+    let user = User::new(addr);
+    let cases = [
+        ("/big-head", "response head larger than 256 KiB"),
+        ("/junk", "invalid HTTP response: invalid HTTP version"),
+        (
+            "/short",
+            "connection closed before the response was complete",
+        ),
+        ("/bad-length", "invalid Content-Length in the response"),
+        (
+            "/bad-chunk",
+            "invalid chunked response body: invalid chunk size",
+        ),
+        (
+            "/nothing",
+            "connection closed before the response was complete",
+        ),
+    ];
+    for (path, error) in cases {
+        let r = user.get(path);
+        assert_eq!(r.message.status, 0, "{path}");
+        assert_eq!(r.error.map(|e| e.to_string()).as_deref(), Some(error));
+    }
+    assert_eq!(ok_body(&user.get("/")), "fine");
 }
 
 #[test]
@@ -425,18 +419,36 @@ fn a_silent_server_times_out_and_the_next_request_goes_on() {
             Then::Reply(ok("ok"))
         }
     });
-    let stats = run_once(
-        r#"
-  local r = self.http:get("/hang", { timeout = 0.2 })
-  assert(r.status == 0 and r.error == "timeout after 0.2s", r.error)
-  r = self.http:get("/")
-  assert(r.body == "ok", r.error)
-  r = self.http:get("/", { timeout = 0.1 })
-  assert(r.body == "ok", r.error)
-"#,
-        addr,
-        3,
+    let user = User::new(addr);
+    let r = user.send(Method::GET, "/hang", "", Duration::from_millis(200));
+    assert_eq!(r.message.status, 0);
+    assert_eq!(
+        r.error.map(|e| e.to_string()).as_deref(),
+        Some("timeout after 0.2s")
     );
-    assert_eq!(count(&stats, "GET", "/hang"), (1, 1));
+    assert_eq!(ok_body(&user.get("/")), "ok");
+    let r = user.send(Method::GET, "/", "", Duration::from_millis(100));
+    assert_eq!(ok_body(&r), "ok");
     assert_eq!(conns.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn redirects_are_followed_up_to_the_limit() {
+    let (addr, _) = raw_server(|seen| match seen.target.as_str() {
+        "/loop" => Then::Reply(
+            b"HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        ),
+        "/moved" => Then::Reply(
+            b"HTTP/1.1 301 Moved\r\nLocation: /here\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        ),
+        _ => Then::Reply(ok(&seen.target)),
+    });
+    let user = User::new(addr);
+    assert_eq!(ok_body(&user.get("/moved")), "/here");
+    let r = user.get("/loop");
+    assert_eq!(r.message.status, 302);
+    assert_eq!(
+        r.error.map(|e| e.to_string()).as_deref(),
+        Some("too many redirects (more than 10)")
+    );
 }

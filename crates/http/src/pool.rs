@@ -2,8 +2,8 @@
 //! user sends one request at a time, so this holds about one connection per
 //! host it talks to.
 
-use super::conn::Conn;
-use super::origin::Origin;
+use crate::conn::Conn;
+use crate::origin::Origin;
 
 #[derive(Default)]
 pub struct Pool {

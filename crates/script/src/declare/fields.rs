@@ -1,17 +1,14 @@
 //! The typed fields of an action's form (number, text, choice): parsed
-//! from the declaration, listed for the UI to build its form, and checked
-//! on the server before the handler runs, so a handler only ever sees
-//! arguments that fit (the page's own checks are a convenience, not a
-//! guarantee: anyone can POST).
+//! from the declaration and listed for the UI to build its form. The
+//! master checks arguments against them before the handler runs (the `ext`
+//! crate's `args.rs`), with [`check_value`], which also checks defaults here.
 
 use mlua::{Table, Value};
 use serde::Serialize;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
-use super::ExtError;
-use super::convert::to_json;
-use super::declare::{check_keys, opt_string};
-use crate::luax::{fault, type_name};
+use crate::convert::to_json;
+use crate::luax::{self, check_keys, fault, opt_string, type_name};
 
 /// Longest text accepted by a text field without `max_length`.
 const DEFAULT_MAX_LENGTH: usize = 10_000;
@@ -194,13 +191,12 @@ fn kind(at: &str, t: &Table) -> mlua::Result<FieldKind> {
 }
 
 fn number(at: &str, key: &str, v: Value) -> mlua::Result<Option<f64>> {
-    match v {
-        Value::Nil => Ok(None),
-        Value::Integer(i) => Ok(Some(i as f64)),
-        Value::Number(n) if n.is_finite() => Ok(Some(n)),
-        other => Err(fault(format!(
+    match (&v, luax::number(&v)) {
+        (Value::Nil, _) => Ok(None),
+        (_, Some(n)) if n.is_finite() => Ok(Some(n)),
+        _ => Err(fault(format!(
             "{at}: {key} must be a number, got a {}",
-            type_name(&other)
+            type_name(&v)
         ))),
     }
 }
@@ -230,55 +226,8 @@ fn choices(at: &str, v: Value) -> mlua::Result<Vec<String>> {
     Ok(out)
 }
 
-/// Checks an action's arguments (a JSON object; `null` means none) against
-/// its fields: unknown names are refused, missing ones get their default.
-pub fn validate(fields: &[FieldSpec], args: &Json) -> Result<Map<String, Json>, ExtError> {
-    let empty = Map::new();
-    let given = match args {
-        Json::Null => &empty,
-        Json::Object(map) => map,
-        _ => {
-            return Err(ExtError::Invalid {
-                field: "arguments".into(),
-                problem: "must be a JSON object of field names to values".into(),
-            });
-        }
-    };
-    if let Some(unknown) = given.keys().find(|k| !fields.iter().any(|f| &f.name == *k)) {
-        let known: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
-        return Err(ExtError::Invalid {
-            field: unknown.clone(),
-            problem: if known.is_empty() {
-                "unknown field: this action takes no arguments".into()
-            } else {
-                format!("unknown field (this action takes: {})", known.join(", "))
-            },
-        });
-    }
-    let mut out = Map::new();
-    for f in fields {
-        let invalid = |problem: String| ExtError::Invalid {
-            field: f.name.clone(),
-            problem,
-        };
-        match given.get(&f.name).filter(|v| !v.is_null()) {
-            Some(v) => {
-                out.insert(f.name.clone(), check_value(f, v).map_err(invalid)?);
-            }
-            None => match &f.default {
-                Some(d) => {
-                    out.insert(f.name.clone(), d.clone());
-                }
-                None if f.required => return Err(invalid("is required".into())),
-                None => {}
-            },
-        }
-    }
-    Ok(out)
-}
-
 /// One value against its field; numbers may come as text (HTML forms).
-fn check_value(f: &FieldSpec, v: &Json) -> Result<Json, String> {
+pub fn check_value(f: &FieldSpec, v: &Json) -> Result<Json, String> {
     match &f.kind {
         FieldKind::Number { min, max, integer } => {
             let n = match v {
@@ -330,69 +279,5 @@ fn check_value(f: &FieldSpec, v: &Json) -> Result<Json, String> {
                     .join(", ")
             )),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn spec(name: &str, kind: FieldKind, required: bool) -> FieldSpec {
-        FieldSpec {
-            name: name.into(),
-            label: name.into(),
-            kind,
-            required,
-            default: None,
-        }
-    }
-
-    #[test]
-    fn arguments_are_checked_against_their_fields() {
-        let fields = vec![
-            spec(
-                "n",
-                FieldKind::Number {
-                    min: Some(0.0),
-                    max: Some(10.0),
-                    integer: true,
-                },
-                true,
-            ),
-            spec(
-                "confirm",
-                FieldKind::Choice {
-                    choices: vec!["yes".into(), "no".into()],
-                },
-                true,
-            ),
-            spec("note", FieldKind::Text { max_length: 3 }, false),
-        ];
-        let ok = validate(&fields, &json!({ "n": "4", "confirm": "yes" })).unwrap();
-        assert_eq!(Json::Object(ok), json!({ "n": 4, "confirm": "yes" }));
-        let bad = |args: Json| validate(&fields, &args).unwrap_err().to_string();
-        assert_eq!(
-            bad(json!({ "n": -1, "confirm": "yes" })),
-            "n: must be >= 0, got -1"
-        );
-        assert_eq!(
-            bad(json!({ "n": 1.5, "confirm": "yes" })),
-            "n: must be a whole number, got 1.5"
-        );
-        assert_eq!(
-            bad(json!({ "n": 1, "confirm": "maybe" })),
-            "confirm: must be one of \"yes\", \"no\", got \"maybe\""
-        );
-        assert_eq!(bad(json!({ "confirm": "no" })), "n: is required");
-        assert!(bad(json!({ "n": 1, "confirm": "no", "x": 1 })).starts_with("x: unknown field"));
-        assert_eq!(
-            bad(json!({ "n": 1, "confirm": "no", "note": "long" })),
-            "note: must be at most 3 characters, got 4"
-        );
-        assert_eq!(
-            bad(json!([1])),
-            "arguments: must be a JSON object of field names to values"
-        );
     }
 }

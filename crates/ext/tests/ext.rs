@@ -1,16 +1,69 @@
-//! Script extensions as the master runs them (`script::ext`): declarations
-//! checked at load on every process, views with their own state, actions
-//! with typed fields checked before the handler and master-side HTTP,
-//! routes, hooks, time limits that stop runaway scripts, errors with the
-//! script's file and line, and `swarmer.count` recorded on workers.
+//! Script extensions as the master runs them (the `ext` crate):
+//! declarations checked at load on every process, views with their own
+//! state, actions with typed fields checked before the handler and
+//! master-side HTTP, routes, hooks, time limits that stop runaway scripts,
+//! and errors with the script's file and line.
 
-mod common;
-
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use common::*;
-use script::ext::{self, CallContext, ExtConfig, ExtError, ExtHandle};
+use ext::{CallContext, ExtConfig, ExtError, ExtHandle};
 use serde_json::{Value, json};
+
+/// A target on 127.0.0.1 port 0: `/status/N` answers status N, anything
+/// else echoes the request as JSON (method, path, body). One request per
+/// connection, which is all these tests send.
+fn start_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head, body) = loop {
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .map_or(0, |v| v.trim().parse().unwrap_or(0));
+                        if buf.len() >= end + 4 + len {
+                            let body = buf[end + 4..end + 4 + len].to_vec();
+                            break (String::from_utf8_lossy(&buf[..end]).into_owned(), body);
+                        }
+                    }
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let mut words = head.split(' ');
+                let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                let (status, body) = match path.strip_prefix("/status/") {
+                    Some(code) => (code.parse().unwrap_or(500), String::new()),
+                    None => (
+                        200u16,
+                        json!({ "method": method, "path": path, "body": String::from_utf8_lossy(&body) })
+                            .to_string(),
+                    ),
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            });
+        }
+    });
+    addr
+}
+
+fn host(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
 
 const USERS: &str = r#"
 local U = swarmer.user { name = "U" }
@@ -335,32 +388,109 @@ swarmer.ui.view { id = "v", render = function() end }"#,
     );
 }
 
-#[test]
-fn counters_are_entries_recorded_on_workers() {
-    let code = r#"
-local U = swarmer.user { name = "U" }
-U:task(function(self)
-  swarmer.count("orders")
-  swarmer.count("items", 3)
-  swarmer.count("none", 0)
-  swarmer.sleep(0.01)
-end)
-swarmer.ui.view { id = "v", render = function() end }
+const SPIN: &str = r#"
+swarmer.ui.view { id = "spin", render = function(ctx) while true do end end }
+swarmer.ui.view { id = "nap", render = function(ctx)
+  swarmer.sleep(0.6)
+  return { note = "rested" }
+end }
+swarmer.ui.view { id = "quick", render = function(ctx) return { note = "fine" } end }
 "#;
-    let stats = run_users(
-        code,
-        Default::default(),
-        &[("U", 2)],
-        |s| {
-            s.entry("COUNT", "orders")
-                .is_some_and(|e| e.num_requests >= 10)
-        },
-        Duration::from_secs(10),
-    );
-    let orders = stats.entry("COUNT", "orders").unwrap();
-    let items = stats.entry("COUNT", "items").unwrap();
-    assert_eq!(items.num_requests, 3 * orders.num_requests);
-    assert_eq!((items.num_failures, items.max_response_time_us), (0, 0));
-    assert!(stats.entry("COUNT", "none").is_none());
-    assert!(stats.exceptions().next().is_none());
+
+async fn start_with(code: &str, config: ExtConfig) -> ExtHandle {
+    ext::start(&src(code), config)
+        .await
+        .expect("the script loads")
+        .expect("the script declares extensions")
+}
+
+/// Waits until `cond` holds; fails the test after 10 s.
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn abandoned_calls_are_cancelled() {
+    // Six callers of a view that never ends give up after 100 ms (browser
+    // tabs closed): their calls stop instead of each running to the 30 s
+    // limit one after another.
+    let ext = start(SPIN, Duration::from_secs(30)).await;
+    let callers: Vec<_> = (0..6)
+        .map(|_| {
+            let ext = ext.clone();
+            tokio::spawn(async move {
+                let call = ext.render("spin", ctx(json!({})));
+                tokio::time::timeout(Duration::from_millis(100), call).await
+            })
+        })
+        .collect();
+    for c in callers {
+        assert!(c.await.unwrap().is_err(), "the caller gave up");
+    }
+    until("the abandoned calls to end", || ext.pending_calls() == 0).await;
+    let started = Instant::now();
+    let view = ext.render("quick", ctx(json!({}))).await.unwrap();
+    assert_eq!(view.note.as_deref(), Some("fine"));
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_busy_at_once() {
+    let config = ExtConfig {
+        call_timeout: Duration::from_millis(500),
+        max_pending: 2,
+        ..ExtConfig::default()
+    };
+    let ext = start_with(SPIN, config).await;
+    let spinning: Vec<_> = (0..2)
+        .map(|_| {
+            let ext = ext.clone();
+            tokio::spawn(async move { ext.render("spin", ctx(json!({}))).await })
+        })
+        .collect();
+    until("two calls in the queue", || ext.pending_calls() == 2).await;
+    let started = Instant::now();
+    let e = ext.render("quick", ctx(json!({}))).await.unwrap_err();
+    assert!(matches!(e, ExtError::Busy(2)), "{e}");
+    assert!(started.elapsed() < Duration::from_millis(200));
+    for s in spinning {
+        let e = s.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&e, ExtError::Timeout(m) if m.contains("was stopped")),
+            "{e}"
+        );
+    }
+    // The queue has room again.
+    let view = ext.render("quick", ctx(json!({}))).await.unwrap();
+    assert_eq!(view.note.as_deref(), Some("fine"));
+}
+
+#[tokio::test]
+async fn each_call_is_limited_from_when_it_starts_running() {
+    // Four calls that run to their 1 s limit are ahead of a call that needs
+    // 0.6 s: it starts about 4 s after it was made and still has its whole
+    // second (a limit counted from the request would have stopped it).
+    let ext = start(SPIN, Duration::from_secs(1)).await;
+    let spinning: Vec<_> = (0..4)
+        .map(|_| {
+            let ext = ext.clone();
+            tokio::spawn(async move { ext.render("spin", ctx(json!({}))).await })
+        })
+        .collect();
+    until("four calls in the queue", || ext.pending_calls() == 4).await;
+    let started = Instant::now();
+    let view = ext.render("nap", ctx(json!({}))).await.unwrap();
+    assert_eq!(view.note.as_deref(), Some("rested"));
+    assert!(started.elapsed() >= Duration::from_millis(3500));
+    for s in spinning {
+        let e = s.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&e, ExtError::Timeout(m) if m.contains("was stopped")),
+            "{e}"
+        );
+    }
 }

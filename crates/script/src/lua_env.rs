@@ -1,25 +1,24 @@
-//! State shared by everything on one core: the run's configuration, the
-//! stats sink, the random source, the TLS configuration and the user whose
-//! coroutine is running right now. Reachable from Lua callbacks through the
-//! state's app data; all single-threaded, so `Rc` and `RefCell`.
+//! `LuaEnv`: what Rust code needs in one Lua state (a worker core's, or the
+//! master's extension state): the run's configuration, the stats sink, the
+//! random source, the TLS configuration and the user whose coroutine is
+//! running right now. Reachable from Lua callbacks through the state's app
+//! data; all single-threaded, so `Rc` and `RefCell`.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use mlua::{Lua, RegistryKey};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use stats::{RequestStats, Sample};
+use stats::{RequestStats, Sample, now_ms};
 use tokio_util::sync::CancellationToken;
 
 use crate::RuntimeConfig;
 use crate::luax::fault;
 
-pub struct Shared {
+pub struct LuaEnv {
     pub config: RuntimeConfig,
     /// The script's path as given, to restore it in Lua's shortened names.
     pub script_path: String,
@@ -28,7 +27,8 @@ pub struct Shared {
     pub base_dir: PathBuf,
     pub stats: Rc<RefCell<RequestStats>>,
     pub rng: RefCell<SmallRng>,
-    tls: OnceCell<Result<Arc<rustls::ClientConfig>, String>>,
+    /// The core's TLS configuration, shared by all its users' connections.
+    pub tls: http_client::Tls,
     /// The user whose Lua code runs right now (set around each poll), so
     /// global functions like `swarmer.sleep` know whose stop token to watch.
     pub current: RefCell<Option<Rc<UserCtx>>>,
@@ -58,6 +58,17 @@ pub enum Op {
 }
 
 impl UserCtx {
+    pub fn new(id: u64, user_type: Rc<str>, stop: CancellationToken) -> Self {
+        UserCtx {
+            id,
+            user_type,
+            stop,
+            lateness_us: std::cell::Cell::new(None),
+            pending: RefCell::new(None),
+            op: RefCell::new(None),
+        }
+    }
+
     /// Records the pending response with its default verdict, if any.
     pub fn settle_pending(&self) {
         let pending = self.pending.borrow_mut().take();
@@ -67,44 +78,30 @@ impl UserCtx {
     }
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-impl Shared {
+impl LuaEnv {
     pub fn new(
         config: RuntimeConfig,
         script_path: String,
         base_dir: PathBuf,
         stats: Rc<RefCell<RequestStats>>,
     ) -> Self {
-        Shared {
+        let tls = http_client::Tls::new(config.insecure_tls);
+        LuaEnv {
             config,
             script_path,
             base_dir,
             stats,
             rng: RefCell::new(SmallRng::from_os_rng()),
-            tls: OnceCell::new(),
+            tls,
             current: RefCell::new(None),
             data: RefCell::new(HashMap::new()),
         }
     }
 
-    pub fn from_lua(lua: &Lua) -> mlua::Result<Rc<Shared>> {
-        lua.app_data_ref::<Rc<Shared>>()
+    pub fn from_lua(lua: &Lua) -> mlua::Result<Rc<LuaEnv>> {
+        lua.app_data_ref::<Rc<LuaEnv>>()
             .map(|s| s.clone())
             .ok_or_else(|| fault("the swarmer runtime is not available in this Lua state"))
-    }
-
-    pub fn tls(&self) -> Result<Arc<rustls::ClientConfig>, String> {
-        self.tls
-            .get_or_init(|| {
-                crate::http::tls::client_config(self.config.insecure_tls)
-                    .map_err(|e| format!("TLS setup failed: {e}"))
-            })
-            .clone()
     }
 
     pub fn record(&self, sample: &Sample<'_>) {

@@ -2,6 +2,7 @@
 //! verifying certificates against the webpki roots unless the run was
 //! started with `insecure_tls` (test servers with self-signed certificates).
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -9,7 +10,33 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-pub fn client_config(insecure: bool) -> Result<Arc<ClientConfig>, rustls::Error> {
+/// One core's TLS client configuration, built on first HTTPS use (most
+/// runs never need it) and shared by every connection on that core.
+pub struct Tls {
+    insecure: bool,
+    config: OnceCell<Result<Arc<ClientConfig>, String>>,
+}
+
+impl Tls {
+    /// `insecure`: accept any certificate (test servers only).
+    pub fn new(insecure: bool) -> Self {
+        Tls {
+            insecure,
+            config: OnceCell::new(),
+        }
+    }
+
+    /// The configuration, or why it could not be built.
+    pub fn config(&self) -> Result<Arc<ClientConfig>, String> {
+        self.config
+            .get_or_init(|| {
+                client_config(self.insecure).map_err(|e| format!("TLS setup failed: {e}"))
+            })
+            .clone()
+    }
+}
+
+fn client_config(insecure: bool) -> Result<Arc<ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;

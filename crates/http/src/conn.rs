@@ -16,8 +16,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, Re
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use super::origin::{Origin, Scheme};
-use super::wire::{self, Decoder, Message, RequestHead};
+use crate::origin::{Origin, Scheme};
+use crate::wire::{self, Decoder, Message, RequestHead};
 
 /// A socket, plain or TLS.
 pub enum Stream {

@@ -1,44 +1,37 @@
-//! Script extensions of the master: views, actions, JSON routes, run-event
-//! hooks (declared with `swarmer.ui.view`, `swarmer.ui.action`,
-//! `swarmer.api.route`, `swarmer.on`) and the worker-side counter
-//! `swarmer.count`.
+//! Script extensions of the master: views, actions, JSON routes and
+//! run-event hooks (declared with `swarmer.ui.view`, `swarmer.ui.action`,
+//! `swarmer.api.route`, `swarmer.on`).
 //!
-//! Every process that loads a script runs the declarations, so a bad one
-//! fails the load everywhere with its file and line; only the master keeps
-//! them. There the script gets its own Lua state on a dedicated thread
+//! Every process that loads a script runs the declarations (the script
+//! crate's `declare` module), so a bad one fails the load everywhere with
+//! its file and line; only the master keeps them. There the script gets its own Lua state on a dedicated thread
 //! ([`start`]), because a Lua state is not `Send` and the web server is
 //! multi-threaded: the web handlers talk to it through an [`ExtHandle`], a
 //! channel of calls with one-shot replies, and every call has a time limit
 //! enforced inside Lua (an instruction-count hook) and outside it (a
 //! timeout on the reply), so a script stuck in a loop cannot hang the web
-//! server.
+//! server. The limit counts from when the call starts running; a call whose
+//! caller went away is stopped; and at most [`ExtConfig::max_pending`]
+//! calls wait or run at once (one more gets [`ExtError::Busy`], a 503).
 //!
 //! The data crossing the thread boundary is JSON (`serde_json::Value`):
 //! the master describes its live state as JSON, the script answers with
 //! Lua tables that are checked and turned into [`ViewData`],
 //! [`ActionOutcome`] or plain JSON.
 
-mod convert;
-mod count;
-mod declare;
-mod engine;
-mod fields;
+#![forbid(unsafe_code)]
+
+mod args;
 mod handle;
 mod output;
-mod route;
+mod runtime;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
-
-pub(crate) use declare::{Declarations, install};
-pub use fields::{FieldKind, FieldSpec};
 pub use handle::{ExtHandle, start};
 pub use output::{ActionOutcome, Cell, ChartData, Figure, Series, TableData, ViewData};
-
-/// The run events a script can hook with `swarmer.on(name, fn)`.
-pub const EVENTS: [&str; 4] = ["test_start", "test_stop", "worker_joined", "worker_left"];
+pub use script::declare::{ActionInfo, Catalog, EVENTS, FieldKind, FieldSpec, ViewInfo};
 
 /// What the master needs to run extensions.
 #[derive(Debug, Clone)]
@@ -49,6 +42,9 @@ pub struct ExtConfig {
     pub insecure_tls: bool,
     /// Where `swarmer.data` and `require` look (default: the script's directory).
     pub base_dir: Option<PathBuf>,
+    /// Calls queued or running at once; beyond this a call is refused with
+    /// [`ExtError::Busy`] rather than queued behind a backlog.
+    pub max_pending: usize,
 }
 
 impl Default for ExtConfig {
@@ -57,44 +53,9 @@ impl Default for ExtConfig {
             call_timeout: Duration::from_secs(10),
             insecure_tls: false,
             base_dir: None,
+            max_pending: 16,
         }
     }
-}
-
-/// Everything a script declared, as the UI and API list it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Catalog {
-    pub views: Vec<ViewInfo>,
-    pub actions: Vec<ActionInfo>,
-    /// Route patterns under `/api/v1/ext`, e.g. "/ranking".
-    pub routes: Vec<String>,
-    /// Events with at least one hook, in [`EVENTS`] order.
-    pub hooks: Vec<String>,
-}
-
-impl Catalog {
-    pub fn is_empty(&self) -> bool {
-        self.views.is_empty()
-            && self.actions.is_empty()
-            && self.routes.is_empty()
-            && self.hooks.is_empty()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ViewInfo {
-    pub id: String,
-    pub title: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ActionInfo {
-    pub id: String,
-    pub title: String,
-    pub description: Option<String>,
-    /// The view whose tab shows this action; `None`: the Actions tab.
-    pub view: Option<String>,
-    pub fields: Vec<FieldSpec>,
 }
 
 /// What the master passes to every call: its live state as JSON (the
@@ -124,4 +85,10 @@ pub enum ExtError {
     Timeout(String),
     #[error("the script's extension runtime has stopped")]
     Gone,
+    /// [`ExtConfig::max_pending`] calls are already queued or running.
+    #[error("the script's extensions are busy ({0} calls queued or running); try again")]
+    Busy(usize),
+    /// The caller went away before the call finished; it was stopped.
+    #[error("the call was cancelled: its caller went away")]
+    Cancelled,
 }

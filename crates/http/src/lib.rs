@@ -1,0 +1,25 @@
+//! The load generator's HTTP/1.1 client, free of Lua: a [`Session`] is one
+//! simulated user's connections, cookie jar and timeout timer; it sends one
+//! [`Request`] at a time and hands back a [`Reply`]. The script crate binds
+//! it to Lua (`self.http`); other protocol clients are meant to sit beside
+//! it with the same shape.
+//!
+//! Everything here is single-threaded (`Rc`, `RefCell`): a session lives
+//! inside its user's future on one core.
+
+#![forbid(unsafe_code)]
+
+mod client;
+mod conn;
+mod deadline;
+mod error;
+pub mod origin;
+mod pool;
+mod tls;
+pub mod wire;
+
+pub use client::{Reply, Request, Session};
+pub use error::Error;
+pub use origin::{Origin, Scheme, is_absolute};
+pub use tls::Tls;
+pub use wire::{Fields, Message};

@@ -1,0 +1,100 @@
+//! The coroutine driver shared by users' tasks and the master's extension
+//! calls: resume the coroutine, and whenever it yields, do the work it
+//! parked in its [`UserCtx`] (an HTTP request, a sleep) and resume it with
+//! the result, until it returns.
+//!
+//! Parking the work and yielding keeps mlua's async machinery (a boxed
+//! future and an internal userdata per call) off the per-request path.
+
+use std::rc::Rc;
+
+use mlua::thread::ThreadStatus;
+use mlua::{FromLuaMulti, IntoLuaMulti, Lua, Thread, Value};
+
+use crate::http::response::Response;
+use crate::lua_env::{LuaEnv, Op, UserCtx};
+
+/// Runs `thread` from `args` until it returns, and gives what it returned.
+/// `around` is called before each resume and its value dropped after it,
+/// for whatever must hold only while Lua code runs (the master's deadline).
+/// An `Err` is a failure of the resume itself (the runner catches script
+/// errors and returns them as values).
+pub(crate) async fn drive<A, R, G>(
+    lua: &Lua,
+    shared: &LuaEnv,
+    ctx: &Rc<UserCtx>,
+    thread: &Thread,
+    args: A,
+    mut around: impl FnMut() -> G,
+) -> mlua::Result<R>
+where
+    A: IntoLuaMulti,
+    R: FromLuaMulti,
+{
+    let mut args = Some(args);
+    let mut input = Value::Nil;
+    loop {
+        let out = {
+            let _current = Current::set(shared, ctx);
+            let _around = around();
+            match args.take() {
+                Some(a) => thread.resume::<R>(a),
+                None => thread.resume::<R>(std::mem::take(&mut input)),
+            }
+        }?;
+        if thread.status() != ThreadStatus::Resumable {
+            return Ok(out);
+        }
+        input = perform(lua, ctx).await;
+    }
+}
+
+/// Does the work the coroutine yielded for; returns what to resume it with.
+async fn perform(lua: &Lua, ctx: &UserCtx) -> Value {
+    let op = ctx.op.borrow_mut().take();
+    match op {
+        Some(Op::Http(op)) => {
+            let outcome = op.run().await;
+            match lua.create_userdata(Response(outcome)) {
+                Ok(ud) => Value::UserData(ud),
+                Err(e) => Value::Error(Box::new(e)),
+            }
+        }
+        Some(Op::Sleep(d)) if d.is_zero() => {
+            tokio::task::yield_now().await;
+            Value::Nil
+        }
+        Some(Op::Sleep(d)) => {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = ctx.stop.cancelled() => {}
+            }
+            Value::Nil
+        }
+        // The script yielded by itself: treat it as a pause point.
+        None => {
+            tokio::task::yield_now().await;
+            Value::Nil
+        }
+    }
+}
+
+/// Marks `ctx` as the running user while its Lua code runs, so global
+/// functions (`swarmer.sleep`, `swarmer.record`, `swarmer.log`) act for it.
+pub(crate) struct Current<'a> {
+    shared: &'a LuaEnv,
+    prev: Option<Rc<UserCtx>>,
+}
+
+impl<'a> Current<'a> {
+    pub(crate) fn set(shared: &'a LuaEnv, ctx: &Rc<UserCtx>) -> Self {
+        let prev = shared.current.replace(Some(ctx.clone()));
+        Current { shared, prev }
+    }
+}
+
+impl Drop for Current<'_> {
+    fn drop(&mut self) {
+        *self.shared.current.borrow_mut() = self.prev.take();
+    }
+}
