@@ -56,6 +56,17 @@ pub async fn run(
                         let _ = engine.stop(Duration::ZERO).await;
                         return Err(ClientError::Refused(reason));
                     }
+                    SessionEnd::Untrusted(why) => {
+                        // An impostor, or a master without this token: it
+                        // got neither the token nor a user; the real master
+                        // may be back later.
+                        tracing::error!(
+                            %master,
+                            "not joining: {why}; check that the master has the same \
+                             --cluster-token; retrying in {backoff:?}"
+                        );
+                        let _ = engine.stop(Duration::ZERO).await;
+                    }
                     SessionEnd::Disconnected(why) => {
                         tracing::warn!("lost the master ({why}); stopping users and reconnecting");
                         // Users finish their task, so what they did is

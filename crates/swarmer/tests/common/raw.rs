@@ -91,5 +91,6 @@ pub fn hello(id: &str) -> WorkerMessage {
         incarnation: 1,
         cores: 1,
         token: None,
+        nonce: None,
     })
 }
