@@ -38,7 +38,7 @@ pub enum HandshakeError {
     Malformed { worker_id: String, what: String },
     #[error(
         "a worker id must be 1 to {MAX_WORKER_ID_CHARS} characters among letters, digits \
-         and - _ . : @, got {0:?}"
+         and - _ . : @, got \"{0}\""
     )]
     BadWorkerId(String),
 }

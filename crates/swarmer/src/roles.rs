@@ -313,6 +313,7 @@ async fn start_extensions(
 
 /// A worker: connect to the master and serve it until told to leave.
 pub async fn worker(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<i32> {
+    crate::parent::follow(&shutdown)?;
     let id = args
         .cluster
         .worker_id
