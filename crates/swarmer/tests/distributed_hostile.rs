@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use common::cluster::{self, worker};
-use common::raw::RawMaster;
+use common::raw::{RawClient, RawMaster};
 use common::{TempDir, http_get, poll, serial};
 use protocol::{
-    Hello, MAX_FRAME_BYTES, MasterMessage, MessageCodec, NONCE_BYTES, PROTOCOL_VERSION,
+    Exchange, Hello, MAX_FRAME_BYTES, MasterMessage, MessageCodec, NONCE_BYTES, PROTOCOL_VERSION,
     WorkerMessage,
 };
 use support::{Master, children_of, is_alive};
@@ -171,6 +171,98 @@ fn strangers_cost_the_master_bounded_memory_and_cannot_forge_log_lines() {
     assert!(
         joined.is_some(),
         "a real worker could not join after the attacks"
+    );
+}
+
+/// A hello of this version from `id` with a fresh nonce, and the nonce.
+fn hello_with_nonce(id: &str) -> (WorkerMessage, Vec<u8>) {
+    let nonce = protocol::new_nonce();
+    let hello = WorkerMessage::Hello(Hello {
+        protocol_version: PROTOCOL_VERSION,
+        swarmer_version: protocol::SWARMER_VERSION.into(),
+        worker_id: id.into(),
+        incarnation: 1,
+        cores: 1,
+        token: None,
+        nonce: Some(nonce.clone()),
+    });
+    (hello, nonce)
+}
+
+/// Says hello with a nonce and returns the master's challenge nonce.
+fn challenged(c: &mut RawClient, id: &str) -> Vec<u8> {
+    let (hello, _) = hello_with_nonce(id);
+    c.send(hello);
+    match c.recv(LONG) {
+        Ok(MasterMessage::Challenge { nonce }) => nonce,
+        other => panic!("expected a challenge, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_master_welcomes_and_proves_itself_only_to_a_worker_that_proved_the_token() {
+    let _serial = serial();
+    let dir = TempDir::new("hostile-stranger");
+    let master = Master::start(&dir, &["--cluster-token", TOKEN], &[]);
+    let port = master.worker_port;
+
+    // A wrong proof: refused by name, and nothing else, proof least of all.
+    let mut c = RawClient::connect(port);
+    let nonce = challenged(&mut c, "guesser");
+    assert_eq!(nonce.len(), NONCE_BYTES);
+    c.send(WorkerMessage::Proof { mac: vec![0; 32] });
+    match c.recv(LONG) {
+        Ok(MasterMessage::Refused { reason }) => assert!(
+            reason.contains("worker guesser presented a wrong cluster token"),
+            "{reason}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(c.closed_within(LONG));
+
+    // The right proof: welcomed, with the master's own proof.
+    let mut c = RawClient::connect(port);
+    let (hello, worker_nonce) = hello_with_nonce("prover");
+    c.send(hello);
+    let Ok(MasterMessage::Challenge {
+        nonce: master_nonce,
+    }) = c.recv(LONG)
+    else {
+        panic!("no challenge");
+    };
+    let ex = Exchange {
+        token: TOKEN,
+        worker_id: "prover",
+        worker_nonce: &worker_nonce,
+        master_nonce: &master_nonce,
+    };
+    let mac = ex.worker_proof();
+    c.send(WorkerMessage::Proof { mac: mac.clone() });
+    match c.recv(LONG) {
+        Ok(MasterMessage::Welcome {
+            proof: Some(proof), ..
+        }) => assert!(ex.is_master_proof(&proof), "the master's proof is wrong"),
+        other => panic!("expected a welcome with a proof, got {other:?}"),
+    }
+
+    // That proof replayed on another connection is worthless: the master's
+    // nonce is new every time.
+    let mut replay = RawClient::connect(port);
+    let again = challenged(&mut replay, "prover");
+    assert_ne!(again, master_nonce);
+    replay.send(WorkerMessage::Proof { mac });
+    assert!(matches!(
+        replay.recv(LONG),
+        Ok(MasterMessage::Refused { .. })
+    ));
+
+    // A stranger that says hello and then nothing is let go in 10 s.
+    let mut silent = RawClient::connect(port);
+    challenged(&mut silent, "silent");
+    assert!(silent.closed_within(Duration::from_secs(20)));
+    master.proc.expect_line(
+        LONG,
+        "worker silent sent no proof of the cluster token in time",
     );
 }
 
