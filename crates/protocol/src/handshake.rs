@@ -5,8 +5,6 @@
 //! Everything a refusal quotes from the hello is checked or made
 //! [`printable`] first: refusals are logged.
 
-use subtle::ConstantTimeEq;
-
 use crate::{
     Hello, MAX_WORKER_ID_CHARS, NONCE_BYTES, PROTOCOL_VERSION, SWARMER_VERSION, printable,
 };
@@ -84,11 +82,6 @@ pub fn check_hello(hello: &Hello, master_token: Option<&str>) -> Result<(), Hand
             what: format!("a nonce of {} bytes, not {NONCE_BYTES}", n.len()),
         }),
     }
-}
-
-/// Compares secrets in time independent of where they differ.
-pub fn tokens_match(a: &str, b: &str) -> bool {
-    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ mod text;
 
 pub use auth::{Exchange, NONCE_BYTES, new_nonce};
 pub use codec::{CodecError, FrameLimit, MessageCodec, framed, guarded};
-pub use handshake::{HandshakeError, check_hello, tokens_match, valid_worker_id};
+pub use handshake::{HandshakeError, check_hello, valid_worker_id};
 pub use messages::*;
 pub use text::printable;
 

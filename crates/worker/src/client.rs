@@ -52,6 +52,9 @@ pub async fn run(
                         break;
                     }
                     SessionEnd::Refused(reason) => {
+                        // Whoever answered may not be our master: its words
+                        // are logged short and on one line.
+                        let reason = protocol::printable(&reason, 1024);
                         tracing::error!("the master refused this worker: {reason}");
                         let _ = engine.stop(Duration::ZERO).await;
                         return Err(ClientError::Refused(reason));
