@@ -74,7 +74,10 @@ where
         return;
     };
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    let Some(hello) = handshake(&mut io, &greeting, deadline).await else {
+    // The deadline also bounds sending: a peer that reads nothing cannot
+    // hold the permit by stalling a refusal or a welcome.
+    let handshaken = timeout_at(deadline, handshake(&mut io, &greeting, deadline)).await;
+    let Ok(Some(hello)) = handshaken else {
         return;
     };
     drop(permit);
