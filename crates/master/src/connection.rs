@@ -3,6 +3,11 @@
 //!
 //! A malformed or oversized frame ends this connection only; the
 //! coordinator hears `Closed` and decides whether the worker is lost.
+//! Until a peer has passed the handshake it is a stranger, and costs the
+//! master little: its frames are capped at a few KiB (the link's
+//! [`FrameLimit`] opens only after), the whole handshake has a deadline,
+//! at most [`MAX_PENDING_HANDSHAKES`] run at once, and what it said is
+//! logged only once checked or made [`printable`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,13 +15,22 @@ use std::time::Duration;
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use protocol::{
-    CodecError, HandshakeError, Hello, MasterMessage, PROTOCOL_VERSION, SWARMER_VERSION,
-    WorkerMessage, check_hello,
+    CodecError, Exchange, FrameLimit, HandshakeError, Hello, MasterMessage, PROTOCOL_VERSION,
+    SWARMER_VERSION, WorkerMessage, check_hello, new_nonce, printable,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::{Instant, timeout_at};
 
 use crate::coordinator::Event;
 use crate::membership::{ConnId, mono_ms};
+
+/// How long a new connection has to pass the whole handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections in the handshake at once; more are closed at once. Each
+/// costs a task and a few KiB of buffers, so this bounds what strangers
+/// can make the master hold; workers that find it full retry.
+pub const MAX_PENDING_HANDSHAKES: usize = 512;
 
 /// What a connection needs to know to greet a worker.
 #[derive(Clone)]
@@ -26,25 +40,47 @@ pub struct Greeting {
     pub report_interval: Duration,
     /// Random per master process; see `MasterMessage::Welcome`.
     pub master_id: u64,
+    /// Permits for connections in the handshake, shared by all of them.
+    pub pending: Arc<Semaphore>,
+}
+
+impl Greeting {
+    pub fn new(
+        token: Option<String>,
+        heartbeat_interval: Duration,
+        report_interval: Duration,
+    ) -> Self {
+        Greeting {
+            token,
+            heartbeat_interval,
+            report_interval,
+            master_id: rand::random(),
+            pending: Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES)),
+        }
+    }
 }
 
 pub async fn serve<T>(mut io: T, conn: ConnId, greeting: Greeting, events: mpsc::Sender<Event>)
 where
     T: Stream<Item = Result<WorkerMessage, CodecError>>
         + Sink<MasterMessage, Error = CodecError>
+        + FrameLimit
         + Unpin,
 {
-    let Some(hello) = receive_hello(&mut io, &greeting).await else {
+    let Ok(permit) = greeting.pending.clone().try_acquire_owned() else {
+        tracing::warn!(
+            "{MAX_PENDING_HANDSHAKES} connections are in the handshake already; closing a new one"
+        );
         return;
     };
-    let welcome = MasterMessage::Welcome {
-        heartbeat_interval_ms: greeting.heartbeat_interval.as_millis() as u64,
-        report_interval_ms: greeting.report_interval.as_millis() as u64,
-        master_id: greeting.master_id,
-    };
-    if io.send(welcome).await.is_err() {
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    // The deadline also bounds sending: a peer that reads nothing cannot
+    // hold the permit by stalling a refusal or a welcome.
+    let handshaken = timeout_at(deadline, handshake(&mut io, &greeting, deadline)).await;
+    let Ok(Some(hello)) = handshaken else {
         return;
-    }
+    };
+    drop(permit);
     let id = hello.worker_id.clone();
     let (tx, mut rx) = mpsc::channel(256);
     let seen = Arc::new(AtomicU64::new(mono_ms()));
@@ -113,25 +149,81 @@ where
     }
 }
 
-async fn receive_hello<T>(io: &mut T, greeting: &Greeting) -> Option<Hello>
+/// Greets a new connection: its hello is checked, then (when the master
+/// has a token) the worker proves it knows the token and the master proves
+/// it back in its welcome. Returns the hello once the worker is welcome;
+/// None when it was refused or gave up.
+async fn handshake<T>(io: &mut T, greeting: &Greeting, deadline: Instant) -> Option<Hello>
+where
+    T: Stream<Item = Result<WorkerMessage, CodecError>>
+        + Sink<MasterMessage, Error = CodecError>
+        + FrameLimit
+        + Unpin,
+{
+    let hello = receive_hello(io, deadline).await?;
+    if let Err(refusal) = check_hello(&hello, greeting.token.as_deref()) {
+        refuse(io, refusal).await;
+        return None;
+    }
+    let proof = match (&greeting.token, &hello.nonce) {
+        (Some(token), Some(worker_nonce)) => {
+            let master_nonce = new_nonce();
+            let exchange = Exchange {
+                token,
+                worker_id: &hello.worker_id,
+                worker_nonce,
+                master_nonce: &master_nonce,
+            };
+            let challenge = MasterMessage::Challenge {
+                nonce: master_nonce.clone(),
+            };
+            io.send(challenge).await.ok()?;
+            let mac = receive_proof(io, &hello.worker_id, deadline).await?;
+            if !exchange.is_worker_proof(&mac) {
+                let worker_id = hello.worker_id.clone();
+                refuse(io, HandshakeError::WrongToken { worker_id }).await;
+                return None;
+            }
+            Some(exchange.master_proof())
+        }
+        // check_hello let through only a nonce with a token, or neither.
+        _ => None,
+    };
+    // Proven (or no token to prove): from now on frames may be large.
+    io.open_frames();
+    let welcome = MasterMessage::Welcome {
+        heartbeat_interval_ms: greeting.heartbeat_interval.as_millis() as u64,
+        report_interval_ms: greeting.report_interval.as_millis() as u64,
+        master_id: greeting.master_id,
+        proof,
+    };
+    io.send(welcome).await.ok()?;
+    Some(hello)
+}
+
+/// The first message, which must be a hello.
+async fn receive_hello<T>(io: &mut T, deadline: Instant) -> Option<Hello>
 where
     T: Stream<Item = Result<WorkerMessage, CodecError>>
         + Sink<MasterMessage, Error = CodecError>
         + Unpin,
 {
-    let first = tokio::time::timeout(Duration::from_secs(10), io.next()).await;
-    let hello = match first {
-        Ok(Some(Ok(WorkerMessage::Hello(hello)))) => hello,
+    match timeout_at(deadline, io.next()).await {
+        Ok(Some(Ok(WorkerMessage::Hello(hello)))) => Some(hello),
         Ok(Some(Ok(other))) => {
-            tracing::warn!("a connection spoke before saying hello ({other:?}); closing it");
-            return None;
+            tracing::warn!(
+                "a connection spoke before saying hello ({}); closing it",
+                kind(&other)
+            );
+            None
         }
         Ok(Some(Err(CodecError::OtherVersion {
             protocol_version,
             swarmer_version,
             worker_id,
         }))) => {
-            // A hello of another version: refuse it in words both sides read.
+            // A hello of another version: refuse it in words both sides
+            // read. The codec made its strings printable and short.
             let refusal = HandshakeError::Version {
                 worker_id,
                 worker_protocol: protocol_version,
@@ -140,23 +232,65 @@ where
                 master_version: SWARMER_VERSION.to_string(),
             };
             refuse(io, refusal).await;
-            return None;
+            None
         }
         Ok(Some(Err(e))) => {
+            // A decode error may quote the peer's bytes (an unknown variant).
+            let e = printable(&e.to_string(), 200);
             tracing::warn!("closing a connection that sent a bad first frame: {e}");
-            return None;
+            None
         }
-        Ok(None) => return None,
+        Ok(None) => None,
         Err(_) => {
-            tracing::warn!("closing a connection that sent no hello within 10 s");
-            return None;
+            tracing::warn!(
+                "closing a connection that did not finish the handshake within {HANDSHAKE_TIMEOUT:?}"
+            );
+            None
         }
-    };
-    if let Err(refusal) = check_hello(&hello, greeting.token.as_deref()) {
-        refuse(io, refusal).await;
-        return None;
     }
-    Some(hello)
+}
+
+/// The worker's answer to the challenge.
+async fn receive_proof<T>(io: &mut T, worker_id: &str, deadline: Instant) -> Option<Vec<u8>>
+where
+    T: Stream<Item = Result<WorkerMessage, CodecError>> + Unpin,
+{
+    match timeout_at(deadline, io.next()).await {
+        Ok(Some(Ok(WorkerMessage::Proof { mac }))) => Some(mac),
+        Ok(Some(Ok(other))) => {
+            tracing::warn!(
+                "worker {worker_id} sent {} instead of its proof of the cluster token; closing",
+                kind(&other)
+            );
+            None
+        }
+        Ok(Some(Err(e))) => {
+            let e = printable(&e.to_string(), 200);
+            tracing::warn!("worker {worker_id} broke off the handshake: {e}");
+            None
+        }
+        Ok(None) => {
+            tracing::warn!("worker {worker_id} hung up during the handshake");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("worker {worker_id} sent no proof of the cluster token in time");
+            None
+        }
+    }
+}
+
+/// A message's name, without what it carries (a stranger's bytes).
+fn kind(msg: &WorkerMessage) -> &'static str {
+    match msg {
+        WorkerMessage::Hello(_) => "a hello",
+        WorkerMessage::Proof { .. } => "a proof",
+        WorkerMessage::Heartbeat(_) => "a heartbeat",
+        WorkerMessage::Report(_) => "a report",
+        WorkerMessage::ScriptError { .. } => "a script error",
+        WorkerMessage::Stopped { .. } => "a stopped notice",
+        WorkerMessage::Quitting => "a goodbye",
+    }
 }
 
 /// Says why, on both sides, and hangs up.

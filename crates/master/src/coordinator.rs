@@ -321,8 +321,8 @@ impl Coordinator {
                 self.membership_changed();
                 self.check_stopped();
             }
-            WorkerMessage::Hello(_) => {
-                tracing::warn!("worker {id} said hello twice; ignoring");
+            WorkerMessage::Hello(_) | WorkerMessage::Proof { .. } => {
+                tracing::warn!("worker {id} repeated its handshake; ignoring");
             }
         }
     }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use futures::{Sink, Stream};
-use protocol::{CodecError, MasterMessage, WorkerMessage};
+use protocol::{CodecError, FrameLimit, MasterMessage, WorkerMessage};
 use script::ScriptInfo;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -56,12 +56,11 @@ pub fn start(
     };
     let (published, snapshot) = watch::channel(Arc::new(initial));
     let history = Arc::new(RwLock::new(Vec::new()));
-    let greeting = Greeting {
-        token: config.token.clone(),
-        heartbeat_interval: config.heartbeat_interval,
-        report_interval: config.report_interval,
-        master_id: rand::random(),
-    };
+    let greeting = Greeting::new(
+        config.token.clone(),
+        config.heartbeat_interval,
+        config.report_interval,
+    );
     let handle = MasterHandle {
         events: events_tx,
         snapshot,
@@ -171,11 +170,14 @@ impl MasterHandle {
         &self.info
     }
 
-    /// Serves one worker connection (TCP or in-memory) until it ends.
+    /// Serves one worker connection (TCP or in-memory) until it ends. A
+    /// TCP link should come [`protocol::guarded`]: it opens after the
+    /// handshake.
     pub fn attach<T>(&self, io: T) -> JoinHandle<()>
     where
         T: Stream<Item = Result<WorkerMessage, CodecError>>
             + Sink<MasterMessage, Error = CodecError>
+            + FrameLimit
             + Unpin
             + Send
             + 'static,

@@ -14,7 +14,8 @@ pub async fn run(listener: TcpListener, master: MasterHandle, shutdown: Cancella
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     tracing::debug!(%peer, "worker connection");
-                    master.attach(protocol::framed(stream));
+                    // Small frames only, until the peer passes the handshake.
+                    master.attach(protocol::guarded(stream));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.

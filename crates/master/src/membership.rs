@@ -272,6 +272,7 @@ mod tests {
             incarnation,
             cores: 2,
             token: None,
+            nonce: None,
         };
         let (tx, rx) = mpsc::channel(8);
         let seen = Arc::new(AtomicU64::new(mono_ms()));

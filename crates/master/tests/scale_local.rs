@@ -98,10 +98,14 @@ async fn children_get_worker_flags_and_only_the_token_from_the_environment() {
         "--worker --master-host 127.0.0.1 --master-port 5999 --worker-id local-2 --heartbeat-interval=250ms --cores 1"
     );
     // Only what the scaler sets: the master's own SWARMER_* settings (and
-    // any swarmer.toml) must not turn a child into something else.
+    // any swarmer.toml) must not turn a child into something else; the
+    // parent pid lets it die with this process.
     assert_eq!(
         dir.read("local-1.env"),
-        "SWARMER_CLUSTER_TOKEN=s3cret\nSWARMER_CONFIG=/dev/null\n"
+        format!(
+            "SWARMER_CLUSTER_TOKEN=s3cret\nSWARMER_CONFIG=/dev/null\nSWARMER_PARENT_PID={}\n",
+            std::process::id()
+        )
     );
     assert!(
         !dir.read("local-1.args").contains("s3cret"),

@@ -2,7 +2,9 @@
 //!
 //! tokio-util's length codec does the framing (and refuses oversized frames
 //! before reading them); rmp-serde turns messages into bytes. A frame that
-//! fails either step is an error for that one connection only.
+//! fails either step is an error for that one connection only. The master
+//! reads strangers through a [`guarded`] codec, limited to a few KiB until
+//! the handshake is passed ([`FrameLimit::open_frames`]).
 //!
 //! A frame that is not a message of this version but still looks like a
 //! hello (the one message whose shape never changes) becomes
@@ -16,7 +18,10 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Decoder, Encoder, Framed, LengthDelimitedCodec};
 
-use crate::{MAX_FRAME_BYTES, PROTOCOL_VERSION};
+use crate::memory::MemoryEnd;
+use crate::{
+    MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES, MAX_WORKER_ID_CHARS, PROTOCOL_VERSION, printable,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -52,14 +57,16 @@ struct ProbeFields {
     worker_id: String,
 }
 
-/// Turns a frame that failed to decode into the most useful error.
+/// Turns a frame that failed to decode into the most useful error. The
+/// peer's strings end up in logs and refusals: they are made printable and
+/// short first.
 fn undecodable(frame: &[u8], error: rmp_serde::decode::Error) -> CodecError {
     match rmp_serde::from_slice::<HelloProbe>(frame) {
         Ok(HelloProbe::Hello(h)) if h.protocol_version != PROTOCOL_VERSION => {
             CodecError::OtherVersion {
                 protocol_version: h.protocol_version,
-                swarmer_version: h.swarmer_version,
-                worker_id: h.worker_id,
+                swarmer_version: printable(&h.swarmer_version, 64),
+                worker_id: printable(&h.worker_id, MAX_WORKER_ID_CHARS),
             }
         }
         _ => CodecError::Decode(error),
@@ -74,10 +81,33 @@ pub struct MessageCodec<In, Out> {
 }
 
 impl<In, Out> Default for MessageCodec<In, Out> {
+    /// Frames up to [`MAX_FRAME_BYTES`] each way.
     fn default() -> Self {
+        Self::with_limit(MAX_FRAME_BYTES)
+    }
+}
+
+impl<In, Out> MessageCodec<In, Out> {
+    /// Reads frames of at most [`MAX_HANDSHAKE_FRAME_BYTES`] until
+    /// [`MessageCodec::open`]: for a peer that has not proven anything yet.
+    pub fn guarded() -> Self {
+        Self::with_limit(MAX_HANDSHAKE_FRAME_BYTES)
+    }
+
+    /// Lifts the read limit to [`MAX_FRAME_BYTES`].
+    pub fn open(&mut self) {
+        self.frames.set_max_frame_length(MAX_FRAME_BYTES);
+    }
+
+    /// The largest frame this codec reads now.
+    pub fn read_limit(&self) -> usize {
+        self.frames.max_frame_length()
+    }
+
+    fn with_limit(max: usize) -> Self {
         Self {
             frames: LengthDelimitedCodec::builder()
-                .max_frame_length(MAX_FRAME_BYTES)
+                .max_frame_length(max)
                 .new_codec(),
             _types: PhantomData,
         }
@@ -122,4 +152,30 @@ where
     T: AsyncRead + AsyncWrite,
 {
     Framed::new(io, MessageCodec::default())
+}
+
+/// Like [`framed`], reading only small frames until
+/// [`FrameLimit::open_frames`]: how the master takes a new connection.
+pub fn guarded<T, In, Out>(io: T) -> Framed<T, MessageCodec<In, Out>>
+where
+    T: AsyncRead + AsyncWrite,
+{
+    Framed::new(io, MessageCodec::guarded())
+}
+
+/// A link whose read limit widens once the peer has passed the handshake.
+pub trait FrameLimit {
+    /// Lifts the handshake's small frame limit to [`MAX_FRAME_BYTES`].
+    fn open_frames(&mut self);
+}
+
+impl<T, In, Out> FrameLimit for Framed<T, MessageCodec<In, Out>> {
+    fn open_frames(&mut self) {
+        self.codec_mut().open();
+    }
+}
+
+/// In-process links carry no bytes, so there is nothing to limit.
+impl<In, Out> FrameLimit for MemoryEnd<In, Out> {
+    fn open_frames(&mut self) {}
 }

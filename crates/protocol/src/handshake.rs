@@ -1,10 +1,13 @@
-//! The master's side of the handshake: version and token checks.
+//! The master's side of the handshake: the worker id, version and token
+//! checks of a hello (the proof itself is [`crate::Exchange`]).
 //!
 //! Kept pure so the refusal messages can be tested without sockets.
+//! Everything a refusal quotes from the hello is checked or made
+//! [`printable`] first: refusals are logged.
 
-use subtle::ConstantTimeEq;
-
-use crate::{Hello, PROTOCOL_VERSION, SWARMER_VERSION};
+use crate::{
+    Hello, MAX_WORKER_ID_CHARS, NONCE_BYTES, PROTOCOL_VERSION, SWARMER_VERSION, printable,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
@@ -24,63 +27,93 @@ pub enum HandshakeError {
     MissingToken { worker_id: String },
     #[error("worker {worker_id} presented a wrong cluster token")]
     WrongToken { worker_id: String },
-    #[error("a worker id must be 1 to 253 printable characters, got {0:?}")]
+    #[error(
+        "worker {worker_id} has a cluster token but this master has none; \
+         give both the same --cluster-token"
+    )]
+    UnexpectedToken { worker_id: String },
+    #[error("worker {worker_id} sent a malformed handshake: {what}")]
+    Malformed { worker_id: String, what: String },
+    #[error(
+        "a worker id must be 1 to {MAX_WORKER_ID_CHARS} characters among letters, digits \
+         and - _ . : @, got \"{0}\""
+    )]
     BadWorkerId(String),
 }
 
-/// Accepts `hello` when its protocol matches ours and, if the master has a
-/// token, the worker's token equals it.
+/// Whether `id` may name a worker: short, and only characters that are
+/// safe in a log line, a URL and a Kubernetes name.
+pub fn valid_worker_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_WORKER_ID_CHARS
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'))
+}
+
+/// Accepts `hello` when its worker id is valid, its protocol matches ours,
+/// and it brings a nonce exactly when the master has a token (the proof
+/// over that nonce comes next).
 pub fn check_hello(hello: &Hello, master_token: Option<&str>) -> Result<(), HandshakeError> {
     let id = &hello.worker_id;
-    if id.is_empty() || id.len() > 253 || id.chars().any(|c| c.is_control()) {
-        return Err(HandshakeError::BadWorkerId(id.clone()));
+    if !valid_worker_id(id) {
+        return Err(HandshakeError::BadWorkerId(printable(
+            id,
+            MAX_WORKER_ID_CHARS,
+        )));
     }
     if hello.protocol_version != PROTOCOL_VERSION {
         return Err(HandshakeError::Version {
             worker_id: id.clone(),
             worker_protocol: hello.protocol_version,
-            worker_version: hello.swarmer_version.clone(),
+            worker_version: printable(&hello.swarmer_version, 64),
             master_protocol: PROTOCOL_VERSION,
             master_version: SWARMER_VERSION.to_string(),
         });
     }
-    match (master_token, hello.token.as_deref()) {
-        (None, _) => Ok(()),
-        (Some(_), None) => Err(HandshakeError::MissingToken {
-            worker_id: id.clone(),
-        }),
-        (Some(want), Some(got)) if tokens_match(want, got) => Ok(()),
-        (Some(_), Some(_)) => Err(HandshakeError::WrongToken {
-            worker_id: id.clone(),
+    let worker_id = id.clone();
+    match (master_token, hello.nonce.as_deref()) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(HandshakeError::UnexpectedToken { worker_id }),
+        (Some(_), None) => Err(HandshakeError::MissingToken { worker_id }),
+        (Some(_), Some(n)) if n.len() == NONCE_BYTES => Ok(()),
+        (Some(_), Some(n)) => Err(HandshakeError::Malformed {
+            worker_id,
+            what: format!("a nonce of {} bytes, not {NONCE_BYTES}", n.len()),
         }),
     }
-}
-
-/// Compares secrets in time independent of where they differ.
-pub fn tokens_match(a: &str, b: &str) -> bool {
-    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn hello(version: u32, token: Option<&str>) -> Hello {
+    fn hello(version: u32, nonce: Option<Vec<u8>>) -> Hello {
         Hello {
             protocol_version: version,
             swarmer_version: "9.9.9".into(),
             worker_id: "w1".into(),
             incarnation: 1,
             cores: 2,
-            token: token.map(str::to_string),
+            token: None,
+            nonce,
         }
     }
 
     #[test]
-    fn accepts_matching_version_and_token() {
+    fn accepts_matching_version_and_a_nonce_exactly_when_the_master_has_a_token() {
         assert_eq!(check_hello(&hello(PROTOCOL_VERSION, None), None), Ok(()));
-        let ok = hello(PROTOCOL_VERSION, Some("s3cret"));
+        let ok = hello(PROTOCOL_VERSION, Some(crate::new_nonce()));
         assert_eq!(check_hello(&ok, Some("s3cret")), Ok(()));
+        assert!(matches!(
+            check_hello(&ok, None),
+            Err(HandshakeError::UnexpectedToken { .. })
+        ));
+        let short = hello(PROTOCOL_VERSION, Some(vec![1; 3]));
+        assert!(matches!(
+            check_hello(&short, Some("s3cret")),
+            Err(HandshakeError::Malformed { .. })
+        ));
     }
 
     #[test]
@@ -102,25 +135,38 @@ mod tests {
     }
 
     #[test]
-    fn refuses_missing_or_wrong_token() {
+    fn refuses_a_missing_token() {
         let none = hello(PROTOCOL_VERSION, None);
         assert!(matches!(
             check_hello(&none, Some("t")),
             Err(HandshakeError::MissingToken { .. })
         ));
-        let wrong = hello(PROTOCOL_VERSION, Some("x"));
-        assert!(matches!(
-            check_hello(&wrong, Some("t")),
-            Err(HandshakeError::WrongToken { .. })
-        ));
     }
 
     #[test]
-    fn refuses_bad_worker_ids() {
+    fn refuses_bad_worker_ids_quoting_them_short_and_escaped() {
         let mut h = hello(PROTOCOL_VERSION, None);
-        h.worker_id = String::new();
-        assert!(check_hello(&h, None).is_err());
-        h.worker_id = "a\nb".into();
-        assert!(check_hello(&h, None).is_err());
+        for ok in [
+            "w1",
+            "local-1",
+            "pod-7f9c_0a1b2c",
+            "host.example.com:1",
+            "a@b",
+        ] {
+            h.worker_id = ok.into();
+            assert_eq!(check_hello(&h, None), Ok(()), "{ok}");
+        }
+        h.worker_id = "x".repeat(MAX_WORKER_ID_CHARS);
+        assert_eq!(check_hello(&h, None), Ok(()));
+        for bad in ["", "a\nb", "a b", "é", "a/b", "<script>"] {
+            h.worker_id = bad.into();
+            assert!(
+                matches!(check_hello(&h, None), Err(HandshakeError::BadWorkerId(_))),
+                "{bad:?}"
+            );
+        }
+        h.worker_id = format!("{}\nFORGED", "y".repeat(8 * 1024 * 1024));
+        let text = check_hello(&h, None).unwrap_err().to_string();
+        assert!(text.len() < 1024 && !text.contains('\n'), "{}", text.len());
     }
 }

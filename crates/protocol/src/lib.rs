@@ -3,23 +3,29 @@
 //!
 //! Each direction is one closed enum ([`WorkerMessage`], [`MasterMessage`]), so
 //! a new message is a compile error everywhere it is not handled. Frames are
-//! length-delimited msgpack ([`MessageCodec`]) with a hard size limit; the
-//! in-process worker of standalone mode uses [`memory::pair`] and skips bytes
+//! length-delimited msgpack ([`MessageCodec`]) with a hard size limit, and a
+//! much smaller one until the peer has passed the handshake; the in-process
+//! worker of standalone mode uses [`memory::pair`] and skips bytes
 //! altogether, but speaks the same messages.
 
 #![forbid(unsafe_code)]
 
+mod auth;
 mod codec;
 mod handshake;
 pub mod memory;
 mod messages;
+mod text;
 
-pub use codec::{CodecError, MessageCodec, framed};
-pub use handshake::{HandshakeError, check_hello, tokens_match};
+pub use auth::{Exchange, NONCE_BYTES, new_nonce};
+pub use codec::{CodecError, FrameLimit, MessageCodec, framed, guarded};
+pub use handshake::{HandshakeError, check_hello, valid_worker_id};
 pub use messages::*;
+pub use text::printable;
 
 /// Bumped whenever a message changes shape; both sides must agree exactly.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: the cluster token is proven by HMAC both ways and never sent.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The swarmer release, sent in the handshake so refusals can name both.
 pub const SWARMER_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -27,3 +33,11 @@ pub const SWARMER_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The largest frame either side accepts. A report of 500 entries with full
 /// histograms stays far below it; anything bigger is an attack or a bug.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
+/// The largest frame the master reads from a peer that has not passed the
+/// handshake. A hello and a proof take a few hundred bytes; a stranger must
+/// not make the master reserve megabytes per connection.
+pub const MAX_HANDSHAKE_FRAME_BYTES: usize = 4 * 1024;
+
+/// The longest worker id accepted, in characters (all ASCII).
+pub const MAX_WORKER_ID_CHARS: usize = 128;

@@ -38,7 +38,16 @@ pub struct Hello {
     /// numbers start again) from a reconnecting one (whose may repeat).
     pub incarnation: u64,
     pub cores: u32,
+    /// Never sent since protocol 3 (the token does not cross the wire any
+    /// more; see `nonce`), and ignored. Kept because a hello only ever
+    /// gains fields.
     pub token: Option<String>,
+    /// A fresh random nonce of [`crate::NONCE_BYTES`], present when this
+    /// worker has a cluster token: both sides then prove they know it over
+    /// this and the master's nonce ([`crate::Exchange`]) before anything
+    /// else is said.
+    #[serde(default)]
+    pub nonce: Option<Vec<u8>>,
 }
 
 /// Resource use and users, sent with every heartbeat.
@@ -92,6 +101,10 @@ pub struct ScriptText {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum WorkerMessage {
     Hello(Hello),
+    /// Answers the master's `Challenge`: [`crate::Exchange::worker_proof`].
+    Proof {
+        mac: Vec<u8>,
+    },
     Heartbeat(WorkerStatus),
     /// Boxed: a report dwarfs every other message.
     Report(Box<Report>),
@@ -120,9 +133,18 @@ pub enum MasterMessage {
         /// it still held for the old one.
         #[serde(default)]
         master_id: u64,
+        /// [`crate::Exchange::master_proof`], when the worker's hello
+        /// carried a nonce: a worker with a token trusts no master without it.
+        #[serde(default)]
+        proof: Option<Vec<u8>>,
     },
     Refused {
         reason: String,
+    },
+    /// Answers a hello that carried a nonce: the master's own nonce, which
+    /// the worker's `Proof` must cover.
+    Challenge {
+        nonce: Vec<u8>,
     },
     /// Every report up to `seq` is merged (or was a duplicate): the worker
     /// may forget it. Reports not yet acknowledged are sent again after a

@@ -83,8 +83,9 @@ fn worker_message() -> impl Strategy<Value = WorkerMessage> {
         any::<u64>(),
         any::<u32>(),
         prop::option::of(".{0,30}"),
+        prop::option::of(prop::collection::vec(any::<u8>(), 0..40)),
     )
-        .prop_map(|(v, sv, id, inc, cores, token)| {
+        .prop_map(|(v, sv, id, inc, cores, token, nonce)| {
             WorkerMessage::Hello(Hello {
                 protocol_version: v,
                 swarmer_version: sv,
@@ -92,6 +93,7 @@ fn worker_message() -> impl Strategy<Value = WorkerMessage> {
                 incarnation: inc,
                 cores,
                 token,
+                nonce,
             })
         });
     let state = prop::sample::select(vec![
@@ -137,6 +139,7 @@ fn worker_message() -> impl Strategy<Value = WorkerMessage> {
         report,
         ".{0,200}".prop_map(|message| WorkerMessage::ScriptError { message }),
         any::<u64>().prop_map(|run_id| WorkerMessage::Stopped { run_id }),
+        prop::collection::vec(any::<u8>(), 0..40).prop_map(|mac| WorkerMessage::Proof { mac }),
         Just(WorkerMessage::Quitting),
     ]
 }
@@ -303,7 +306,9 @@ fn master_messages_round_trip() {
             heartbeat_interval_ms: 1000,
             report_interval_ms: 1000,
             master_id: 42,
+            proof: Some(vec![7; 32]),
         },
+        MasterMessage::Challenge { nonce: vec![1; 32] },
         MasterMessage::Refused {
             reason: "no".into(),
         },
@@ -327,5 +332,5 @@ fn master_messages_round_trip() {
         let got = worker.decode(&mut buf).expect("decode").expect("a message");
         assert_eq!(format!("{got:?}"), format!("{m:?}"));
     }
-    assert_eq!(PROTOCOL_VERSION, 2, "bump this test with the version");
+    assert_eq!(PROTOCOL_VERSION, 3, "bump this test with the version");
 }

@@ -16,11 +16,11 @@ mod secure;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ext::ExtConfig;
 use master::validate::{self, RunError, RunField};
 use master::web::WebConfig;
 use master::{MasterConfig, RunRequest};
 use protocol::ScriptText;
-use ext::ExtConfig;
 use script::{ScriptInfo, ScriptSource};
 use worker::EngineConfig;
 use worker::session::SessionConfig;

@@ -9,6 +9,7 @@ mod console;
 mod demo_target;
 mod headless;
 mod output;
+mod parent;
 mod roles;
 
 use clap::Parser;

@@ -233,6 +233,7 @@ async fn start_extensions(
 
 /// A worker: connect to the master and serve it until told to leave.
 pub async fn worker(role: WorkerRole, shutdown: CancellationToken) -> anyhow::Result<i32> {
+    crate::parent::follow(&shutdown)?;
     let id = role.session.worker_id.clone();
     let engine = Engine::start(role.engine).context("cannot start the worker engine")?;
     let addr = role.master_addr;

@@ -34,6 +34,7 @@ fn hello(id: &str, version: u32) -> WorkerMessage {
         incarnation: 7,
         cores: 1,
         token: None,
+        nonce: None,
     })
 }
 

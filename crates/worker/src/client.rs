@@ -52,9 +52,23 @@ pub async fn run(
                         break;
                     }
                     SessionEnd::Refused(reason) => {
+                        // Whoever answered may not be our master: its words
+                        // are logged short and on one line.
+                        let reason = protocol::printable(&reason, 1024);
                         tracing::error!("the master refused this worker: {reason}");
                         let _ = engine.stop(Duration::ZERO).await;
                         return Err(ClientError::Refused(reason));
+                    }
+                    SessionEnd::Untrusted(why) => {
+                        // An impostor, or a master without this token: it
+                        // got neither the token nor a user; the real master
+                        // may be back later.
+                        tracing::error!(
+                            %master,
+                            "not joining: {why}; check that the master has the same \
+                             --cluster-token; retrying in {backoff:?}"
+                        );
+                        let _ = engine.stop(Duration::ZERO).await;
                     }
                     SessionEnd::Disconnected(why) => {
                         tracing::warn!("lost the master ({why}); stopping users and reconnecting");

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use protocol::{
-    CodecError, Hello, MasterMessage, PROTOCOL_VERSION, Report, SWARMER_VERSION, SpawnPlan,
-    WorkerMessage, WorkerState, WorkerStatus,
+    CodecError, Exchange, Hello, MasterMessage, NONCE_BYTES, PROTOCOL_VERSION, Report,
+    SWARMER_VERSION, SpawnPlan, WorkerMessage, WorkerState, WorkerStatus, new_nonce,
 };
 use script::ScriptSource;
-use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
+use tokio::time::{Instant, MissedTickBehavior, interval, timeout_at};
 use tokio_util::sync::CancellationToken;
 
 use crate::Engine;
@@ -41,6 +41,10 @@ pub enum SessionEnd {
     MasterQuit,
     /// The master refused us; retrying would not help.
     Refused(String),
+    /// The peer did not prove it knows this worker's cluster token: not our
+    /// master (or not configured as one). Nothing was run for it; worth
+    /// trying again later, as the real master may come back.
+    Untrusted(String),
     /// The link broke or went silent; worth reconnecting.
     Disconnected(String),
 }
@@ -158,6 +162,9 @@ where
     }
 }
 
+/// Says hello and waits for the welcome. With a cluster token, the worker
+/// proves it knows the token when challenged and accepts the welcome only
+/// if it proves the master knows it too; the token itself is never sent.
 async fn handshake<T>(
     io: &mut T,
     engine: &Engine,
@@ -168,31 +175,84 @@ where
         + Sink<WorkerMessage, Error = CodecError>
         + Unpin,
 {
+    let nonce = config.token.as_ref().map(|_| new_nonce());
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
         swarmer_version: SWARMER_VERSION.to_string(),
         worker_id: config.worker_id.clone(),
         incarnation: config.incarnation,
         cores: engine.core_count() as u32,
-        token: config.token.clone(),
+        token: None,
+        nonce: nonce.clone(),
     };
-    io.send(WorkerMessage::Hello(hello))
-        .await
-        .map_err(|e| SessionEnd::Disconnected(e.to_string()))?;
-    match timeout(Duration::from_secs(10), io.next()).await {
-        Ok(Some(Ok(MasterMessage::Welcome {
+    send(io, WorkerMessage::Hello(hello)).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut reply = handshake_reply(io, deadline).await?;
+    let mut exchange = None;
+    if let (Some(token), Some(worker_nonce)) = (&config.token, &nonce) {
+        let master_nonce = match reply {
+            MasterMessage::Challenge { nonce } if nonce.len() == NONCE_BYTES => nonce,
+            MasterMessage::Refused { reason } => return Err(SessionEnd::Refused(reason)),
+            _ => {
+                return Err(SessionEnd::Untrusted(
+                    "the master did not ask this worker to prove its cluster token, so it \
+                     cannot prove it knows it either"
+                        .into(),
+                ));
+            }
+        };
+        let ex = Exchange {
+            token,
+            worker_id: &config.worker_id,
+            worker_nonce,
+            master_nonce: &master_nonce,
+        };
+        let mac = ex.worker_proof();
+        send(io, WorkerMessage::Proof { mac }).await?;
+        exchange = Some((token, master_nonce));
+        reply = handshake_reply(io, deadline).await?;
+    }
+    match reply {
+        MasterMessage::Welcome {
             heartbeat_interval_ms,
             report_interval_ms,
             master_id,
-        }))) => Ok((
-            Duration::from_millis(heartbeat_interval_ms.max(10)),
-            Duration::from_millis(report_interval_ms.max(10)),
-            master_id,
-        )),
-        Ok(Some(Ok(MasterMessage::Refused { reason }))) => Err(SessionEnd::Refused(reason)),
-        Ok(Some(Ok(other))) => Err(SessionEnd::Disconnected(format!(
-            "expected a welcome from the master, got {other:?}"
+            proof,
+        } => {
+            if let (Some((token, master_nonce)), Some(worker_nonce)) = (&exchange, &nonce) {
+                let ex = Exchange {
+                    token,
+                    worker_id: &config.worker_id,
+                    worker_nonce,
+                    master_nonce,
+                };
+                if !proof.is_some_and(|p| ex.is_master_proof(&p)) {
+                    return Err(SessionEnd::Untrusted(
+                        "the master's welcome does not prove it knows the cluster token".into(),
+                    ));
+                }
+            }
+            Ok((
+                Duration::from_millis(heartbeat_interval_ms.max(10)),
+                Duration::from_millis(report_interval_ms.max(10)),
+                master_id,
+            ))
+        }
+        MasterMessage::Refused { reason } => Err(SessionEnd::Refused(reason)),
+        other => Err(SessionEnd::Disconnected(format!(
+            "expected a welcome from the master, got {}",
+            protocol::printable(&format!("{other:?}"), 200)
         ))),
+    }
+}
+
+/// The master's next message in the handshake, by `deadline`.
+async fn handshake_reply<T>(io: &mut T, deadline: Instant) -> Result<MasterMessage, SessionEnd>
+where
+    T: Stream<Item = Result<MasterMessage, CodecError>> + Unpin,
+{
+    match timeout_at(deadline, io.next()).await {
+        Ok(Some(Ok(msg))) => Ok(msg),
         Ok(Some(Err(e))) => Err(SessionEnd::Disconnected(e.to_string())),
         Ok(None) => Err(SessionEnd::Disconnected(
             "the master closed the connection during the handshake".into(),
@@ -272,7 +332,9 @@ where
             outbox.acknowledge(seq);
             Ok(())
         }
-        MasterMessage::Heartbeat | MasterMessage::Welcome { .. } => Ok(()),
+        MasterMessage::Heartbeat
+        | MasterMessage::Welcome { .. }
+        | MasterMessage::Challenge { .. } => Ok(()),
         MasterMessage::Refused { reason } => Err(SessionEnd::Refused(reason)),
     }
 }

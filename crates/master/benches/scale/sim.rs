@@ -206,6 +206,7 @@ async fn worker(i: usize, addr: String, shared: Arc<SimState>) {
         incarnation: i as u64,
         cores: 1,
         token: None,
+        nonce: None,
     };
     if write
         .write_all(&encode(WorkerMessage::Hello(hello)))

@@ -6,7 +6,9 @@
 //! sends SIGTERM to the newest children, which leave gracefully after a
 //! final report; one that has not left after the grace period is killed.
 //! The owner calls [`LocalScaler::stop_all`] when the master exits; as a
-//! last resort every child is killed when its handle is dropped.
+//! last resort every child is killed when its handle is dropped, and a
+//! master killed outright is outlived by no child: each is told the
+//! master's pid ([`PARENT_PID_ENV`]) and leaves when that process dies.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -19,6 +21,10 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 use super::{BoxFuture, ScaleError, ScaleStatus, Scaler};
+
+/// The environment variable that tells a child which process started it,
+/// so it can die with it (the worker role reads it).
+pub const PARENT_PID_ENV: &str = "SWARMER_PARENT_PID";
 
 /// How to start a worker process.
 #[derive(Debug, Clone)]
@@ -80,6 +86,9 @@ impl LocalConfig {
             }
         }
         cmd.env("SWARMER_CONFIG", "/dev/null");
+        // A master killed with SIGKILL cannot stop its children: they stop
+        // themselves when this process is gone.
+        cmd.env(PARENT_PID_ENV, std::process::id().to_string());
         if let Some(token) = &self.cluster_token {
             cmd.env("SWARMER_CLUSTER_TOKEN", token);
         }

@@ -20,6 +20,24 @@ use crate::now_ms;
 /// Lines kept when [`LogBuffer::default`] is used.
 pub const DEFAULT_CAPACITY: usize = 1000;
 
+/// The longest message kept, in bytes: a line may quote a stranger.
+pub const MAX_LINE_BYTES: usize = 1024;
+
+/// One line, as it may be shown: control characters escaped (no forged
+/// lines, no terminal escapes) and at most [`MAX_LINE_BYTES`].
+fn one_line(message: &str) -> String {
+    let mut line = protocol::printable(message, MAX_LINE_BYTES);
+    if line.len() > MAX_LINE_BYTES {
+        let mut cut = MAX_LINE_BYTES - '…'.len_utf8();
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push('…');
+    }
+    line
+}
+
 /// One recorded event. `seq` grows by one per line, so a client can ask for
 /// what came after the last line it saw.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -93,7 +111,7 @@ impl LogBuffer {
             time_ms: now_ms(),
             level: level.to_string(),
             target: target.to_string(),
-            message,
+            message: one_line(&message),
         });
     }
 
@@ -166,6 +184,17 @@ mod tests {
         assert_eq!(lines[2].seq, 5);
         assert_eq!(buf.since(4, 100).len(), 1);
         assert_eq!(buf.since(0, 1)[0].message, "line 4");
+    }
+
+    #[test]
+    fn lines_are_capped_and_cannot_forge_others() {
+        let buf = LogBuffer::new(3);
+        buf.push("WARN", "t", format!("id {}\nFORGED", "x".repeat(8 << 20)));
+        buf.push("WARN", "t", "a\nb\u{1b}[31m".into());
+        let lines = buf.since(0, 10);
+        assert!(lines[0].message.len() <= MAX_LINE_BYTES);
+        assert!(lines[0].message.ends_with('…'));
+        assert_eq!(lines[1].message, "a\\nb\\u{1b}[31m");
     }
 
     #[test]
