@@ -22,6 +22,9 @@ mod runtime;
 mod shared;
 mod user;
 pub mod wait;
+mod watchdog;
+
+pub use watchdog::LuaLimits;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -65,6 +68,8 @@ pub enum ScriptError {
     NoUserTypes,
     #[error("unknown user type {name:?}; the script defines: {known}")]
     UnknownUserType { name: String, known: String },
+    #[error("cannot create a {user_type} user: {message}")]
+    UserCreation { user_type: String, message: String },
 }
 
 /// What the master needs to know about a script.
@@ -105,11 +110,21 @@ pub struct RuntimeConfig {
     pub node_id: String,
     /// Directory relative paths in the script (data files) resolve against.
     pub base_dir: Option<PathBuf>,
+    /// Time and memory bounds of the Lua state.
+    pub limits: LuaLimits,
 }
 
 /// Loads the script in a throwaway Lua state and lists its user types.
 pub fn inspect(src: &ScriptSource) -> Result<ScriptInfo, ScriptError> {
-    let config = RuntimeConfig::default();
+    inspect_limited(src, LuaLimits::default())
+}
+
+/// [`inspect`] with the run's bounds on loading time and memory.
+pub fn inspect_limited(src: &ScriptSource, limits: LuaLimits) -> Result<ScriptInfo, ScriptError> {
+    let config = RuntimeConfig {
+        limits,
+        ..RuntimeConfig::default()
+    };
     let shared = Rc::new(shared::Shared::new(
         config.clone(),
         src.path.clone(),
@@ -147,7 +162,8 @@ impl CoreRuntime {
     /// until `stop` is cancelled; then the current task finishes (a wait is cut
     /// short) and `on_stop` runs. Errors raised by the script are recorded as
     /// exceptions and never end the user early. The engine drops the future
-    /// if the stop timeout passes first.
+    /// if the stop timeout passes first. The user is created before this
+    /// returns: an error means it does not exist and must not be counted.
     pub fn run_user(
         &self,
         user_type: &str,
@@ -166,7 +182,10 @@ impl CoreRuntime {
                 known,
             });
         };
-        Ok(user::run(self.core.clone(), index, stop))
+        user::start(self.core.clone(), index, stop).map_err(|e| ScriptError::UserCreation {
+            user_type: user_type.to_string(),
+            message: self.core.shared.config.limits.explain(e.to_string()),
+        })
     }
 
     /// Bytes of memory the Lua state uses (for the idle-user measurement).
