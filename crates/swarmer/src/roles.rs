@@ -41,7 +41,7 @@ pub fn load_script(args: &RunArgs) -> anyhow::Result<(ScriptSource, ScriptInfo)>
         ));
     };
     let src = ScriptSource::read(&path.to_string_lossy()).map_err(|e| usage(e.to_string()))?;
-    let info = script::inspect(&src).map_err(|e| usage(e.to_string()))?;
+    let info = script::inspect_limited(&src, lua_limits(args)).map_err(|e| usage(e.to_string()))?;
     for name in args.selected_user_types() {
         if !info.user_types.iter().any(|t| t.name == name) {
             let known: Vec<_> = info.user_types.iter().map(|t| t.name.as_str()).collect();
@@ -85,6 +85,16 @@ fn engine_config(args: &RunArgs, node_id: &str) -> EngineConfig {
             .as_deref()
             .and_then(Path::parent)
             .map(PathBuf::from),
+        limits: lua_limits(args),
+    }
+}
+
+pub fn lua_limits(args: &RunArgs) -> script::LuaLimits {
+    script::LuaLimits {
+        task_time: args.task_time_limit,
+        load_time: args.load_time_limit,
+        memory_bytes: usize::try_from(args.lua_memory_limit.saturating_mul(1 << 20))
+            .unwrap_or(usize::MAX),
     }
 }
 
