@@ -78,6 +78,7 @@ async fn task_loop(core: &Core, rt: &RunType, ctx: &Rc<UserCtx>, this: &Registry
             let late = p.start_iteration(Instant::now());
             ctx.lateness_us.set(Some(late.as_micros() as u64));
         }
+        let interruptions = core.watchdog.interruptions();
         call(core, ctx, &rt.tasks[task].func, this).await;
         if ctx.stop.is_cancelled() {
             break;
@@ -86,6 +87,11 @@ async fn task_loop(core: &Core, rt: &RunType, ctx: &Rc<UserCtx>, this: &Registry
             Some(p) => p.wait(Instant::now()),
             None => wait_time(core, ctx, &rt.wait, this),
         };
+        if core.watchdog.interruptions() != interruptions {
+            // The core was held for the whole time limit: let its commands
+            // (a stop, a collection) and other users run first.
+            tokio::task::yield_now().await;
+        }
         if wait.is_zero() {
             // A task that never waits on I/O must still let the other users
             // of this core (and the stop signal) run.

@@ -80,6 +80,8 @@ struct Inner {
     epoch: AtomicU64,
     /// The epoch the hook must interrupt (0: none).
     interrupt: AtomicU64,
+    /// Interruptions so far.
+    fired: AtomicU64,
     /// The main state, while it is alive; `lua_sethook` acts on the whole
     /// LuaJIT state from any of its threads.
     state: Mutex<Option<StatePtr>>,
@@ -119,6 +121,7 @@ impl Watchdog {
         let inner = Arc::new(Inner {
             epoch: AtomicU64::new(0),
             interrupt: AtomicU64::new(0),
+            fired: AtomicU64::new(0),
             state: Mutex::new(Some(StatePtr(lua.state()))),
             message: Mutex::new(CString::default()),
             limit: Mutex::new(Limit {
@@ -162,6 +165,13 @@ impl Watchdog {
     pub fn enter(&self) -> Busy<'_> {
         self.inner.epoch.fetch_add(1, Ordering::Release);
         Busy(&self.inner)
+    }
+
+    /// How many times Lua code was interrupted: a user whose task was
+    /// interrupted yields to the core's other work before its next task.
+    #[inline]
+    pub fn interruptions(&self) -> u64 {
+        self.inner.fired.load(Ordering::Relaxed)
     }
 
     /// Must run before the state closes: the watchdog thread no longer
@@ -244,6 +254,7 @@ unsafe extern "C-unwind" fn hook(l: *mut ffi::lua_State, _ar: *mut ffi::lua_Debu
         // error. A script that catches it and keeps spinning is interrupted
         // again after another full limit.
         inner.interrupt.store(0, Ordering::Release);
+        inner.fired.fetch_add(1, Ordering::Relaxed);
         ffi::lua_sethook(l, None, 0, 0);
         let msg = inner.message.lock().map(|m| m.clone()).unwrap_or_default();
         ffi::luaL_where(l, 0);
