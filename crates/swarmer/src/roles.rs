@@ -34,14 +34,26 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 }
 
 /// The script and what it defines, or a usage error naming file and line.
-pub fn load_script(args: &RunArgs) -> anyhow::Result<(ScriptSource, ScriptInfo)> {
+pub async fn load_script(
+    args: &RunArgs,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(ScriptSource, ScriptInfo)> {
     let Some(path) = &args.script else {
         return Err(usage(
             "no script given: pass -f SCRIPT (for example -f examples/quickstart.lua)",
         ));
     };
     let src = ScriptSource::read(&path.to_string_lossy()).map_err(|e| usage(e.to_string()))?;
-    let info = script::inspect_limited(&src, lua_limits(args)).map_err(|e| usage(e.to_string()))?;
+    // Off the runtime's threads, so Ctrl-C is obeyed while a slow script
+    // loads (the load time limit ends the load itself).
+    let (probe, limits) = (src.clone(), lua_limits(args));
+    let inspecting = tokio::task::spawn_blocking(move || script::inspect_limited(&probe, limits));
+    let info = tokio::select! {
+        info = inspecting => info?.map_err(|e| usage(e.to_string()))?,
+        _ = shutdown.cancelled() => {
+            return Err(usage(format!("interrupted while loading {}", src.path)));
+        }
+    };
     for name in args.selected_user_types() {
         if !info.user_types.iter().any(|t| t.name == name) {
             let known: Vec<_> = info.user_types.iter().map(|t| t.name.as_str()).collect();
@@ -115,7 +127,7 @@ pub async fn standalone(
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
     refuse_scaling_in_standalone(&args)?;
-    let (src, info) = load_script(&args)?;
+    let (src, info) = load_script(&args, &shutdown).await?;
     if args.demo_target {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -163,7 +175,7 @@ pub async fn master(
     logs: LogBuffer,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
-    let (src, info) = load_script(&args)?;
+    let (src, info) = load_script(&args, &shutdown).await?;
     let bind = format!(
         "{}:{}",
         args.cluster.master_bind_host, args.cluster.master_bind_port

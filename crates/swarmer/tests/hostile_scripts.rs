@@ -252,3 +252,40 @@ fn requests_a_silent_target_never_answers_are_counted_at_stop() {
     );
     assert_eq!(status.code(), Some(1), "failures mean exit 1");
 }
+
+#[test]
+fn the_first_ctrl_c_ends_a_script_that_loops_while_loading() {
+    let dir = TempDir::new("load-int");
+    let script = dir.write("loop.lua", "while true do end\n");
+    let mut p = Proc::swarmer(
+        "swarmer",
+        dir.path(),
+        &[
+            "-f",
+            &script,
+            "--headless",
+            "-u",
+            "1",
+            "-H",
+            "http://127.0.0.1:9",
+        ],
+    );
+    // Loading (the default load limit is 30 s): let it get into the loop.
+    std::thread::sleep(Duration::from_millis(800));
+    let asked = Instant::now();
+    p.signal("INT");
+    let status = p
+        .wait_exit(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("the first Ctrl-C was ignored: {}", p.tail(10)));
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(status.code(), Some(2), "{}", p.tail(10));
+    assert!(
+        p.lines().join("\n").contains("interrupted while loading"),
+        "{}",
+        p.tail(10)
+    );
+}
