@@ -26,6 +26,7 @@ bin=target/release/swarmer
 measure() {
   local users=$1 script=$2 json=$3; shift 3
   local log="$out/users-$users.log"
+  : > "$log"
   "$bin" -f "$script" --headless --json --only-summary -u "$users" -r "$users" -t 600s \
     --loglevel info "$@" > "$json" 2> "$log" &
   local pid=$! start; start=$(date +%s.%N)
