@@ -184,7 +184,7 @@ impl CoreRuntime {
         };
         user::start(self.core.clone(), index, stop).map_err(|e| ScriptError::UserCreation {
             user_type: user_type.to_string(),
-            message: self.core.shared.config.limits.explain(e.to_string()),
+            message: e.to_string(),
         })
     }
 

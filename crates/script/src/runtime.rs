@@ -117,8 +117,12 @@ pub fn load_watched(
 ) -> Result<(Lua, Registry, Function, Watchdog), ScriptError> {
     let lua = Lua::new();
     let limits = shared.config.limits;
-    limits.apply_memory(&lua);
-    let watchdog = Watchdog::attach(&lua, limits.load_time, "loading the script");
+    let watchdog = Watchdog::attach(
+        &lua,
+        limits.load_time,
+        "loading the script",
+        limits.memory_bytes,
+    );
     let base = shared.base_dir.clone();
     lua.set_app_data(shared);
     lua.set_app_data(Registry::default());
@@ -139,7 +143,7 @@ pub fn load_watched(
     };
     if let Some(msg) = msg {
         return Err(ScriptError::Load {
-            message: limits.explain(fix_path(&msg, &src.path)),
+            message: fix_path(&msg, &src.path),
         });
     }
     watchdog.set_limit(limits.task_time, "task");

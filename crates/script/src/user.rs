@@ -187,8 +187,7 @@ async fn call(core: &Core, ctx: &Rc<UserCtx>, f: &Function, this: &RegistryKey) 
                 // Only the runner's own failure lands here (task errors are
                 // caught inside it); the thread is not reused.
                 ctx.settle_pending();
-                let msg = core.shared.config.limits.explain(e.to_string());
-                core.shared.record_exception(&msg, "");
+                core.shared.record_exception(&e.to_string(), "");
                 return;
             }
         };
@@ -196,7 +195,6 @@ async fn call(core: &Core, ctx: &Rc<UserCtx>, f: &Function, this: &RegistryKey) 
             ctx.settle_pending();
             if let Some(msg) = msg {
                 let msg = fix_path(&msg, &core.shared.script_path);
-                let msg = core.shared.config.limits.explain(msg);
                 tracing::debug!(target: "script", user = %format!("{}#{}", ctx.user_type, ctx.id), "{msg}");
                 core.shared.record_exception(&msg, &tb.unwrap_or_default());
             }

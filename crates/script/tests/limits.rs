@@ -114,7 +114,8 @@ end)
     let ex = exceptions(&stats);
     assert!(!ex.is_empty());
     assert!(
-        ex[0].contains("not enough memory") && ex[0].contains("memory limit of 64 MB"),
+        ex[0].starts_with("test.lua:5: the Lua state holds")
+            && ex[0].contains("past its memory limit of 64 MB (--lua-memory-limit)"),
         "{ex:?}"
     );
 }
