@@ -8,7 +8,9 @@
 //! engine (the `ext` crate) runs the views, actions, routes and hooks a
 //! script declares ([`declare`]) through [`host`].
 
-#![forbid(unsafe_code)]
+// Unsafe code is allowed in one module only: the watchdog's hook, set on a
+// Lua state from another thread (see watchdog.rs for why that is sound).
+#![deny(unsafe_code)]
 
 #[cfg(all(feature = "luajit", feature = "lua54"))]
 compile_error!(
@@ -28,6 +30,10 @@ pub mod luax;
 mod runtime;
 mod user;
 pub mod wait;
+#[allow(unsafe_code)]
+mod watchdog;
+
+pub use watchdog::LuaLimits;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -71,6 +77,8 @@ pub enum ScriptError {
     NoUserTypes,
     #[error("unknown user type {name:?}; the script defines: {known}")]
     UnknownUserType { name: String, known: String },
+    #[error("cannot create a {user_type} user: {message}")]
+    UserCreation { user_type: String, message: String },
 }
 
 /// What the master needs to know about a script.
@@ -111,11 +119,21 @@ pub struct RuntimeConfig {
     pub node_id: String,
     /// Directory relative paths in the script (data files) resolve against.
     pub base_dir: Option<PathBuf>,
+    /// Time and memory bounds of the Lua state.
+    pub limits: LuaLimits,
 }
 
 /// Loads the script in a throwaway Lua state and lists its user types.
 pub fn inspect(src: &ScriptSource) -> Result<ScriptInfo, ScriptError> {
-    let config = RuntimeConfig::default();
+    inspect_limited(src, LuaLimits::default())
+}
+
+/// [`inspect`] with the run's bounds on loading time and memory.
+pub fn inspect_limited(src: &ScriptSource, limits: LuaLimits) -> Result<ScriptInfo, ScriptError> {
+    let config = RuntimeConfig {
+        limits,
+        ..RuntimeConfig::default()
+    };
     let shared = Rc::new(lua_env::LuaEnv::new(
         config.clone(),
         src.path.clone(),
@@ -153,7 +171,8 @@ impl CoreRuntime {
     /// until `stop` is cancelled; then the current task finishes (a wait is cut
     /// short) and `on_stop` runs. Errors raised by the script are recorded as
     /// exceptions and never end the user early. The engine drops the future
-    /// if the stop timeout passes first.
+    /// if the stop timeout passes first. The user is created before this
+    /// returns: an error means it does not exist and must not be counted.
     pub fn run_user(
         &self,
         user_type: &str,
@@ -172,7 +191,10 @@ impl CoreRuntime {
                 known,
             });
         };
-        Ok(user::run(self.core.clone(), index, stop))
+        user::start(self.core.clone(), index, stop).map_err(|e| ScriptError::UserCreation {
+            user_type: user_type.to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// Bytes of memory the Lua state uses (for the idle-user measurement).

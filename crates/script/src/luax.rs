@@ -26,6 +26,8 @@ local xpcall, handler = xpcall, ...
 return function(fn, ...)
   local ok, err = xpcall(fn, handler, ...)
   if ok then return nil end
+  -- Out of memory skips the handler: err is Lua's bare message.
+  if type(err) ~= "table" then return tostring(err), "" end
   return err[1], err[2]
 end
 "#;

@@ -5,11 +5,12 @@ use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use mlua::{Function, Lua, Table, Thread, Value};
+use mlua::{Function, Lua, RegistryKey, Table, Thread, Value};
 
 use crate::define::{self, Registry, TaskDef, Wait};
 use crate::lua_env::LuaEnv;
 use crate::luax::{fix_path, make_runner};
+use crate::watchdog::Watchdog;
 use crate::{RuntimeConfig, ScriptError, ScriptInfo, ScriptSource, api};
 use http_client::Origin;
 
@@ -37,8 +38,11 @@ pub struct LoadedScript {
     pub runner: Function,
     next_user_id: Cell<u64>,
     /// Finished coroutines kept for the next task: a task needs one only
-    /// while it runs, so idle users hold none.
-    threads: RefCell<Vec<Thread>>,
+    /// while it runs, so idle users hold none. Held in the registry: a
+    /// `Thread` handle would take a slot of mlua's bounded reference stack.
+    threads: RefCell<Vec<RegistryKey>>,
+    /// Interrupts Lua code that runs too long without yielding.
+    pub watchdog: Watchdog,
 }
 
 /// Enough for every user of a busy core to find one without growing the
@@ -46,19 +50,23 @@ pub struct LoadedScript {
 const MAX_IDLE_THREADS: usize = 1024;
 
 impl LoadedScript {
-    pub fn take_thread(&self) -> mlua::Result<Thread> {
+    /// A coroutine ready to run the runner, as a registry key.
+    pub fn take_thread(&self) -> mlua::Result<RegistryKey> {
         let pooled = self.threads.borrow_mut().pop();
         match pooled {
             Some(t) => Ok(t),
-            None => self.lua.create_thread(self.runner.clone()),
+            None => {
+                let thread = self.lua.create_thread(self.runner.clone())?;
+                self.lua.create_registry_value(thread)
+            }
         }
     }
 
-    /// Returns a finished coroutine to the pool, ready to run the runner.
-    pub fn put_thread(&self, thread: Thread) {
+    /// Returns a finished coroutine (`key` holds `thread`) to the pool.
+    pub fn put_thread(&self, key: RegistryKey, thread: &Thread) {
         let mut threads = self.threads.borrow_mut();
         if threads.len() < MAX_IDLE_THREADS && thread.reset(self.runner.clone()).is_ok() {
-            threads.push(thread);
+            threads.push(key);
         }
     }
 
@@ -66,6 +74,13 @@ impl LoadedScript {
         let id = self.next_user_id.get() + 1;
         self.next_user_id.set(id);
         id
+    }
+}
+
+impl Drop for LoadedScript {
+    fn drop(&mut self) {
+        // Before `lua` closes: the watchdog thread must not touch it after.
+        self.watchdog.detach();
     }
 }
 
@@ -86,12 +101,28 @@ pub fn base_dir(src: &ScriptSource, config: &RuntimeConfig) -> PathBuf {
 }
 
 /// A fresh state with the script loaded: the state, what it declared, and
-/// the protected runner used to call its functions.
+/// the protected runner used to call its functions. Loading is bounded in
+/// time and memory; nothing watches the state afterwards.
 pub fn load(
     src: &ScriptSource,
     shared: Rc<LuaEnv>,
 ) -> Result<(Lua, Registry, Function), ScriptError> {
+    load_watched(src, shared).map(|(lua, registry, runner, _watchdog)| (lua, registry, runner))
+}
+
+/// [`load`], keeping the state's watchdog (now at the task time limit).
+pub fn load_watched(
+    src: &ScriptSource,
+    shared: Rc<LuaEnv>,
+) -> Result<(Lua, Registry, Function, Watchdog), ScriptError> {
     let lua = Lua::new();
+    let limits = shared.config.limits;
+    let watchdog = Watchdog::attach(
+        &lua,
+        limits.load_time,
+        "loading the script",
+        limits.memory_bytes,
+    );
     let base = shared.base_dir.clone();
     lua.set_app_data(shared);
     lua.set_app_data(Registry::default());
@@ -106,18 +137,21 @@ pub fn load(
             },
             other => internal(src, other),
         })?;
-    let (msg, _tb): (Option<String>, Option<String>) =
-        runner.call(chunk).map_err(|e| internal(src, e))?;
+    let (msg, _tb): (Option<String>, Option<String>) = {
+        let _busy = watchdog.enter();
+        runner.call(chunk).map_err(|e| internal(src, e))?
+    };
     if let Some(msg) = msg {
         return Err(ScriptError::Load {
             message: fix_path(&msg, &src.path),
         });
     }
+    watchdog.set_limit(limits.task_time, "task");
     let registry = lua.remove_app_data::<Registry>().unwrap_or_default();
     if registry.types.is_empty() {
         return Err(ScriptError::NoUserTypes);
     }
-    Ok((lua, registry, runner))
+    Ok((lua, registry, runner, watchdog))
 }
 
 fn prepare_state(lua: &Lua, base: &Path) -> mlua::Result<Function> {
@@ -158,7 +192,7 @@ pub fn build(
         base_dir(src, &config),
         stats,
     ));
-    let (lua, registry, runner) = load(src, shared.clone())?;
+    let (lua, registry, runner, watchdog) = load_watched(src, shared.clone())?;
     let info = registry.info();
     let mut types = Vec::with_capacity(registry.types.len());
     for t in registry.types {
@@ -215,6 +249,7 @@ pub fn build(
         runner,
         next_user_id: Cell::new(0),
         threads: RefCell::new(Vec::new()),
+        watchdog,
     })
 }
 

@@ -6,46 +6,58 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use mlua::{Function, Table};
+use mlua::thread::ThreadStatus;
+use mlua::{Function, RegistryKey, Table, Thread, Value};
 use rand::Rng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::define::Wait;
-use crate::drive::{Current, drive};
+use crate::drive::Current;
+use crate::http::response::Response;
 use crate::http::{Client, Http};
-use crate::lua_env::{LuaEnv, UserCtx};
+use crate::lua_env::{LuaEnv, Op, UserCtx};
 use crate::luax::fix_path;
 use crate::runtime::{LoadedScript, RunType};
 use crate::wait::Pacer;
 
-pub async fn run(core: Rc<LoadedScript>, ty: usize, stop: CancellationToken) {
+/// Creates one user of type `ty` now, so a user that cannot be created is
+/// an error for the caller to count rather than a user that silently never
+/// runs; the returned future runs it.
+///
+/// The user's table lives in the Lua registry, not on mlua's reference
+/// stack: that stack holds at most about 8,000 live handles with LuaJIT,
+/// which used to cap a core at about 7,700 users ("out of Lua stack").
+pub fn start(
+    core: Rc<LoadedScript>,
+    ty: usize,
+    stop: CancellationToken,
+) -> mlua::Result<impl std::future::Future<Output = ()> + 'static> {
     let rt = &core.types[ty];
     let ctx = Rc::new(UserCtx {
         id: core.next_user_id(),
         user_type: rt.name.clone(),
-        stop: stop.clone(),
+        stop,
         lateness_us: Cell::new(None),
         pending: RefCell::new(None),
         op: RefCell::new(None),
     });
+    let this = user_table(&core, rt, &ctx)?;
+    let this = core.lua.create_registry_value(this)?;
+    Ok(run(core, ty, ctx, this))
+}
+
+async fn run(core: Rc<LoadedScript>, ty: usize, ctx: Rc<UserCtx>, this: RegistryKey) {
+    let rt = &core.types[ty];
     // Records the last response even if the engine drops this user
     // mid-task (stop timeout): every response counts exactly once.
     let _settle = SettleOnDrop(ctx.clone());
-    let this = match user_table(&core, rt, &ctx) {
-        Ok(t) => t,
-        Err(e) => {
-            core.shared
-                .record_exception(&format!("cannot create a {} user: {e}", rt.name), "");
-            return;
-        }
-    };
     if let Some(f) = &rt.on_start {
         call(&core, &ctx, f, &this).await;
     }
     if rt.tasks.is_empty() {
         // Every task was filtered out by tags: nothing to do but wait.
-        stop.cancelled().await;
+        ctx.stop.cancelled().await;
     } else {
         task_loop(&core, rt, &ctx, &this).await;
     }
@@ -55,7 +67,7 @@ pub async fn run(core: Rc<LoadedScript>, ty: usize, stop: CancellationToken) {
     }
 }
 
-async fn task_loop(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>, this: &Table) {
+async fn task_loop(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>, this: &RegistryKey) {
     let mut picker = Picker::new(rt);
     let mut pacer = match &rt.wait {
         Wait::Time(w) => w.pacing_interval().map(Pacer::new),
@@ -67,6 +79,7 @@ async fn task_loop(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>, this: &
             let late = p.start_iteration(Instant::now());
             ctx.lateness_us.set(Some(late.as_micros() as u64));
         }
+        let interruptions = core.watchdog.interruptions();
         call(core, ctx, &rt.tasks[task].func, this).await;
         if ctx.stop.is_cancelled() {
             break;
@@ -75,6 +88,11 @@ async fn task_loop(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>, this: &
             Some(p) => p.wait(Instant::now()),
             None => wait_time(core, ctx, &rt.wait, this),
         };
+        if core.watchdog.interruptions() != interruptions {
+            // The core was held for the whole time limit: let its commands
+            // (a stop, a collection) and other users run first.
+            tokio::task::yield_now().await;
+        }
         if wait.is_zero() {
             // A task that never waits on I/O must still let the other users
             // of this core (and the stop signal) run.
@@ -88,13 +106,16 @@ async fn task_loop(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>, this: &
     }
 }
 
-fn wait_time(core: &LoadedScript, ctx: &Rc<UserCtx>, wait: &Wait, this: &Table) -> Duration {
+fn wait_time(core: &LoadedScript, ctx: &Rc<UserCtx>, wait: &Wait, this: &RegistryKey) -> Duration {
     match wait {
         Wait::Time(w) => w.sample(&mut *core.shared.rng.borrow_mut()),
         Wait::Custom(f) => {
             let secs = {
                 let _current = Current::set(&core.shared, ctx);
-                f.call::<f64>(this)
+                let _busy = core.watchdog.enter();
+                core.lua
+                    .registry_value::<Table>(this)
+                    .and_then(|this| f.call::<f64>(this))
             };
             match secs {
                 Ok(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s.min(1e9)),
@@ -137,8 +158,11 @@ fn user_table(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>) -> mlua::Res
 /// Runs one script function of this user as a coroutine, doing the work
 /// it yields for (HTTP, sleep) until it finishes; then the last response
 /// gets its verdict and any error is recorded.
-async fn call(core: &LoadedScript, ctx: &Rc<UserCtx>, f: &Function, this: &Table) {
-    let thread = match core.take_thread() {
+///
+/// While it waits, the coroutine is held in the registry rather than as a
+/// handle on mlua's reference stack (see [`start`]).
+async fn call(core: &LoadedScript, ctx: &Rc<UserCtx>, f: &Function, this: &RegistryKey) {
+    let parked = match core.take_thread() {
         Ok(t) => t,
         Err(e) => {
             core.shared
@@ -146,29 +170,133 @@ async fn call(core: &LoadedScript, ctx: &Rc<UserCtx>, f: &Function, this: &Table
             return;
         }
     };
-    let args = (f, this);
-    let step = drive::<_, (Option<String>, Option<String>), _>(
-        &core.lua,
-        &core.shared,
-        ctx,
-        &thread,
-        args,
-        || (),
-    )
-    .await;
-    ctx.settle_pending();
-    match step {
-        Ok((msg, tb)) => {
+    let mut input = Value::Nil;
+    let mut first = true;
+    loop {
+        let step = resume(
+            core,
+            ctx,
+            &parked,
+            f,
+            this,
+            std::mem::take(&mut first),
+            input,
+        );
+        let (thread, msg, tb) = match step {
+            Ok(r) => r,
+            Err(e) => {
+                // Only the runner's own failure lands here (task errors are
+                // caught inside it); the thread is not reused.
+                ctx.settle_pending();
+                core.shared.record_exception(&e.to_string(), "");
+                return;
+            }
+        };
+        if thread.status() != ThreadStatus::Resumable {
+            ctx.settle_pending();
             if let Some(msg) = msg {
                 let msg = fix_path(&msg, &core.shared.script_path);
                 tracing::debug!(target: "script", user = %format!("{}#{}", ctx.user_type, ctx.id), "{msg}");
                 core.shared.record_exception(&msg, &tb.unwrap_or_default());
             }
-            core.put_thread(thread);
+            core.put_thread(parked, &thread);
+            return;
         }
-        // Only the runner's own failure lands here (task errors are caught
-        // inside it); the thread is not reused.
-        Err(e) => core.shared.record_exception(&e.to_string(), ""),
+        drop(thread);
+        let op = ctx.op.borrow_mut().take();
+        input = match op {
+            Some(Op::Http(op)) => {
+                let outcome = InFlight::watch(&core.shared, &op).run(op).await;
+                match core.lua.create_userdata(Response(outcome)) {
+                    Ok(ud) => Value::UserData(ud),
+                    Err(e) => Value::Error(Box::new(e)),
+                }
+            }
+            Some(Op::Sleep(d)) if d.is_zero() => {
+                tokio::task::yield_now().await;
+                Value::Nil
+            }
+            Some(Op::Sleep(d)) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = ctx.stop.cancelled() => {}
+                }
+                Value::Nil
+            }
+            // The script yielded by itself: treat it as a pause point.
+            None => {
+                tokio::task::yield_now().await;
+                Value::Nil
+            }
+        };
+    }
+}
+
+type Resumed = (Thread, Option<String>, Option<String>);
+
+/// One resume of a parked coroutine, with the watchdog told that this core
+/// is inside Lua until it returns.
+fn resume(
+    core: &LoadedScript,
+    ctx: &Rc<UserCtx>,
+    parked: &RegistryKey,
+    f: &Function,
+    this: &RegistryKey,
+    first: bool,
+    input: Value,
+) -> mlua::Result<Resumed> {
+    let thread: Thread = core.lua.registry_value(parked)?;
+    let _current = Current::set(&core.shared, ctx);
+    let _busy = core.watchdog.enter();
+    let (msg, tb) = if first {
+        let this: Table = core.lua.registry_value(this)?;
+        thread.resume::<(Option<String>, Option<String>)>((f, this))?
+    } else {
+        thread.resume::<(Option<String>, Option<String>)>(input)?
+    };
+    Ok((thread, msg, tb))
+}
+
+/// A request on the wire: if the user is dropped before it completes (the
+/// stop timeout passed), it is counted as a failure "cancelled at stop"
+/// instead of vanishing from the totals.
+struct InFlight<'a> {
+    shared: &'a LuaEnv,
+    method: http::Method,
+    name: Rc<str>,
+    done: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn watch(shared: &'a LuaEnv, op: &crate::http::HttpOp) -> Self {
+        let (method, name) = op.label();
+        InFlight {
+            shared,
+            method,
+            name,
+            done: false,
+        }
+    }
+
+    async fn run(mut self, op: Box<crate::http::HttpOp>) -> Rc<crate::http::response::Outcome> {
+        let outcome = op.run().await;
+        self.done = true;
+        outcome
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.record(&stats::Sample {
+                method: self.method.as_str(),
+                name: &self.name,
+                response_time_us: 0,
+                due_latency_us: None,
+                content_length: 0,
+                error: Some("cancelled at stop"),
+            });
+        }
     }
 }
 

@@ -122,6 +122,16 @@ pub struct RunArgs {
     /// Accept any TLS certificate from the target (test servers only).
     #[arg(long, env = "SWARMER_INSECURE")]
     pub insecure: bool,
+    /// Longest a task may run Lua code without yielding; it is then
+    /// interrupted and counted as an exception, and the user goes on.
+    #[arg(long, env = "SWARMER_TASK_TIME_LIMIT", default_value = "5s", value_parser = parse_limit)]
+    pub task_time_limit: Duration,
+    /// Longest loading the script may take before the run fails.
+    #[arg(long, env = "SWARMER_LOAD_TIME_LIMIT", default_value = "30s", value_parser = parse_limit)]
+    pub load_time_limit: Duration,
+    /// Most memory each core's Lua state may allocate, in MB (0: no limit).
+    #[arg(long, env = "SWARMER_LUA_MEMORY_LIMIT", default_value_t = 1024)]
+    pub lua_memory_limit: u64,
     /// Start the bundled demo target beside the run (on a free loopback port)
     /// and aim at it unless -H says otherwise: a load test with no setup.
     #[arg(long, env = "SWARMER_DEMO_TARGET")]
@@ -240,6 +250,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(text)
         .map_err(|e| format!("{e}; expected a duration such as 30s, 5m or 1h30m"))
+}
+
+/// A time limit: a duration, never zero (that would interrupt everything).
+fn parse_limit(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be longer than zero".into()),
+        d => Ok(d),
+    }
 }
 
 /// The real arguments with the config file's defaults placed in front.

@@ -179,8 +179,48 @@ fn load_script(args: &RunArgs) -> Result<(ScriptSource, ScriptInfo), UsageError>
         ));
     };
     let src = ScriptSource::read(&path.to_string_lossy()).map_err(|e| usage(e.to_string()))?;
-    let info = script::inspect(&src).map_err(|e| usage(e.to_string()))?;
+    let info = inspect_interruptibly(&src, lua_limits(args))?;
     Ok((src, info))
+}
+
+/// Loads the script off this thread, bounded by the load time limit, and
+/// obeys the first Ctrl-C meanwhile: a script that loops while it loads
+/// must neither hang nor need a second signal.
+fn inspect_interruptibly(
+    src: &ScriptSource,
+    limits: script::LuaLimits,
+) -> Result<ScriptInfo, UsageError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| usage(format!("cannot start the async runtime: {e}")))?;
+    let probe = src.clone();
+    let outcome = rt.block_on(async {
+        let inspecting =
+            tokio::task::spawn_blocking(move || script::inspect_limited(&probe, limits));
+        tokio::select! {
+            info = inspecting => match info {
+                Ok(info) => info.map_err(|e| usage(e.to_string())),
+                Err(e) => Err(usage(format!("loading {} failed: {e}", src.path))),
+            },
+            _ = tokio::signal::ctrl_c() => {
+                Err(usage(format!("interrupted while loading {}", src.path)))
+            }
+        }
+    });
+    // Do not wait for a load that was interrupted: the process exits.
+    rt.shutdown_background();
+    outcome
+}
+
+/// The bounds on a Lua state: a task's time, the load's time, memory.
+fn lua_limits(args: &RunArgs) -> script::LuaLimits {
+    script::LuaLimits {
+        task_time: args.task_time_limit,
+        load_time: args.load_time_limit,
+        memory_bytes: usize::try_from(args.lua_memory_limit.saturating_mul(1 << 20))
+            .unwrap_or(usize::MAX),
+    }
 }
 
 /// A broken rule of a run request, named by its flag.
@@ -364,6 +404,7 @@ fn engine_config(args: &RunArgs, node_id: &str) -> EngineConfig {
         node_id: node_id.to_string(),
         insecure_tls: args.insecure,
         base_dir: script_dir(args),
+        limits: lua_limits(args),
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, LocalSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::plan::ramp_allowance;
+use crate::plan::{Change, Counts, RampPace, next_change, pending_changes};
 
 pub enum CoreCommand {
     Load {
@@ -55,13 +55,20 @@ struct Core {
     /// the moment they are aborted if they have not.
     leaving: Vec<(UserSlot, Instant)>,
     stop_timeout: Duration,
+    /// Names this worker in exceptions (from the loaded config).
+    node_id: String,
 }
 
 struct Ramp {
     started: Instant,
-    rate_per_sec: f64,
-    done: u32,
+    pace: RampPace,
 }
+
+/// Most users one ramp step starts: creating a user is quick but not free,
+/// and a step of 100,000 users would keep the core from its other users
+/// and its commands for too long. At 50 steps a second this still allows
+/// 100,000 users a second per core.
+const MAX_CHANGES_PER_STEP: u32 = 2_000;
 
 /// Starts a core thread and returns the sender that drives it.
 pub fn spawn(index: usize) -> std::io::Result<mpsc::UnboundedSender<CoreCommand>> {
@@ -87,6 +94,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<CoreCommand>) {
         ramp: None,
         leaving: Vec::new(),
         stop_timeout: Duration::from_secs(10),
+        node_id: String::new(),
     };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -112,6 +120,7 @@ impl Core {
                 reply,
             } => {
                 self.stop_all(self.stop_timeout).await;
+                self.node_id = config.node_id.clone();
                 let result = CoreRuntime::new(&script, config, self.stats.clone())
                     .map(|rt| self.runtime = Some(rt))
                     .map_err(|e| e.to_string());
@@ -124,8 +133,7 @@ impl Core {
                 self.target = target;
                 self.ramp = Some(Ramp {
                     started: Instant::now(),
-                    rate_per_sec,
-                    done: 0,
+                    pace: RampPace::new(rate_per_sec),
                 });
                 self.step();
             }
@@ -141,7 +149,7 @@ impl Core {
         }
     }
 
-    fn user_counts(&self) -> BTreeMap<String, u32> {
+    fn user_counts(&self) -> Counts {
         self.users
             .iter()
             .map(|(name, slots)| (name.clone(), slots.len() as u32))
@@ -152,91 +160,65 @@ impl Core {
     fn step(&mut self) {
         self.reap_leaving();
         let Some(ramp) = &self.ramp else { return };
-        let pending = self.pending_changes();
-        let allowed = ramp_allowance(
-            ramp.rate_per_sec,
-            ramp.started.elapsed().as_secs_f64(),
-            ramp.done + pending,
-        );
-        let mut budget = allowed.saturating_sub(ramp.done);
+        let pending = pending_changes(&self.target, &self.user_counts());
+        let budget = ramp
+            .pace
+            .budget(ramp.started.elapsed().as_secs_f64(), pending)
+            .min(MAX_CHANGES_PER_STEP);
         let mut made = 0;
-        while budget > 0 && self.change_one_user() {
-            budget -= 1;
+        let mut failed = Failures::default();
+        while made < budget {
+            let Some(change) = next_change(&self.target, &self.user_counts()) else {
+                break;
+            };
+            match change {
+                Change::Start(name) => {
+                    if let Err(e) = self.start_user(&name) {
+                        failed.note(&name, e);
+                        // No retry in this ramp: every attempt would fail
+                        // the same way. The next plan tries again.
+                        let have = self.users.get(&name).map_or(0, Vec::len) as u32;
+                        self.target.insert(name, have);
+                        continue;
+                    }
+                }
+                Change::Stop(name) => self.stop_one_user(&name),
+            }
             made += 1;
         }
+        failed.report(&self.stats, &self.node_id, &self.user_counts());
         if let Some(ramp) = &mut self.ramp {
-            ramp.done += made;
+            ramp.pace.done += made;
         }
-        if self.pending_changes() == 0 {
+        if pending_changes(&self.target, &self.user_counts()) == 0 {
             self.ramp = None;
         }
     }
 
-    fn pending_changes(&self) -> u32 {
-        let mut pending = 0;
-        for (name, &want) in &self.target {
-            let have = self.users.get(name).map_or(0, Vec::len) as u32;
-            pending += want.abs_diff(have);
-        }
-        for (name, slots) in &self.users {
-            if !self.target.contains_key(name) {
-                pending += slots.len() as u32;
-            }
-        }
-        pending
-    }
-
-    /// Starts or stops one user, the type furthest from its target first.
-    /// Returns false when nothing is left to change.
-    fn change_one_user(&mut self) -> bool {
-        let names: std::collections::BTreeSet<&String> =
-            self.target.keys().chain(self.users.keys()).collect();
-        let furthest = names
-            .into_iter()
-            .map(|name| {
-                let want = self.target.get(name).copied().unwrap_or(0) as i64;
-                let have = self.users.get(name).map_or(0, Vec::len) as i64;
-                (name.clone(), want - have)
-            })
-            .filter(|(_, diff)| *diff != 0)
-            .max_by_key(|(_, diff)| diff.abs());
-        let Some((name, diff)) = furthest else {
-            return false;
+    fn stop_one_user(&mut self, name: &str) {
+        let Some(slot) = self.users.get_mut(name).and_then(Vec::pop) else {
+            return;
         };
-        if diff > 0 {
-            self.start_user(&name)
-        } else {
-            let slots = self.users.get_mut(&name).expect("has users");
-            let slot = slots.pop().expect("diff < 0 means a user exists");
-            slot.stop.cancel();
-            self.leaving
-                .push((slot, Instant::now() + self.stop_timeout));
-            true
-        }
+        slot.stop.cancel();
+        self.leaving
+            .push((slot, Instant::now() + self.stop_timeout));
     }
 
-    fn start_user(&mut self, name: &str) -> bool {
+    /// Creates a user and starts it; an error means no user was created.
+    fn start_user(&mut self, name: &str) -> Result<(), String> {
         let Some(runtime) = &self.runtime else {
-            tracing::error!("asked to start {name} users before a script was loaded");
-            self.target.clear();
-            return false;
+            return Err("no script is loaded".into());
         };
         let stop = CancellationToken::new();
-        match runtime.run_user(name, stop.clone()) {
-            Ok(user) => {
-                let task = tokio::task::spawn_local(user);
-                self.users
-                    .entry(name.to_string())
-                    .or_default()
-                    .push(UserSlot { stop, task });
-                true
-            }
-            Err(e) => {
-                tracing::error!("cannot start a {name} user: {e}");
-                self.target.remove(name);
-                false
-            }
-        }
+        let user = runtime
+            .run_user(name, stop.clone())
+            .map_err(|e| e.to_string())?;
+        let task = tokio::task::spawn_local(user);
+        self.users
+            .entry(name.to_string())
+            .or_default()
+            .push(UserSlot { stop, task });
+        Ok(())
     }
 
     fn reap_leaving(&mut self) {
@@ -269,6 +251,30 @@ impl Core {
             let abort = slot.task.abort_handle();
             if tokio::time::timeout_at(deadline, slot.task).await.is_err() {
                 abort.abort();
+            }
+        }
+    }
+}
+
+/// Users that could not be created in one ramp step, per type, with the
+/// first reason: said once per step, loudly, and counted as exceptions so
+/// the run's report shows them too.
+#[derive(Default)]
+struct Failures(BTreeMap<String, (u32, String)>);
+
+impl Failures {
+    fn note(&mut self, name: &str, reason: String) {
+        self.0.entry(name.to_string()).or_insert((0, reason)).0 += 1;
+    }
+
+    fn report(self, stats: &RefCell<RequestStats>, node: &str, running: &Counts) {
+        for (name, (count, reason)) in self.0 {
+            let have = running.get(&name).copied().unwrap_or(0);
+            let msg = format!("could not create a {name} user: {reason}");
+            tracing::error!("{msg} ({count} not created; {have} {name} users run on this core)");
+            let mut stats = stats.borrow_mut();
+            for _ in 0..count {
+                stats.record_exception(&msg, "", node, now_ms());
             }
         }
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use script::{RuntimeConfig, ScriptSource};
+use script::{LuaLimits, RuntimeConfig, ScriptSource};
 use stats::RequestStats;
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,6 +24,8 @@ pub struct EngineConfig {
     pub insecure_tls: bool,
     /// Where relative data-file paths in scripts resolve.
     pub base_dir: Option<PathBuf>,
+    /// Time and memory bounds of every core's Lua state.
+    pub limits: LuaLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,9 @@ pub enum EngineError {
 pub struct Collected {
     pub stats: RequestStats,
     pub users_by_type: BTreeMap<String, u32>,
+    /// Cores that did not answer in time (busy in Lua); what they hold
+    /// comes with a later collection.
+    pub late_cores: usize,
 }
 
 impl Collected {
@@ -50,9 +55,20 @@ impl Collected {
 }
 
 pub struct Engine {
-    cores: Vec<mpsc::UnboundedSender<CoreCommand>>,
+    /// Set once the open-files warning was given, so it is given once.
+    fd_warned: std::sync::atomic::AtomicBool,
+    cores: Vec<CoreLink>,
     config: EngineConfig,
     loaded: Option<ScriptSource>,
+}
+
+/// The engine's side of one core.
+struct CoreLink {
+    tx: mpsc::UnboundedSender<CoreCommand>,
+    /// A collection the core has not answered yet.
+    collecting: Option<oneshot::Receiver<(RequestStats, BTreeMap<String, u32>)>>,
+    /// Its users at its last answer.
+    users: BTreeMap<String, u32>,
 }
 
 impl Engine {
@@ -61,8 +77,17 @@ impl Engine {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let cores = (0..count).map(core::spawn).collect::<Result<Vec<_>, _>>()?;
+        let cores = (0..count)
+            .map(|i| {
+                core::spawn(i).map(|tx| CoreLink {
+                    tx,
+                    collecting: None,
+                    users: BTreeMap::new(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
+            fd_warned: Default::default(),
             cores,
             config,
             loaded: None,
@@ -71,6 +96,12 @@ impl Engine {
 
     pub fn core_count(&self) -> usize {
         self.cores.len()
+    }
+
+    /// Longest a core may take to answer when one of its users is inside
+    /// Lua: the watchdog interrupts it after the task time limit.
+    pub fn settle_time(&self) -> Duration {
+        self.config.limits.task_time + Duration::from_secs(2)
     }
 
     pub fn loaded_script(&self) -> Option<&ScriptSource> {
@@ -93,6 +124,7 @@ impl Engine {
             exclude_tags,
             node_id: self.config.node_id.clone(),
             base_dir: self.config.base_dir.clone(),
+            limits: self.config.limits,
         };
         let mut replies = Vec::new();
         for core in &self.cores {
@@ -102,7 +134,7 @@ impl Engine {
                 config: config.clone(),
                 reply,
             };
-            core.send(cmd).map_err(|_| EngineError::CoreGone)?;
+            core.tx.send(cmd).map_err(|_| EngineError::CoreGone)?;
             replies.push(rx);
         }
         self.loaded = None;
@@ -118,6 +150,7 @@ impl Engine {
     /// Moves towards `users` (per type, for this whole worker) at
     /// `spawn_rate` users per second in total.
     pub fn apply(&self, users: &BTreeMap<String, u32>, spawn_rate: f64) -> Result<(), EngineError> {
+        self.check_open_files(users.values().map(|&n| u64::from(n)).sum());
         let per_core = split_across_cores(users, self.cores.len());
         let rate = spawn_rate / self.cores.len() as f64;
         for (core, target) in self.cores.iter().zip(per_core) {
@@ -125,9 +158,28 @@ impl Engine {
                 target,
                 rate_per_sec: rate,
             };
-            core.send(cmd).map_err(|_| EngineError::CoreGone)?;
+            core.tx.send(cmd).map_err(|_| EngineError::CoreGone)?;
         }
         Ok(())
+    }
+
+    /// Says once, before it bites, when users that each keep a connection
+    /// would pass this process's open-files limit: otherwise the run shows
+    /// only a pile of "Too many open files" failures.
+    fn check_open_files(&self, users: u64) {
+        use std::sync::atomic::Ordering;
+        let Some(limit) = open_files_limit() else {
+            return;
+        };
+        // Room for the master link, logs, the runtime's own descriptors.
+        let room = limit.saturating_sub(64);
+        if users > room && !self.fd_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "{users} users may each keep a connection open, but this process may open only \
+                 {limit} files: users past that fail to connect. Raise the limit with `ulimit -n` \
+                 (or run more workers)"
+            );
+        }
     }
 
     /// Stops every user on every core, waiting at most `timeout`.
@@ -135,7 +187,8 @@ impl Engine {
         let mut replies = Vec::new();
         for core in &self.cores {
             let (reply, rx) = oneshot::channel();
-            core.send(CoreCommand::StopAll { timeout, reply })
+            core.tx
+                .send(CoreCommand::StopAll { timeout, reply })
                 .map_err(|_| EngineError::CoreGone)?;
             replies.push(rx);
         }
@@ -145,23 +198,46 @@ impl Engine {
         Ok(())
     }
 
-    /// Takes what every core recorded since the last call, merged.
-    pub async fn collect(&self) -> Result<Collected, EngineError> {
-        let mut replies = Vec::new();
-        for core in &self.cores {
-            let (reply, rx) = oneshot::channel();
-            core.send(CoreCommand::Collect { reply })
-                .map_err(|_| EngineError::CoreGone)?;
-            replies.push(rx);
+    /// Takes what the cores recorded since the last call, merged, waiting
+    /// at most `wait` for them. A core busy in a long task misses this
+    /// collection, never loses anything: its answer is picked up by the
+    /// next one, and its users are counted as at its last answer.
+    pub async fn collect(&mut self, wait: Duration) -> Result<Collected, EngineError> {
+        for core in &mut self.cores {
+            if core.collecting.is_none() {
+                let (reply, rx) = oneshot::channel();
+                core.tx
+                    .send(CoreCommand::Collect { reply })
+                    .map_err(|_| EngineError::CoreGone)?;
+                core.collecting = Some(rx);
+            }
         }
+        let deadline = tokio::time::Instant::now() + wait;
         let mut out = Collected::default();
-        for rx in replies {
-            let (stats, users) = rx.await.map_err(|_| EngineError::CoreGone)?;
-            out.stats.merge(&stats);
-            for (name, n) in users {
-                *out.users_by_type.entry(name).or_default() += n;
+        for core in &mut self.cores {
+            let Some(rx) = &mut core.collecting else {
+                continue;
+            };
+            match tokio::time::timeout_at(deadline, rx).await {
+                Ok(answer) => {
+                    let (stats, users) = answer.map_err(|_| EngineError::CoreGone)?;
+                    out.stats.merge(&stats);
+                    core.users = users;
+                    core.collecting = None;
+                }
+                Err(_) => out.late_cores += 1,
+            }
+            for (name, n) in &core.users {
+                *out.users_by_type.entry(name.clone()).or_default() += n;
             }
         }
         Ok(out)
     }
+}
+
+/// This process's soft limit on open files, where the system says it.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }

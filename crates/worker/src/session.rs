@@ -49,6 +49,11 @@ pub enum SessionEnd {
     Disconnected(String),
 }
 
+/// How long a regular report waits for the cores: they answer in
+/// microseconds unless one is inside a long Lua call, and then its numbers
+/// simply come with a later report.
+const REPORT_WAIT: Duration = Duration::from_millis(100);
+
 /// Reports kept until the master acknowledges them. Past this many (a
 /// master that stopped acknowledging but not talking), the oldest go.
 const MAX_PENDING_REPORTS: usize = 60;
@@ -268,7 +273,7 @@ type Step = Result<(), SessionEnd>;
 /// Picks up where the last session left off: the same master gets the
 /// reports it has not acknowledged; a new one (the master restarted) gets
 /// nothing of the old master's run, which it knows nothing about.
-async fn resume<T>(io: &mut T, engine: &Engine, outbox: &mut Outbox, master_id: u64) -> Step
+async fn resume<T>(io: &mut T, engine: &mut Engine, outbox: &mut Outbox, master_id: u64) -> Step
 where
     T: Sink<WorkerMessage, Error = CodecError> + Unpin,
 {
@@ -283,7 +288,7 @@ where
         outbox.run_id = 0;
         // What the users did since the last report belongs to the old run.
         engine
-            .collect()
+            .collect(REPORT_WAIT)
             .await
             .map_err(|e| SessionEnd::Disconnected(e.to_string()))?;
     }
@@ -313,13 +318,13 @@ where
             outbox.state = Some(WorkerState::Stopping);
             let timeout = Duration::from_millis(stop_timeout_ms);
             stop_users(io, engine, outbox, timeout).await?;
-            send_report(io, engine, outbox).await?;
+            send_final_report(io, engine, outbox).await?;
             outbox.state = Some(WorkerState::Ready);
             outbox.target_users = 0;
             send(io, WorkerMessage::Stopped { run_id }).await
         }
         MasterMessage::ResetStats => {
-            let _ = engine.collect().await;
+            let _ = engine.collect(REPORT_WAIT).await;
             Ok(())
         }
         MasterMessage::Quit => {
@@ -350,15 +355,16 @@ where
     if outbox.run_id != plan.run_id || engine.loaded_script() != Some(&script) {
         // A new run: what the cores still hold belongs to the old one.
         stop_users(io, engine, outbox, Duration::ZERO).await?;
-        send_report(io, engine, outbox).await?;
-        let loaded = engine
-            .load(
-                &script,
-                plan.host.clone(),
-                plan.tags.clone(),
-                plan.exclude_tags.clone(),
-            )
-            .await;
+        send_final_report(io, engine, outbox).await?;
+        // Heartbeats go on while the cores load: a slow load is bounded by
+        // the load time limit, not by the master's patience.
+        let loading = engine.load(
+            &script,
+            plan.host.clone(),
+            plan.tags.clone(),
+            plan.exclude_tags.clone(),
+        );
+        let loaded = heartbeating(io, outbox, loading).await?;
         if let Err(e) = loaded {
             tracing::error!("cannot load the master's script: {e}");
             return send(
@@ -388,14 +394,42 @@ where
         .map_err(|e| SessionEnd::Disconnected(e.to_string()))
 }
 
-async fn send_report<T>(io: &mut T, engine: &Engine, outbox: &mut Outbox) -> Step
+async fn send_report<T>(io: &mut T, engine: &mut Engine, outbox: &mut Outbox) -> Step
 where
     T: Sink<WorkerMessage, Error = CodecError> + Unpin,
 {
     let collected = engine
-        .collect()
+        .collect(REPORT_WAIT)
         .await
         .map_err(|e| SessionEnd::Disconnected(e.to_string()))?;
+    send_collected(io, outbox, collected).await
+}
+
+/// A report that must hold everything (the run ends, or this worker
+/// leaves): waits, heartbeating, for a core inside a long Lua call until
+/// the watchdog has had time to interrupt it.
+async fn send_final_report<T>(io: &mut T, engine: &mut Engine, outbox: &mut Outbox) -> Step
+where
+    T: Sink<WorkerMessage, Error = CodecError> + Unpin,
+{
+    let wait = engine.settle_time();
+    let collected = heartbeating(io, outbox, engine.collect(wait))
+        .await?
+        .map_err(|e| SessionEnd::Disconnected(e.to_string()))?;
+    if collected.late_cores > 0 {
+        tracing::error!(
+            "{} core(s) still busy in Lua after {:.1} s: their latest numbers are missing from this report",
+            collected.late_cores,
+            wait.as_secs_f64()
+        );
+    }
+    send_collected(io, outbox, collected).await
+}
+
+async fn send_collected<T>(io: &mut T, outbox: &mut Outbox, collected: crate::Collected) -> Step
+where
+    T: Sink<WorkerMessage, Error = CodecError> + Unpin,
+{
     let users = collected.user_count();
     outbox.user_count = users;
     if outbox.state == Some(WorkerState::Spawning) && users == outbox.target_users {
@@ -419,15 +453,24 @@ async fn stop_users<T>(io: &mut T, engine: &Engine, outbox: &Outbox, timeout: Du
 where
     T: Sink<WorkerMessage, Error = CodecError> + Unpin,
 {
+    heartbeating(io, outbox, engine.stop(timeout))
+        .await?
+        .map_err(|e| SessionEnd::Disconnected(e.to_string()))
+}
+
+/// Runs `work` while sending heartbeats: the session never waits on the
+/// cores in silence, whatever they are doing.
+async fn heartbeating<T, F>(io: &mut T, outbox: &Outbox, work: F) -> Result<F::Output, SessionEnd>
+where
+    T: Sink<WorkerMessage, Error = CodecError> + Unpin,
+    F: std::future::Future,
+{
     let mut usage = ProcessUsage::new();
-    let stopping = engine.stop(timeout);
-    tokio::pin!(stopping);
+    tokio::pin!(work);
     let mut beat = interval(outbox.heartbeat.max(Duration::from_millis(10)));
     loop {
         tokio::select! {
-            done = &mut stopping => {
-                return done.map_err(|e| SessionEnd::Disconnected(e.to_string()));
-            }
+            out = &mut work => return Ok(out),
             _ = beat.tick() => send_heartbeat(io, outbox, &mut usage).await?,
         }
     }
@@ -449,13 +492,13 @@ where
 
 /// Graceful exit: stop users within the stop timeout, flush the last
 /// report, say goodbye. Errors are ignored: we are leaving anyway.
-async fn leave<T>(io: &mut T, engine: &Engine, outbox: &mut Outbox, config: &SessionConfig)
+async fn leave<T>(io: &mut T, engine: &mut Engine, outbox: &mut Outbox, config: &SessionConfig)
 where
     T: Sink<WorkerMessage, Error = CodecError> + Unpin,
 {
     outbox.state = Some(WorkerState::Stopping);
     let _ = stop_users(io, engine, outbox, config.stop_timeout).await;
-    if send_report(io, engine, outbox).await.is_ok() {
+    if send_final_report(io, engine, outbox).await.is_ok() {
         let _ = send(io, WorkerMessage::Quitting).await;
         let _ = io.close().await;
     }

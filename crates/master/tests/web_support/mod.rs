@@ -292,6 +292,7 @@ pub fn attach_worker(
         node_id: id.to_string(),
         insecure_tls: false,
         base_dir: None,
+        limits: Default::default(),
     };
     let shutdown = shutdown.clone();
     tokio::spawn(async move {

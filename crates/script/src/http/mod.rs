@@ -56,6 +56,11 @@ pub struct HttpOp {
 }
 
 impl HttpOp {
+    /// The request's method and name, to count it if it is cut short.
+    pub fn label(&self) -> (http::Method, Rc<str>) {
+        (self.prepared.method.clone(), self.name.clone())
+    }
+
     /// Sends the request and makes its outcome the user's pending response.
     pub async fn run(self: Box<Self>) -> Rc<Outcome> {
         let HttpOp {
