@@ -202,8 +202,25 @@ impl Engine {
     /// at most `wait` for them. A core busy in a long task misses this
     /// collection, never loses anything: its answer is picked up by the
     /// next one, and its users are counted as at its last answer.
+    ///
+    /// An answer that arrived since the last call is taken and a new
+    /// question asked as well: that answer predates whatever the core did
+    /// since (a stop that counted requests cut short, say), and the final
+    /// report must hold everything.
     pub async fn collect(&mut self, wait: Duration) -> Result<Collected, EngineError> {
+        let mut out = Collected::default();
         for core in &mut self.cores {
+            if let Some(rx) = &mut core.collecting {
+                match rx.try_recv() {
+                    Ok((stats, users)) => {
+                        out.stats.merge(&stats);
+                        core.users = users;
+                        core.collecting = None;
+                    }
+                    Err(oneshot::error::TryRecvError::Empty) => {}
+                    Err(oneshot::error::TryRecvError::Closed) => return Err(EngineError::CoreGone),
+                }
+            }
             if core.collecting.is_none() {
                 let (reply, rx) = oneshot::channel();
                 core.tx
@@ -213,7 +230,6 @@ impl Engine {
             }
         }
         let deadline = tokio::time::Instant::now() + wait;
-        let mut out = Collected::default();
         for core in &mut self.cores {
             let Some(rx) = &mut core.collecting else {
                 continue;
