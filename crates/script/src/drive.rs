@@ -1,7 +1,9 @@
-//! The coroutine driver shared by users' tasks and the master's extension
-//! calls: resume the coroutine, and whenever it yields, do the work it
-//! parked in its [`UserCtx`] (an HTTP request, a sleep) and resume it with
-//! the result, until it returns.
+//! Driving a coroutine: resume it, and whenever it yields, do the work it
+//! parked in its [`UserCtx`] (an HTTP request, a sleep; [`perform`]) and
+//! resume it with the result, until it returns. [`drive`] is the loop of the
+//! master's extension calls; a user's task runs the same [`perform`] from
+//! its own loop (`user.rs`), which keeps its coroutine in the Lua registry
+//! between resumes.
 //!
 //! Parking the work and yielding keeps mlua's async machinery (a boxed
 //! future and an internal userdata per call) off the per-request path.
@@ -45,16 +47,16 @@ where
         if thread.status() != ThreadStatus::Resumable {
             return Ok(out);
         }
-        input = perform(lua, ctx).await;
+        input = perform(lua, shared, ctx).await;
     }
 }
 
 /// Does the work the coroutine yielded for; returns what to resume it with.
-async fn perform(lua: &Lua, ctx: &UserCtx) -> Value {
+pub(crate) async fn perform(lua: &Lua, shared: &LuaEnv, ctx: &UserCtx) -> Value {
     let op = ctx.op.borrow_mut().take();
     match op {
         Some(Op::Http(op)) => {
-            let outcome = op.run().await;
+            let outcome = InFlight::watch(shared, &op).run(op).await;
             match lua.create_userdata(Response(outcome)) {
                 Ok(ud) => Value::UserData(ud),
                 Err(e) => Value::Error(Box::new(e)),
@@ -96,5 +98,48 @@ impl<'a> Current<'a> {
 impl Drop for Current<'_> {
     fn drop(&mut self) {
         *self.shared.current.borrow_mut() = self.prev.take();
+    }
+}
+
+/// A request on the wire: if the user is dropped before it completes (the
+/// stop timeout passed), it is counted as a failure "cancelled at stop"
+/// instead of vanishing from the totals.
+struct InFlight<'a> {
+    shared: &'a LuaEnv,
+    method: http::Method,
+    name: Rc<str>,
+    done: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn watch(shared: &'a LuaEnv, op: &crate::http::HttpOp) -> Self {
+        let (method, name) = op.label();
+        InFlight {
+            shared,
+            method,
+            name,
+            done: false,
+        }
+    }
+
+    async fn run(mut self, op: Box<crate::http::HttpOp>) -> Rc<crate::http::response::Outcome> {
+        let outcome = op.run().await;
+        self.done = true;
+        outcome
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.record(&stats::Sample {
+                method: self.method.as_str(),
+                name: &self.name,
+                response_time_us: 0,
+                due_latency_us: None,
+                content_length: 0,
+                error: Some("cancelled at stop"),
+            });
+        }
     }
 }

@@ -13,10 +13,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::define::Wait;
-use crate::drive::Current;
-use crate::http::response::Response;
+use crate::drive::{Current, perform};
 use crate::http::{Client, Http};
-use crate::lua_env::{LuaEnv, Op, UserCtx};
+use crate::lua_env::{LuaEnv, UserCtx};
 use crate::luax::fix_path;
 use crate::runtime::{LoadedScript, RunType};
 use crate::wait::Pacer;
@@ -203,32 +202,7 @@ async fn call(core: &LoadedScript, ctx: &Rc<UserCtx>, f: &Function, this: &Regis
             return;
         }
         drop(thread);
-        let op = ctx.op.borrow_mut().take();
-        input = match op {
-            Some(Op::Http(op)) => {
-                let outcome = InFlight::watch(&core.shared, &op).run(op).await;
-                match core.lua.create_userdata(Response(outcome)) {
-                    Ok(ud) => Value::UserData(ud),
-                    Err(e) => Value::Error(Box::new(e)),
-                }
-            }
-            Some(Op::Sleep(d)) if d.is_zero() => {
-                tokio::task::yield_now().await;
-                Value::Nil
-            }
-            Some(Op::Sleep(d)) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(d) => {}
-                    _ = ctx.stop.cancelled() => {}
-                }
-                Value::Nil
-            }
-            // The script yielded by itself: treat it as a pause point.
-            None => {
-                tokio::task::yield_now().await;
-                Value::Nil
-            }
-        };
+        input = perform(&core.lua, &core.shared, ctx).await;
     }
 }
 
@@ -255,49 +229,6 @@ fn resume(
         thread.resume::<(Option<String>, Option<String>)>(input)?
     };
     Ok((thread, msg, tb))
-}
-
-/// A request on the wire: if the user is dropped before it completes (the
-/// stop timeout passed), it is counted as a failure "cancelled at stop"
-/// instead of vanishing from the totals.
-struct InFlight<'a> {
-    shared: &'a LuaEnv,
-    method: http::Method,
-    name: Rc<str>,
-    done: bool,
-}
-
-impl<'a> InFlight<'a> {
-    fn watch(shared: &'a LuaEnv, op: &crate::http::HttpOp) -> Self {
-        let (method, name) = op.label();
-        InFlight {
-            shared,
-            method,
-            name,
-            done: false,
-        }
-    }
-
-    async fn run(mut self, op: Box<crate::http::HttpOp>) -> Rc<crate::http::response::Outcome> {
-        let outcome = op.run().await;
-        self.done = true;
-        outcome
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.shared.record(&stats::Sample {
-                method: self.method.as_str(),
-                name: &self.name,
-                response_time_us: 0,
-                due_latency_us: None,
-                content_length: 0,
-                error: Some("cancelled at stop"),
-            });
-        }
-    }
 }
 
 struct SettleOnDrop(Rc<UserCtx>);
