@@ -140,5 +140,9 @@ mod tests {
         assert_eq!(ApiError::Unauthorized.into_response().status(), 401);
         let script = ApiError::Ext(ExtError::Script("x.lua:3: boom".into()));
         assert_eq!(script.status(), 500);
+        // A full extension queue and a cancelled call are the server's
+        // momentary state, not the script's fault: retry later.
+        assert_eq!(ApiError::Ext(ExtError::Busy(16)).status(), 503);
+        assert_eq!(ApiError::Ext(ExtError::Cancelled).status(), 503);
     }
 }
