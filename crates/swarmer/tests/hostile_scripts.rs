@@ -289,3 +289,48 @@ fn the_first_ctrl_c_ends_a_script_that_loops_while_loading() {
         p.tail(10)
     );
 }
+
+/// Users that each keep a connection, more of them than the process may
+/// open files: the run says so once, naming `ulimit -n`, and still ends
+/// with a summary and the failure grouped in one row.
+#[test]
+fn the_descriptor_limit_is_named_once() {
+    let dir = TempDir::new("nofile");
+    let target = DemoTarget::start(dir.path());
+    let script = dir.write(
+        "conn.lua",
+        "local U = swarmer.user { name = \"U\", wait = swarmer.constant(0.2) }\n\
+         U:task(function(self) self.http:get(\"/\") end)\n",
+    );
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -n 96 && exec \"$0\" \"$@\"")
+        .arg(common::BIN)
+        .args(["-f", &script, "--headless", "--json", "--only-summary"])
+        .args(["-u", "200", "-r", "1000", "-t", "3s", "--cores", "1"])
+        .args(["-H", &target.url])
+        .current_dir(dir.path());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SWARMER_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("NO_COLOR", "1");
+    let mut p = Proc::spawn("swarmer", cmd);
+    let status = p
+        .wait_exit(LONG)
+        .unwrap_or_else(|| panic!("the run did not end: {}", p.tail(10)));
+    let named: Vec<String> = p
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("ulimit -n"))
+        .collect();
+    assert_eq!(named.len(), 1, "{named:?}\n{}", p.tail(20));
+    let json: serde_json::Value = serde_json::from_str(&p.stdout())
+        .unwrap_or_else(|e| panic!("no --json summary ({e}): {}", p.tail(10)));
+    let get = entry(&json, "GET", "/");
+    assert!(get["num_requests"].as_u64().unwrap() > 0, "{json}");
+    // Requests that could connect were served; the rest failed, counted.
+    assert!(get["num_failures"].as_u64().unwrap() > 0, "{json}");
+    assert_eq!(status.code(), Some(1), "{}", p.tail(10));
+}
