@@ -285,10 +285,13 @@ swarmer.ui.view { id = "quick", render = function() return { note = "fine" } end
         let ext = ext.clone();
         async move { ext.act("slow", Value::Null, ctx(json!({}))).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until("the slow call in the queue", || ext.pending_calls() == 1).await;
     let started = Instant::now();
     ext.render("quick", ctx(json!({}))).await.unwrap();
     assert!(started.elapsed() < Duration::from_millis(300));
+    // The quick call was answered while the slow one was still sleeping,
+    // not after it.
+    assert!(!slow.is_finished(), "the slow call ended first");
     assert_eq!(slow.await.unwrap().unwrap().message, "slept");
 }
 

@@ -431,7 +431,13 @@ fn ctrl_c_stops_cleanly_and_still_prints_the_summary() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    // Every user is running (3 users at 100/s make ~300 requests a second)
+    // before the Ctrl-C, so each of them must run on_stop.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while target.served() < 60 {
+        assert!(Instant::now() < deadline, "the run never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let sent = Instant::now();
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
