@@ -93,6 +93,8 @@ pub fn final_json(snap: &Snapshot) -> serde_json::Value {
         "worker_count": snap.worker_count,
         "lost_workers": snap.lost_workers,
         "fail_ratio": s.fail_ratio(),
+        "dropped_iterations": s.dropped_iterations_total(),
+        "dropped_iterations_by_user_type": s.dropped_iterations(),
     })
 }
 
