@@ -145,6 +145,8 @@ pub struct Summary {
     pub now_ms: u64,
     pub error_groups: usize,
     pub exception_count: usize,
+    /// Arrivals of the open model dropped for want of a user (all types).
+    pub dropped_iterations: u64,
 }
 
 pub fn summary(snap: &Snapshot) -> Summary {
@@ -175,6 +177,7 @@ pub fn summary(snap: &Snapshot) -> Summary {
         now_ms: snap.now_ms,
         error_groups: snap.stats.errors().len(),
         exception_count: snap.stats.exceptions().len(),
+        dropped_iterations: snap.stats.dropped_iterations_total(),
     }
 }
 
