@@ -68,25 +68,24 @@ fn headless(
     target: &DemoTarget,
     script: &str,
     run_time: &str,
+    extra: &[&str],
 ) -> (serde_json::Value, f64) {
     let path = dir.write("arrivals.lua", script);
-    let mut p = Proc::swarmer(
-        "swarmer",
-        dir.path(),
-        &[
-            "-f",
-            &path,
-            "--headless",
-            "--json",
-            "--only-summary",
-            "-H",
-            &target.url,
-            "-t",
-            run_time,
-            "--stop-timeout",
-            "5s",
-        ],
-    );
+    let mut args = vec![
+        "-f",
+        &path,
+        "--headless",
+        "--json",
+        "--only-summary",
+        "-H",
+        &target.url,
+        "-t",
+        run_time,
+        "--stop-timeout",
+        "5s",
+    ];
+    args.extend_from_slice(extra);
+    let mut p = Proc::swarmer("swarmer", dir.path(), &args);
     let status = p.wait_exit(LONG).expect("the run ends by itself");
     assert!(status.code().is_some(), "{status:?}");
     let json = serde_json::from_str(&p.stdout())
@@ -110,7 +109,7 @@ fn a_slow_target_gets_the_rate_not_fewer_requests() {
     let target = DemoTarget::start(dir.path());
     // 300 ms per request: a closed user would make 3 a second; the pool
     // grows instead, so the target still sees 20 a second.
-    let (json, window_s) = headless(&dir, &target, &script(20, 1, 50, "/slow?ms=300"), "4s");
+    let (json, window_s) = headless(&dir, &target, &script(20, 1, 50, "/slow?ms=300"), "4s", &[]);
     let served = target.served();
     assert_rate(served, 20.0, window_s, 0.05, &json);
     assert_eq!(requests(&json), served, "{json}");
@@ -131,7 +130,13 @@ fn arrivals_without_room_are_dropped_and_counted() {
     let dir = TempDir::new("arrivals-dropped");
     let target = DemoTarget::start(dir.path());
     // Two users of 1 s each can serve 2 arrivals a second of the 20 due.
-    let (json, window_s) = headless(&dir, &target, &script(20, 2, 2, "/slow?ms=1000"), "3s");
+    let (json, window_s) = headless(
+        &dir,
+        &target,
+        &script(20, 2, 2, "/slow?ms=1000"),
+        "3s",
+        &["--csv", "out"],
+    );
     let served = target.served();
     let dropped = json["dropped_iterations"]
         .as_u64()
@@ -140,6 +145,26 @@ fn arrivals_without_room_are_dropped_and_counted() {
     // together the whole rate: no arrival is lost without a trace.
     assert_rate(served, 2.0, window_s, 0.25, &json);
     assert_rate(served + dropped, 20.0, window_s, 0.05, &json);
+    // The history rows carry the drops so far and the target rate, after
+    // Locust's columns.
+    let history = std::fs::read_to_string(dir.path().join("out_stats_history.csv")).unwrap();
+    let header: Vec<&str> = history.lines().next().unwrap().split(',').collect();
+    assert_eq!(
+        header[header.len() - 2..],
+        ["Dropped Iterations", "Target Rate"]
+    );
+    let rows: Vec<Vec<&str>> = history
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert!(rows.len() >= 2, "{history}");
+    let last = rows.last().unwrap();
+    assert_eq!(last.len(), header.len(), "{history}");
+    let dropped_then: u64 = last[last.len() - 2].parse().unwrap();
+    assert!(dropped_then > 0 && dropped_then <= dropped, "{history}");
+    let running = rows.iter().any(|r| r[r.len() - 1] == "20.000000");
+    assert!(running, "a row at the target rate of 20/s: {history}");
     assert_eq!(
         json["dropped_iterations_by_user_type"]["Api"], dropped,
         "{json}"

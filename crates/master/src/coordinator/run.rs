@@ -182,6 +182,20 @@ impl Coordinator {
         }
     }
 
+    /// Arrivals per second the run's arrival-driven types ask for now.
+    pub(super) fn target_rate(&self) -> f64 {
+        let Some(run) = &self.run else { return 0.0 };
+        if !self.state.is_active() {
+            return 0.0;
+        }
+        let elapsed_s = now_ms().saturating_sub(run.started_ms) as f64 / 1000.0;
+        chosen_types(&self.info, &run.request)
+            .iter()
+            .filter_map(|t| t.arrivals.as_ref())
+            .map(|spec| spec.rate_at(elapsed_s))
+            .sum()
+    }
+
     pub(super) fn check_spawned(&mut self) {
         if self.state != RunState::Spawning {
             return;

@@ -130,6 +130,8 @@ pub struct Summary {
     pub user_count: u32,
     pub target_users: u32,
     pub spawn_rate: f64,
+    /// The open model's target arrivals per second now (0: none).
+    pub target_rate: f64,
     pub worker_count: usize,
     pub lost_workers: u32,
     pub num_requests: u64,
@@ -158,6 +160,7 @@ pub fn summary(snap: &Snapshot) -> Summary {
         user_count: snap.user_count,
         target_users: snap.target_users,
         spawn_rate: snap.spawn_rate,
+        target_rate: snap.target_rate,
         worker_count: snap.worker_count,
         lost_workers: snap.lost_workers,
         num_requests: total.num_requests,

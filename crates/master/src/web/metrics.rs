@@ -139,7 +139,7 @@ fn entry_families(out: &mut String, snap: &Snapshot) {
 
 fn run_families(out: &mut String, snap: &Snapshot) {
     let total = snap.stats.total();
-    let gauges: [(&str, &str, f64); 7] = [
+    let gauges: [(&str, &str, f64); 8] = [
         (
             "swarmer_users",
             "Users running now.",
@@ -154,6 +154,11 @@ fn run_families(out: &mut String, snap: &Snapshot) {
             "swarmer_spawn_rate",
             "The run's spawn rate, users per second.",
             snap.spawn_rate,
+        ),
+        (
+            "swarmer_target_rate",
+            "Arrivals per second the run's arrival-driven user types ask for now.",
+            snap.target_rate,
         ),
         (
             "swarmer_total_current_rps",
@@ -240,6 +245,7 @@ mod tests {
             host: None,
             target_users: 0,
             spawn_rate: 0.0,
+            target_rate: 0.0,
             user_count: 0,
             users_by_type: Default::default(),
             run_started_ms: None,
