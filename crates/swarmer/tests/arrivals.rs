@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::cluster::{Master, worker};
-use common::{DemoTarget, Proc, TempDir, serial};
+use common::{DemoTarget, Proc, TempDir, poll, serial};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -171,13 +171,19 @@ fn arrivals_without_room_are_dropped_and_counted() {
     );
 }
 
-#[test]
-fn two_workers_share_one_rate() {
-    let _serial = serial();
-    let dir = TempDir::new("arrivals-two");
+/// A master waiting for `workers` (one core each) to run `script` for
+/// `run_time`, against a fresh demo target.
+fn cluster(
+    label: &str,
+    script: &str,
+    ids: &[&str],
+    run_time: &str,
+) -> (TempDir, DemoTarget, Master, Vec<Proc>) {
+    let dir = TempDir::new(label);
     let target = DemoTarget::start(dir.path());
-    let path = dir.write("arrivals.lua", &script(30, 2, 20, "/"));
-    let mut master = Master::start(
+    let path = dir.write("arrivals.lua", script);
+    let expect = ids.len().to_string();
+    let master = Master::start(
         dir.path(),
         &[
             "-f",
@@ -188,15 +194,46 @@ fn two_workers_share_one_rate() {
             "-H",
             &target.url,
             "--expect-workers",
-            "2",
+            &expect,
             "-t",
-            "4s",
+            run_time,
         ],
     );
-    let _workers: Vec<Proc> = ["w1", "w2"]
+    let workers = ids
         .iter()
         .map(|id| worker(dir.path(), master.port, id, &["--cores", "1"]))
         .collect();
+    (dir, target, master, workers)
+}
+
+#[test]
+fn a_lost_worker_s_share_moves_at_once() {
+    let _serial = serial();
+    let (_dir, target, mut master, mut workers) = cluster(
+        "arrivals-lost",
+        &script(40, 2, 20, "/"),
+        &["w1", "w2"],
+        "5s",
+    );
+    // Once the run is well under way, one worker dies without a goodbye:
+    // the other takes over its share at once, so the target still gets
+    // 40 a second over the whole run, with no gap (too few) and no burst
+    // (too many).
+    poll(LONG, || (target.served() >= 60).then_some(())).expect("the run starts");
+    workers[1].kill9();
+    let status = master.proc.wait_exit(LONG).expect("the run ends by itself");
+    assert!(status.success(), "{status:?}");
+    let json: serde_json::Value = serde_json::from_str(&master.proc.stdout()).expect("json");
+    let served = target.served();
+    assert_rate(served, 40.0, run_window_s(&master.proc), 0.06, &json);
+    assert_eq!(json["worker_count"], 1, "{json}");
+}
+
+#[test]
+fn two_workers_share_one_rate() {
+    let _serial = serial();
+    let (_dir, target, mut master, _workers) =
+        cluster("arrivals-two", &script(30, 2, 20, "/"), &["w1", "w2"], "4s");
     let status = master.proc.wait_exit(LONG).expect("the run ends by itself");
     assert!(status.success(), "{status:?}");
     let json: serde_json::Value = serde_json::from_str(&master.proc.stdout()).expect("json");
