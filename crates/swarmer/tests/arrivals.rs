@@ -243,3 +243,33 @@ fn two_workers_share_one_rate() {
     assert_eq!(requests(&json), served, "{json}");
     assert_eq!(json["worker_count"], 2, "{json}");
 }
+
+#[test]
+fn a_bad_arrivals_declaration_exits_2_before_anything_starts() {
+    let dir = TempDir::new("arrivals-bad");
+    let path = dir.write(
+        "bad.lua",
+        "local Api = swarmer.user {\n  name = 'Api', fixed_count = 2,\n  arrivals = { rate = 10 },\n}\n",
+    );
+    let mut p = Proc::swarmer(
+        "swarmer",
+        dir.path(),
+        &[
+            "-f",
+            &path,
+            "--headless",
+            "-t",
+            "2s",
+            "-H",
+            "http://127.0.0.1:9",
+        ],
+    );
+    let status = p.wait_exit(LONG).expect("exits at once");
+    assert_eq!(status.code(), Some(2), "{}", p.tail(20));
+    let out = p.lines().join("\n");
+    assert!(
+        out.contains("bad.lua:1:") && out.contains("arrivals and fixed_count exclude each other"),
+        "{out}"
+    );
+    assert!(!out.contains("run 1:"), "nothing started: {out}");
+}
