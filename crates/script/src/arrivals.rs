@@ -51,7 +51,14 @@ pub enum ArrivalError {
     NoRate,
     #[error("arrivals: every stage has a rate of 0: nothing would arrive")]
     AllZero,
+    #[error("arrivals: a rate of {0} per second is more than the {MAX_RATE_PER_S} a run can make")]
+    TooFast(f64),
 }
+
+/// The highest arrival rate a declaration may ask for, per second: far past
+/// what a cluster can serve, low enough that the schedule's counts stay
+/// exact in an `f64` over any run.
+pub const MAX_RATE_PER_S: f64 = 10_000_000.0;
 
 /// `"1s"`, `"500ms"`, `"2m"`, `"1h"`, or a plain number of seconds.
 pub fn parse_duration_s(text: &str) -> Result<f64, ArrivalError> {
@@ -104,6 +111,16 @@ pub fn non_negative(what: &str, value: f64) -> Result<f64, ArrivalError> {
 impl ArrivalSpec {
     /// Checks what spans several keys.
     pub fn check(&self) -> Result<(), ArrivalError> {
+        let rates = self
+            .rate_per_s
+            .into_iter()
+            .chain([self.start_rate_per_s])
+            .chain(self.stages.iter().map(|s| s.rate_per_s));
+        for r in rates {
+            if r.is_nan() || r > MAX_RATE_PER_S {
+                return Err(ArrivalError::TooFast(r));
+            }
+        }
         if self.pre_allocated > self.max_users {
             return Err(ArrivalError::PoolReversed {
                 pre: self.pre_allocated,

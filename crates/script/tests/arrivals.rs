@@ -88,6 +88,10 @@ fn bad_declarations_name_file_and_line() {
         ),
         ("arrivals = 5", "arrivals must be a table"),
         (
+            "arrivals = { rate = 1e308, per = '1ms' }",
+            "more than the 10000000 a run can make",
+        ),
+        (
             "arrivals = { rate = 5, max_users = 0 }",
             "max_users must be a whole number >= 1",
         ),

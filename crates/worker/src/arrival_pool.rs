@@ -121,12 +121,14 @@ impl Driver {
             }
         }
         loop {
-            // Far enough to mean "never", near enough not to overflow.
+            // At most an hour ahead: a very low rate (or none left) must
+            // neither overflow the clock nor keep a changed share waiting.
+            let far = Instant::now() + Duration::from_secs(3600);
             let wake = schedule
                 .next_due()
-                .map_or(Instant::now() + Duration::from_secs(3600), |s| {
-                    origin + Duration::from_secs_f64(s)
-                });
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .and_then(|d| origin.checked_add(d))
+                .map_or(far, |w| w.min(far));
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
                 changed = ctl.changed() => {
