@@ -7,10 +7,18 @@
 
 use std::collections::BTreeMap;
 
+use protocol::ArrivalShare;
 use script::UserTypeInfo;
 
-/// Users per type for a run of `total` users over `types`.
+/// Users per type for a run of `total` users over `types`. Types driven by
+/// arrivals (the open model) take no part: their pools follow their rate.
 pub fn users_per_type(total: u32, types: &[UserTypeInfo]) -> BTreeMap<String, u32> {
+    let closed: Vec<UserTypeInfo> = types
+        .iter()
+        .filter(|t| t.arrivals.is_none())
+        .cloned()
+        .collect();
+    let types = &closed[..];
     let mut out: BTreeMap<String, u32> = types.iter().map(|t| (t.name.clone(), 0)).collect();
     let mut left = total;
     for t in types {
@@ -80,6 +88,47 @@ pub fn split_across_workers(
     out
 }
 
+/// Each worker's part of every arrival-driven type of `types`, keyed by
+/// worker id then type: the pool bounds split by cores with largest
+/// remainders (exact), and the rate in proportion to each worker's pool, so
+/// the shares add up to exactly 1 and the cluster makes the configured
+/// rate. A worker without room gets no entry. `elapsed_ms`: how far into
+/// the run the plans go out (the profile's clock, for stages).
+pub fn split_arrivals(
+    types: &[UserTypeInfo],
+    workers: &[(String, u32)],
+    elapsed_ms: u64,
+) -> BTreeMap<String, BTreeMap<String, ArrivalShare>> {
+    let mut out: BTreeMap<String, BTreeMap<String, ArrivalShare>> = workers
+        .iter()
+        .map(|(id, _)| (id.clone(), BTreeMap::new()))
+        .collect();
+    let weights: Vec<(&str, u64)> = workers
+        .iter()
+        .map(|(id, cores)| (id.as_str(), u64::from((*cores).max(1))))
+        .collect();
+    for t in types {
+        let Some(spec) = &t.arrivals else { continue };
+        let max = largest_remainder(spec.max_users, &weights);
+        let pre = largest_remainder(spec.pre_allocated, &weights);
+        for ((id, max_users), (_, pre_allocated)) in max.into_iter().zip(pre) {
+            if max_users == 0 {
+                continue;
+            }
+            out.get_mut(id).expect("every worker is listed").insert(
+                t.name.clone(),
+                ArrivalShare {
+                    share: f64::from(max_users) / f64::from(spec.max_users),
+                    pre_allocated: pre_allocated.min(max_users),
+                    max_users,
+                    elapsed_ms,
+                },
+            );
+        }
+    }
+    out
+}
+
 /// Splits `total` by `weights` with the largest-remainder method; ties go
 /// to the earlier entry. Zero weights get nothing unless all are zero.
 fn largest_remainder<'a>(total: u32, weights: &[(&'a str, u64)]) -> Vec<(&'a str, u32)> {
@@ -121,7 +170,63 @@ mod tests {
             fixed_count: fixed,
             host: None,
             tasks: vec![],
+            arrivals: None,
         }
+    }
+
+    fn open(name: &str, pre: u32, max: u32) -> UserTypeInfo {
+        UserTypeInfo {
+            arrivals: Some(script::arrivals::ArrivalSpec {
+                rate_per_s: Some(60.0),
+                start_rate_per_s: 0.0,
+                stages: vec![],
+                pre_allocated: pre,
+                max_users: max,
+            }),
+            ..ut(name, 1, None)
+        }
+    }
+
+    #[test]
+    fn arrival_types_take_no_closed_users() {
+        let types = [ut("A", 1, None), open("Api", 1, 10)];
+        let split = users_per_type(4, &types);
+        assert_eq!(split.get("A"), Some(&4));
+        assert_eq!(split.get("Api"), None);
+    }
+
+    #[test]
+    fn arrival_rates_split_to_exactly_one() {
+        let types = [ut("A", 1, None), open("Api", 3, 10)];
+        let two = vec![("w1".to_string(), 1), ("w2".to_string(), 1)];
+        let split = split_arrivals(&types, &two, 2_000);
+        assert_eq!(split["w1"]["Api"].share, 0.5);
+        assert_eq!(split["w2"]["Api"].share, 0.5);
+        assert_eq!(
+            split["w1"]["Api"].pre_allocated + split["w2"]["Api"].pre_allocated,
+            3
+        );
+        assert_eq!(split["w2"]["Api"].elapsed_ms, 2_000);
+        assert!(!split["w1"].contains_key("A"));
+        // Uneven cores, and a worker without room.
+        let three = vec![
+            ("w1".to_string(), 4),
+            ("w2".to_string(), 2),
+            ("w3".to_string(), 1),
+        ];
+        let split = split_arrivals(&[open("Api", 1, 3)], &three, 0);
+        let shares: f64 = split
+            .values()
+            .filter_map(|m| m.get("Api"))
+            .map(|a| a.share)
+            .sum();
+        assert!((shares - 1.0).abs() < 1e-12, "{split:?}");
+        let maxes: u32 = split
+            .values()
+            .filter_map(|m| m.get("Api"))
+            .map(|a| a.max_users)
+            .sum();
+        assert_eq!(maxes, 3);
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub fn start(
         host: config.host.clone(),
         target_users: 0,
         spawn_rate: 0.0,
+        target_rate: 0.0,
         user_count: 0,
         users_by_type: Default::default(),
         run_started_ms: None,

@@ -39,6 +39,9 @@ pub struct Member {
     /// Users per type this worker was last told to run, in run `plan_run`.
     pub plan: BTreeMap<String, u32>,
     pub plan_run: u64,
+    /// Its part of each arrival-driven type in that plan (`elapsed_ms` 0,
+    /// so only a changed share counts as a change).
+    pub plan_arrivals: BTreeMap<String, protocol::ArrivalShare>,
     /// The last run this worker confirmed as stopped.
     pub stopped_run: Option<u64>,
     pub hot_since: Option<Instant>,
@@ -80,6 +83,7 @@ impl Member {
             status: WorkerStatus::default(),
             plan: BTreeMap::new(),
             plan_run: 0,
+            plan_arrivals: BTreeMap::new(),
             stopped_run: None,
             hot_since: None,
             hot_warned: false,

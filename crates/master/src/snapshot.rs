@@ -47,6 +47,9 @@ pub struct Snapshot {
     pub host: Option<String>,
     pub target_users: u32,
     pub spawn_rate: f64,
+    /// Arrivals per second the run's arrival-driven types ask for now
+    /// (the open model's target; 0 without such types or run).
+    pub target_rate: f64,
     /// Users running now, as the workers last reported.
     pub user_count: u32,
     pub users_by_type: BTreeMap<String, u32>,

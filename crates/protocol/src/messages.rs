@@ -84,6 +84,25 @@ pub struct SpawnPlan {
     pub exclude_tags: Vec<String>,
     /// The script to run; a worker reloads when it differs from its own.
     pub script: ScriptText,
+    /// This worker's part of each arrival-driven (open model) user type;
+    /// a type missing here has no arrivals on this worker.
+    #[serde(default)]
+    pub arrivals: BTreeMap<String, ArrivalShare>,
+}
+
+/// One worker's part of an arrival-driven user type. The master owns the
+/// arithmetic: the shares of all workers add up to 1, and their pools to
+/// the type's `max_users`, so the cluster makes the configured rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArrivalShare {
+    /// The fraction (0..=1) of the type's arrival rate this worker makes.
+    pub share: f64,
+    /// This worker's part of the pool bounds.
+    pub pre_allocated: u32,
+    pub max_users: u32,
+    /// How far into the arrival profile the run is as the plan is sent, so
+    /// a worker joining mid-profile (stages) follows the same clock.
+    pub elapsed_ms: u64,
 }
 
 /// A script as the master holds it. Plain text here, so the protocol does

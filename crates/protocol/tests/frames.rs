@@ -296,6 +296,7 @@ fn master_messages_round_trip() {
         host: Some("http://x".into()),
         tags: vec!["t".into()],
         exclude_tags: vec![],
+        arrivals: Default::default(),
         script: ScriptText {
             path: "s.lua".into(),
             code: "-- code".into(),

@@ -9,6 +9,7 @@ use std::ffi::c_void;
 
 use mlua::{Function, Lua, Table, Value};
 
+use crate::arrivals::ArrivalSpec;
 use crate::luax::{check_keys, fault, number, opt_string, type_name};
 use crate::wait::WaitTime;
 use crate::{ScriptInfo, TaskInfo, UserTypeInfo};
@@ -35,6 +36,7 @@ pub struct UserTypeDef {
     pub name: String,
     pub weight: u32,
     pub fixed_count: Option<u32>,
+    pub arrivals: Option<ArrivalSpec>,
     pub host: Option<String>,
     pub wait: Wait,
     pub sequential: bool,
@@ -64,6 +66,7 @@ impl Registry {
                     weight: t.weight,
                     fixed_count: t.fixed_count,
                     host: t.host.clone(),
+                    arrivals: t.arrivals.clone(),
                     tasks: t
                         .tasks
                         .iter()
@@ -79,10 +82,11 @@ impl Registry {
     }
 }
 
-const USER_KEYS: [&str; 6] = [
+const USER_KEYS: [&str; 7] = [
     "name",
     "weight",
     "fixed_count",
+    "arrivals",
     "wait",
     "host",
     "sequential",
@@ -213,6 +217,15 @@ fn declare_user(lua: &Lua, type_meta: &Table, opts: Value) -> mlua::Result<Table
         Value::Nil => None,
         v => Some(positive_int("swarmer.user: fixed_count", v)?),
     };
+    let arrivals = match opts.raw_get::<Value>("arrivals")? {
+        Value::Nil => None,
+        v => Some(crate::declare::arrivals::parse(v)?),
+    };
+    if arrivals.is_some() && fixed_count.is_some() {
+        return Err(fault(
+            "swarmer.user: arrivals and fixed_count exclude each other (arrivals drive the type by rate, fixed_count by a user count)",
+        ));
+    }
     let host = opt_string("swarmer.user: host", opts.raw_get("host")?)?;
     if let Some(h) = &host {
         Origin::parse(h).map_err(|e| fault(format!("swarmer.user: host {h:?}: {e}")))?;
@@ -236,6 +249,7 @@ fn declare_user(lua: &Lua, type_meta: &Table, opts: Value) -> mlua::Result<Table
         name,
         weight,
         fixed_count,
+        arrivals,
         host,
         wait,
         sequential,

@@ -18,6 +18,7 @@ compile_error!(
 );
 
 mod api;
+pub mod arrivals;
 pub mod convert;
 mod data;
 pub mod declare;
@@ -33,6 +34,7 @@ pub mod wait;
 #[allow(unsafe_code)]
 mod watchdog;
 
+pub use user::IdlePool;
 pub use watchdog::LuaLimits;
 
 use std::cell::RefCell;
@@ -95,6 +97,9 @@ pub struct UserTypeInfo {
     pub fixed_count: Option<u32>,
     pub host: Option<String>,
     pub tasks: Vec<TaskInfo>,
+    /// The open model: driven by arrivals instead of a user count.
+    #[serde(default)]
+    pub arrivals: Option<arrivals::ArrivalSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,6 +183,28 @@ impl CoreRuntime {
         user_type: &str,
         stop: CancellationToken,
     ) -> Result<impl std::future::Future<Output = ()> + 'static, ScriptError> {
+        self.start(user_type, stop, user::Mode::Closed)
+    }
+
+    /// Runs one pooled user of an arrival-driven type: `on_start`, then one
+    /// task per arrival it is handed through `idle` (the first one may be
+    /// `first_due`), until `stop`; then `on_stop`. See [`user::IdlePool`].
+    pub fn run_pooled_user(
+        &self,
+        user_type: &str,
+        stop: CancellationToken,
+        idle: IdlePool,
+        first_due: Option<tokio::time::Instant>,
+    ) -> Result<impl std::future::Future<Output = ()> + 'static, ScriptError> {
+        self.start(user_type, stop, user::Mode::Pooled { idle, first_due })
+    }
+
+    fn start(
+        &self,
+        user_type: &str,
+        stop: CancellationToken,
+        mode: user::Mode,
+    ) -> Result<impl std::future::Future<Output = ()> + 'static, ScriptError> {
         let Some(index) = self.core.types.iter().position(|t| &*t.name == user_type) else {
             let known = self
                 .core
@@ -191,7 +218,7 @@ impl CoreRuntime {
                 known,
             });
         };
-        user::start(self.core.clone(), index, stop).map_err(|e| ScriptError::UserCreation {
+        user::start(self.core.clone(), index, stop, mode).map_err(|e| ScriptError::UserCreation {
             user_type: user_type.to_string(),
             message: e.to_string(),
         })

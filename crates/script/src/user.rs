@@ -31,6 +31,7 @@ pub fn start(
     core: Rc<LoadedScript>,
     ty: usize,
     stop: CancellationToken,
+    mode: Mode,
 ) -> mlua::Result<impl std::future::Future<Output = ()> + 'static> {
     let rt = &core.types[ty];
     let ctx = Rc::new(UserCtx {
@@ -43,10 +44,27 @@ pub fn start(
     });
     let this = user_table(&core, rt, &ctx)?;
     let this = core.lua.create_registry_value(this)?;
-    Ok(run(core, ty, ctx, this))
+    Ok(run(core, ty, ctx, this, mode))
 }
 
-async fn run(core: Rc<LoadedScript>, ty: usize, ctx: Rc<UserCtx>, this: RegistryKey) {
+/// Idle users of one arrival pool, each waiting for the due instant of the
+/// arrival it is to serve. Whoever pops a sender owns that user's next
+/// task; a send that fails means the user has stopped: try the next one.
+pub type IdlePool = Rc<RefCell<Vec<tokio::sync::oneshot::Sender<Instant>>>>;
+
+/// How a user decides when to run a task.
+pub enum Mode {
+    /// The closed model: task, wait, task... until stopped.
+    Closed,
+    /// The open model: one task per arrival handed to it through `idle`
+    /// (the first may come with the user), then idle again.
+    Pooled {
+        idle: IdlePool,
+        first_due: Option<Instant>,
+    },
+}
+
+async fn run(core: Rc<LoadedScript>, ty: usize, ctx: Rc<UserCtx>, this: RegistryKey, mode: Mode) {
     let rt = &core.types[ty];
     // Records the last response even if the engine drops this user
     // mid-task (stop timeout): every response counts exactly once.
@@ -58,7 +76,12 @@ async fn run(core: Rc<LoadedScript>, ty: usize, ctx: Rc<UserCtx>, this: Registry
         // Every task was filtered out by tags: nothing to do but wait.
         ctx.stop.cancelled().await;
     } else {
-        task_loop(&core, rt, &ctx, &this).await;
+        match mode {
+            Mode::Closed => task_loop(&core, rt, &ctx, &this).await,
+            Mode::Pooled { idle, first_due } => {
+                pooled_loop(&core, rt, &ctx, &this, &idle, first_due).await
+            }
+        }
     }
     ctx.lateness_us.set(None);
     if let Some(f) = &rt.on_stop {
@@ -102,6 +125,40 @@ async fn task_loop(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>, this: &
                 _ = ctx.stop.cancelled() => {}
             }
         }
+    }
+}
+
+/// One task per arrival. Latency counts from the arrival's due instant,
+/// so a pool that cannot keep up shows as lateness, not as a lower rate.
+async fn pooled_loop(
+    core: &LoadedScript,
+    rt: &RunType,
+    ctx: &Rc<UserCtx>,
+    this: &RegistryKey,
+    idle: &IdlePool,
+    mut next_due: Option<Instant>,
+) {
+    let mut picker = Picker::new(rt);
+    while !ctx.stop.is_cancelled() {
+        let due = match next_due.take() {
+            Some(due) => due,
+            None => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                idle.borrow_mut().push(tx);
+                tokio::select! {
+                    due = rx => match due {
+                        Ok(due) => due,
+                        Err(_) => break,
+                    },
+                    _ = ctx.stop.cancelled() => break,
+                }
+            }
+        };
+        let late = Instant::now().saturating_duration_since(due);
+        ctx.lateness_us.set(Some(late.as_micros() as u64));
+        let task = picker.next(&core.shared);
+        call(core, ctx, &rt.tasks[task].func, this).await;
+        tokio::task::consume_budget().await;
     }
 }
 

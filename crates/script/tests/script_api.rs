@@ -109,6 +109,7 @@ Admin:task { fn = function(self) end, tags = "admin" }
                     task("item", 2, &["browse", "x"]),
                     task("task3", 1, &[])
                 ],
+                arrivals: None,
             },
             UserTypeInfo {
                 name: "User2".into(),
@@ -116,6 +117,7 @@ Admin:task { fn = function(self) end, tags = "admin" }
                 fixed_count: Some(2),
                 host: None,
                 tasks: vec![task("task1", 1, &["admin"])],
+                arrivals: None,
             },
         ]
     );

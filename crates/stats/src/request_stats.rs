@@ -61,6 +61,10 @@ pub struct RequestStats {
     /// Keyed by (message, traceback).
     #[serde(with = "values")]
     exceptions: BTreeMap<(String, String), ExceptionEntry>,
+    /// Arrivals of the open model that found no idle user and no room to
+    /// add one, per user type: counted, never run.
+    #[serde(default)]
+    dropped_iterations: BTreeMap<String, u64>,
 }
 
 impl Default for RequestStats {
@@ -79,6 +83,7 @@ impl RequestStats {
             total_histograms_per_sec: BTreeMap::new(),
             errors: BTreeMap::new(),
             exceptions: BTreeMap::new(),
+            dropped_iterations: BTreeMap::new(),
         }
     }
 
@@ -154,6 +159,29 @@ impl RequestStats {
         }
     }
 
+    /// Counts `n` arrivals of `user_type` dropped (see the field).
+    pub fn record_dropped(&mut self, user_type: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        match self.dropped_iterations.get_mut(user_type) {
+            Some(count) => *count += n,
+            None => {
+                self.dropped_iterations.insert(user_type.to_owned(), n);
+            }
+        }
+    }
+
+    /// Dropped arrivals per user type.
+    pub fn dropped_iterations(&self) -> &BTreeMap<String, u64> {
+        &self.dropped_iterations
+    }
+
+    /// Dropped arrivals of every user type.
+    pub fn dropped_iterations_total(&self) -> u64 {
+        self.dropped_iterations.values().sum()
+    }
+
     /// Everything recorded since the last take, leaving `self` empty with
     /// the same start. This is what a worker reports.
     pub fn take(&mut self) -> RequestStats {
@@ -189,6 +217,9 @@ impl RequestStats {
                 }
             }
         }
+        for (user_type, &n) in &other.dropped_iterations {
+            self.record_dropped(user_type, n);
+        }
     }
 
     /// Forgets everything and starts again at `now_ms`.
@@ -208,7 +239,10 @@ impl RequestStats {
 
     /// Whether nothing (no request, no exception) has been recorded.
     pub fn is_empty(&self) -> bool {
-        self.total.num_requests == 0 && self.entries.is_empty() && self.exceptions.is_empty()
+        self.total.num_requests == 0
+            && self.entries.is_empty()
+            && self.exceptions.is_empty()
+            && self.dropped_iterations.is_empty()
     }
 
     /// The entries, sorted by key (name, then method), without the total.

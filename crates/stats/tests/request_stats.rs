@@ -429,3 +429,27 @@ fn counters_have_their_own_row_but_stay_out_of_the_total() {
     );
     assert_eq!(stats.total().num_requests, 1);
 }
+
+#[test]
+fn dropped_iterations_merge_take_and_reset_exactly() {
+    let mut a = RequestStats::new(1_000);
+    a.record_dropped("Api", 3);
+    a.record_dropped("Api", 0);
+    a.record_dropped("Web", 1);
+    let mut b = RequestStats::new(1_000);
+    b.record_dropped("Api", 2);
+    assert!(!b.is_empty());
+    let mut total = RequestStats::new(1_000);
+    total.merge(&a.take());
+    total.merge(&b.take());
+    assert!(a.is_empty() && a.dropped_iterations().is_empty());
+    assert_eq!(total.dropped_iterations().get("Api"), Some(&5));
+    assert_eq!(total.dropped_iterations().get("Web"), Some(&1));
+    assert_eq!(total.dropped_iterations_total(), 6);
+    // Across the wire (msgpack, as reports travel) nothing is lost.
+    let bytes = rmp_serde::to_vec(&total).unwrap();
+    let back: RequestStats = rmp_serde::from_slice(&bytes).unwrap();
+    assert_eq!(back.dropped_iterations_total(), 6);
+    total.reset(2_000);
+    assert_eq!(total.dropped_iterations_total(), 0);
+}

@@ -156,8 +156,10 @@ fn percentile_row(
     let _ = writeln!(out, " {:>8}", e.num_requests);
 }
 
+/// Failure groups, and the open model's dropped arrivals (a run that
+/// dropped work did not make the load it was asked for).
 pub fn failures_table(stats: &RequestStats) -> String {
-    let mut out = String::new();
+    let mut out = dropped_table(stats);
     if stats.errors().is_empty() {
         return out;
     }
@@ -168,6 +170,23 @@ pub fn failures_table(stats: &RequestStats) -> String {
             "{:>12}  {} {}: {}",
             entry.occurrences, key.method, key.name, key.error
         );
+    }
+    out
+}
+
+/// Arrivals that found no idle user and no room in the pool, per type.
+fn dropped_table(stats: &RequestStats) -> String {
+    let mut out = String::new();
+    let total = stats.dropped_iterations_total();
+    if total == 0 {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "Dropped iterations: {total} (arrivals with no idle user and no room to add one)"
+    );
+    for (user_type, n) in stats.dropped_iterations() {
+        let _ = writeln!(out, "{n:>12}  {user_type}");
     }
     out
 }

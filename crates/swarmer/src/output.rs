@@ -22,7 +22,11 @@ impl HistoryCsv {
         let path = PathBuf::from(format!("{prefix}_stats_history.csv"));
         let mut file =
             File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
-        writeln!(file, "{}", locust_csv::STATS_HISTORY_HEADER)?;
+        writeln!(
+            file,
+            "{},{HISTORY_OPEN_MODEL_HEADER}",
+            locust_csv::STATS_HISTORY_HEADER
+        )?;
         Ok(Self { file, path, full })
     }
 
@@ -33,10 +37,31 @@ impl HistoryCsv {
             snap.now_ms,
             self.full,
         );
+        let rows = with_open_model_columns(&rows, snap);
         self.file
             .write_all(rows.as_bytes())
             .with_context(|| format!("cannot write {}", self.path.display()))
     }
+}
+
+/// Swarmer's own columns after Locust's in `_stats_history.csv`, so tools
+/// that read Locust's columns by position still do: the open model's
+/// dropped arrivals so far (all types) and its target rate now.
+const HISTORY_OPEN_MODEL_HEADER: &str = "Dropped Iterations,Target Rate";
+
+fn with_open_model_columns(rows: &str, snap: &Snapshot) -> String {
+    let tail = format!(
+        ",{},{:.6}",
+        snap.stats.dropped_iterations_total(),
+        snap.target_rate
+    );
+    let mut out = String::with_capacity(rows.len() + 32);
+    for line in rows.lines() {
+        out.push_str(line);
+        out.push_str(&tail);
+        out.push('\n');
+    }
+    out
 }
 
 /// Writes the three end-of-run CSV files.
@@ -93,6 +118,8 @@ pub fn final_json(snap: &Snapshot) -> serde_json::Value {
         "worker_count": snap.worker_count,
         "lost_workers": snap.lost_workers,
         "fail_ratio": s.fail_ratio(),
+        "dropped_iterations": s.dropped_iterations_total(),
+        "dropped_iterations_by_user_type": s.dropped_iterations(),
     })
 }
 

@@ -291,6 +291,7 @@ fn a_worker_gives_an_impostor_neither_its_token_nor_its_users() {
         host: Some("http://127.0.0.1:9".into()),
         tags: vec![],
         exclude_tags: vec![],
+        arrivals: Default::default(),
         script: protocol::ScriptText {
             path: "evil.lua".into(),
             code: "local U = swarmer.user { name = \"U\" }\nU:task(function(self) end)".into(),

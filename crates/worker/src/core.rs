@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, LocalSet};
 use tokio_util::sync::CancellationToken;
 
+use crate::arrival_pool::{self, ArrivalRun, CoreShare};
 use crate::plan::{Change, Counts, RampPace, next_change, pending_changes};
 
 pub enum CoreCommand {
@@ -27,6 +28,10 @@ pub enum CoreCommand {
     SetUsers {
         target: BTreeMap<String, u32>,
         rate_per_sec: f64,
+    },
+    /// Run these arrival-driven types at these shares; stop the others.
+    SetArrivals {
+        arrivals: BTreeMap<String, CoreShare>,
     },
     /// Stop every user; abandon those still busy after `timeout`.
     StopAll {
@@ -51,6 +56,8 @@ struct Core {
     users: BTreeMap<String, Vec<UserSlot>>,
     target: BTreeMap<String, u32>,
     ramp: Option<Ramp>,
+    /// Arrival-driven types: each a driver with its pool of users.
+    arrivals: BTreeMap<String, ArrivalRun>,
     /// Users told to stop by a downscale, still finishing their task, with
     /// the moment they are aborted if they have not.
     leaving: Vec<(UserSlot, Instant)>,
@@ -92,6 +99,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<CoreCommand>) {
         users: BTreeMap::new(),
         target: BTreeMap::new(),
         ramp: None,
+        arrivals: BTreeMap::new(),
         leaving: Vec::new(),
         stop_timeout: Duration::from_secs(10),
         node_id: String::new(),
@@ -137,6 +145,7 @@ impl Core {
                 });
                 self.step();
             }
+            CoreCommand::SetArrivals { arrivals } => self.set_arrivals(arrivals),
             CoreCommand::StopAll { timeout, reply } => {
                 self.stop_timeout = timeout;
                 self.stop_all(timeout).await;
@@ -147,6 +156,65 @@ impl Core {
                 let _ = reply.send((stats, self.user_counts()));
             }
         }
+    }
+
+    /// Starts, retunes or stops arrival drivers to match `wanted`.
+    fn set_arrivals(&mut self, mut wanted: BTreeMap<String, CoreShare>) {
+        let gone: Vec<String> = self
+            .arrivals
+            .keys()
+            .filter(|name| !wanted.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(run) = self.arrivals.remove(&name) {
+                self.retire(run);
+            }
+        }
+        for (name, run) in &self.arrivals {
+            if let Some(share) = wanted.remove(name) {
+                run.ctl.send_if_modified(|old| {
+                    let changed = *old != share;
+                    *old = share;
+                    changed
+                });
+            }
+        }
+        let Some(runtime) = &self.runtime else { return };
+        for (name, share) in wanted {
+            let spec = runtime
+                .info()
+                .user_types
+                .iter()
+                .find(|t| t.name == name)
+                .and_then(|t| t.arrivals.clone());
+            let Some(spec) = spec else {
+                tracing::error!(
+                    "the plan has arrivals for {name}, which the script does not drive by arrivals"
+                );
+                continue;
+            };
+            let run = arrival_pool::start(
+                runtime.clone(),
+                name.clone(),
+                spec,
+                share,
+                self.stats.clone(),
+            );
+            self.arrivals.insert(name, run);
+        }
+    }
+
+    /// A driver no longer wanted: its users finish their task, within the
+    /// stop timeout.
+    fn retire(&mut self, run: ArrivalRun) {
+        run.stop.cancel();
+        let slot = UserSlot {
+            stop: run.stop,
+            task: run.task,
+        };
+        self.leaving
+            .push((slot, Instant::now() + self.stop_timeout));
     }
 
     fn user_counts(&self) -> Counts {
@@ -242,6 +310,13 @@ impl Core {
             .collect();
         for (_, mut users) in std::mem::take(&mut self.users) {
             slots.append(&mut users);
+        }
+        // Aborting a driver (below) aborts its pool's users with it.
+        for (_, run) in std::mem::take(&mut self.arrivals) {
+            slots.push(UserSlot {
+                stop: run.stop,
+                task: run.task,
+            });
         }
         for slot in &slots {
             slot.stop.cancel();

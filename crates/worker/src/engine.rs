@@ -163,6 +163,29 @@ impl Engine {
         Ok(())
     }
 
+    /// Runs this worker's part of each arrival-driven type (`arrivals`),
+    /// split over the cores; types missing from it stop.
+    pub fn apply_arrivals(
+        &self,
+        arrivals: &BTreeMap<String, protocol::ArrivalShare>,
+    ) -> Result<(), EngineError> {
+        let mut per_core = vec![BTreeMap::new(); self.cores.len()];
+        for (name, share) in arrivals {
+            let parts = crate::arrival_pool::split_across_cores(share, self.cores.len());
+            for (core, part) in per_core.iter_mut().zip(parts) {
+                if part.max_users > 0 {
+                    core.insert(name.clone(), part);
+                }
+            }
+        }
+        for (core, arrivals) in self.cores.iter().zip(per_core) {
+            core.tx
+                .send(CoreCommand::SetArrivals { arrivals })
+                .map_err(|_| EngineError::CoreGone)?;
+        }
+        Ok(())
+    }
+
     /// Says once, before it bites, when users that each keep a connection
     /// would pass this process's open-files limit: otherwise the run shows
     /// only a pile of "Too many open files" failures.

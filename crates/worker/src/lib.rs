@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+mod arrival_pool;
 pub mod client;
 mod core;
 mod engine;

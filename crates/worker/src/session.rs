@@ -379,7 +379,10 @@ where
     }
     outbox.target_users = plan.users.values().sum();
     outbox.state = Some(WorkerState::Spawning);
-    if let Err(e) = engine.apply(&plan.users, plan.spawn_rate) {
+    if let Err(e) = engine
+        .apply(&plan.users, plan.spawn_rate)
+        .and_then(|()| engine.apply_arrivals(&plan.arrivals))
+    {
         return Err(SessionEnd::Disconnected(e.to_string()));
     }
     Ok(())

@@ -82,6 +82,8 @@ function renderHeader(summary) {
     summary.lost_workers ? h("small", { class: "note bad" }, ` (${summary.lost_workers} lost)`) : null);
   $("#fig-rps").textContent = rate(summary.current_rps);
   $("#fig-fail").textContent = percent(summary.fail_ratio);
+  $("#fig-dropped-box").hidden = !summary.dropped_iterations;
+  $("#fig-dropped").textContent = count(summary.dropped_iterations || 0);
   $("#start-button").hidden = active;
   $("#edit-button").hidden = !active;
   $("#stop-button").hidden = !active && summary.state !== "stopping";

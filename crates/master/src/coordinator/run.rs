@@ -8,7 +8,7 @@ use protocol::{MasterMessage, SpawnPlan};
 use script::{ScriptInfo, ScriptSource};
 
 use super::{Coordinator, Run, RunRequest, now_ms};
-use crate::dispatch::{split_across_workers, users_per_type};
+use crate::dispatch::{split_across_workers, split_arrivals, users_per_type};
 use crate::error::MasterError;
 use crate::snapshot::RunState;
 use crate::validate;
@@ -135,9 +135,20 @@ impl Coordinator {
             .collect();
         let total_cores: u32 = workers.iter().map(|(_, c)| c).sum::<u32>().max(1);
         let mut plans = split_across_workers(&run.per_type, &workers);
+        let open_types = chosen_types(&self.info, &run.request);
+        let elapsed_ms = now_ms().saturating_sub(run.started_ms);
+        let mut open_plans = split_arrivals(&open_types, &workers, elapsed_ms);
         for m in self.members.live_mut() {
             let users = plans.remove(&m.id).unwrap_or_default();
-            if !force && m.plan_run == run.id && m.plan == users {
+            let arrivals = open_plans.remove(&m.id).unwrap_or_default();
+            let same_arrivals = m.plan_arrivals.len() == arrivals.len()
+                && arrivals.iter().all(|(name, a)| {
+                    m.plan_arrivals.get(name).is_some_and(|b| {
+                        (a.share, a.max_users, a.pre_allocated)
+                            == (b.share, b.max_users, b.pre_allocated)
+                    })
+                });
+            if !force && m.plan_run == run.id && m.plan == users && same_arrivals {
                 continue;
             }
             let plan = SpawnPlan {
@@ -152,6 +163,7 @@ impl Coordinator {
                 tags: self.config.tags.clone(),
                 exclude_tags: self.config.exclude_tags.clone(),
                 script: self.config.script.clone(),
+                arrivals: arrivals.clone(),
             };
             m.stopped_run = None;
             if m.tx.try_send(MasterMessage::Spawn(plan)).is_err() {
@@ -163,7 +175,25 @@ impl Coordinator {
             }
             m.plan = users;
             m.plan_run = run.id;
+            m.plan_arrivals = arrivals
+                .into_iter()
+                .map(|(name, a)| (name, protocol::ArrivalShare { elapsed_ms: 0, ..a }))
+                .collect();
         }
+    }
+
+    /// Arrivals per second the run's arrival-driven types ask for now.
+    pub(super) fn target_rate(&self) -> f64 {
+        let Some(run) = &self.run else { return 0.0 };
+        if !self.state.is_active() {
+            return 0.0;
+        }
+        let elapsed_s = now_ms().saturating_sub(run.started_ms) as f64 / 1000.0;
+        chosen_types(&self.info, &run.request)
+            .iter()
+            .filter_map(|t| t.arrivals.as_ref())
+            .map(|spec| spec.rate_at(elapsed_s))
+            .sum()
     }
 
     pub(super) fn check_spawned(&mut self) {
@@ -172,7 +202,8 @@ impl Coordinator {
         }
         let Some(run) = &self.run else { return };
         let users: u32 = self.members.live().map(|m| m.status.user_count).sum();
-        if users == run.request.users {
+        // Arrival-driven types have no user count to reach.
+        if users == run.per_type.values().sum::<u32>() {
             tracing::info!(
                 "run {}: all {users} users spawned on {}",
                 run.id,
@@ -206,11 +237,13 @@ impl Coordinator {
 /// The run's users per type, limited to the requested types (which
 /// [`validate::user_types`] checked).
 fn select_types(info: &ScriptInfo, request: &RunRequest) -> BTreeMap<String, u32> {
-    let chosen: Vec<_> = info
-        .user_types
+    users_per_type(request.users, &chosen_types(info, request))
+}
+
+fn chosen_types(info: &ScriptInfo, request: &RunRequest) -> Vec<script::UserTypeInfo> {
+    info.user_types
         .iter()
         .filter(|t| request.user_types.is_empty() || request.user_types.contains(&t.name))
         .cloned()
-        .collect();
-    users_per_type(request.users, &chosen)
+        .collect()
 }

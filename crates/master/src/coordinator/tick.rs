@@ -142,6 +142,7 @@ impl Coordinator {
                 .or_else(|| self.config.host.clone()),
             target_users: run.map_or(0, |r| r.request.users),
             spawn_rate: run.map_or(0.0, |r| r.request.spawn_rate),
+            target_rate: self.target_rate(),
             user_count: self.members.live().map(|m| m.status.user_count).sum(),
             users_by_type,
             run_started_ms: run.map(|r| r.started_ms),

@@ -130,6 +130,8 @@ pub struct Summary {
     pub user_count: u32,
     pub target_users: u32,
     pub spawn_rate: f64,
+    /// The open model's target arrivals per second now (0: none).
+    pub target_rate: f64,
     pub worker_count: usize,
     pub lost_workers: u32,
     pub num_requests: u64,
@@ -145,6 +147,8 @@ pub struct Summary {
     pub now_ms: u64,
     pub error_groups: usize,
     pub exception_count: usize,
+    /// Arrivals of the open model dropped for want of a user (all types).
+    pub dropped_iterations: u64,
 }
 
 pub fn summary(snap: &Snapshot) -> Summary {
@@ -156,6 +160,7 @@ pub fn summary(snap: &Snapshot) -> Summary {
         user_count: snap.user_count,
         target_users: snap.target_users,
         spawn_rate: snap.spawn_rate,
+        target_rate: snap.target_rate,
         worker_count: snap.worker_count,
         lost_workers: snap.lost_workers,
         num_requests: total.num_requests,
@@ -175,6 +180,7 @@ pub fn summary(snap: &Snapshot) -> Summary {
         now_ms: snap.now_ms,
         error_groups: snap.stats.errors().len(),
         exception_count: snap.stats.exceptions().len(),
+        dropped_iterations: snap.stats.dropped_iterations_total(),
     }
 }
 

@@ -261,6 +261,7 @@ mod tests {
             fixed_count: None,
             host: None,
             tasks: vec![],
+            arrivals: None,
         };
         ScriptInfo {
             user_types: vec![user("Browse"), user("Buy")],

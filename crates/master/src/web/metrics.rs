@@ -30,7 +30,26 @@ pub fn render(snap: &Snapshot) -> String {
     let mut out = String::new();
     entry_families(&mut out, snap);
     run_families(&mut out, snap);
+    dropped_family(&mut out, snap);
     out
+}
+
+/// The open model's dropped arrivals, per user type (always listed, so a
+/// rate() over it starts at zero rather than at the first drop).
+fn dropped_family(out: &mut String, snap: &Snapshot) {
+    family(
+        out,
+        "swarmer_dropped_iterations_total",
+        "counter",
+        "Arrivals that found no idle user and no room to add one.",
+    );
+    for (user_type, n) in snap.stats.dropped_iterations() {
+        let _ = writeln!(
+            out,
+            "swarmer_dropped_iterations_total{{user_type=\"{}\"}} {n}",
+            escape(user_type)
+        );
+    }
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -120,7 +139,7 @@ fn entry_families(out: &mut String, snap: &Snapshot) {
 
 fn run_families(out: &mut String, snap: &Snapshot) {
     let total = snap.stats.total();
-    let gauges: [(&str, &str, f64); 7] = [
+    let gauges: [(&str, &str, f64); 8] = [
         (
             "swarmer_users",
             "Users running now.",
@@ -135,6 +154,11 @@ fn run_families(out: &mut String, snap: &Snapshot) {
             "swarmer_spawn_rate",
             "The run's spawn rate, users per second.",
             snap.spawn_rate,
+        ),
+        (
+            "swarmer_target_rate",
+            "Arrivals per second the run's arrival-driven user types ask for now.",
+            snap.target_rate,
         ),
         (
             "swarmer_total_current_rps",
@@ -207,7 +231,44 @@ fn escape(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::*;
+
+    #[test]
+    fn dropped_iterations_are_a_counter_per_user_type() {
+        let mut stats = stats::RequestStats::new(0);
+        stats.record_dropped("Api", 7);
+        stats.record_dropped("Se\"arch", 1);
+        let mut out = String::new();
+        let snap = Snapshot {
+            state: RunState::Running,
+            run_id: 1,
+            host: None,
+            target_users: 0,
+            spawn_rate: 0.0,
+            target_rate: 0.0,
+            user_count: 0,
+            users_by_type: Default::default(),
+            run_started_ms: None,
+            run_time_ms: None,
+            workers: Vec::new(),
+            worker_count: 0,
+            lost_workers: 0,
+            user_types: Vec::new(),
+            stats,
+            now_ms: 0,
+            coordinator_busy_us: 0,
+        };
+        dropped_family(&mut out, &snap);
+        assert!(
+            out.contains("# TYPE swarmer_dropped_iterations_total counter"),
+            "{out}"
+        );
+        assert!(
+            out.contains("swarmer_dropped_iterations_total{user_type=\"Api\"} 7\n"),
+            "{out}"
+        );
+        assert!(out.contains("{user_type=\"Se\\\"arch\"} 1\n"), "{out}");
+    }
 
     #[test]
     fn label_values_are_escaped() {

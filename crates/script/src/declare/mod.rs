@@ -8,6 +8,7 @@
 //! [`Registry`], next to the user types; workers drop them, the master's
 //! extension engine (the `ext` crate) runs them.
 
+pub mod arrivals;
 mod count;
 pub mod fields;
 pub mod route;
