@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ext::ExtConfig;
+use master::profile::Profile;
 use master::validate::{self, RunError, RunField};
 use master::web::WebConfig;
 use master::{MasterConfig, RunRequest};
@@ -230,6 +231,7 @@ fn run_rule(e: RunError) -> UsageError {
         RunField::SpawnRate => "--spawn-rate",
         RunField::RunTime => "--run-time",
         RunField::UserTypes => "--user-types",
+        RunField::Stages => "--stages",
     };
     usage(format!("{flag}: {e}"))
 }
@@ -241,9 +243,31 @@ fn run_request(args: &RunArgs, info: &ScriptInfo) -> Result<RunRequest, UsageErr
         host: args.host.clone(),
         run_time: args.run_time,
         user_types: args.selected_user_types(),
+        profile: stages(args)?,
     };
     validate::run_request(&request, info, args.max_users).map_err(run_rule)?;
     Ok(request)
+}
+
+/// `--stages`, read; refused beside -u/-r/-t, which it replaces.
+fn stages(args: &RunArgs) -> Result<Option<Profile>, UsageError> {
+    let Some(text) = &args.stages else {
+        return Ok(None);
+    };
+    let fixed = [
+        ("-u/--users", args.users.is_some()),
+        ("-r/--spawn-rate", args.spawn_rate.is_some()),
+        ("-t/--run-time", args.run_time.is_some()),
+    ];
+    if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
+        return Err(usage(format!(
+            "--stages and {flag} cannot be used together: the stages set the users over time \
+             and end the run when they end"
+        )));
+    }
+    let stages = master::profile::parse_stages(text)
+        .map_err(|e| usage(format!("--stages {text:?}: {e}")))?;
+    Ok(Some(Profile::Stages(stages)))
 }
 
 fn control(

@@ -22,7 +22,8 @@ impl HistoryCsv {
         let path = PathBuf::from(format!("{prefix}_stats_history.csv"));
         let mut file =
             File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
-        writeln!(file, "{}", locust_csv::STATS_HISTORY_HEADER)?;
+        // Locust's columns first and unchanged, so its readers still work.
+        writeln!(file, "{},target_users", locust_csv::STATS_HISTORY_HEADER)?;
         Ok(Self { file, path, full })
     }
 
@@ -33,10 +34,19 @@ impl HistoryCsv {
             snap.now_ms,
             self.full,
         );
+        let target = history_target(snap);
+        let rows: String = rows.lines().map(|l| format!("{l},{target}\n")).collect();
         self.file
             .write_all(rows.as_bytes())
             .with_context(|| format!("cannot write {}", self.path.display()))
     }
+}
+
+/// The users the run aims at now: the profile's plan, or the fixed count.
+fn history_target(snap: &Snapshot) -> u32 {
+    snap.profile
+        .as_ref()
+        .map_or(snap.target_users, |p| p.planned_users)
 }
 
 /// Writes the three end-of-run CSV files.

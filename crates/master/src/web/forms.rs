@@ -135,6 +135,7 @@ pub fn run_request(
         host,
         run_time,
         user_types: fields.user_classes.clone(),
+        profile: None,
     };
     validate::run_request(&request, info, max_users).map_err(|e| {
         let field = match e.field() {

@@ -1,0 +1,196 @@
+//! End-to-end tests of load profiles through the real binary against the
+//! demo target (`--demo-target`, port 0): stages followed second by second
+//! (read back from the CSV history's `target_users` column), a run that
+//! ends by itself when its stages end, and bad stages refused with exit
+//! code 2 before anything starts.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_swarmer");
+
+/// Users that wait a little between requests, none of which fail.
+const SCRIPT: &str = "local U = swarmer.user { name = 'U', wait = swarmer.constant(0.05) }\n\
+U:task(1, function(self) self.http:get('/item/1', { name = '/item/[id]' }) end)\n";
+
+fn run(args: &[&str], dir: &Path, limit: Duration) -> Output {
+    let child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn swarmer");
+    wait_with_deadline(child, limit)
+}
+
+fn wait_with_deadline(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "swarmer did not finish in {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// (actual users, target users) of each Aggregated row of the history.
+fn history_rows(dir: &Path) -> Vec<(u32, u32)> {
+    let history = std::fs::read_to_string(dir.join("out_stats_history.csv")).unwrap();
+    let mut lines = history.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("Timestamp,User Count,Type,Name,Requests/s")
+            && header.ends_with(",Total Average Content Size,target_users"),
+        "Locust's columns first, target_users last: {header}"
+    );
+    lines
+        .filter(|l| l.contains(",Aggregated,"))
+        .map(|l| {
+            let cols: Vec<&str> = l.split(',').collect();
+            let users = cols[1].parse().expect("user count");
+            let target = cols.last().unwrap().parse().expect("target users");
+            (users, target)
+        })
+        .collect()
+}
+
+#[test]
+fn stages_are_followed_second_by_second_and_end_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.lua"), SCRIPT).unwrap();
+    let started = Instant::now();
+    let out = run(
+        &[
+            "-f",
+            "s.lua",
+            "--headless",
+            "--demo-target",
+            "--stages",
+            "3s:30,3s:30,3s:0",
+            "--csv",
+            "out",
+            "--csv-full-history",
+            "--only-summary",
+        ],
+        dir.path(),
+        Duration::from_secs(60),
+    );
+    // No -t and no Ctrl-C: the stages alone ended the run, as a run time would.
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "ran the 9 s plan"
+    );
+    assert!(
+        text(&out.stderr).contains("its load profile ended"),
+        "{}",
+        text(&out.stderr)
+    );
+    let rows = history_rows(dir.path());
+    assert!(rows.len() >= 8, "one row a second over 9 s: {rows:?}");
+    let targets: Vec<u32> = rows.iter().map(|r| r.1).collect();
+    let peak = targets
+        .iter()
+        .position(|&t| t == 30)
+        .expect("plan reaches 30");
+    assert!(
+        targets[..=peak].windows(2).all(|w| w[0] <= w[1]),
+        "the plan ramps up: {targets:?}"
+    );
+    let last_peak = targets.iter().rposition(|&t| t == 30).unwrap();
+    assert!(
+        targets[last_peak..].windows(2).all(|w| w[0] >= w[1]),
+        "then down: {targets:?}"
+    );
+    assert!(rows.iter().any(|&(u, t)| u == 30 && t == 30), "{rows:?}");
+    // The actual users trail the plan by the reporting delay (a worker's
+    // heartbeat, then the master's tick), never by more than two rows.
+    for (i, &(users, _)) in rows.iter().enumerate() {
+        let window = &targets[i.saturating_sub(2)..=i];
+        let (lo, hi) = (*window.iter().min().unwrap(), *window.iter().max().unwrap());
+        assert!(
+            users + 1 >= lo && users <= hi + 1,
+            "row {i}: {users} users, plan {window:?}: {rows:?}"
+        );
+    }
+}
+
+#[test]
+fn stages_come_from_the_environment_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.lua"), SCRIPT).unwrap();
+    let child = Command::new(BIN)
+        .args([
+            "-f",
+            "s.lua",
+            "--headless",
+            "--demo-target",
+            "--only-summary",
+        ])
+        .env("SWARMER_STAGES", "1s:2,1s:0")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_with_deadline(child, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("its load profile ended"));
+}
+
+#[test]
+fn bad_stages_exit_2_naming_the_flag_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.lua"), SCRIPT).unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--stages", "1s:5,0s:5"],
+            "--stages: stage 2: the duration must be longer than zero",
+        ),
+        (
+            &["--stages", "30s:-5"],
+            "--stages \"30s:-5\": stage 1 \"30s:-5\": the user count must be a whole number of 0 or more, got \"-5\"",
+        ),
+        (&["--stages", "30s:2.5"], "got \"2.5\""),
+        (&["--stages", "-30s:5"], "--stages \"-30s:5\": stage 1"),
+        (&["--stages", "30s"], "is not DURATION:USERS"),
+        (
+            &["--stages", "10s:500", "--max-users", "100"],
+            "--stages: stage 1: must be at most 100",
+        ),
+        (
+            &["--stages", "10s:5", "-u", "5"],
+            "--stages and -u/--users cannot be used together",
+        ),
+        (
+            &["--stages", "10s:5", "-t", "5s"],
+            "--stages and -t/--run-time cannot be used together",
+        ),
+    ];
+    for (extra, message) in cases {
+        let mut args = vec!["-f", "s.lua", "--headless", "--demo-target"];
+        args.extend_from_slice(extra);
+        let out = run(&args, dir.path(), Duration::from_secs(30));
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(message), "{extra:?}: {stderr}");
+        assert!(
+            !stderr.contains("users spawned"),
+            "nothing started: {stderr}"
+        );
+    }
+}
