@@ -106,6 +106,25 @@ impl Profile {
     }
 }
 
+/// The profile a script's `swarmer.shape { stages = ... }` declares;
+/// `None` for a shape function (run by the master's extension engine).
+pub fn from_script(shape: &script::declare::shape::ShapeInfo) -> Option<Profile> {
+    use script::declare::shape::ShapeInfo;
+    let ShapeInfo::Stages { stages } = shape else {
+        return None;
+    };
+    let stages = stages
+        .iter()
+        .map(|s| Stage {
+            duration: Duration::from_millis(s.duration_ms),
+            users: s.users,
+            spawn_rate: s.spawn_rate,
+            user_types: s.user_types.clone(),
+        })
+        .collect();
+    Some(Profile::Stages(stages))
+}
+
 /// The stage that `elapsed` falls in and when it started.
 fn stage_at(stages: &[Stage], elapsed: Duration) -> Option<(usize, Duration)> {
     let mut start = Duration::ZERO;

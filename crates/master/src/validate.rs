@@ -215,6 +215,7 @@ mod tests {
         };
         ScriptInfo {
             user_types: vec![user("Browse"), user("Buy")],
+            shape: None,
         }
     }
 

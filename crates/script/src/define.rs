@@ -75,6 +75,7 @@ impl Registry {
                         .collect(),
                 })
                 .collect(),
+            shape: self.ext.shape.as_ref().map(|s| s.info()),
         }
     }
 }

@@ -91,6 +91,10 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     pub stages: Option<String>,
+    /// Run a fixed count (-u/-r/-t) even though the script declares a
+    /// load shape (`swarmer.shape`), which it otherwise follows.
+    #[arg(long, env = "SWARMER_NO_SHAPE")]
+    pub no_shape: bool,
     /// Host to load-test, e.g. http://127.0.0.1:8080 (overrides the script's).
     #[arg(short = 'H', long, env = "SWARMER_HOST")]
     pub host: Option<String>,

@@ -243,23 +243,39 @@ fn run_request(args: &RunArgs, info: &ScriptInfo) -> Result<RunRequest, UsageErr
         host: args.host.clone(),
         run_time: args.run_time,
         user_types: args.selected_user_types(),
-        profile: stages(args)?,
+        profile: profile(args, info)?,
     };
     validate::run_request(&request, info, args.max_users).map_err(run_rule)?;
     Ok(request)
 }
 
-/// `--stages`, read; refused beside -u/-r/-t, which it replaces.
-fn stages(args: &RunArgs) -> Result<Option<Profile>, UsageError> {
-    let Some(text) = &args.stages else {
-        return Ok(None);
-    };
+/// The run's load profile: `--stages`, else the script's shape unless
+/// `--no-shape`; either is refused beside -u/-r/-t, which it replaces.
+fn profile(args: &RunArgs, info: &ScriptInfo) -> Result<Option<Profile>, UsageError> {
     let fixed = [
         ("-u/--users", args.users.is_some()),
         ("-r/--spawn-rate", args.spawn_rate.is_some()),
         ("-t/--run-time", args.run_time.is_some()),
     ];
-    if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
+    let fixed_flag = fixed.iter().find(|(_, given)| *given).map(|(flag, _)| flag);
+    let Some(text) = &args.stages else {
+        let shape = info.shape.as_ref().filter(|_| !args.no_shape);
+        return match (shape, fixed_flag) {
+            (None, _) => Ok(None),
+            (Some(_), Some(flag)) => Err(usage(format!(
+                "the script declares a load shape (swarmer.shape), so {flag} needs --no-shape \
+                 to run a fixed count instead"
+            ))),
+            (Some(shape), None) => match master::profile::from_script(shape) {
+                Some(profile) => Ok(Some(profile)),
+                None => Err(usage(
+                    "the script's shape is a function, which this version cannot run yet; \
+                     use swarmer.shape { stages = ... }, --stages, or --no-shape",
+                )),
+            },
+        };
+    };
+    if let Some(flag) = fixed_flag {
         return Err(usage(format!(
             "--stages and {flag} cannot be used together: the stages set the users over time \
              and end the run when they end"

@@ -194,3 +194,82 @@ fn bad_stages_exit_2_naming_the_flag_and_value() {
         );
     }
 }
+
+/// Two user types and a shape whose last stage runs only one of them.
+const SHAPED: &str = "local A = swarmer.user { name = 'A', wait = swarmer.constant(0.05) }\n\
+A:task(1, function(self) self.http:get('/item/1', { name = '/item/[id]' }) end)\n\
+local B = swarmer.user { name = 'B', wait = swarmer.constant(0.05) }\n\
+B:task(1, function(self) self.http:get('/') end)\n\
+swarmer.shape { stages = {\n\
+  { duration = '2s', users = 10 },\n\
+  { duration = '2s', users = 4, spawn_rate = 50, user_types = { 'B' } },\n\
+} }\n";
+
+#[test]
+fn the_scripts_shape_runs_by_default_and_ends_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.lua"), SHAPED).unwrap();
+    let out = run(
+        &[
+            "-f",
+            "s.lua",
+            "--headless",
+            "--demo-target",
+            "--csv",
+            "out",
+            "--only-summary",
+        ],
+        dir.path(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("its load profile ended"));
+    let rows = history_rows(dir.path());
+    let targets: Vec<u32> = rows.iter().map(|r| r.1).collect();
+    assert!(targets.contains(&10) || targets.contains(&4), "{rows:?}");
+    assert_eq!(targets.last(), Some(&4), "the last stage holds 4: {rows:?}");
+}
+
+#[test]
+fn a_fixed_count_beside_a_shape_needs_no_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.lua"), SHAPED).unwrap();
+    let base = [
+        "-f",
+        "s.lua",
+        "--headless",
+        "--demo-target",
+        "--only-summary",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["-u", "2", "-t", "2s"]);
+    let out = run(&args, dir.path(), Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("so -u/--users needs --no-shape"),
+        "{}",
+        text(&out.stderr)
+    );
+    args.push("--no-shape");
+    let out = run(&args, dir.path(), Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("its load profile ended"));
+}
+
+#[test]
+fn a_bad_shape_exits_2_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = SHAPED.replace("user_types = { 'B' }", "user_types = { 'C' }");
+    std::fs::write(dir.path().join("s.lua"), bad).unwrap();
+    let out = run(
+        &["-f", "s.lua", "--headless", "--demo-target"],
+        dir.path(),
+        Duration::from_secs(30),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("s.lua:5: swarmer.shape: stage 2: unknown user type \"C\""),
+        "{stderr}"
+    );
+}

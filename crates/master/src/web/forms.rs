@@ -265,6 +265,7 @@ mod tests {
         };
         ScriptInfo {
             user_types: vec![user("Browse"), user("Buy")],
+            shape: None,
         }
     }
 

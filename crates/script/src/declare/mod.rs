@@ -1,7 +1,7 @@
 //! The declaring half of the extension API: `swarmer.ui.view`,
 //! `swarmer.ui.action`, `swarmer.api.route` and `swarmer.on`, plus
 //! `swarmer.count` (a worker-side statistic, installed here to keep every
-//! extension function in one place).
+//! extension function in one place) and `swarmer.shape` (the load profile).
 //!
 //! Declarations are checked as they are made (so a typo fails the load on
 //! every process, with the file and line) and collected into the load's
@@ -11,6 +11,7 @@
 mod count;
 pub mod fields;
 pub mod route;
+pub mod shape;
 
 use mlua::{Function, Lua, Table, Value};
 use serde::Serialize;
@@ -88,6 +89,8 @@ pub struct Declarations {
     pub actions: Vec<ActionDecl>,
     pub routes: Vec<RouteDecl>,
     pub hooks: Vec<HookDecl>,
+    /// `swarmer.shape`: at most one.
+    pub shape: Option<shape::Shape>,
 }
 
 impl Declarations {
@@ -144,6 +147,7 @@ pub fn install(lua: &Lua, swarmer: &Table) -> mlua::Result<()> {
     swarmer.set("api", api)?;
     swarmer.set("on", lua.create_function(declare_hook)?)?;
     swarmer.set("count", lua.create_function(count::count)?)?;
+    swarmer.set("shape", lua.create_function(shape::declare_shape)?)?;
     Ok(())
 }
 
