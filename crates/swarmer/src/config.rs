@@ -22,6 +22,7 @@ use master::validate::{self, RunError, RunField};
 use master::web::WebConfig;
 use master::{MasterConfig, RunRequest};
 use protocol::ScriptText;
+use script::declare::shape::ShapeInfo;
 use script::{ScriptInfo, ScriptSource};
 use worker::EngineConfig;
 use worker::session::SessionConfig;
@@ -65,6 +66,9 @@ pub struct Control {
     pub ext: ExtConfig,
     /// The run the flags ask for (headless, or the web's `--autostart`).
     pub request: RunRequest,
+    /// That run follows the script's shape function (run by the master's
+    /// extension engine, which sets the request's numbers).
+    pub shape_function: bool,
     pub mode: Mode,
     /// Start the bundled demo target and aim at it unless `-H` says otherwise.
     pub demo_target: bool,
@@ -266,13 +270,9 @@ fn profile(args: &RunArgs, info: &ScriptInfo) -> Result<Option<Profile>, UsageEr
                 "the script declares a load shape (swarmer.shape), so {flag} needs --no-shape \
                  to run a fixed count instead"
             ))),
-            (Some(shape), None) => match master::profile::from_script(shape) {
-                Some(profile) => Ok(Some(profile)),
-                None => Err(usage(
-                    "the script's shape is a function, which this version cannot run yet; \
-                     use swarmer.shape { stages = ... }, --stages, or --no-shape",
-                )),
-            },
+            // None for a shape function: the master's extension engine
+            // runs it (`Control::shape_function`).
+            (Some(shape), None) => Ok(master::profile::from_script(shape)),
         };
     };
     if let Some(flag) = fixed_flag {
@@ -293,6 +293,8 @@ fn control(
 ) -> Result<Control, UsageError> {
     let (src, info) = load_script(args)?;
     let request = run_request(args, &info)?;
+    let shape_function =
+        args.stages.is_none() && !args.no_shape && matches!(info.shape, Some(ShapeInfo::Function));
     let mode = if args.headless {
         let outputs = Outputs {
             csv: args.csv.clone(),
@@ -346,6 +348,7 @@ fn control(
         mode,
         demo_target: args.demo_target,
         stop_timeout: args.stop_timeout,
+        shape_function,
     })
 }
 

@@ -273,3 +273,94 @@ fn a_bad_shape_exits_2_with_file_and_line() {
         "{stderr}"
     );
 }
+
+fn shape_script(shape: &str) -> String {
+    format!(
+        "local U = swarmer.user {{ name = 'U', wait = swarmer.constant(0.05) }}\n\
+         U:task(1, function(self) self.http:get('/') end)\n{shape}\n"
+    )
+}
+
+fn run_shape(shape: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.lua"), shape_script(shape)).unwrap();
+    let out = run(
+        &[
+            "-f",
+            "s.lua",
+            "--headless",
+            "--demo-target",
+            "--only-summary",
+        ],
+        dir.path(),
+        Duration::from_secs(60),
+    );
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn a_shape_function_steers_the_run_and_ends_it() {
+    let (code, stdout, stderr) = run_shape(
+        "swarmer.shape(function(ctx)\n\
+           assert(type(ctx.stats.users) == 'number' and type(ctx.stats.rps) == 'number')\n\
+           if ctx.run_time >= 3 then return nil end\n\
+           if ctx.run_time >= 1 then return 4, 20 end\n\
+           return 2, 20\n\
+         end)",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("its load shape ended the run"), "{stderr}");
+    assert!(stderr.contains("all 4 users spawned"), "{stderr}");
+    assert!(stdout.contains("Aggregated"), "{stdout}");
+}
+
+#[test]
+fn a_shape_that_raises_mid_run_stops_it_and_keeps_the_stats() {
+    let (code, stdout, stderr) = run_shape(
+        "swarmer.shape(function(ctx)\n\
+           if ctx.run_time >= 2 then error('boom') end\n\
+           return 2, 20\n\
+         end)",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("the shape function failed") && stderr.contains("s.lua:4: boom"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("Aggregated"),
+        "the stats are kept: {stdout}"
+    );
+}
+
+#[test]
+fn a_bad_shape_function_exits_2_before_anything_starts() {
+    let cases = [
+        (
+            "swarmer.shape(function(ctx) error('nope') end)",
+            "the script's shape function: s.lua:3: nope",
+        ),
+        (
+            "swarmer.shape(function(ctx) return -1, 5 end)",
+            "users must be a whole number of 0 or more, got -1",
+        ),
+        (
+            "swarmer.shape(function(ctx) return 5 end)",
+            "spawn_rate must be a positive number",
+        ),
+        (
+            "swarmer.shape(function(ctx) return 5, 1, { 'Nope' } end)",
+            "unknown user type \"Nope\"",
+        ),
+        (
+            "swarmer.shape(function(ctx) return nil end)",
+            "returned nil at once",
+        ),
+    ];
+    for (shape, message) in cases {
+        let (code, _, stderr) = run_shape(shape);
+        assert_eq!(code, Some(2), "{shape}: {stderr}");
+        assert!(stderr.contains(message), "{shape}: {stderr}");
+        assert!(!stderr.contains("users spawned"), "{shape}: {stderr}");
+    }
+}

@@ -34,6 +34,11 @@ pub struct Catalog {
     pub routes: Vec<String>,
     /// Events with at least one hook, in [`EVENTS`] order.
     pub hooks: Vec<String>,
+    /// The script's shape is a function (`swarmer.shape(function(ctx) ...)`),
+    /// which only the master's extension engine runs. Not listed by the
+    /// extensions API (`/api/v1/ext`), whose shape stays as it was.
+    #[serde(skip)]
+    pub shape_function: bool,
 }
 
 impl Catalog {
@@ -42,6 +47,7 @@ impl Catalog {
             && self.actions.is_empty()
             && self.routes.is_empty()
             && self.hooks.is_empty()
+            && !self.shape_function
     }
 }
 
@@ -111,6 +117,15 @@ impl Declarations {
                 .filter(|e| self.hooks.iter().any(|h| h.event == **e))
                 .map(|e| e.to_string())
                 .collect(),
+            shape_function: self.shape_function().is_some(),
+        }
+    }
+
+    /// The shape function, when the script's shape is one.
+    pub fn shape_function(&self) -> Option<&Function> {
+        match &self.shape.as_ref()?.decl {
+            shape::ShapeDecl::Function(f) => Some(f),
+            shape::ShapeDecl::Stages(_) => None,
         }
     }
 
