@@ -102,6 +102,8 @@ pub struct StateJson {
     pub summary: Summary,
     pub users_by_type: std::collections::BTreeMap<String, u32>,
     pub user_types: Vec<String>,
+    /// The load profile the run follows (stage, time left, planned users).
+    pub profile: Option<crate::ProfileView>,
 }
 
 pub async fn state(State(app): State<Shared>) -> Json<StateJson> {
@@ -110,6 +112,7 @@ pub async fn state(State(app): State<Shared>) -> Json<StateJson> {
         summary: views::summary(&snap),
         users_by_type: snap.users_by_type.clone(),
         user_types: snap.user_types.clone(),
+        profile: snap.profile.clone(),
     })
 }
 
