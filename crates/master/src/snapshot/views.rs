@@ -145,6 +145,8 @@ pub struct Summary {
     pub now_ms: u64,
     pub error_groups: usize,
     pub exception_count: usize,
+    /// The load profile the run follows: stage, time left, planned users.
+    pub profile: Option<super::ProfileView>,
 }
 
 pub fn summary(snap: &Snapshot) -> Summary {
@@ -172,6 +174,7 @@ pub fn summary(snap: &Snapshot) -> Summary {
             .current_response_time_percentile_ms(0.95, snap.now_ms),
         run_started_ms: snap.run_started_ms,
         run_time_ms: snap.run_time_ms,
+        profile: snap.profile.clone(),
         now_ms: snap.now_ms,
         error_groups: snap.stats.errors().len(),
         exception_count: snap.stats.exceptions().len(),

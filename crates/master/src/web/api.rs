@@ -93,6 +93,12 @@ pub async fn ui(State(app): State<Shared>) -> Json<Value> {
         "scaler": app.config.scaler.as_ref().map(|s| s.name()),
         "max_workers": app.config.max_workers,
         "logs": app.config.logs.is_some(),
+        // The run form offers the script's stages (a shape function is
+        // followed only by runs the command line starts).
+        "shape_stages": matches!(
+            app.master.script_info().shape,
+            Some(script::declare::shape::ShapeInfo::Stages { .. })
+        ),
     }))
 }
 
