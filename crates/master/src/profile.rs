@@ -33,6 +33,10 @@ pub struct Target {
     pub users: u32,
     pub spawn_rate: f64,
     pub user_types: Vec<String>,
+    /// A linear ramp: the caller may raise the rate so users that fell
+    /// behind (a slow worker, a hold after a ramp) reach the target within
+    /// the step; a stage's explicit rate is kept as given.
+    pub catch_up: bool,
 }
 
 /// The lowest spawn rate a linear ramp asks for: a hold (no change) still
@@ -55,6 +59,7 @@ impl Profile {
                 users: stage.users,
                 spawn_rate: rate,
                 user_types: stage.user_types.clone(),
+                catch_up: false,
             });
         }
         let from = if index == 0 {
@@ -71,6 +76,7 @@ impl Profile {
             users: next.round() as u32,
             spawn_rate: ((next - now).abs() / step_secs).max(MIN_RAMP_RATE),
             user_types: stage.user_types.clone(),
+            catch_up: true,
         })
     }
 

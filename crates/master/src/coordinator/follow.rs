@@ -34,11 +34,24 @@ impl Coordinator {
             return;
         };
         let elapsed = run.profile_started.elapsed();
-        let Some(target) = profile.target_at(elapsed, self.config.heartbeat_interval) else {
+        let step = self.config.heartbeat_interval;
+        let Some(mut target) = profile.target_at(elapsed, step) else {
             tracing::info!("run {}: its load profile ended", run.id);
             let _ = self.stop();
             return;
         };
+        if target.catch_up {
+            // Reach the target within the step from where the users are,
+            // not only from where the plan was: a hold right after a ramp
+            // would otherwise close the last gap at the hold's 1 user/s.
+            let actual: u32 = self.members.live().map(|m| m.status.user_count).sum();
+            let gap = f64::from(target.users.abs_diff(actual));
+            let needed = gap / step.as_secs_f64().max(1e-3);
+            target.spawn_rate = target
+                .spawn_rate
+                .max(needed)
+                .min(crate::validate::MAX_SPAWN_RATE);
+        }
         let unchanged = target.users == run.request.users
             && target.spawn_rate == run.request.spawn_rate
             && target.user_types == run.request.user_types;
