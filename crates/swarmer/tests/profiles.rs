@@ -118,9 +118,10 @@ fn stages_are_followed_second_by_second_and_end_the_run() {
     );
     assert!(rows.iter().any(|&(u, t)| u == 30 && t == 30), "{rows:?}");
     // The actual users trail the plan by the reporting delay (a worker's
-    // heartbeat, then the master's tick), never by more than two rows.
+    // heartbeat, then the master's tick): a row or two, three on a loaded
+    // machine; a run that did not follow the plan fails this.
     for (i, &(users, _)) in rows.iter().enumerate() {
-        let window = &targets[i.saturating_sub(2)..=i];
+        let window = &targets[i.saturating_sub(3)..=i];
         let (lo, hi) = (*window.iter().min().unwrap(), *window.iter().max().unwrap());
         assert!(
             users + 1 >= lo && users <= hi + 1,
