@@ -154,6 +154,26 @@ fn stages_come_from_the_environment_too() {
 }
 
 #[test]
+fn stages_come_from_the_config_file_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.lua"), SCRIPT).unwrap();
+    std::fs::write(dir.path().join("swarmer.toml"), "stages = \"1s:2,1s:0\"\n").unwrap();
+    let out = run(
+        &[
+            "-f",
+            "s.lua",
+            "--headless",
+            "--demo-target",
+            "--only-summary",
+        ],
+        dir.path(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("its load profile ended"));
+}
+
+#[test]
 fn bad_stages_exit_2_naming_the_flag_and_value() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("s.lua"), SCRIPT).unwrap();
