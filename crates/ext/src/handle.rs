@@ -30,7 +30,7 @@ use script::{ScriptError, ScriptSource};
 
 use crate::output::{ActionOutcome, ViewData};
 use crate::runtime::ExtRuntime;
-use crate::{CallContext, Catalog, ExtConfig, ExtError};
+use crate::{CallContext, Catalog, ExtConfig, ExtError, ShapeTarget};
 
 type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
 type Job = Box<dyn FnOnce(Rc<ExtRuntime>) -> LocalFuture + Send>;
@@ -182,6 +182,16 @@ impl ExtHandle {
         self.call(
             1,
             Box::new(move |e, c| Box::pin(async move { e.route(&path, query, ctx, &c).await })),
+        )
+        .await
+    }
+
+    /// Calls the script's shape function (`ctx.run_time`, `ctx.stats`);
+    /// `None`: it returned nil, the profile has ended.
+    pub async fn shape(&self, ctx: CallContext) -> Result<Option<ShapeTarget>, ExtError> {
+        self.call(
+            1,
+            Box::new(move |e, c| Box::pin(async move { e.shape(ctx, &c).await })),
         )
         .await
     }

@@ -25,6 +25,7 @@ mod args;
 mod handle;
 mod output;
 mod runtime;
+mod shape;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -60,6 +61,15 @@ impl Default for ExtConfig {
 
 /// What the master passes to every call: its live state as JSON (the
 /// script sees it as `ctx`) and the host master-side requests go to.
+/// What a shape function asked for: `users, spawn_rate [, user_types]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapeTarget {
+    pub users: u32,
+    pub spawn_rate: f64,
+    /// Empty: all user types.
+    pub user_types: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct CallContext {
     pub data: serde_json::Value,

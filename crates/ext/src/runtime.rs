@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::output::{ActionOutcome, ViewData};
-use crate::{CallContext, Catalog, ExtConfig, ExtError, args};
+use crate::{CallContext, Catalog, ExtConfig, ExtError, ShapeTarget, args};
 
 /// How often (in Lua instructions) the hook looks at the clock.
 const HOOK_EVERY: u32 = 1_000;
@@ -51,6 +51,16 @@ return function(fn, ...)
   local out
   local msg, tb = runner(function(...) out = fn(...) end, ...)
   return msg, tb, out
+end
+"#;
+
+/// Given a shape function, a function returning its results as one table
+/// `{ users, spawn_rate, user_types }` (no `users`: it returned nil).
+const SHAPE_PACKER: &str = r#"
+local f = ...
+return function(ctx)
+  local users, rate, types = f(ctx)
+  return { users = users, spawn_rate = rate, user_types = types }
 end
 "#;
 
@@ -130,6 +140,8 @@ pub struct ExtRuntime {
     /// The first user type's host: `ctx.http`'s base when the run has none.
     default_host: Option<String>,
     origins: RefCell<HashMap<String, Option<Rc<Origin>>>>,
+    /// Wraps a shape function so its several results come back as one table.
+    shape_packer: Function,
 }
 
 fn load_error(src: &ScriptSource, e: impl std::fmt::Display) -> ScriptError {
@@ -160,6 +172,11 @@ impl ExtRuntime {
             .set_name("=swarmer.ext")
             .call::<Function>(host.runner())
             .map_err(e)?;
+        let shape_packer = lua
+            .load(SHAPE_PACKER)
+            .set_name("=swarmer.ext")
+            .into_function()
+            .map_err(e)?;
         let guard = Rc::new(Guard::default());
         install_hook(lua, guard.clone(), HOOK_EVERY).map_err(e)?;
         let states = |n: usize| {
@@ -179,6 +196,7 @@ impl ExtRuntime {
             guard,
             limit: config.call_timeout,
             origins: RefCell::new(HashMap::new()),
+            shape_packer,
         })
     }
 
@@ -364,6 +382,24 @@ impl ExtRuntime {
             }
             Some(m) => Err(ExtError::Script(fix_path(&m, self.host.script_path()))),
         }
+    }
+
+    /// Calls the script's shape function with `ctx` (`run_time`, `stats`);
+    /// `None` when it returned `nil` (the profile has ended).
+    pub async fn shape(
+        &self,
+        ctx: CallContext,
+        cancel: &CancellationToken,
+    ) -> Result<Option<ShapeTarget>, ExtError> {
+        let Some(f) = self.decls.shape_function() else {
+            return Err(not_found("shape", "function"));
+        };
+        // Several return values become one table, which `invoke` returns.
+        let packed = self.shape_packer.call::<Function>(f).map_err(lua_error)?;
+        let out = self
+            .invoke("shape", &packed, &ctx, None, cancel, |c| c)
+            .await?;
+        crate::shape::target(&out).map_err(|e| self.unusable("shape", f, "the function", e))
     }
 
     fn lua(&self) -> &Lua {

@@ -7,8 +7,10 @@
 //! before its goodbye is processed).
 //!
 //! Here: the state and the event loop; `run` starts, stops and splits the
-//! run; `tick` holds the once-a-heartbeat work and the publication.
+//! run; `tick` holds the once-a-heartbeat work and the publication;
+//! `follow` moves a run along its load profile.
 
+mod follow;
 mod run;
 mod tick;
 
@@ -25,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::MasterError;
 use crate::membership::{ConnId, Joined, Member, Members};
+use crate::profile::Profile;
 use crate::snapshot::{HistoryPoint, RunState, Snapshot};
 
 #[derive(Debug, Clone)]
@@ -55,6 +58,10 @@ pub struct RunRequest {
     pub run_time: Option<Duration>,
     /// Empty: all user types.
     pub user_types: Vec<String>,
+    /// Follow this over time instead of `users`/`spawn_rate` (which the
+    /// coordinator then sets from the profile every tick); the run stops by
+    /// itself when the profile ends.
+    pub profile: Option<Profile>,
 }
 
 pub enum Event {
@@ -96,6 +103,8 @@ struct Run {
     deadline: Option<Instant>,
     /// Set while stopping: past it, stop waiting for silent workers.
     stop_deadline: Option<Instant>,
+    /// When the request's profile (if any) started: the profile clock.
+    profile_started: Instant,
 }
 
 pub struct Coordinator {

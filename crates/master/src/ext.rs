@@ -14,14 +14,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ext::{ActionOutcome, CallContext, Catalog, ExtConfig, ExtHandle};
+use ext::{ActionOutcome, CallContext, Catalog, ExtConfig, ExtHandle, ShapeTarget};
 use script::ScriptSource;
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 
 use crate::snapshot::views;
 
-use crate::{MasterHandle, RunState, Snapshot};
+use crate::{MasterHandle, RunRequest, RunState, Snapshot};
 /// What the web layer needs of the engine's types, re-exported here so the
 /// web layer does not depend on where the engine lives.
 pub use ext::{ExtError, ViewData};
@@ -87,6 +87,96 @@ impl Extensions {
     pub async fn route(&self, path: &str, query: Vec<(String, String)>) -> Result<Value, ExtError> {
         let ctx = context(&self.inner.master.snapshot());
         self.inner.handle.route(path, query, ctx).await
+    }
+}
+
+impl Extensions {
+    /// Calls the script's shape function at `run_time_s` into the run.
+    pub async fn shape(&self, run_time_s: f64) -> Result<Option<ShapeTarget>, ExtError> {
+        let ctx = shape_context(run_time_s, &self.inner.master.snapshot());
+        self.inner.handle.shape(ctx).await
+    }
+
+    /// Steers the next run to start (the one `first` started) by the
+    /// script's shape function, about once a second: each answer retunes
+    /// the run as a UI "edit users" would; `nil` stops it, and so does a
+    /// shape that raises or returns garbage (its error logged, the
+    /// statistics kept). The master owns this loop; workers only follow.
+    pub async fn follow_shape(self, first: RunRequest) {
+        let master = self.inner.master.clone();
+        let Ok(snap) = master.wait_for(|s| s.state.is_active()).await else {
+            return;
+        };
+        let (run_id, started_ms) = (snap.run_id, snap.run_started_ms.unwrap_or(snap.now_ms));
+        let mut last = first;
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let snap = master.snapshot();
+            if snap.run_id != run_id || !snap.state.is_active() {
+                return;
+            }
+            let run_time_s = snap.now_ms.saturating_sub(started_ms) as f64 / 1000.0;
+            let target = match self.shape(run_time_s).await {
+                Ok(Some(t)) => t,
+                Ok(None) => {
+                    tracing::info!("run {run_id}: its load shape ended the run");
+                    let _ = master.stop_run().await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "run {run_id}: the shape function failed, so the run stops \
+                         (its statistics are kept): {e}"
+                    );
+                    let _ = master.stop_run().await;
+                    return;
+                }
+            };
+            let request = RunRequest {
+                users: target.users,
+                spawn_rate: target.spawn_rate,
+                user_types: target.user_types,
+                ..last.clone()
+            };
+            if request == last {
+                continue;
+            }
+            if let Err(e) = master.start_run(request.clone()).await {
+                tracing::error!(
+                    "run {run_id}: the shape asked for what the master refuses: {e}; the run stops"
+                );
+                let _ = master.stop_run().await;
+                return;
+            }
+            last = request;
+        }
+    }
+}
+
+/// A shape function's `ctx`: the time into the run (seconds) and the live
+/// figures of the last window.
+pub fn shape_context(run_time_s: f64, snap: &Snapshot) -> CallContext {
+    let now = snap.now_ms;
+    let total = snap.stats.total();
+    let rps = total.current_rps(now);
+    let fail = total.current_fail_per_sec(now);
+    let pct = |q| snap.stats.current_response_time_percentile_ms(q, now);
+    let data = json!({
+        "run_time": run_time_s,
+        "stats": {
+            "users": snap.user_count,
+            "rps": rps,
+            "fail_ratio": if rps > 0.0 { fail / rps } else { 0.0 },
+            "p50": pct(0.5),
+            "p95": pct(0.95),
+            "p99": pct(0.99),
+        },
+    });
+    CallContext {
+        data,
+        host: snap.host.clone(),
     }
 }
 

@@ -54,6 +54,7 @@ pub fn start(
         stats: stats::RequestStats::new(now_ms()),
         now_ms: now_ms(),
         coordinator_busy_us: 0,
+        profile: None,
     };
     let (published, snapshot) = watch::channel(Arc::new(initial));
     let history = Arc::new(RwLock::new(Vec::new()));

@@ -16,6 +16,7 @@ pub mod ext;
 mod handle;
 pub mod listener;
 mod membership;
+pub mod profile;
 mod snapshot;
 
 pub use coordinator::{MasterConfig, RunRequest, now_ms};
@@ -23,7 +24,7 @@ pub use dispatch::{split_across_workers, users_per_type};
 pub use error::MasterError;
 pub use handle::{MasterHandle, start};
 pub use membership::WorkerView;
-pub use snapshot::{HistoryPoint, RunState, Snapshot};
+pub use snapshot::{HistoryPoint, ProfileView, RunState, Snapshot};
 pub mod scale;
 pub mod validate;
 pub mod web;

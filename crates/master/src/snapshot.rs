@@ -66,6 +66,19 @@ pub struct Snapshot {
     /// Time the coordinator has spent working since it started: its rate
     /// of growth is how much of one core it uses (it is one task).
     pub coordinator_busy_us: u64,
+    /// Where the run is in its load profile, when it follows one.
+    pub profile: Option<ProfileView>,
+}
+
+/// The load profile's progress, for the UI's header and the API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProfileView {
+    /// 1-based, as shown to people.
+    pub stage: usize,
+    pub stages: usize,
+    pub time_left_ms: u64,
+    /// The users the plan wants right now.
+    pub planned_users: u32,
 }
 
 /// One point per second of the run, for charts and the HTML report.
@@ -78,4 +91,7 @@ pub struct HistoryPoint {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub worker_count: usize,
+    /// The users the run aimed at then: the profile's plan, or the fixed
+    /// count (Locust's history has only the actual users).
+    pub target_users: u32,
 }

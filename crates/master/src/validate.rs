@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use script::ScriptInfo;
 
 use crate::RunRequest;
+use crate::profile::{Profile, Stage};
 
 /// Users started per second, over the whole cluster. Far above what any
 /// cluster starts usefully (the memory bench asks for 100000), low enough
@@ -33,6 +34,7 @@ pub enum RunField {
     SpawnRate,
     RunTime,
     UserTypes,
+    Stages,
 }
 
 impl RunField {
@@ -43,6 +45,7 @@ impl RunField {
             RunField::SpawnRate => "spawn_rate",
             RunField::RunTime => "run_time",
             RunField::UserTypes => "user_types",
+            RunField::Stages => "stages",
         }
     }
 }
@@ -63,6 +66,18 @@ pub enum RunError {
     RunTimeTooLong(Duration),
     #[error("unknown user type {name:?}; the script defines: {known}")]
     UnknownUserType { name: String, known: String },
+    #[error("must list at least one stage")]
+    NoStages,
+    /// A rule broken by one stage (numbered from 1, as the user counts).
+    #[error("stage {index}: {problem}")]
+    Stage {
+        index: usize,
+        problem: Box<RunError>,
+    },
+    #[error("must last at most 365 days in all, got {}", humantime::format_duration(*.0))]
+    StagesTooLong(Duration),
+    #[error("the duration must be longer than zero")]
+    StageDuration,
 }
 
 impl RunError {
@@ -72,6 +87,10 @@ impl RunError {
             RunError::SpawnRate(_) => RunField::SpawnRate,
             RunError::ZeroRunTime | RunError::RunTimeTooLong(_) => RunField::RunTime,
             RunError::UnknownUserType { .. } => RunField::UserTypes,
+            RunError::NoStages
+            | RunError::Stage { .. }
+            | RunError::StagesTooLong(_)
+            | RunError::StageDuration => RunField::Stages,
         }
     }
 }
@@ -128,6 +147,34 @@ pub fn user_types(names: &[String], info: &ScriptInfo) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Each stage: a duration longer than zero, users within `max_users`, a
+/// valid spawn rate if it names one, user types the script defines; and
+/// the whole profile no longer than a year.
+pub fn stages(stages: &[Stage], info: &ScriptInfo, max_users: u32) -> Result<(), RunError> {
+    if stages.is_empty() {
+        return Err(RunError::NoStages);
+    }
+    for (i, stage) in stages.iter().enumerate() {
+        let in_stage = |problem: RunError| RunError::Stage {
+            index: i + 1,
+            problem: Box::new(problem),
+        };
+        if stage.duration.is_zero() {
+            return Err(in_stage(RunError::StageDuration));
+        }
+        users(stage.users, max_users).map_err(in_stage)?;
+        if let Some(rate) = stage.spawn_rate {
+            spawn_rate(rate).map_err(in_stage)?;
+        }
+        user_types(&stage.user_types, info).map_err(in_stage)?;
+    }
+    let total: Duration = stages.iter().map(|s| s.duration).sum();
+    if total > MAX_RUN_TIME {
+        return Err(RunError::StagesTooLong(total));
+    }
+    Ok(())
+}
+
 /// All the rules, in the order a user reads the fields.
 pub fn run_request(
     request: &RunRequest,
@@ -139,7 +186,11 @@ pub fn run_request(
     if let Some(t) = request.run_time {
         run_time(t)?;
     }
-    user_types(&request.user_types, info)
+    user_types(&request.user_types, info)?;
+    match &request.profile {
+        Some(Profile::Stages(s)) => stages(s, info, max_users),
+        None => Ok(()),
+    }
 }
 
 /// When a run of `run_time` started `now` ends: checked, so no request can
@@ -165,6 +216,7 @@ mod tests {
         };
         ScriptInfo {
             user_types: vec![user("Browse"), user("Buy")],
+            shape: None,
         }
     }
 
@@ -218,6 +270,37 @@ mod tests {
     }
 
     #[test]
+    fn stages_need_a_duration_known_types_and_bounded_users() {
+        let stage = |secs: u64, users: u32| Stage {
+            duration: Duration::from_secs(secs),
+            users,
+            spawn_rate: None,
+            user_types: vec![],
+        };
+        assert!(stages(&[stage(1, 10), stage(5, 0)], &info(), 10).is_ok());
+        assert_eq!(stages(&[], &info(), 10), Err(RunError::NoStages));
+        let e = stages(&[stage(1, 1), stage(0, 1)], &info(), 10).unwrap_err();
+        assert_eq!(e.field(), RunField::Stages);
+        assert_eq!(
+            e.to_string(),
+            "stage 2: the duration must be longer than zero"
+        );
+        let e = stages(&[stage(1, 11)], &info(), 10)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("stage 1: must be at most 10"), "{e}");
+        let mut typed = stage(1, 1);
+        typed.user_types = vec!["Nope".into()];
+        let e = stages(&[typed], &info(), 10).unwrap_err().to_string();
+        assert!(e.starts_with("stage 1: unknown user type \"Nope\""), "{e}");
+        let mut rated = stage(1, 1);
+        rated.spawn_rate = Some(-1.0);
+        assert!(stages(&[rated], &info(), 10).is_err());
+        let e = stages(&[stage(400 * 24 * 3600, 1)], &info(), 10).unwrap_err();
+        assert!(matches!(e, RunError::StagesTooLong(_)), "{e}");
+    }
+
+    #[test]
     fn a_request_is_checked_field_by_field() {
         let ok = RunRequest {
             users: 5,
@@ -225,6 +308,7 @@ mod tests {
             host: None,
             run_time: Some(Duration::from_secs(30)),
             user_types: vec![],
+            profile: None,
         };
         assert!(run_request(&ok, &info(), 10).is_ok());
         let zero_time = RunRequest {

@@ -81,6 +81,7 @@ async fn the_coordinator_refuses_what_the_forms_refuse() {
         host: None,
         run_time: Some(std::time::Duration::from_secs(u64::MAX)),
         user_types: vec![],
+        profile: None,
     };
     let e = h.master.start_run(request.clone()).await.unwrap_err();
     assert!(

@@ -49,6 +49,7 @@ fn history(now: u64) -> Vec<HistoryPoint> {
             p50_ms: Some(2.0),
             p95_ms: None,
             worker_count: 1,
+            target_users: 10,
         })
         .collect()
 }

@@ -78,6 +78,7 @@ impl Registry {
                         .collect(),
                 })
                 .collect(),
+            shape: self.ext.shape.as_ref().map(|s| s.info()),
         }
     }
 }

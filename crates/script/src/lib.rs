@@ -87,6 +87,9 @@ pub enum ScriptError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScriptInfo {
     pub user_types: Vec<UserTypeInfo>,
+    /// `swarmer.shape`: the load profile a run follows by default.
+    #[serde(default)]
+    pub shape: Option<declare::shape::ShapeInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -66,7 +66,7 @@ fn root_message(e: &mlua::Error) -> String {
     }
 }
 
-fn innermost_lua_line(lua: &Lua) -> Option<String> {
+pub(crate) fn innermost_lua_line(lua: &Lua) -> Option<String> {
     for level in 0..40 {
         let found = lua.inspect_stack(level, |d| {
             let src = d.source();

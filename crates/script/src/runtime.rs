@@ -151,6 +151,12 @@ pub fn load_watched(
     if registry.types.is_empty() {
         return Err(ScriptError::NoUserTypes);
     }
+    if let Some(shape) = &registry.ext.shape {
+        let known: Vec<&str> = registry.types.iter().map(|t| &*t.name).collect();
+        shape
+            .check_user_types(&known)
+            .map_err(|message| ScriptError::Load { message })?;
+    }
     Ok((lua, registry, runner, watchdog))
 }
 

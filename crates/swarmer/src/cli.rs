@@ -81,6 +81,20 @@ pub struct RunArgs {
     /// Stop after this long: 30s, 5m, 1h30m. Without it, run until Ctrl-C.
     #[arg(short = 't', long, env = "SWARMER_RUN_TIME", value_parser = parse_duration)]
     pub run_time: Option<Duration>,
+    /// Users over time instead of -u/-r/-t: DURATION:USERS stages, each a
+    /// linear ramp from the previous one's users, e.g. 30s:100,2m:100,30s:0
+    /// (up to 100 users in 30 s, hold 2 min, down to 0); the run ends with them.
+    #[arg(
+        long,
+        env = "SWARMER_STAGES",
+        value_name = "STAGES",
+        allow_hyphen_values = true
+    )]
+    pub stages: Option<String>,
+    /// Run a fixed count (-u/-r/-t) even though the script declares a
+    /// load shape (`swarmer.shape`), which it otherwise follows.
+    #[arg(long, env = "SWARMER_NO_SHAPE")]
+    pub no_shape: bool,
     /// Host to load-test, e.g. http://127.0.0.1:8080 (overrides the script's).
     #[arg(short = 'H', long, env = "SWARMER_HOST")]
     pub host: Option<String>,

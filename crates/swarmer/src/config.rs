@@ -17,10 +17,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ext::ExtConfig;
+use master::profile::Profile;
 use master::validate::{self, RunError, RunField};
 use master::web::WebConfig;
 use master::{MasterConfig, RunRequest};
 use protocol::ScriptText;
+use script::declare::shape::ShapeInfo;
 use script::{ScriptInfo, ScriptSource};
 use worker::EngineConfig;
 use worker::session::SessionConfig;
@@ -64,6 +66,9 @@ pub struct Control {
     pub ext: ExtConfig,
     /// The run the flags ask for (headless, or the web's `--autostart`).
     pub request: RunRequest,
+    /// That run follows the script's shape function (run by the master's
+    /// extension engine, which sets the request's numbers).
+    pub shape_function: bool,
     pub mode: Mode,
     /// Start the bundled demo target and aim at it unless `-H` says otherwise.
     pub demo_target: bool,
@@ -230,6 +235,7 @@ fn run_rule(e: RunError) -> UsageError {
         RunField::SpawnRate => "--spawn-rate",
         RunField::RunTime => "--run-time",
         RunField::UserTypes => "--user-types",
+        RunField::Stages => "--stages",
     };
     usage(format!("{flag}: {e}"))
 }
@@ -241,9 +247,43 @@ fn run_request(args: &RunArgs, info: &ScriptInfo) -> Result<RunRequest, UsageErr
         host: args.host.clone(),
         run_time: args.run_time,
         user_types: args.selected_user_types(),
+        profile: profile(args, info)?,
     };
     validate::run_request(&request, info, args.max_users).map_err(run_rule)?;
     Ok(request)
+}
+
+/// The run's load profile: `--stages`, else the script's shape unless
+/// `--no-shape`; either is refused beside -u/-r/-t, which it replaces.
+fn profile(args: &RunArgs, info: &ScriptInfo) -> Result<Option<Profile>, UsageError> {
+    let fixed = [
+        ("-u/--users", args.users.is_some()),
+        ("-r/--spawn-rate", args.spawn_rate.is_some()),
+        ("-t/--run-time", args.run_time.is_some()),
+    ];
+    let fixed_flag = fixed.iter().find(|(_, given)| *given).map(|(flag, _)| flag);
+    let Some(text) = &args.stages else {
+        let shape = info.shape.as_ref().filter(|_| !args.no_shape);
+        return match (shape, fixed_flag) {
+            (None, _) => Ok(None),
+            (Some(_), Some(flag)) => Err(usage(format!(
+                "the script declares a load shape (swarmer.shape), so {flag} needs --no-shape \
+                 to run a fixed count instead"
+            ))),
+            // None for a shape function: the master's extension engine
+            // runs it (`Control::shape_function`).
+            (Some(shape), None) => Ok(master::profile::from_script(shape)),
+        };
+    };
+    if let Some(flag) = fixed_flag {
+        return Err(usage(format!(
+            "--stages and {flag} cannot be used together: the stages set the users over time \
+             and end the run when they end"
+        )));
+    }
+    let stages = master::profile::parse_stages(text)
+        .map_err(|e| usage(format!("--stages {text:?}: {e}")))?;
+    Ok(Some(Profile::Stages(stages)))
 }
 
 fn control(
@@ -253,6 +293,8 @@ fn control(
 ) -> Result<Control, UsageError> {
     let (src, info) = load_script(args)?;
     let request = run_request(args, &info)?;
+    let shape_function =
+        args.stages.is_none() && !args.no_shape && matches!(info.shape, Some(ShapeInfo::Function));
     let mode = if args.headless {
         let outputs = Outputs {
             csv: args.csv.clone(),
@@ -306,6 +348,7 @@ fn control(
         mode,
         demo_target: args.demo_target,
         stop_timeout: args.stop_timeout,
+        shape_function,
     })
 }
 

@@ -22,9 +22,10 @@ impl HistoryCsv {
         let path = PathBuf::from(format!("{prefix}_stats_history.csv"));
         let mut file =
             File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+        // Locust's columns first and unchanged, so its readers still work.
         writeln!(
             file,
-            "{},{HISTORY_OPEN_MODEL_HEADER}",
+            "{},{HISTORY_OWN_HEADER}",
             locust_csv::STATS_HISTORY_HEADER
         )?;
         Ok(Self { file, path, full })
@@ -37,7 +38,7 @@ impl HistoryCsv {
             snap.now_ms,
             self.full,
         );
-        let rows = with_open_model_columns(&rows, snap);
+        let rows = with_own_columns(&rows, snap);
         self.file
             .write_all(rows.as_bytes())
             .with_context(|| format!("cannot write {}", self.path.display()))
@@ -45,13 +46,15 @@ impl HistoryCsv {
 }
 
 /// Swarmer's own columns after Locust's in `_stats_history.csv`, so tools
-/// that read Locust's columns by position still do: the open model's
-/// dropped arrivals so far (all types) and its target rate now.
-const HISTORY_OPEN_MODEL_HEADER: &str = "Dropped Iterations,Target Rate";
+/// that read Locust's columns by position still do: the users the run aims
+/// at now, the open model's dropped arrivals so far (all types) and its
+/// target rate now.
+const HISTORY_OWN_HEADER: &str = "Target Users,Dropped Iterations,Target Rate";
 
-fn with_open_model_columns(rows: &str, snap: &Snapshot) -> String {
+fn with_own_columns(rows: &str, snap: &Snapshot) -> String {
     let tail = format!(
-        ",{},{:.6}",
+        ",{},{},{:.6}",
+        history_target(snap),
         snap.stats.dropped_iterations_total(),
         snap.target_rate
     );
@@ -62,6 +65,13 @@ fn with_open_model_columns(rows: &str, snap: &Snapshot) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The users the run aims at now: the profile's plan, or the fixed count.
+fn history_target(snap: &Snapshot) -> u32 {
+    snap.profile
+        .as_ref()
+        .map_or(snap.target_users, |p| p.planned_users)
 }
 
 /// Writes the three end-of-run CSV files.

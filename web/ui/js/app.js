@@ -78,6 +78,13 @@ function renderHeader(summary) {
   const users = active && summary.user_count !== summary.target_users
     ? `${count(summary.user_count)} / ${count(summary.target_users)}` : count(summary.user_count);
   $("#fig-users").textContent = users;
+  // A load profile: which stage, and how long until it ends the run.
+  const profile = active ? summary.profile : null;
+  $("#fig-profile-box").hidden = !profile;
+  if (profile) {
+    const left = Math.ceil(profile.time_left_ms / 1000);
+    $("#fig-profile").textContent = `stage ${profile.stage}/${profile.stages} · ${left} s left`;
+  }
   fill($("#fig-workers"), count(summary.worker_count),
     summary.lost_workers ? h("small", { class: "note bad" }, ` (${summary.lost_workers} lost)`) : null);
   $("#fig-rps").textContent = rate(summary.current_rps);

@@ -7,8 +7,16 @@ const WHOLE = /^\d+$/;
 const RUN_TIME = /^\s*(\d+\s*(h|m|min|s)?\s*)+$/i;
 const URL_RE = /^https?:\/\/\S+$/;
 
+const STAGES = /^\s*[^:,\s]+\s*:\s*\d+\s*(,\s*[^:,\s]+\s*:\s*\d+\s*)*$/;
+
 export function validateRun(values, retune) {
   const problems = {};
+  if (!retune && (values.stages || values.use_shape)) {
+    // A profile replaces users, spawn rate and run time.
+    if (values.stages && !STAGES.test(values.stages)) problems.stages = "Stages look like 30s:100,2m:100,30s:0.";
+    if (values.stages && values.use_shape) problems.stages = "Choose the stages or the script's shape, not both.";
+    return problems;
+  }
   if (!WHOLE.test(values.user_count)) problems.user_count = "Number of users must be a whole number, 0 or more.";
   const rate = Number(values.spawn_rate);
   if (values.spawn_rate === "" || !Number.isFinite(rate) || rate <= 0) {
@@ -31,6 +39,11 @@ export class RunForm {
     this.types = $("#user-types");
     this.buildTypes(ctx.ui.user_types);
     if (ctx.ui.default_host) this.form.elements.host.placeholder = ctx.ui.default_host;
+    // A script with stages in its shape offers them, checked: it runs them by default.
+    if (ctx.ui.shape_stages) {
+      $("#shape-choice").hidden = false;
+      this.form.elements.use_shape.checked = true;
+    }
     $("#run-cancel").addEventListener("click", () => this.dialog.close());
     this.form.addEventListener("submit", (event) => { event.preventDefault(); this.submit(); });
     this.form.addEventListener("input", () => this.check(false));
@@ -69,6 +82,8 @@ export class RunForm {
       spawn_rate: el.spawn_rate.value.trim(),
       host: el.host.value.trim(),
       run_time: el.run_time.value.trim(),
+      stages: el.stages.value.trim(),
+      use_shape: el.use_shape.checked,
       // No choice shown (one type): undefined, which means all types.
       user_types: all === 0 ? undefined : checked,
       all_types: all,
@@ -78,7 +93,7 @@ export class RunForm {
   /** Marks invalid fields; shows the first problem when `report`. */
   check(report) {
     const problems = validateRun(this.values(), this.retune);
-    for (const name of ["user_count", "spawn_rate", "host", "run_time"]) {
+    for (const name of ["user_count", "spawn_rate", "host", "run_time", "stages"]) {
       this.form.elements[name].setAttribute("aria-invalid", String(Boolean(problems[name])));
     }
     const first = Object.values(problems)[0];
@@ -89,10 +104,13 @@ export class RunForm {
   async submit() {
     if (!this.check(true)) return;
     const v = this.values();
-    const body = { users: Number(v.user_count), spawn_rate: Number(v.spawn_rate) };
+    const profile = !this.retune && (v.stages || v.use_shape);
+    const body = profile ? {} : { users: Number(v.user_count), spawn_rate: Number(v.spawn_rate) };
     if (!this.retune) {
       if (v.host) body.host = v.host;
-      if (v.run_time) body.run_time = v.run_time;
+      if (v.stages) body.stages = v.stages;
+      else if (v.use_shape) body.shape = true;
+      else if (v.run_time) body.run_time = v.run_time;
       // Every type checked is sent as no choice: all types.
       if (v.user_types && v.user_types.length < v.all_types) body.user_types = v.user_types;
     }

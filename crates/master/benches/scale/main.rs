@@ -182,6 +182,7 @@ fn round(n: usize, window: Duration) -> Figures {
             host: None,
             run_time: None,
             user_types: vec![],
+            profile: None,
         };
         handle.start_run(request).await.expect("the run starts");
         tokio::time::sleep(Duration::from_secs(3)).await;

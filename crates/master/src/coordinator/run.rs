@@ -16,6 +16,8 @@ use crate::validate;
 impl Coordinator {
     pub(super) fn start(&mut self, request: RunRequest) -> Result<(), MasterError> {
         validate::run_request(&request, &self.info, self.config.max_users)?;
+        // A profile sets the numbers from its start; it ends the run itself.
+        let request = self.profile_start(request)?;
         let deadline = match request.run_time {
             Some(t) => Some(validate::deadline(Instant::now(), t)?),
             None => None,
@@ -35,6 +37,7 @@ impl Coordinator {
                 host: run.request.host.clone(),
                 ..request
             };
+            run.profile_started = Instant::now();
             self.state = RunState::Spawning;
             self.rebalance(true);
             return Ok(());
@@ -67,6 +70,7 @@ impl Coordinator {
             per_type,
             started_ms: now,
             stop_deadline: None,
+            profile_started: Instant::now(),
         });
         self.state = RunState::Spawning;
         self.rebalance(true);
@@ -236,7 +240,7 @@ impl Coordinator {
 
 /// The run's users per type, limited to the requested types (which
 /// [`validate::user_types`] checked).
-fn select_types(info: &ScriptInfo, request: &RunRequest) -> BTreeMap<String, u32> {
+pub(super) fn select_types(info: &ScriptInfo, request: &RunRequest) -> BTreeMap<String, u32> {
     users_per_type(request.users, &chosen_types(info, request))
 }
 

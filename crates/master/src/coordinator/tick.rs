@@ -39,6 +39,7 @@ impl Coordinator {
             tracing::info!("run {}: run time reached", run.id);
             let _ = self.stop();
         }
+        self.follow_profile();
         self.check_stopped();
         self.record_history();
         self.stats.prune(now_ms());
@@ -120,6 +121,7 @@ impl Coordinator {
             p50_ms: self.stats.current_response_time_percentile_ms(0.5, now),
             p95_ms: self.stats.current_response_time_percentile_ms(0.95, now),
             worker_count: self.members.live_count(),
+            target_users: self.planned_users(),
         };
         if let Ok(mut h) = self.history.write() {
             h.push(point);
@@ -161,6 +163,7 @@ impl Coordinator {
             stats: self.stats.clone(),
             now_ms: now_ms(),
             coordinator_busy_us: self.busy.as_micros() as u64,
+            profile: self.profile_view(),
         };
         self.published.send_replace(Arc::new(snapshot));
     }

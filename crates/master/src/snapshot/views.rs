@@ -149,6 +149,8 @@ pub struct Summary {
     pub exception_count: usize,
     /// Arrivals of the open model dropped for want of a user (all types).
     pub dropped_iterations: u64,
+    /// The load profile the run follows: stage, time left, planned users.
+    pub profile: Option<super::ProfileView>,
 }
 
 pub fn summary(snap: &Snapshot) -> Summary {
@@ -177,6 +179,7 @@ pub fn summary(snap: &Snapshot) -> Summary {
             .current_response_time_percentile_ms(0.95, snap.now_ms),
         run_started_ms: snap.run_started_ms,
         run_time_ms: snap.run_time_ms,
+        profile: snap.profile.clone(),
         now_ms: snap.now_ms,
         error_groups: snap.stats.errors().len(),
         exception_count: snap.stats.exceptions().len(),

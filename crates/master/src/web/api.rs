@@ -93,6 +93,12 @@ pub async fn ui(State(app): State<Shared>) -> Json<Value> {
         "scaler": app.config.scaler.as_ref().map(|s| s.name()),
         "max_workers": app.config.max_workers,
         "logs": app.config.logs.is_some(),
+        // The run form offers the script's stages (a shape function is
+        // followed only by runs the command line starts).
+        "shape_stages": matches!(
+            app.master.script_info().shape,
+            Some(script::declare::shape::ShapeInfo::Stages { .. })
+        ),
     }))
 }
 
@@ -102,6 +108,8 @@ pub struct StateJson {
     pub summary: Summary,
     pub users_by_type: std::collections::BTreeMap<String, u32>,
     pub user_types: Vec<String>,
+    /// The load profile the run follows (stage, time left, planned users).
+    pub profile: Option<crate::ProfileView>,
 }
 
 pub async fn state(State(app): State<Shared>) -> Json<StateJson> {
@@ -110,6 +118,7 @@ pub async fn state(State(app): State<Shared>) -> Json<StateJson> {
         summary: views::summary(&snap),
         users_by_type: snap.users_by_type.clone(),
         user_types: snap.user_types.clone(),
+        profile: snap.profile.clone(),
     })
 }
 

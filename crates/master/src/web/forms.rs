@@ -24,6 +24,8 @@ pub struct RunFields {
     pub user_classes: Vec<String>,
     /// Whether the caller named user types at all (an empty list means all).
     pub user_types_given: bool,
+    /// The JSON API's `stages` or `shape` (Locust's form has none).
+    pub profile: super::profile_json::ProfileAsk,
 }
 
 /// Reads Locust's `/swarm` form. `user_classes` repeats, which serde's
@@ -94,6 +96,7 @@ pub fn run_fields_from_json(body: &[u8]) -> Result<RunFields, ApiError> {
         run_time: text("run_time")?,
         user_types_given: map.get("user_types").is_some_and(|v| !v.is_null()),
         user_classes,
+        profile: super::profile_json::read(&map)?,
     })
 }
 
@@ -122,8 +125,16 @@ pub fn run_request(
     names: FieldNames,
     max_users: u32,
 ) -> Result<RunRequest, ApiError> {
-    let users = parse_users(fields.user_count.as_deref(), names.users)?;
-    let spawn_rate = parse_spawn_rate(fields.spawn_rate.as_deref())?;
+    let profile = super::profile_json::resolve(&fields.profile, info)?;
+    // A profile sets the users and the rate itself, from its first second.
+    let (users, spawn_rate) = if profile.is_some() {
+        (0, 1.0)
+    } else {
+        (
+            parse_users(fields.user_count.as_deref(), names.users)?,
+            parse_spawn_rate(fields.spawn_rate.as_deref())?,
+        )
+    };
     let host = parse_host(fields.host.as_deref())?;
     let run_time = match fields.run_time.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -135,6 +146,7 @@ pub fn run_request(
         host,
         run_time,
         user_types: fields.user_classes.clone(),
+        profile,
     };
     validate::run_request(&request, info, max_users).map_err(|e| {
         let field = match e.field() {
@@ -265,6 +277,7 @@ mod tests {
         };
         ScriptInfo {
             user_types: vec![user("Browse"), user("Buy")],
+            shape: None,
         }
     }
 

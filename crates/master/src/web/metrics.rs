@@ -257,6 +257,7 @@ mod tests {
             stats,
             now_ms: 0,
             coordinator_busy_us: 0,
+            profile: None,
         };
         dropped_family(&mut out, &snap);
         assert!(

@@ -26,6 +26,7 @@ mod locust;
 mod logs;
 mod metrics;
 mod openapi;
+mod profile_json;
 pub mod report;
 mod router;
 mod scale;

@@ -1,7 +1,7 @@
 //! The declaring half of the extension API: `swarmer.ui.view`,
 //! `swarmer.ui.action`, `swarmer.api.route` and `swarmer.on`, plus
 //! `swarmer.count` (a worker-side statistic, installed here to keep every
-//! extension function in one place).
+//! extension function in one place) and `swarmer.shape` (the load profile).
 //!
 //! Declarations are checked as they are made (so a typo fails the load on
 //! every process, with the file and line) and collected into the load's
@@ -12,6 +12,7 @@ pub mod arrivals;
 mod count;
 pub mod fields;
 pub mod route;
+pub mod shape;
 
 use mlua::{Function, Lua, Table, Value};
 use serde::Serialize;
@@ -34,6 +35,11 @@ pub struct Catalog {
     pub routes: Vec<String>,
     /// Events with at least one hook, in [`EVENTS`] order.
     pub hooks: Vec<String>,
+    /// The script's shape is a function (`swarmer.shape(function(ctx) ...)`),
+    /// which only the master's extension engine runs. Not listed by the
+    /// extensions API (`/api/v1/ext`), whose shape stays as it was.
+    #[serde(skip)]
+    pub shape_function: bool,
 }
 
 impl Catalog {
@@ -42,6 +48,7 @@ impl Catalog {
             && self.actions.is_empty()
             && self.routes.is_empty()
             && self.hooks.is_empty()
+            && !self.shape_function
     }
 }
 
@@ -89,6 +96,8 @@ pub struct Declarations {
     pub actions: Vec<ActionDecl>,
     pub routes: Vec<RouteDecl>,
     pub hooks: Vec<HookDecl>,
+    /// `swarmer.shape`: at most one.
+    pub shape: Option<shape::Shape>,
 }
 
 impl Declarations {
@@ -109,6 +118,15 @@ impl Declarations {
                 .filter(|e| self.hooks.iter().any(|h| h.event == **e))
                 .map(|e| e.to_string())
                 .collect(),
+            shape_function: self.shape_function().is_some(),
+        }
+    }
+
+    /// The shape function, when the script's shape is one.
+    pub fn shape_function(&self) -> Option<&Function> {
+        match &self.shape.as_ref()?.decl {
+            shape::ShapeDecl::Function(f) => Some(f),
+            shape::ShapeDecl::Stages(_) => None,
         }
     }
 
@@ -145,6 +163,7 @@ pub fn install(lua: &Lua, swarmer: &Table) -> mlua::Result<()> {
     swarmer.set("api", api)?;
     swarmer.set("on", lua.create_function(declare_hook)?)?;
     swarmer.set("count", lua.create_function(count::count)?)?;
+    swarmer.set("shape", lua.create_function(shape::declare_shape)?)?;
     Ok(())
 }
 

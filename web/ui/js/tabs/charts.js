@@ -13,7 +13,7 @@ function css(name) {
 const CHARTS = [
   { id: "chart-rps", title: "Requests and failures per second", series: [["RPS", "--accent", "rps"], ["Failures/s", "--bad", "fail_per_sec"]] },
   { id: "chart-times", title: "Response times (ms)", series: [["Median", "--ok", "p50_ms"], ["95%ile", "--warn", "p95_ms"]] },
-  { id: "chart-users", title: "Users and workers", series: [["Users", "--accent", "user_count"], ["Workers", "--muted", "worker_count"]] },
+  { id: "chart-users", title: "Users and workers", series: [["Users", "--accent", "user_count"], ["Planned", "--warn", "target_users"], ["Workers", "--muted", "worker_count"]] },
 ];
 
 export default function charts(ctx) {

@@ -1,0 +1,110 @@
+//! The profile clock: once a tick, a run that follows a load profile is
+//! retuned to the profile's target (as a UI "edit users" would), and
+//! stopped when the profile ends. The arithmetic is in [`crate::profile`].
+
+use std::time::Duration;
+
+use super::run::select_types;
+use super::{Coordinator, RunRequest};
+use crate::error::MasterError;
+use crate::profile::Target;
+use crate::snapshot::ProfileView;
+
+impl Coordinator {
+    /// The request with its profile's first target in place of the fixed
+    /// numbers (unchanged without a profile).
+    pub(super) fn profile_start(&self, request: RunRequest) -> Result<RunRequest, MasterError> {
+        let Some(profile) = &request.profile else {
+            return Ok(request);
+        };
+        let target = profile
+            .target_at(Duration::ZERO, self.config.heartbeat_interval)
+            .ok_or(MasterError::Invalid(crate::validate::RunError::NoStages))?;
+        Ok(apply(request, target))
+    }
+
+    /// Retunes the run to where its profile is now, or stops it once the
+    /// profile has ended.
+    pub(super) fn follow_profile(&mut self) {
+        if !self.state.is_active() {
+            return;
+        }
+        let Some(run) = &self.run else { return };
+        let Some(profile) = &run.request.profile else {
+            return;
+        };
+        let elapsed = run.profile_started.elapsed();
+        let step = self.config.heartbeat_interval;
+        let Some(mut target) = profile.target_at(elapsed, step) else {
+            tracing::info!("run {}: its load profile ended", run.id);
+            let _ = self.stop();
+            return;
+        };
+        if target.catch_up {
+            // Reach the target within the step from where the users are,
+            // not only from where the plan was: a hold right after a ramp
+            // would otherwise close the last gap at the hold's 1 user/s.
+            let actual: u32 = self.members.live().map(|m| m.status.user_count).sum();
+            let gap = f64::from(target.users.abs_diff(actual));
+            let needed = gap / step.as_secs_f64().max(1e-3);
+            target.spawn_rate = target
+                .spawn_rate
+                .max(needed)
+                .min(crate::validate::MAX_SPAWN_RATE);
+        }
+        let unchanged = target.users == run.request.users
+            && target.spawn_rate == run.request.spawn_rate
+            && target.user_types == run.request.user_types;
+        if unchanged {
+            return;
+        }
+        let request = apply(run.request.clone(), target);
+        let per_type = select_types(&self.info, &request);
+        if let Some(run) = &mut self.run {
+            run.request = request;
+            run.per_type = per_type;
+        }
+        self.state = super::RunState::Spawning;
+        self.rebalance(true);
+        self.check_spawned();
+    }
+
+    /// The users the run aims at now: the plan at this instant for a
+    /// profile, the requested count otherwise.
+    pub(super) fn planned_users(&self) -> u32 {
+        let Some(run) = &self.run else { return 0 };
+        match &run.request.profile {
+            Some(p) => p
+                .planned_users(run.profile_started.elapsed())
+                .map_or(0, |u| u.round() as u32),
+            None => run.request.users,
+        }
+    }
+
+    pub(super) fn profile_view(&self) -> Option<ProfileView> {
+        let run = self.run.as_ref()?;
+        let profile = run.request.profile.as_ref()?;
+        let crate::profile::Profile::Stages(stages) = profile;
+        let elapsed = run.profile_started.elapsed();
+        let (index, left) = profile
+            .position(elapsed)
+            .unwrap_or((stages.len() - 1, Duration::ZERO));
+        Some(ProfileView {
+            stage: index + 1,
+            stages: stages.len(),
+            time_left_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+            planned_users: profile
+                .planned_users(elapsed)
+                .map_or(0, |u| u.round() as u32),
+        })
+    }
+}
+
+fn apply(request: RunRequest, target: Target) -> RunRequest {
+    RunRequest {
+        users: target.users,
+        spawn_rate: target.spawn_rate,
+        user_types: target.user_types,
+        ..request
+    }
+}

@@ -1,0 +1,96 @@
+//! A load profile from the UI in headless Chromium: stages typed in the run
+//! form start a run whose header shows the stage and the time left, which
+//! then ends by itself. Skips like the other browser tests when Chromium or
+//! chromedriver is absent (fails under `CI=true`).
+
+mod web_support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use fantoccini::Client;
+use futures::FutureExt;
+use master::RunState;
+use master::web::WebConfig;
+use std::panic::AssertUnwindSafe;
+use web_support::browser::*;
+use web_support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stages_typed_in_the_form_run_and_show_in_the_header() {
+    in_chromium("profile", Duration::from_secs(90), |chromium, chromedriver, profile| async move {
+        drive(&chromium, &chromedriver, &profile).await
+    })
+    .await;
+}
+
+async fn drive(chromium: &Path, chromedriver: &Path, profile: &Path) {
+    let h = Harness::with_worker().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(master::web::run(
+        listener,
+        h.master.clone(),
+        WebConfig::default(),
+        h.shutdown.clone(),
+    ));
+    let driver = start_driver(chromedriver).await;
+    let browser = open_browser(&driver, chromium, profile).await;
+    let result = AssertUnwindSafe(steps(&browser, &h, &url))
+        .catch_unwind()
+        .await;
+    let _ = browser.close().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn steps(browser: &Client, h: &Harness, url: &str) {
+    browser.goto(url).await.expect("the page loads");
+    until(
+        browser,
+        "the start dialog",
+        "document.querySelector('#run-dialog').open",
+    )
+    .await;
+    // A typo is caught in the browser; nothing is sent.
+    type_into(browser, "#run-form [name=stages]", "3s:4,oops").await;
+    click(browser, "#run-submit").await;
+    let error = until(
+        browser,
+        "the form's message",
+        "document.querySelector('#run-error').textContent",
+    )
+    .await;
+    assert!(
+        error.as_str().unwrap().contains("Stages look like"),
+        "{error}"
+    );
+    assert_eq!(h.master.snapshot().state, RunState::Ready);
+
+    type_into(browser, "#run-form [name=stages]", "3s:4,3s:4").await;
+    click(browser, "#run-submit").await;
+    until(
+        browser,
+        "the dialog to close",
+        "!document.querySelector('#run-dialog').open",
+    )
+    .await;
+    let shown = until(
+        browser,
+        "the header's profile",
+        "(() => { const t = document.querySelector('#fig-profile').textContent; \
+          return !document.querySelector('#fig-profile-box').hidden && /^stage [12]\\/2 · \\d+ s left$/.test(t) && t; })()",
+    )
+    .await;
+    assert!(shown.as_str().unwrap().starts_with("stage "), "{shown}");
+    screenshot(browser, "profile-header.png").await;
+    // Nobody stops it: the stages end the run, and the header follows.
+    h.wait_for(|s| s.state == RunState::Stopped).await;
+    until(
+        browser,
+        "the profile hidden once stopped",
+        "document.querySelector('#fig-profile-box').hidden",
+    )
+    .await;
+}
