@@ -3,10 +3,14 @@
 //! of the command line sees (exact counts, failures, CSV files, exit codes,
 //! script errors, Ctrl-C).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{text, wait_with_deadline};
 
 const BIN: &str = env!("CARGO_BIN_EXE_swarmer");
 
@@ -89,28 +93,6 @@ fn run(args: &[&str], dir: &Path) -> Output {
         .spawn()
         .expect("spawn swarmer");
     wait_with_deadline(child, Duration::from_secs(60))
-}
-
-fn wait_with_deadline(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "swarmer did not finish in {limit:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn json_of(out: &Output) -> serde_json::Value {

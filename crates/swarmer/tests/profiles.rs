@@ -4,9 +4,13 @@
 //! ends by itself when its stages end, and bad stages refused with exit
 //! code 2 before anything starts.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{text, wait_with_deadline};
 
 const BIN: &str = env!("CARGO_BIN_EXE_swarmer");
 
@@ -23,28 +27,6 @@ fn run(args: &[&str], dir: &Path, limit: Duration) -> Output {
         .spawn()
         .expect("spawn swarmer");
     wait_with_deadline(child, limit)
-}
-
-fn wait_with_deadline(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "swarmer did not finish in {limit:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// (actual users, target users) of each Aggregated row of the history.
