@@ -19,12 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::Client;
-use futures::FutureExt;
 use master::RunState;
 use master::scale::Scaler;
 use master::web::WebConfig;
 use serde_json::json;
-use std::panic::AssertUnwindSafe;
 use web_support::browser::*;
 use web_support::*;
 
@@ -57,16 +55,10 @@ async fn drive(chromium: &Path, chromedriver: &Path, profile: &Path) {
         h.shutdown.clone(),
     ));
 
-    let driver = start_driver(chromedriver).await;
-    let browser = open_browser(&driver, chromium, profile).await;
-    // Close the session even when a step fails, so no Chromium is left.
-    let result = AssertUnwindSafe(steps(&browser, &h, &scaler, &url))
-        .catch_unwind()
-        .await;
-    let _ = browser.close().await;
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    with_browser(chromium, chromedriver, profile, |browser| async move {
+        steps(&browser, &h, &scaler, &url).await
+    })
+    .await;
 }
 
 async fn steps(browser: &Client, h: &Harness, scaler: &FakeScaler, url: &str) {

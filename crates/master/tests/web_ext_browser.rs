@@ -12,16 +12,15 @@
 mod web_ext_support;
 mod web_support;
 
-use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fantoccini::Client;
-use futures::FutureExt;
 use serde_json::json;
 use web_ext_support::*;
 use web_support::browser::*;
+use web_support::with_browser;
 
 const TEST_LIMIT: Duration = Duration::from_secs(120);
 
@@ -45,16 +44,10 @@ async fn drive(chromium: &Path, chromedriver: &Path, profile: &Path) {
         h.config("/swarmer"),
         h.shutdown.clone(),
     ));
-    let driver = start_driver(chromedriver).await;
-    let browser = open_browser(&driver, chromium, profile).await;
-    // Close the session even when a step fails, so no Chromium is left.
-    let result = AssertUnwindSafe(steps(&browser, &h, &url))
-        .catch_unwind()
-        .await;
-    let _ = browser.close().await;
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    with_browser(chromium, chromedriver, profile, |browser| async move {
+        steps(&browser, &h, &url).await
+    })
+    .await;
 }
 
 async fn steps(browser: &Client, h: &ExtHarness, url: &str) {

@@ -9,10 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use fantoccini::Client;
-use futures::FutureExt;
 use master::RunState;
 use master::web::WebConfig;
-use std::panic::AssertUnwindSafe;
 use web_support::browser::*;
 use web_support::*;
 
@@ -34,15 +32,10 @@ async fn drive(chromium: &Path, chromedriver: &Path, profile: &Path) {
         WebConfig::default(),
         h.shutdown.clone(),
     ));
-    let driver = start_driver(chromedriver).await;
-    let browser = open_browser(&driver, chromium, profile).await;
-    let result = AssertUnwindSafe(steps(&browser, &h, &url))
-        .catch_unwind()
-        .await;
-    let _ = browser.close().await;
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    with_browser(chromium, chromedriver, profile, |browser| async move {
+        steps(&browser, &h, &url).await
+    })
+    .await;
 }
 
 async fn steps(browser: &Client, h: &Harness, url: &str) {

@@ -301,3 +301,26 @@ pub fn attach_worker(
         worker::session::run(w_end, &mut engine, &mut outbox, &config, &shutdown).await
     })
 }
+
+/// Drives one Chromium session through `steps`, and closes it even when a
+/// step fails, so no browser outlives the test.
+pub async fn with_browser<F, Fut>(
+    chromium: &std::path::Path,
+    chromedriver: &std::path::Path,
+    profile: &std::path::Path,
+    steps: F,
+) where
+    F: FnOnce(fantoccini::Client) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures::FutureExt;
+    let driver = browser::start_driver(chromedriver).await;
+    let client = browser::open_browser(&driver, chromium, profile).await;
+    let result = std::panic::AssertUnwindSafe(steps(client.clone()))
+        .catch_unwind()
+        .await;
+    let _ = client.close().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
