@@ -24,6 +24,7 @@ mod data;
 pub mod declare;
 mod define;
 mod drive;
+mod held;
 pub mod host;
 mod http;
 mod lua_env;

@@ -5,9 +5,10 @@ use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use mlua::{Function, Lua, RegistryKey, Table, Thread, Value};
+use mlua::{Function, Lua, Table, Thread, Value};
 
 use crate::define::{self, Registry, TaskDef, Wait};
+use crate::held::{HANDLE_SLOTS, Held, Slots};
 use crate::lua_env::LuaEnv;
 use crate::luax::{fix_path, make_runner};
 use crate::watchdog::Watchdog;
@@ -38,9 +39,10 @@ pub struct LoadedScript {
     pub runner: Function,
     next_user_id: Cell<u64>,
     /// Finished coroutines kept for the next task: a task needs one only
-    /// while it runs, so idle users hold none. Held in the registry: a
-    /// `Thread` handle would take a slot of mlua's bounded reference stack.
-    threads: RefCell<Vec<RegistryKey>>,
+    /// while it runs, so idle users hold none.
+    threads: RefCell<Vec<Held<Thread>>>,
+    /// Handle slots left for what users keep across awaits (see `held`).
+    pub slots: Slots,
     /// Interrupts Lua code that runs too long without yielding.
     pub watchdog: Watchdog,
 }
@@ -50,23 +52,27 @@ pub struct LoadedScript {
 const MAX_IDLE_THREADS: usize = 1024;
 
 impl LoadedScript {
-    /// A coroutine ready to run the runner, as a registry key.
-    pub fn take_thread(&self) -> mlua::Result<RegistryKey> {
+    /// A coroutine ready to run the runner.
+    pub fn take_thread(&self) -> mlua::Result<Held<Thread>> {
         let pooled = self.threads.borrow_mut().pop();
         match pooled {
             Some(t) => Ok(t),
             None => {
                 let thread = self.lua.create_thread(self.runner.clone())?;
-                self.lua.create_registry_value(thread)
+                Held::new(&self.lua, &self.slots, thread)
             }
         }
     }
 
-    /// Returns a finished coroutine (`key` holds `thread`) to the pool.
-    pub fn put_thread(&self, key: RegistryKey, thread: &Thread) {
+    /// Returns a finished coroutine to the pool.
+    pub fn put_thread(&self, thread: Held<Thread>) {
         let mut threads = self.threads.borrow_mut();
-        if threads.len() < MAX_IDLE_THREADS && thread.reset(self.runner.clone()).is_ok() {
-            threads.push(key);
+        if threads.len() < MAX_IDLE_THREADS
+            && thread
+                .with(&self.lua, |t| t.reset(self.runner.clone()))
+                .is_ok()
+        {
+            threads.push(thread);
         }
     }
 
@@ -255,6 +261,7 @@ pub fn build(
         runner,
         next_user_id: Cell::new(0),
         threads: RefCell::new(Vec::new()),
+        slots: Slots::new(HANDLE_SLOTS),
         watchdog,
     })
 }

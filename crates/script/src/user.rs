@@ -7,13 +7,14 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use mlua::thread::ThreadStatus;
-use mlua::{Function, RegistryKey, Table, Thread, Value};
+use mlua::{Function, Table, Thread, Value};
 use rand::Rng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::define::Wait;
 use crate::drive::{Current, perform};
+use crate::held::Held;
 use crate::http::{Client, Http};
 use crate::lua_env::{LuaEnv, UserCtx};
 use crate::luax::fix_path;
@@ -24,9 +25,9 @@ use crate::wait::Pacer;
 /// an error for the caller to count rather than a user that silently never
 /// runs; the returned future runs it.
 ///
-/// The user's table lives in the Lua registry, not on mlua's reference
-/// stack: that stack holds at most about 8,000 live handles with LuaJIT,
-/// which used to cap a core at about 7,700 users ("out of Lua stack").
+/// The user's table is [`Held`]: a handle while the core has slots, in
+/// the registry after, so a core is not capped at the reference stack's
+/// 8,000 handles ("out of Lua stack").
 pub fn start(
     core: Rc<LoadedScript>,
     ty: usize,
@@ -43,7 +44,7 @@ pub fn start(
         op: RefCell::new(None),
     });
     let this = user_table(&core, rt, &ctx)?;
-    let this = core.lua.create_registry_value(this)?;
+    let this = Held::new(&core.lua, &core.slots, this)?;
     Ok(run(core, ty, ctx, this, mode))
 }
 
@@ -64,7 +65,7 @@ pub enum Mode {
     },
 }
 
-async fn run(core: Rc<LoadedScript>, ty: usize, ctx: Rc<UserCtx>, this: RegistryKey, mode: Mode) {
+async fn run(core: Rc<LoadedScript>, ty: usize, ctx: Rc<UserCtx>, this: Held<Table>, mode: Mode) {
     let rt = &core.types[ty];
     // Records the last response even if the engine drops this user
     // mid-task (stop timeout): every response counts exactly once.
@@ -89,7 +90,7 @@ async fn run(core: Rc<LoadedScript>, ty: usize, ctx: Rc<UserCtx>, this: Registry
     }
 }
 
-async fn task_loop(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>, this: &RegistryKey) {
+async fn task_loop(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>, this: &Held<Table>) {
     let mut picker = Picker::new(rt);
     let mut pacer = match &rt.wait {
         Wait::Time(w) => w.pacing_interval().map(Pacer::new),
@@ -134,7 +135,7 @@ async fn pooled_loop(
     core: &LoadedScript,
     rt: &RunType,
     ctx: &Rc<UserCtx>,
-    this: &RegistryKey,
+    this: &Held<Table>,
     idle: &IdlePool,
     mut next_due: Option<Instant>,
 ) {
@@ -162,16 +163,14 @@ async fn pooled_loop(
     }
 }
 
-fn wait_time(core: &LoadedScript, ctx: &Rc<UserCtx>, wait: &Wait, this: &RegistryKey) -> Duration {
+fn wait_time(core: &LoadedScript, ctx: &Rc<UserCtx>, wait: &Wait, this: &Held<Table>) -> Duration {
     match wait {
         Wait::Time(w) => w.sample(&mut *core.shared.rng.borrow_mut()),
         Wait::Custom(f) => {
             let secs = {
                 let _current = Current::set(&core.shared, ctx);
                 let _busy = core.watchdog.enter();
-                core.lua
-                    .registry_value::<Table>(this)
-                    .and_then(|this| f.call::<f64>(this))
+                this.with(&core.lua, |this| f.call::<f64>(this))
             };
             match secs {
                 Ok(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s.min(1e9)),
@@ -215,9 +214,8 @@ fn user_table(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>) -> mlua::Res
 /// it yields for (HTTP, sleep) until it finishes; then the last response
 /// gets its verdict and any error is recorded.
 ///
-/// While it waits, the coroutine is held in the registry rather than as a
-/// handle on mlua's reference stack (see [`start`]).
-async fn call(core: &LoadedScript, ctx: &Rc<UserCtx>, f: &Function, this: &RegistryKey) {
+/// While it waits, the coroutine is [`Held`] like the user's table.
+async fn call(core: &LoadedScript, ctx: &Rc<UserCtx>, f: &Function, this: &Held<Table>) {
     let parked = match core.take_thread() {
         Ok(t) => t,
         Err(e) => {
@@ -238,7 +236,7 @@ async fn call(core: &LoadedScript, ctx: &Rc<UserCtx>, f: &Function, this: &Regis
             std::mem::take(&mut first),
             input,
         );
-        let (thread, msg, tb) = match step {
+        let (resumable, msg, tb) = match step {
             Ok(r) => r,
             Err(e) => {
                 // Only the runner's own failure lands here (task errors are
@@ -248,44 +246,47 @@ async fn call(core: &LoadedScript, ctx: &Rc<UserCtx>, f: &Function, this: &Regis
                 return;
             }
         };
-        if thread.status() != ThreadStatus::Resumable {
+        if !resumable {
             ctx.settle_pending();
             if let Some(msg) = msg {
                 let msg = fix_path(&msg, &core.shared.script_path);
                 tracing::debug!(target: "script", user = %format!("{}#{}", ctx.user_type, ctx.id), "{msg}");
                 core.shared.record_exception(&msg, &tb.unwrap_or_default());
             }
-            core.put_thread(parked, &thread);
+            core.put_thread(parked);
             return;
         }
-        drop(thread);
         input = perform(&core.lua, &core.shared, ctx).await;
     }
 }
 
-type Resumed = (Thread, Option<String>, Option<String>);
+/// Whether the coroutine can be resumed again, and the error message and
+/// traceback of a task that failed.
+type Resumed = (bool, Option<String>, Option<String>);
 
 /// One resume of a parked coroutine, with the watchdog told that this core
 /// is inside Lua until it returns.
 fn resume(
     core: &LoadedScript,
     ctx: &Rc<UserCtx>,
-    parked: &RegistryKey,
+    parked: &Held<Thread>,
     f: &Function,
-    this: &RegistryKey,
+    this: &Held<Table>,
     first: bool,
     input: Value,
 ) -> mlua::Result<Resumed> {
-    let thread: Thread = core.lua.registry_value(parked)?;
     let _current = Current::set(&core.shared, ctx);
     let _busy = core.watchdog.enter();
-    let (msg, tb) = if first {
-        let this: Table = core.lua.registry_value(this)?;
-        thread.resume::<(Option<String>, Option<String>)>((f, this))?
-    } else {
-        thread.resume::<(Option<String>, Option<String>)>(input)?
-    };
-    Ok((thread, msg, tb))
+    parked.with(&core.lua, |thread| {
+        let (msg, tb) = if first {
+            this.with(&core.lua, |this| {
+                thread.resume::<(Option<String>, Option<String>)>((f, this))
+            })?
+        } else {
+            thread.resume::<(Option<String>, Option<String>)>(input)?
+        };
+        Ok((thread.status() == ThreadStatus::Resumable, msg, tb))
+    })
 }
 
 struct SettleOnDrop(Rc<UserCtx>);
