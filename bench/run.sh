@@ -4,7 +4,8 @@
 # 1. Throughput: nginx (Debian's, one worker pinned to core 0, a tiny body,
 #    keepalive_requests 1000000 so nobody reconnects) is loaded from core 1
 #    by `wrk -t1 -c50` and then by swarmer with 50 users doing GET / with no
-#    wait on one core. Prints both rates and swarmer/wrk.
+#    wait on one core. Prints both rates, both generators' requests per
+#    CPU-second (user + system) and the ratios swarmer/wrk.
 # 2. Memory: resident memory per idle user, 10,000 users against 1,000.
 #
 # Usage: bench/run.sh [seconds per measurement, default 10]
@@ -14,9 +15,9 @@ secs=${1:-10}
 out=bench/out
 mkdir -p "$out"
 
-if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
-  echo "installing nginx and wrk from Debian's packages…"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null || [ ! -x /usr/bin/time ]; then
+  echo "installing nginx, wrk and time from Debian's packages…"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk time >/dev/null
 fi
 cargo build --release -q -p swarmer
 bin=target/release/swarmer
@@ -45,17 +46,30 @@ trap 'nginx -c "$PWD/$out/nginx.conf" -p "$PWD/$out" -s stop 2>/dev/null || true
 sleep 0.5
 
 echo "== throughput: $secs s each, load generator on core 1, nginx on core 0"
-taskset -c 1 wrk -t1 -c50 -d"${secs}s" "http://127.0.0.1:$port/" > "$out/wrk.txt"
-wrk_rps=$(awk '/Requests\/sec/ {print $2}' "$out/wrk.txt")
+# Rates alone are noisy on two cores (the target shares the machine), so
+# each generator's user+system CPU time is measured too: requests per
+# CPU-second is the efficiency figure the two are compared on.
+cpu_of() { awk '{print $1 + $2}' "$1"; }
+/usr/bin/time -f "%U %S" -o "$out/wrk.time" \
+  taskset -c 1 wrk -t1 -c50 -d"${secs}s" "http://127.0.0.1:$port/" > "$out/wrk.txt"
+wrk_n=$(awk '/requests in/ {print $1}' "$out/wrk.txt")
+wrk_cpu=$(cpu_of "$out/wrk.time")
 
-taskset -c 1 "$bin" -f bench/get.lua --headless --cores 1 -u 50 -r 1000 -t "${secs}s" \
+/usr/bin/time -f "%U %S" -o "$out/swarmer.time" \
+  taskset -c 1 "$bin" -f bench/get.lua --headless --cores 1 -u 50 -r 1000 -t "${secs}s" \
   -H "http://127.0.0.1:$port" --json --loglevel warn > "$out/swarmer.json"
-sw_rps=$(python3 -c "
+sw_n=$(python3 -c "
 import json; d = json.load(open('$out/swarmer.json'))
-agg = [e for e in d['stats'] if e['name'] == 'Aggregated'][0]
-print(round(agg['num_requests'] / $secs, 1))")
-printf 'wrk      %10.1f req/s\nswarmer  %10.1f req/s\nratio    %10.3f (swarmer / wrk; target >= 0.8)\n' \
-  "$wrk_rps" "$sw_rps" "$(python3 -c "print($sw_rps / $wrk_rps)")"
+print([e for e in d['stats'] if e['name'] == 'Aggregated'][0]['num_requests'])")
+sw_cpu=$(cpu_of "$out/swarmer.time")
+python3 -c "
+secs, wn, wc, sn, sc = $secs, $wrk_n, $wrk_cpu, $sw_n, $sw_cpu
+w_rate, s_rate = wn / secs, sn / secs
+w_eff, s_eff = wn / wc, sn / sc
+print(f'{\"\":8} {\"req/s\":>10} {\"CPU s\":>7} {\"req/CPU-s\":>10}')
+print(f'wrk      {w_rate:10.1f} {wc:7.2f} {w_eff:10.0f}')
+print(f'swarmer  {s_rate:10.1f} {sc:7.2f} {s_eff:10.0f}')
+print(f'ratio    {s_rate / w_rate:10.3f} {\"\":7} {s_eff / w_eff:10.3f}  (swarmer / wrk; targets: rate >= 0.8, per CPU-s >= 1.0)')"
 
 echo "== memory per idle user"
 rss_with() {
