@@ -353,14 +353,25 @@ impl StatsEntry {
         sum as f64 / (end - start) as f64
     }
 
-    /// Requests per second since `start_ms` (at least 1 s, as Locust).
+    /// Requests per second from `start_ms` to this entry's last request
+    /// (at least 1 s), as Locust: a summary printed after the stop, or a
+    /// run that idled at its end, must not dilute the rate it served.
     pub fn total_rps(&self, start_ms: u64, now_ms: u64) -> f64 {
-        self.num_requests as f64 / elapsed_secs(start_ms, now_ms)
+        self.num_requests as f64 / self.active_secs(start_ms, now_ms)
     }
 
-    /// Failures per second since `start_ms` (at least 1 s, as Locust).
+    /// Failures per second over the same time as [`total_rps`](Self::total_rps).
     pub fn total_fail_per_sec(&self, start_ms: u64, now_ms: u64) -> f64 {
-        self.num_failures as f64 / elapsed_secs(start_ms, now_ms)
+        self.num_failures as f64 / self.active_secs(start_ms, now_ms)
+    }
+
+    fn active_secs(&self, start_ms: u64, now_ms: u64) -> f64 {
+        let end_ms = if self.num_requests > 0 {
+            self.last_request_ms.min(now_ms)
+        } else {
+            now_ms
+        };
+        (end_ms.saturating_sub(start_ms) as f64 / 1000.0).max(1.0)
     }
 
     /// Failures / requests; 0 without requests.
@@ -377,8 +388,4 @@ fn merge_seconds(mine: &mut BTreeMap<u64, u64>, other: &BTreeMap<u64, u64>) {
         let count = mine.entry(sec).or_insert(0);
         *count = count.saturating_add(n);
     }
-}
-
-fn elapsed_secs(start_ms: u64, now_ms: u64) -> f64 {
-    (now_ms.saturating_sub(start_ms) as f64 / 1000.0).max(1.0)
 }

@@ -241,13 +241,30 @@ fn current_rps_is_the_mean_of_the_ten_seconds_before_the_last_two() {
     assert_eq!(e.current_rps(T0 + 5_000), 1.5);
     // Younger than the 2 s lag: nothing to average yet.
     assert_eq!(e.current_rps(T0 + 2_000), 0.0);
-    // Totals since the start.
+    // Totals from the start to the last request (T0 + 29.028 s), as Locust.
     let n = e.num_requests as f64;
-    assert_eq!(e.total_rps(T0, T0 + 30_000), n / 30.0);
+    assert_eq!(e.total_rps(T0, T0 + 30_000), n / 29.028);
     assert_eq!(e.total_fail_per_sec(T0, T0 + 29_000), 29.0 / 29.0);
     // Less than a second counts as one, as Locust does.
     assert_eq!(e.total_rps(T0, T0 + 10), n);
     assert_eq!(e.fail_ratio(), 29.0 / n);
+}
+
+#[test]
+fn total_rps_is_not_diluted_by_time_after_the_last_request() {
+    // 1,000,000 requests over a 10 s run, summarised 1 s after the stop:
+    // the rate served is 100,000/s, not 1,000,000 / 11 s.
+    let mut stats = RequestStats::new(T0);
+    for i in 0..1_000_000u64 {
+        stats.record(&ok("GET", "/", 1_000), T0 + i / 100);
+    }
+    let summary_at = T0 + 11_000;
+    let e = stats.entry("GET", "/").unwrap();
+    let rps = e.total_rps(T0, summary_at);
+    assert!((rps - 100_010.0).abs() < 1.0, "{rps}");
+    assert_eq!(stats.total().total_rps(T0, summary_at), rps);
+    // No request at all: 0, whatever the time.
+    assert_eq!(RequestStats::new(T0).total().total_rps(T0, summary_at), 0.0);
 }
 
 #[test]
