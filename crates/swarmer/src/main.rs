@@ -8,9 +8,11 @@ mod config;
 mod console;
 mod demo_target;
 mod headless;
+mod hints;
 mod output;
 mod parent;
 mod roles;
+mod verdict;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
