@@ -60,7 +60,7 @@ enum Job {
 }
 
 fn run(cli: Cli) -> i32 {
-    let logs = init_logging(&cli.run.loglevel);
+    let logs = init_logging(&log_filter(&cli));
     // Every check of what the user asked for, before any side effect.
     let job = match cli.command {
         Some(command) => Job::Subcommand(command),
@@ -159,17 +159,44 @@ async fn watch_signals(shutdown: CancellationToken) {
     }
 }
 
+/// What `-L` asks for, or the default: a headless standalone run shows
+/// only its progress line, its summary, warnings and the script's own
+/// `swarmer.log` lines (the rest is `-L info`); a master, a worker or the
+/// web UI tell at info what they are doing, which is their progress.
+fn log_filter(cli: &Cli) -> String {
+    if let Some(level) = &cli.run.loglevel {
+        return level.clone();
+    }
+    let run = &cli.run;
+    let standalone_headless =
+        cli.command.is_none() && run.headless && !run.cluster.master && !run.cluster.worker;
+    if standalone_headless {
+        "warn,script=info".into()
+    } else {
+        "info".into()
+    }
+}
+
+/// Colour only for a terminal, and never when `NO_COLOR` is set to
+/// anything (no-color.org): escape codes are noise in a pipe or a file.
+fn log_colours() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal() && !no_color
+}
+
 /// Logs go to stderr and into a ring the web UI's Logs tab reads.
-fn init_logging(level: &str) -> master::web::LogBuffer {
+fn init_logging(filter: &str) -> master::web::LogBuffer {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWARMER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
     let logs = master::web::LogBuffer::new(2000);
     tracing_subscriber::registry()
         .with(filter)
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(log_colours())
                 .with_target(false),
         )
         .with(logs.clone())
