@@ -41,6 +41,16 @@ pub enum Command {
         #[arg(long, default_value_t = 8080, env = "SWARMER_DEMO_PORT")]
         port: u16,
     },
+    /// List what a script declares without running it: user types, tasks,
+    /// weights, tags, waits, the load shape or arrivals, extensions.
+    Inspect {
+        /// The Lua script to list.
+        #[arg(short = 'f', long = "script", visible_alias = "locustfile")]
+        script: PathBuf,
+        /// Print the listing as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

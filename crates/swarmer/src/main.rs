@@ -9,6 +9,7 @@ mod console;
 mod demo_target;
 mod headless;
 mod hints;
+mod inspect;
 mod output;
 mod parent;
 mod roles;
@@ -55,7 +56,7 @@ fn exit_on_panic() {
 
 /// What the command line asks for.
 enum Job {
-    Subcommand(Command),
+    DemoTarget { bind: String, port: u16 },
     Role(Config),
 }
 
@@ -63,7 +64,14 @@ fn run(cli: Cli) -> i32 {
     let logs = init_logging(&log_filter(&cli));
     // Every check of what the user asked for, before any side effect.
     let job = match cli.command {
-        Some(command) => Job::Subcommand(command),
+        // Loads the script only: no runtime, nothing started.
+        Some(Command::Inspect { script, json }) => {
+            return inspect::run(&script, json).unwrap_or_else(|e| {
+                eprintln!("error: {e}");
+                2
+            });
+        }
+        Some(Command::DemoTarget { bind, port }) => Job::DemoTarget { bind, port },
         None => match Config::resolve(&cli.run) {
             Ok(config) => Job::Role(config),
             Err(e) => {
@@ -87,9 +95,7 @@ fn run(cli: Cli) -> i32 {
         tokio::spawn(watch_signals(shutdown.clone()));
         debug_panic_for_tests();
         match job {
-            Job::Subcommand(Command::DemoTarget { bind, port }) => {
-                demo_target(&bind, port, shutdown).await
-            }
+            Job::DemoTarget { bind, port } => demo_target(&bind, port, shutdown).await,
             Job::Role(Config::Worker(role)) => roles::worker(role, shutdown).await,
             Job::Role(Config::Master(control, cluster)) => {
                 roles::master(*control, cluster, logs, shutdown).await
