@@ -46,7 +46,7 @@ pub struct LogLine {
     pub time_ms: u64,
     pub level: String,
     /// The part of swarmer that logged it (`master`, `worker`, `script`…):
-    /// the first segment of the event's target, never a Rust module path.
+    /// the crate, never a Rust module path, or a target the code chose.
     pub target: String,
     pub message: String,
 }
@@ -165,7 +165,14 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for LogBuffer {
         event.record(&mut fields);
         let meta = event.metadata();
         let text = fields.message + &fields.extra;
-        self.push(meta.level().as_str(), component(meta.target()), text);
+        let target = match meta.module_path() {
+            // The default target is the module path: name the crate only.
+            Some(module) if module == meta.target() => component(module),
+            // A target chosen by the code (`swarmer::scale`, `script`) is a
+            // name meant for readers: kept.
+            _ => meta.target(),
+        };
+        self.push(meta.level().as_str(), target, text);
     }
 }
 
