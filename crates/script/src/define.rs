@@ -31,6 +31,19 @@ pub enum Wait {
     Custom(Function),
 }
 
+impl Wait {
+    /// The declaration as a script writes it, for listings.
+    pub fn describe(&self) -> String {
+        match self {
+            Wait::Time(WaitTime::Constant(s)) => format!("constant({s})"),
+            Wait::Time(WaitTime::Between(a, b)) => format!("between({a}, {b})"),
+            Wait::Time(WaitTime::ConstantPacing(s)) => format!("constant_pacing({s})"),
+            Wait::Time(WaitTime::ConstantThroughput(n)) => format!("constant_throughput({n})"),
+            Wait::Custom(_) => "function".to_string(),
+        }
+    }
+}
+
 /// One user type as declared.
 pub struct UserTypeDef {
     pub name: String,

@@ -139,6 +139,49 @@ pub fn inspect(src: &ScriptSource) -> Result<ScriptInfo, ScriptError> {
 
 /// [`inspect`] with the run's bounds on loading time and memory.
 pub fn inspect_limited(src: &ScriptSource, limits: LuaLimits) -> Result<ScriptInfo, ScriptError> {
+    with_declarations(src, limits, define::Registry::info)
+}
+
+/// What `swarmer inspect` lists: [`ScriptInfo`] plus what only the loaded
+/// script knows (each type's wait and order, the master's extensions).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptListing {
+    pub info: ScriptInfo,
+    /// Per user type, in the order of `info.user_types`.
+    pub types: Vec<TypeListing>,
+    pub extensions: declare::Catalog,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TypeListing {
+    /// As declared: `between(1, 3)`, `constant(0.5)`, `function`, ….
+    pub wait: String,
+    pub sequential: bool,
+}
+
+/// Loads the script like [`inspect_limited`] and lists everything it declares.
+pub fn listing(src: &ScriptSource, limits: LuaLimits) -> Result<ScriptListing, ScriptError> {
+    with_declarations(src, limits, |registry| ScriptListing {
+        info: registry.info(),
+        types: registry
+            .types
+            .iter()
+            .map(|t| TypeListing {
+                wait: t.wait.describe(),
+                sequential: t.sequential,
+            })
+            .collect(),
+        extensions: registry.ext.catalog(),
+    })
+}
+
+/// Loads the script in a throwaway Lua state and reads its declarations
+/// while that state lives (they hold its functions).
+fn with_declarations<T>(
+    src: &ScriptSource,
+    limits: LuaLimits,
+    read: impl FnOnce(&define::Registry) -> T,
+) -> Result<T, ScriptError> {
     let config = RuntimeConfig {
         limits,
         ..RuntimeConfig::default()
@@ -150,7 +193,7 @@ pub fn inspect_limited(src: &ScriptSource, limits: LuaLimits) -> Result<ScriptIn
         Rc::new(RefCell::new(stats::RequestStats::default())),
     ));
     let (_lua, registry, _runner) = runtime::load(src, shared)?;
-    Ok(registry.info())
+    Ok(read(&registry))
 }
 
 /// One core's Lua state with the script loaded. Cheap to clone (shared state).

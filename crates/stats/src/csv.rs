@@ -2,9 +2,10 @@
 //! `_failures.csv` and `_exceptions.csv`, with Locust's exact headers, so
 //! tools written for Locust's files read ours unchanged.
 //!
-//! Times are in milliseconds as Locust writes them; percentiles are whole
-//! milliseconds (Locust rounds response times into ms buckets) and `N/A`
-//! for an entry without requests. Lines end in `\n`.
+//! Times are in milliseconds as Locust writes them; the median and the
+//! percentiles are written by [`ms_figure`] (two significant digits below
+//! 10 ms, where Locust's whole milliseconds would read 0 against a fast
+//! target) and `N/A` for an entry without requests. Lines end in `\n`.
 
 use crate::{PERCENTILES, RequestStats, StatsEntry};
 
@@ -35,7 +36,7 @@ pub fn stats_csv(stats: &RequestStats, now_ms: u64) -> String {
         row.extend([
             entry.num_requests.to_string(),
             entry.num_failures.to_string(),
-            whole_ms(entry.median_response_time_ms()),
+            ms_figure(entry.median_response_time_ms()),
             entry.avg_response_time_ms().to_string(),
             entry.min_response_time_ms().to_string(),
             entry.max_response_time_ms().to_string(),
@@ -98,7 +99,7 @@ fn totals_fields(entry: &StatsEntry) -> [String; 7] {
     [
         entry.num_requests.to_string(),
         entry.num_failures.to_string(),
-        whole_ms(entry.median_response_time_ms()),
+        ms_figure(entry.median_response_time_ms()),
         entry.avg_response_time_ms().to_string(),
         entry.min_response_time_ms().to_string(),
         entry.max_response_time_ms().to_string(),
@@ -137,7 +138,7 @@ pub fn exceptions_csv(stats: &RequestStats) -> String {
     out.finish()
 }
 
-/// Percentile columns: `N/A` without requests, whole ms otherwise.
+/// Percentile columns: `N/A` without requests, [`ms_figure`] otherwise.
 fn percentile_fields(
     entry: &StatsEntry,
     value_ms: impl Fn(f64) -> f64,
@@ -145,15 +146,30 @@ fn percentile_fields(
     let has_requests = entry.num_requests > 0;
     PERCENTILES.iter().map(move |&q| {
         if has_requests {
-            whole_ms(value_ms(q))
+            ms_figure(value_ms(q))
         } else {
             "N/A".to_owned()
         }
     })
 }
 
-fn whole_ms(ms: f64) -> String {
-    format!("{}", ms.round() as u64)
+/// A response time in ms with the precision the histogram has: whole ms
+/// from 10 ms up, two significant digits below (`0.18`, `3.5`, `0.042`),
+/// trailing zeros dropped (`2`, not `2.0`). Shared by the CSV files and the
+/// console tables, so both say the same.
+pub fn ms_figure(ms: f64) -> String {
+    if !ms.is_finite() || ms <= 0.0 {
+        return "0".to_owned();
+    }
+    if ms >= 9.95 {
+        return format!("{}", ms.round() as u64);
+    }
+    // Digits after the point for two significant ones; below 1 us the
+    // histogram holds nothing finer, so three decimals at most.
+    let decimals = (1 - ms.log10().floor() as i32).clamp(1, 3) as usize;
+    let text = format!("{ms:.decimals$}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text.is_empty() { "0" } else { text }.to_owned()
 }
 
 /// Unix ms as `YYYY-MM-DDTHH:MM:SSZ` (UTC, second precision).

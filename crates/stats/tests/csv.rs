@@ -3,7 +3,7 @@
 //! and quoting of awkward names.
 
 use stats::csv::{
-    STATS_HISTORY_HEADER, exceptions_csv, failures_csv, stats_csv, stats_history_rows,
+    STATS_HISTORY_HEADER, exceptions_csv, failures_csv, ms_figure, stats_csv, stats_history_rows,
     utc_timestamp,
 };
 use stats::{RequestStats, Sample};
@@ -93,6 +93,28 @@ fn stats_rows_then_aggregated_last() {
     );
     assert_eq!(rows[1][10], "1"); // failures/s (at least a second, as Locust)
     assert!(rows.iter().all(|r| r.len() == 22));
+}
+
+#[test]
+fn fast_responses_keep_two_significant_digits() {
+    assert_eq!(ms_figure(0.0), "0");
+    assert_eq!(ms_figure(0.183), "0.18");
+    assert_eq!(ms_figure(0.0421), "0.042");
+    assert_eq!(ms_figure(3.46), "3.5");
+    assert_eq!(ms_figure(2.0), "2");
+    assert_eq!(ms_figure(9.97), "10");
+    assert_eq!(ms_figure(123.4), "123");
+    // Against a fast target the median and percentiles are not all 0.
+    let mut stats = RequestStats::new(T0);
+    for us in [150, 180, 200, 220, 250] {
+        stats.record(&sample("GET", "/fast", us, None), T0);
+    }
+    let rows = parse(&stats_csv(&stats, T0 + 1000));
+    let fast = &rows[1];
+    let median: f64 = fast[4].parse().unwrap();
+    assert!((0.19..=0.21).contains(&median), "median {}", fast[4]);
+    let p100: f64 = fast[21].parse().unwrap();
+    assert!((0.24..=0.26).contains(&p100), "p100 {}", fast[21]);
 }
 
 #[test]

@@ -18,12 +18,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "swarmer",
     version,
     about = "Distributed load testing with Lua-scripted users",
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    // Written out: clap's generated usage after a typo lists the flag it
+    // suggests as if it were required ("Usage: swarmer --users <USERS>").
+    override_usage = "swarmer [OPTIONS] -f SCRIPT [USER_TYPES]...\n       swarmer <COMMAND>"
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Common")]
     pub run: RunArgs,
 }
 
@@ -31,10 +34,22 @@ pub struct Cli {
 pub enum Command {
     /// Serve a small HTTP application to load-test (for the quickstart and tests).
     DemoTarget {
+        /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1", env = "SWARMER_DEMO_BIND")]
         bind: String,
+        /// Port to listen on (0: any free one, printed at start).
         #[arg(long, default_value_t = 8080, env = "SWARMER_DEMO_PORT")]
         port: u16,
+    },
+    /// List what a script declares without running it: user types, tasks,
+    /// weights, tags, waits, the load shape or arrivals, extensions.
+    Inspect {
+        /// The Lua script to list.
+        #[arg(short = 'f', long = "script", visible_alias = "locustfile")]
+        script: PathBuf,
+        /// Print the listing as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -45,6 +60,9 @@ pub enum ScalerKind {
 }
 
 #[derive(Debug, Args)]
+// Help headings: Common (the default for this struct), Load profile,
+// Output, HTTP, Limits; the flattened structs bring Distributed,
+// Kubernetes and Web UI.
 pub struct RunArgs {
     /// The Lua script that defines the users (a worker may leave it out: the master sends it).
     #[arg(
@@ -57,6 +75,7 @@ pub struct RunArgs {
     /// User types to run (default: all the script defines).
     #[arg(value_name = "USER_TYPES")]
     pub user_types_pos: Vec<String>,
+    /// User types to run, comma-separated (the same as the positional ones).
     #[arg(long = "user-types", env = "SWARMER_USER_TYPES", value_delimiter = ',')]
     pub user_types: Vec<String>,
     /// Peak number of concurrent users.
@@ -68,7 +87,7 @@ pub struct RunArgs {
     )]
     pub users: Option<u32>,
     /// The most users a run may ask for, here or in the web UI and API.
-    #[arg(long, env = "SWARMER_MAX_USERS", default_value_t = master::validate::DEFAULT_MAX_USERS)]
+    #[arg(long, env = "SWARMER_MAX_USERS", help_heading = "Limits", default_value_t = master::validate::DEFAULT_MAX_USERS)]
     pub max_users: u32,
     /// Users started per second (over the whole run, not per core; at most 100000).
     #[arg(
@@ -88,12 +107,13 @@ pub struct RunArgs {
         long,
         env = "SWARMER_STAGES",
         value_name = "STAGES",
+        help_heading = "Load profile",
         allow_hyphen_values = true
     )]
     pub stages: Option<String>,
     /// Run a fixed count (-u/-r/-t) even though the script declares a
     /// load shape (`swarmer.shape`), which it otherwise follows.
-    #[arg(long, env = "SWARMER_NO_SHAPE")]
+    #[arg(long, env = "SWARMER_NO_SHAPE", help_heading = "Load profile")]
     pub no_shape: bool,
     /// Host to load-test, e.g. http://127.0.0.1:8080 (overrides the script's).
     #[arg(short = 'H', long, env = "SWARMER_HOST")]
@@ -102,27 +122,41 @@ pub struct RunArgs {
     #[arg(long, env = "SWARMER_HEADLESS")]
     pub headless: bool,
     /// With the web UI, start a run at once (with -u, -r, -t).
-    #[arg(long, env = "SWARMER_AUTOSTART")]
+    #[arg(long, env = "SWARMER_AUTOSTART", help_heading = "Web UI")]
     pub autostart: bool,
-    #[arg(long, env = "SWARMER_CSV", value_name = "PREFIX")]
+    /// Write Locust's CSV files: PREFIX_stats.csv, PREFIX_failures.csv,
+    /// PREFIX_exceptions.csv at the end and PREFIX_stats_history.csv as
+    /// the run goes.
+    #[arg(
+        long,
+        env = "SWARMER_CSV",
+        value_name = "PREFIX",
+        help_heading = "Output"
+    )]
     pub csv: Option<String>,
     /// Write every entry to the _stats_history.csv, not only the aggregated row.
-    #[arg(long, env = "SWARMER_CSV_FULL_HISTORY")]
+    #[arg(long, env = "SWARMER_CSV_FULL_HISTORY", help_heading = "Output")]
     pub csv_full_history: bool,
     /// Write a self-contained HTML report here at the end.
-    #[arg(long, env = "SWARMER_HTML")]
+    #[arg(long, env = "SWARMER_HTML", help_heading = "Output")]
     pub html: Option<PathBuf>,
     /// Print the final statistics as JSON.
-    #[arg(long, env = "SWARMER_JSON")]
+    #[arg(long, env = "SWARMER_JSON", help_heading = "Output")]
     pub json: bool,
-    /// Only print the summary at the end, not the periodic table.
-    #[arg(long, env = "SWARMER_ONLY_SUMMARY")]
+    /// Print nothing while the run goes (no live progress line), only the
+    /// summary at the end.
+    #[arg(long, env = "SWARMER_ONLY_SUMMARY", help_heading = "Output")]
     pub only_summary: bool,
     /// How long users may take to finish their task when stopping.
-    #[arg(long, env = "SWARMER_STOP_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "SWARMER_STOP_TIMEOUT", help_heading = "Limits", default_value = "10s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
     /// Exit code when any request or task failed.
-    #[arg(long, env = "SWARMER_EXIT_CODE_ON_ERROR", default_value_t = 1)]
+    #[arg(
+        long,
+        env = "SWARMER_EXIT_CODE_ON_ERROR",
+        default_value_t = 1,
+        help_heading = "Output"
+    )]
     pub exit_code_on_error: i32,
     /// Only run tasks with one of these tags.
     #[arg(short = 'T', long, env = "SWARMER_TAGS", value_delimiter = ',')]
@@ -131,39 +165,51 @@ pub struct RunArgs {
     #[arg(short = 'E', long, env = "SWARMER_EXCLUDE_TAGS", value_delimiter = ',')]
     pub exclude_tags: Vec<String>,
     /// Reset statistics once all users have spawned.
-    #[arg(long, env = "SWARMER_RESET_STATS")]
+    #[arg(long, env = "SWARMER_RESET_STATS", help_heading = "Output")]
     pub reset_stats: bool,
     /// Accept any TLS certificate from the target (test servers only).
-    #[arg(long, env = "SWARMER_INSECURE")]
+    #[arg(long, env = "SWARMER_INSECURE", help_heading = "HTTP")]
     pub insecure: bool,
     /// Longest a task may run Lua code without yielding; it is then
     /// interrupted and counted as an exception, and the user goes on.
-    #[arg(long, env = "SWARMER_TASK_TIME_LIMIT", default_value = "5s", value_parser = parse_limit)]
+    #[arg(long, env = "SWARMER_TASK_TIME_LIMIT", help_heading = "Limits", default_value = "5s", value_parser = parse_limit)]
     pub task_time_limit: Duration,
     /// Longest loading the script may take before the run fails.
-    #[arg(long, env = "SWARMER_LOAD_TIME_LIMIT", default_value = "30s", value_parser = parse_limit)]
+    #[arg(long, env = "SWARMER_LOAD_TIME_LIMIT", help_heading = "Limits", default_value = "30s", value_parser = parse_limit)]
     pub load_time_limit: Duration,
     /// Most memory each core's Lua state may allocate, in MB (0: no limit).
-    #[arg(long, env = "SWARMER_LUA_MEMORY_LIMIT", default_value_t = 1024)]
+    #[arg(
+        long,
+        env = "SWARMER_LUA_MEMORY_LIMIT",
+        default_value_t = 1024,
+        help_heading = "Limits"
+    )]
     pub lua_memory_limit: u64,
     /// Start the bundled demo target beside the run (on a free loopback port)
     /// and aim at it unless -H says otherwise: a load test with no setup.
     #[arg(long, env = "SWARMER_DEMO_TARGET")]
     pub demo_target: bool,
-    /// Threads running users (default: one per core).
-    #[arg(long, env = "SWARMER_CORES", default_value_t = 0)]
+    /// Threads running users; 0 means one per CPU core.
+    #[arg(
+        long,
+        env = "SWARMER_CORES",
+        default_value_t = 0,
+        help_heading = "Limits"
+    )]
     pub cores: usize,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Distributed")]
     pub cluster: ClusterArgs,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Web UI")]
     pub web: WebArgs,
 
-    /// Log level: error, warn, info, debug, trace.
-    #[arg(short = 'L', long, env = "SWARMER_LOGLEVEL", default_value = "info")]
-    pub loglevel: String,
+    /// Log level: error, warn, info, debug, trace. Default: warn for a
+    /// headless run without --master (its progress line and summary say
+    /// enough), info otherwise.
+    #[arg(short = 'L', long, env = "SWARMER_LOGLEVEL", help_heading = "Common")]
+    pub loglevel: Option<String>,
     /// A TOML file of defaults (keys are the long flag names).
-    #[arg(long, env = "SWARMER_CONFIG")]
+    #[arg(long, env = "SWARMER_CONFIG", help_heading = "Common")]
     pub config: Option<PathBuf>,
 }
 
@@ -176,13 +222,16 @@ pub struct ClusterArgs {
     /// --cluster-token (or --open-cluster), else 127.0.0.1 only.
     #[arg(long, env = "SWARMER_MASTER_BIND_HOST")]
     pub master_bind_host: Option<String>,
+    /// Port the master listens on for workers.
     #[arg(long, env = "SWARMER_MASTER_BIND_PORT", default_value_t = 5557)]
     pub master_bind_port: u16,
     /// Run as a worker of a master.
     #[arg(long, env = "SWARMER_WORKER")]
     pub worker: bool,
+    /// The master a worker joins: its host name or address.
     #[arg(long, env = "SWARMER_MASTER_HOST", default_value = "127.0.0.1")]
     pub master_host: String,
+    /// The master's worker port (its --master-bind-port).
     #[arg(long, env = "SWARMER_MASTER_PORT", default_value_t = 5557)]
     pub master_port: u16,
     /// Headless master: wait for this many workers before starting.
@@ -201,8 +250,11 @@ pub struct ClusterArgs {
     /// network only: any process that connects gets the script).
     #[arg(long, env = "SWARMER_OPEN_CLUSTER")]
     pub open_cluster: bool,
+    /// How often master and workers tell each other they are alive; three
+    /// missed in a row and the other side counts as lost.
     #[arg(long, env = "SWARMER_HEARTBEAT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
+    /// How often workers send their statistics to the master.
     #[arg(long, env = "SWARMER_REPORT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub report_interval: Duration,
     /// What changes the number of workers from the UI.
@@ -212,11 +264,12 @@ pub struct ClusterArgs {
     #[arg(
         long,
         env = "SWARMER_WORKER_DEPLOYMENT",
-        default_value = "swarmer-worker"
+        default_value = "swarmer-worker",
+        help_heading = "Kubernetes"
     )]
     pub worker_deployment: String,
     /// Namespace of the worker Deployment (default: the pod's own).
-    #[arg(long, env = "SWARMER_NAMESPACE")]
+    #[arg(long, env = "SWARMER_NAMESPACE", help_heading = "Kubernetes")]
     pub namespace: Option<String>,
     /// The largest worker count the scale form accepts.
     #[arg(long, env = "SWARMER_MAX_WORKERS", default_value_t = 100)]
@@ -228,8 +281,10 @@ pub struct ClusterArgs {
 
 #[derive(Debug, Args)]
 pub struct WebArgs {
+    /// Address the web UI listens on.
     #[arg(long, env = "SWARMER_WEB_HOST", default_value = "0.0.0.0")]
     pub web_host: String,
+    /// Port the web UI listens on (0: any free one, printed at start).
     #[arg(long, env = "SWARMER_WEB_PORT", default_value_t = 8089)]
     pub web_port: u16,
     /// Serve the UI under this prefix, e.g. /swarmer (behind an ingress).

@@ -474,10 +474,13 @@ fn default_worker_id() -> String {
 
 /// The master's settings that also shape a worker.
 fn local_worker_args(args: &RunArgs) -> Vec<String> {
-    let mut out = vec![
-        format!("--stop-timeout={}ms", args.stop_timeout.as_millis()),
-        format!("--loglevel={}", args.loglevel),
-    ];
+    let mut out = vec![format!(
+        "--stop-timeout={}ms",
+        args.stop_timeout.as_millis()
+    )];
+    if let Some(level) = &args.loglevel {
+        out.push(format!("--loglevel={level}"));
+    }
     if args.cores != 0 {
         out.push(format!("--cores={}", args.cores));
     }

@@ -1,9 +1,12 @@
 //! What a headless run prints: a live line and table while it runs, and
 //! the summary at the end, laid out like Locust's so its users can read it.
+//! Times are in ms with the precision the data has (`stats::csv::ms_figure`,
+//! the same figures as the CSV files): a fast target does not read as 0.
 
 use std::fmt::Write as _;
 
 use master::Snapshot;
+use stats::csv::ms_figure;
 use stats::{PERCENTILES, RequestStats, StatsEntry};
 
 /// The live view: elapsed against run time (with a bar when known), users,
@@ -56,11 +59,7 @@ fn clock_text(ms: u64) -> String {
 }
 
 fn ms_text(ms: f64) -> String {
-    if ms < 10.0 {
-        format!("{ms:.1}ms")
-    } else {
-        format!("{ms:.0}ms")
-    }
+    format!("{}ms", ms_figure(ms))
 }
 
 /// Locust's request table: one row per (method, name), then Aggregated.
@@ -85,15 +84,15 @@ fn row(out: &mut String, e: &StatsEntry, now_ms: u64, start_ms: u64) {
     let fails = format!("{}({:.2}%)", e.num_failures, e.fail_ratio() * 100.0);
     let _ = writeln!(
         out,
-        "{:<8} {:<40} {:>9} {:>14} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>9.2} {:>9.2}",
+        "{:<8} {:<40} {:>9} {:>14} {:>8} {:>8} {:>8} {:>8} {:>9.2} {:>9.2}",
         e.method,
         truncate(&e.name, 40),
         e.num_requests,
         fails,
-        e.avg_response_time_ms(),
-        e.min_response_time_ms(),
-        e.max_response_time_ms(),
-        e.median_response_time_ms(),
+        ms_figure(e.avg_response_time_ms()),
+        ms_figure(e.min_response_time_ms()),
+        ms_figure(e.max_response_time_ms()),
+        ms_figure(e.median_response_time_ms()),
         e.total_rps(start_ms, now_ms),
         e.total_fail_per_sec(start_ms, now_ms),
     );
@@ -148,7 +147,7 @@ fn percentile_row(
     let _ = write!(out, "{:<8} {:<40}", e.method, truncate(name, 40));
     for q in PERCENTILES {
         let cell = match value(q) {
-            Some(v) if e.num_requests > 0 => format!("{v:.0}"),
+            Some(v) if e.num_requests > 0 => ms_figure(v),
             _ => "N/A".into(),
         };
         let _ = write!(out, " {cell:>7}");

@@ -1,5 +1,6 @@
 //! A headless run: wait for workers, start, show the live view, stop on
-//! the run time or Ctrl-C, then print the summary and write the files.
+//! the run time or Ctrl-C, then print the summary and write the files,
+//! and return the exit code the summary's last line names.
 
 use std::time::{Duration, Instant};
 
@@ -7,6 +8,7 @@ use anyhow::Context;
 use master::{MasterHandle, RunRequest, RunState, Snapshot};
 
 use crate::config::{Headless, Outputs, usage};
+use crate::verdict::Verdict;
 use crate::{console, output};
 
 pub async fn run(
@@ -57,15 +59,20 @@ pub async fn run(
     }
     let snap = finish(&master, config.stop_timeout).await;
     report(out, &master, &snap)?;
-    if snap.stats.num_requests() == 0 {
+    let verdict = Verdict::judge(&snap.stats, config.exit_code_on_error);
+    if verdict.requests == 0 {
         // Nothing was measured: whatever went wrong (a target that never
         // answered in time, a script whose tasks make no request), this run
         // proves nothing and must not pass a CI gate.
         eprintln!("error: no request completed during the run, so there is nothing to judge");
-        return Ok(config.exit_code_on_error.max(1));
     }
-    let failed = snap.stats.num_failures() > 0 || snap.stats.exceptions().len() > 0;
-    Ok(if failed { config.exit_code_on_error } else { 0 })
+    // The summary's last line; stdout stays pure JSON with --json.
+    if out.json {
+        eprintln!("{}", verdict.words());
+    } else {
+        println!("{}", verdict.words());
+    }
+    Ok(verdict.exit_code)
 }
 
 async fn wait_for_workers(

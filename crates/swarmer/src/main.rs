@@ -8,9 +8,12 @@ mod config;
 mod console;
 mod demo_target;
 mod headless;
+mod hints;
+mod inspect;
 mod output;
 mod parent;
 mod roles;
+mod verdict;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -53,15 +56,22 @@ fn exit_on_panic() {
 
 /// What the command line asks for.
 enum Job {
-    Subcommand(Command),
+    DemoTarget { bind: String, port: u16 },
     Role(Config),
 }
 
 fn run(cli: Cli) -> i32 {
-    let logs = init_logging(&cli.run.loglevel);
+    let logs = init_logging(&log_filter(&cli));
     // Every check of what the user asked for, before any side effect.
     let job = match cli.command {
-        Some(command) => Job::Subcommand(command),
+        // Loads the script only: no runtime, nothing started.
+        Some(Command::Inspect { script, json }) => {
+            return inspect::run(&script, json).unwrap_or_else(|e| {
+                eprintln!("error: {e}");
+                2
+            });
+        }
+        Some(Command::DemoTarget { bind, port }) => Job::DemoTarget { bind, port },
         None => match Config::resolve(&cli.run) {
             Ok(config) => Job::Role(config),
             Err(e) => {
@@ -85,9 +95,7 @@ fn run(cli: Cli) -> i32 {
         tokio::spawn(watch_signals(shutdown.clone()));
         debug_panic_for_tests();
         match job {
-            Job::Subcommand(Command::DemoTarget { bind, port }) => {
-                demo_target(&bind, port, shutdown).await
-            }
+            Job::DemoTarget { bind, port } => demo_target(&bind, port, shutdown).await,
             Job::Role(Config::Worker(role)) => roles::worker(role, shutdown).await,
             Job::Role(Config::Master(control, cluster)) => {
                 roles::master(*control, cluster, logs, shutdown).await
@@ -157,17 +165,44 @@ async fn watch_signals(shutdown: CancellationToken) {
     }
 }
 
+/// What `-L` asks for, or the default: a headless standalone run shows
+/// only its progress line, its summary, warnings and the script's own
+/// `swarmer.log` lines (the rest is `-L info`); a master, a worker or the
+/// web UI tell at info what they are doing, which is their progress.
+fn log_filter(cli: &Cli) -> String {
+    if let Some(level) = &cli.run.loglevel {
+        return level.clone();
+    }
+    let run = &cli.run;
+    let standalone_headless =
+        cli.command.is_none() && run.headless && !run.cluster.master && !run.cluster.worker;
+    if standalone_headless {
+        "warn,script=info".into()
+    } else {
+        "info".into()
+    }
+}
+
+/// Colour only for a terminal, and never when `NO_COLOR` is set to
+/// anything (no-color.org): escape codes are noise in a pipe or a file.
+fn log_colours() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal() && !no_color
+}
+
 /// Logs go to stderr and into a ring the web UI's Logs tab reads.
-fn init_logging(level: &str) -> master::web::LogBuffer {
+fn init_logging(filter: &str) -> master::web::LogBuffer {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWARMER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
     let logs = master::web::LogBuffer::new(2000);
     tracing_subscriber::registry()
         .with(filter)
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(log_colours())
                 .with_target(false),
         )
         .with(logs.clone())

@@ -29,16 +29,7 @@ pub async fn standalone(
     logs: LogBuffer,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
-    if control.demo_target {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        tracing::info!("demo target serving at {url}");
-        control.master.host.get_or_insert(url.clone());
-        control.request.host.get_or_insert(url);
-        // Not tied to `shutdown`: users still finishing their task after
-        // Ctrl-C must not see their target vanish. It ends with the process.
-        tokio::spawn(crate::demo_target::run(listener, CancellationToken::new()));
-    }
+    start_demo_target(&mut control).await?;
     // The coordinator outlives Ctrl-C: it must see the run stop and merge
     // the final reports before the summary is printed.
     let coordinator_stop = CancellationToken::new();
@@ -75,9 +66,27 @@ pub async fn standalone(
     code
 }
 
+/// `--demo-target`: the bundled demo shop on a free loopback port, and the
+/// run aimed at it unless `-H` says otherwise. The master hands that host
+/// to its workers with the run, so local workers reach it too.
+async fn start_demo_target(control: &mut Control) -> anyhow::Result<()> {
+    if !control.demo_target {
+        return Ok(());
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tracing::info!("demo target serving at {url}");
+    control.master.host.get_or_insert(url.clone());
+    control.request.host.get_or_insert(url);
+    // Not tied to `shutdown`: users still finishing their task after
+    // Ctrl-C must not see their target vanish. It ends with the process.
+    tokio::spawn(crate::demo_target::run(listener, CancellationToken::new()));
+    Ok(())
+}
+
 /// A master that remote workers join on the master port.
 pub async fn master(
-    control: Control,
+    mut control: Control,
     cluster: Cluster,
     logs: LogBuffer,
     shutdown: CancellationToken,
@@ -90,6 +99,13 @@ pub async fn master(
     })?;
     let worker_addr = listener.local_addr()?;
     tracing::info!("waiting for workers on {worker_addr}");
+    start_demo_target(&mut control).await?;
+    if control.demo_target && !worker_addr.ip().is_loopback() {
+        tracing::warn!(
+            "--demo-target listens on this machine's loopback only: workers on other \
+             machines cannot reach it"
+        );
+    }
     if worker_addr.ip().is_loopback() {
         tracing::info!(
             "workers can join from this machine only; to accept remote workers set \
@@ -174,6 +190,10 @@ async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
     let mut control = control;
+    tokio::spawn(crate::hints::watch_refused(
+        handle.clone(),
+        shutdown.clone(),
+    ));
     if control.shape_function {
         control.request = follow_shape(control.request, ext.as_ref(), &handle).await?;
     }

@@ -83,6 +83,9 @@ fn headless(
         run_time,
         "--stop-timeout",
         "5s",
+        // The run window is read from info lines, below a headless default.
+        "-L",
+        "info",
     ];
     args.extend_from_slice(extra);
     let mut p = Proc::swarmer("swarmer", dir.path(), &args);

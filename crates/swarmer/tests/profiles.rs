@@ -22,6 +22,9 @@ fn run(args: &[&str], dir: &Path, limit: Duration) -> Output {
     let child = Command::new(BIN)
         .args(args)
         .current_dir(dir)
+        // The tests read the run's milestones, info lines that a headless
+        // run hides by default.
+        .env("SWARMER_LOGLEVEL", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -127,6 +130,7 @@ fn stages_come_from_the_environment_too() {
             "--only-summary",
         ])
         .env("SWARMER_STAGES", "1s:2,1s:0")
+        .env("SWARMER_LOGLEVEL", "info")
         .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -9,6 +9,8 @@
 //! last resort every child is killed when its handle is dropped, and a
 //! master killed outright is outlived by no child: each is told the
 //! master's pid ([`PARENT_PID_ENV`]) and leaves when that process dies.
+//! A child's output is copied line by line to the master's stderr behind
+//! `[worker N] `, so interleaved lines still say whose they are.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -92,8 +94,32 @@ impl LocalConfig {
         if let Some(token) = &self.cluster_token {
             cmd.env("SWARMER_CLUSTER_TOKEN", token);
         }
-        cmd.stdin(Stdio::null()).kill_on_drop(true);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
         cmd
+    }
+}
+
+/// Copies a child's stdout and stderr to this process's stderr, each line
+/// behind `prefix`. The copies end when the child closes its pipes.
+fn relay_output(child: &mut Child, prefix: String) {
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(relay_lines(out, prefix.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(relay_lines(err, prefix));
+    }
+}
+
+async fn relay_lines(pipe: impl tokio::io::AsyncRead + Unpin, prefix: String) {
+    use tokio::io::AsyncBufReadExt;
+    // Split on bytes, not UTF-8 lines: a line that is not UTF-8 must not
+    // end the copy, or the child would block on a full pipe.
+    let mut lines = tokio::io::BufReader::new(pipe).split(b'\n');
+    while let Ok(Some(line)) = lines.next_segment().await {
+        eprintln!("{prefix}{}", String::from_utf8_lossy(&line));
     }
 }
 
@@ -169,13 +195,14 @@ impl LocalScaler {
         while children.running.len() < target {
             children.started += 1;
             let id = format!("{}-{}", self.config.id_prefix, children.started);
-            let child = self.config.command(&id).spawn().map_err(|e| {
+            let mut child = self.config.command(&id).spawn().map_err(|e| {
                 ScaleError::Other(format!(
                     "cannot start a worker process ({}): {e}",
                     self.config.program.display()
                 ))
             })?;
             tracing::debug!("started local worker {id} (pid {:?})", child.id());
+            relay_output(&mut child, format!("[worker {}] ", children.started));
             children.running.push(LocalChild { id, child });
         }
         tracing::info!("local workers: {before} -> {workers}");

@@ -45,6 +45,8 @@ pub struct LogLine {
     pub seq: u64,
     pub time_ms: u64,
     pub level: String,
+    /// The part of swarmer that logged it (`master`, `worker`, `script`…):
+    /// the crate, never a Rust module path, or a target the code chose.
     pub target: String,
     pub message: String,
 }
@@ -163,8 +165,21 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for LogBuffer {
         event.record(&mut fields);
         let meta = event.metadata();
         let text = fields.message + &fields.extra;
-        self.push(meta.level().as_str(), meta.target(), text);
+        let target = match meta.module_path() {
+            // The default target is the module path: name the crate only.
+            Some(module) if module == meta.target() => component(module),
+            // A target chosen by the code (`swarmer::scale`, `script`) is a
+            // name meant for readers: kept.
+            _ => meta.target(),
+        };
+        self.push(meta.level().as_str(), target, text);
     }
+}
+
+/// `master::coordinator::run` → `master`: the reader of the Logs tab wants
+/// to know which part spoke, not where in the source it sits.
+fn component(target: &str) -> &str {
+    target.split("::").next().unwrap_or(target)
 }
 
 #[cfg(test)]
@@ -208,5 +223,6 @@ mod tests {
         assert_eq!(line.level, "WARN");
         assert_eq!(line.message, "scaling workers from=2 to=4");
         assert!(line.to_text().contains("WARN/"));
+        assert!(!line.target.contains("::"), "a module path: {line:?}");
     }
 }

@@ -4,6 +4,12 @@
 //! would add a registry we would have to keep in sync with the snapshot.
 //! Per-entry series leave out the `Aggregated` row so that `sum()` over
 //! them is not doubled; the run-wide figures have their own families.
+//!
+//! Names follow Prometheus' conventions and pass `promtool check metrics`:
+//! units spelled out (`_per_second`, `_seconds`, `_bytes`), counters end in
+//! `_total`. The rate gauges were once `swarmer_current_rps`,
+//! `swarmer_total_current_rps` and `swarmer_total_current_fail_per_sec`
+//! (promtool refuses abbreviated units); dashboards need the new names.
 
 use std::fmt::Write as _;
 
@@ -124,14 +130,14 @@ fn entry_families(out: &mut String, snap: &Snapshot) {
     }
     family(
         out,
-        "swarmer_current_rps",
+        "swarmer_current_requests_per_second",
         "gauge",
         "Requests per second now (Locust's 10 s window).",
     );
     for (e, l) in entries.iter().zip(&labels) {
         let _ = writeln!(
             out,
-            "swarmer_current_rps{{{l}}} {}",
+            "swarmer_current_requests_per_second{{{l}}} {}",
             e.current_rps(snap.now_ms)
         );
     }
@@ -161,12 +167,12 @@ fn run_families(out: &mut String, snap: &Snapshot) {
             snap.target_rate,
         ),
         (
-            "swarmer_total_current_rps",
+            "swarmer_total_current_requests_per_second",
             "All requests per second now.",
             total.current_rps(snap.now_ms),
         ),
         (
-            "swarmer_total_current_fail_per_sec",
+            "swarmer_total_current_failures_per_second",
             "All failures per second now.",
             total.current_fail_per_sec(snap.now_ms),
         ),
