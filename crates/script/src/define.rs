@@ -79,6 +79,7 @@ impl Registry {
                 })
                 .collect(),
             shape: self.ext.shape.as_ref().map(|s| s.info()),
+            thresholds: self.ext.thresholds.clone(),
         }
     }
 }

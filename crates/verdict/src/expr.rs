@@ -56,7 +56,7 @@ pub enum Scope {
 /// One parsed threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Threshold {
-    /// The expression as written (trimmed), what reports show.
+    /// The expression as written, without its scope (trimmed).
     pub expr: String,
     pub scope: Scope,
     pub figure: Figure,
@@ -175,6 +175,35 @@ pub fn number_text(v: f64) -> String {
 }
 
 impl Threshold {
+    /// Parses `expr` for the entries `scope` names (a script's
+    /// `["GET /item"] = { "p99 < 1s" }`); the expression may not name a
+    /// scope of its own then.
+    pub fn parse_scoped(scope: &str, expr: &str) -> Result<Threshold, ParseError> {
+        let mut t = Threshold::parse(expr)?;
+        if t.scope != Scope::Aggregated {
+            return Err(ParseError {
+                expr: expr.trim().to_string(),
+                position: 1,
+                message: format!(
+                    "the scope is given twice: {scope:?} and {:?}",
+                    t.scope.name()
+                ),
+            });
+        }
+        let scope = scope.trim();
+        if scope.is_empty() {
+            return Err(ParseError {
+                expr: expr.trim().to_string(),
+                position: 1,
+                message: "the scope is empty; name an entry such as \"GET /item\"".into(),
+            });
+        }
+        if scope != AGGREGATED {
+            t.scope = Scope::Named(scope.to_string());
+        }
+        Ok(t)
+    }
+
     /// Parses `[SCOPE:] FIGURE OP VALUE[UNIT]`. The scope is what comes
     /// before the last `:` (names may hold colons; the rest never does).
     pub fn parse(text: &str) -> Result<Threshold, ParseError> {
@@ -236,8 +265,10 @@ impl Threshold {
             let rest: String = chars[cur.pos..].iter().collect();
             return Err(err(cur.pos, format!("unexpected {rest:?} after the value")));
         }
+        // The scope has its own column in every report.
+        let body: String = chars[body_start..].iter().collect();
         Ok(Threshold {
-            expr,
+            expr: body.trim().to_string(),
             scope,
             figure,
             op,

@@ -138,3 +138,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_expression_is_kept_without_its_scope() {
+    let t = parse(" GET /a :  p99 < 1s ");
+    assert_eq!((t.expr.as_str(), t.scope.name()), ("p99 < 1s", "GET /a"));
+    let s = Threshold::parse_scoped("GET /item/[id]", "p99 < 1s").unwrap();
+    assert_eq!(s.scope, Scope::Named("GET /item/[id]".into()));
+    assert_eq!(s.expr, "p99 < 1s");
+    assert_eq!(
+        Threshold::parse_scoped("Aggregated", "p99 < 1s")
+            .unwrap()
+            .scope,
+        Scope::Aggregated
+    );
+    let twice = Threshold::parse_scoped("GET /a", "GET /b: p99 < 1s").unwrap_err();
+    assert!(twice.message.contains("twice"), "{twice}");
+    assert!(Threshold::parse_scoped(" ", "p99 < 1s").is_err());
+}
