@@ -92,6 +92,7 @@ impl Harness {
             exclude_tags: vec![],
             host: None,
             max_users: master::validate::DEFAULT_MAX_USERS,
+            thresholds: vec![],
         };
         let shutdown = CancellationToken::new();
         let (master, _task) = master::start(config, info, shutdown.clone());
