@@ -7,11 +7,14 @@
 //! the real ones (clap lets a later occurrence win), skipping keys whose
 //! environment variable is set.
 
+mod verdict_flags;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+pub use verdict_flags::VerdictArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -121,9 +124,10 @@ pub struct RunArgs {
     /// How long users may take to finish their task when stopping.
     #[arg(long, env = "SWARMER_STOP_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
-    /// Exit code when any request or task failed.
-    #[arg(long, env = "SWARMER_EXIT_CODE_ON_ERROR", default_value_t = 1)]
-    pub exit_code_on_error: i32,
+    /// Exit code when any request or task failed (default 1). With
+    /// thresholds, failures count only when this is given.
+    #[arg(long, env = "SWARMER_EXIT_CODE_ON_ERROR")]
+    pub exit_code_on_error: Option<i32>,
     /// Only run tasks with one of these tags.
     #[arg(short = 'T', long, env = "SWARMER_TAGS", value_delimiter = ',')]
     pub tags: Vec<String>,
@@ -158,6 +162,8 @@ pub struct RunArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub web: WebArgs,
+    #[command(flatten)]
+    pub verdict: VerdictArgs,
 
     /// Log level: error, warn, info, debug, trace.
     #[arg(short = 'L', long, env = "SWARMER_LOGLEVEL", default_value = "info")]

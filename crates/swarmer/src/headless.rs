@@ -1,12 +1,15 @@
 //! A headless run: wait for workers, start, show the live view, stop on
-//! the run time or Ctrl-C, then print the summary and write the files.
+//! the run time, Ctrl-C or a crossed threshold (`--threshold-abort`), then
+//! print the summary, write the files and turn the verdict into the exit
+//! code.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use master::{MasterHandle, RunRequest, RunState, Snapshot};
+use verdict::{EXIT_CROSSED, Verdict};
 
-use crate::config::{Headless, Outputs, usage};
+use crate::config::{Headless, Outputs, VerdictConfig, usage};
 use crate::{console, output};
 
 pub async fn run(
@@ -26,6 +29,7 @@ pub async fn run(
         None => None,
     };
     let mut reset_done = !config.reset_stats;
+    let mut aborted = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_print = Instant::now();
     loop {
@@ -48,6 +52,16 @@ pub async fn run(
             last_print = Instant::now();
             eprintln!("{}", console::live_line(&snap));
         }
+        if let Some(c) = crossed_after_grace(&config.verdict, &snap) {
+            eprintln!(
+                "threshold crossed: {}: {} ({}); --threshold-abort ends the run",
+                c.scope,
+                c.expr,
+                c.observed_vs_limit()
+            );
+            aborted = true;
+            break;
+        }
     }
     if shutdown.is_cancelled() {
         eprintln!(
@@ -56,16 +70,55 @@ pub async fn run(
         );
     }
     let snap = finish(&master, config.stop_timeout).await;
-    report(out, &master, &snap)?;
-    if snap.stats.num_requests() == 0 {
+    // The master judged the thresholds on this final snapshot; checks of
+    // other kinds (a baseline's regressions) join the verdict here.
+    let verdict = Verdict {
+        checks: snap.checks.clone(),
+    };
+    report(out, &master, &snap, &verdict)?;
+    Ok(exit_code(config, &snap, &verdict, aborted))
+}
+
+/// The first threshold crossed (with data) once the grace has passed, when
+/// `--threshold-abort` asks to end the run on one.
+fn crossed_after_grace<'a>(v: &VerdictConfig, snap: &'a Snapshot) -> Option<&'a verdict::Check> {
+    let grace = v.abort_after?;
+    let started = snap.run_started_ms?;
+    if !snap.state.is_active() || snap.now_ms.saturating_sub(started) < grace.as_millis() as u64 {
+        return None;
+    }
+    snap.checks.iter().find(|c| !c.ok && c.observed.is_some())
+}
+
+/// With thresholds (or other checks), they alone decide, unless
+/// `--exit-code-on-error` was given: then failures still fail the run.
+/// Without, Locust's rule: any failure or exception fails it.
+fn exit_code(config: &Headless, snap: &Snapshot, verdict: &Verdict, aborted: bool) -> i32 {
+    let failed = snap.stats.num_failures() > 0 || snap.stats.exceptions().len() > 0;
+    let nothing = snap.stats.num_requests() == 0;
+    if nothing {
         // Nothing was measured: whatever went wrong (a target that never
         // answered in time, a script whose tasks make no request), this run
         // proves nothing and must not pass a CI gate.
         eprintln!("error: no request completed during the run, so there is nothing to judge");
-        return Ok(config.exit_code_on_error.max(1));
     }
-    let failed = snap.stats.num_failures() > 0 || snap.stats.exceptions().len() > 0;
-    Ok(if failed { config.exit_code_on_error } else { 0 })
+    if let Some(code) = verdict.exit_code() {
+        if aborted || code != verdict::EXIT_PASSED {
+            return EXIT_CROSSED;
+        }
+        return match config.exit_code_on_error {
+            Some(on_error) if failed => on_error,
+            _ => code,
+        };
+    }
+    let on_error = config.exit_code_on_error.unwrap_or(1);
+    if nothing {
+        on_error.max(1)
+    } else if failed {
+        on_error
+    } else {
+        0
+    }
 }
 
 async fn wait_for_workers(
@@ -103,13 +156,22 @@ async fn finish(master: &MasterHandle, stop_timeout: Duration) -> std::sync::Arc
     }
 }
 
-fn report(out: &Outputs, master: &MasterHandle, snap: &Snapshot) -> anyhow::Result<()> {
+fn report(
+    out: &Outputs,
+    master: &MasterHandle,
+    snap: &Snapshot,
+    verdict: &Verdict,
+) -> anyhow::Result<()> {
     let now = snap.now_ms;
     if out.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&output::final_json(snap))?
+            serde_json::to_string_pretty(&output::final_json(snap, verdict))?
         );
+        // stdout is the JSON document; people still see the verdict.
+        if !verdict.is_empty() {
+            eprint!("Thresholds\n{}", verdict::render::table(verdict));
+        }
     } else {
         println!("{}", console::stats_table(&snap.stats, now));
         println!("Response time percentiles (approximated)");
@@ -122,12 +184,18 @@ fn report(out: &Outputs, master: &MasterHandle, snap: &Snapshot) -> anyhow::Resu
                 snap.lost_workers
             );
         }
+        if !verdict.is_empty() {
+            print!("Thresholds\n{}", verdict::render::table(verdict));
+        }
     }
     if let Some(prefix) = &out.csv {
         output::write_final_csv(prefix, snap).context("writing CSV files")?;
     }
     if let Some(path) = &out.html {
-        output::write_html(path, snap, &master.history())?;
+        output::write_html(path, snap, verdict, &master.history())?;
+    }
+    if let Some(path) = &out.junit {
+        output::write_junit(path, verdict)?;
     }
     Ok(())
 }
