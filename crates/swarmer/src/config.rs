@@ -322,6 +322,17 @@ fn control(
             expect_workers_max_wait: args.cluster.expect_workers_max_wait,
         })
     } else {
+        // A run started from the UI has no end of its own to act on:
+        // refuse what would otherwise be silently ignored.
+        let headless_only = [
+            ("--threshold-abort", args.verdict.threshold_abort),
+            ("--junit", args.verdict.junit.is_some()),
+        ];
+        if let Some((flag, _)) = headless_only.iter().find(|(_, given)| *given) {
+            return Err(usage(format!(
+                "{flag} needs --headless: with the web UI, thresholds show as live badges instead"
+            )));
+        }
         web_mode(args)?
     };
     let master = MasterConfig {

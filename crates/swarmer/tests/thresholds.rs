@@ -315,5 +315,20 @@ fn bad_expressions_exit_2_naming_the_expression_and_position() {
     );
     let (p, code) = run(&dir, &target, FAST, &["--threshold-abort"], &[], 1);
     assert_eq!(code, 2, "{}", p.tail(20));
+    let path = dir.write("test.lua", FAST);
+    let mut web = Proc::swarmer(
+        "swarmer",
+        dir.path(),
+        &["-f", &path, "--web-port", "0", "--junit", "j.xml"],
+    );
+    let status = web
+        .wait_exit(Duration::from_secs(30))
+        .expect("refused at once");
+    assert_eq!(status.code(), Some(2));
+    assert!(
+        web.lines().join("\n").contains("--junit needs --headless"),
+        "{}",
+        web.tail(10)
+    );
     assert_eq!(target.served(), 0, "no run started");
 }

@@ -30,7 +30,13 @@ pub struct VerdictArgs {
     pub threshold_abort: bool,
     /// With --threshold-abort: how long into the run thresholds may be
     /// crossed before it is aborted (early figures are noisy).
-    #[arg(long, env = "SWARMER_THRESHOLD_GRACE", default_value = "10s", value_parser = parse_duration)]
+    #[arg(
+        long,
+        env = "SWARMER_THRESHOLD_GRACE",
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse_duration
+    )]
     pub threshold_grace: Duration,
     /// Write the thresholds' results as JUnit XML (one testcase each).
     #[arg(long, env = "SWARMER_JUNIT", value_name = "FILE")]
