@@ -332,3 +332,45 @@ fn bad_expressions_exit_2_naming_the_expression_and_position() {
     );
     assert_eq!(target.served(), 0, "no run started");
 }
+
+#[test]
+fn a_headless_master_judges_what_its_worker_processes_report() {
+    let _serial = serial();
+    let dir = TempDir::new("thresholds-master");
+    let target = DemoTarget::start(dir.path());
+    let port = common::free_port().to_string();
+    let (p, code) = run(
+        &dir,
+        &target,
+        SLOW,
+        &[
+            "--master",
+            "--master-bind-port",
+            &port,
+            "--scaler",
+            "local",
+            "--workers",
+            "1",
+            "--threshold",
+            "p50 < 1ms",
+            "--threshold",
+            "/slow: requests > 0",
+            "--json",
+        ],
+        &[],
+        2,
+    );
+    assert_eq!(code, 3, "{}", p.tail(30));
+    let json = json_of(&p);
+    assert_eq!(
+        thresholds(&json),
+        [
+            ("Aggregated".to_string(), "p50 < 1ms".to_string(), false),
+            ("/slow".to_string(), "requests > 0".to_string(), true),
+        ]
+    );
+    assert!(
+        json["thresholds"][1]["observed"].as_f64().unwrap() > 0.0,
+        "{json}"
+    );
+}
