@@ -47,6 +47,9 @@ pub struct MasterConfig {
     /// `--max-users`: the most users a run request may ask for
     /// ([`crate::validate::DEFAULT_MAX_USERS`] unless raised).
     pub max_users: u32,
+    /// Judged on every published snapshot ([`Snapshot::checks`]): the
+    /// command line's and the script's, resolved once by the caller.
+    pub thresholds: Vec<verdict::Threshold>,
 }
 
 /// What a user asks for when starting (or retuning) a run.

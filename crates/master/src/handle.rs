@@ -55,6 +55,7 @@ pub fn start(
         now_ms: now_ms(),
         coordinator_busy_us: 0,
         profile: None,
+        checks: Vec::new(),
     };
     let (published, snapshot) = watch::channel(Arc::new(initial));
     let history = Arc::new(RwLock::new(Vec::new()));

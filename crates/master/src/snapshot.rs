@@ -68,6 +68,9 @@ pub struct Snapshot {
     pub coordinator_busy_us: u64,
     /// Where the run is in its load profile, when it follows one.
     pub profile: Option<ProfileView>,
+    /// The thresholds judged on these stats as of `now_ms`: live badges,
+    /// `/metrics`, and at the end of a run its verdict.
+    pub checks: Vec<verdict::Check>,
 }
 
 /// The load profile's progress, for the UI's header and the API.

@@ -217,6 +217,7 @@ mod tests {
         ScriptInfo {
             user_types: vec![user("Browse"), user("Buy")],
             shape: None,
+            thresholds: vec![],
         }
     }
 

@@ -36,7 +36,51 @@ fn hostile_snapshot(base: &Snapshot) -> Snapshot {
     snap.host = Some(format!("http://target/{HOSTILE}"));
     snap.run_started_ms = Some(now - 60_000);
     snap.stats = stats;
+    snap.checks = vec![
+        check(HOSTILE, "p95 < 300ms", Some(412.0), false),
+        check("Aggregated", "fail_ratio < 50%", Some(10.0), true),
+    ];
     snap
+}
+
+fn check(scope: &str, expr: &str, observed: Option<f64>, ok: bool) -> verdict::Check {
+    verdict::Check {
+        kind: verdict::CheckKind::Threshold,
+        expr: expr.into(),
+        scope: scope.into(),
+        observed,
+        op: "<".into(),
+        limit: 300.0,
+        unit: "ms".into(),
+        ok,
+    }
+}
+
+#[tokio::test]
+async fn the_report_lists_thresholds_with_their_result() {
+    let h = Harness::new().await;
+    let snap = hostile_snapshot(&h.master.snapshot());
+    let html = render_report(&snap, &history(snap.now_ms));
+    let section = &html[html.find("id=\"thresholds\"").expect("a thresholds table")..];
+    let section = &section[..section.find("</table>").unwrap()];
+    assert_eq!(
+        section.matches("<tr class=\"crossed\">").count(),
+        1,
+        "{section}"
+    );
+    assert_eq!(section.matches("<tr class=\"ok\">").count(), 1, "{section}");
+    assert!(
+        section.contains("412 ms") && section.contains("CROSSED"),
+        "{section}"
+    );
+    assert!(section.contains("&lt; 300 ms"), "{section}");
+    let mut quiet = snap.clone();
+    quiet.checks.clear();
+    let html = render_report(&quiet, &history(snap.now_ms));
+    assert!(
+        !html.contains("id=\"thresholds\""),
+        "no table without thresholds"
+    );
 }
 
 fn history(now: u64) -> Vec<HistoryPoint> {

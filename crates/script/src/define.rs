@@ -92,6 +92,7 @@ impl Registry {
                 })
                 .collect(),
             shape: self.ext.shape.as_ref().map(|s| s.info()),
+            thresholds: self.ext.thresholds.clone(),
         }
     }
 }

@@ -91,6 +91,9 @@ pub struct ScriptInfo {
     /// `swarmer.shape`: the load profile a run follows by default.
     #[serde(default)]
     pub shape: Option<declare::shape::ShapeInfo>,
+    /// `swarmer.thresholds`: conditions the run's verdict judges.
+    #[serde(default)]
+    pub thresholds: Vec<verdict::Threshold>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,11 +7,14 @@
 //! the real ones (clap lets a later occurrence win), skipping keys whose
 //! environment variable is set.
 
+mod verdict_flags;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+pub use verdict_flags::VerdictArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -150,14 +153,10 @@ pub struct RunArgs {
     /// How long users may take to finish their task when stopping.
     #[arg(long, env = "SWARMER_STOP_TIMEOUT", help_heading = "Limits", default_value = "10s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
-    /// Exit code when any request or task failed.
-    #[arg(
-        long,
-        env = "SWARMER_EXIT_CODE_ON_ERROR",
-        default_value_t = 1,
-        help_heading = "Output"
-    )]
-    pub exit_code_on_error: i32,
+    /// Exit code when any request or task failed (default 1). With
+    /// thresholds, failures count only when this is given.
+    #[arg(long, env = "SWARMER_EXIT_CODE_ON_ERROR", help_heading = "Output")]
+    pub exit_code_on_error: Option<i32>,
     /// Only run tasks with one of these tags.
     #[arg(short = 'T', long, env = "SWARMER_TAGS", value_delimiter = ',')]
     pub tags: Vec<String>,
@@ -202,6 +201,8 @@ pub struct RunArgs {
     pub cluster: ClusterArgs,
     #[command(flatten, next_help_heading = "Web UI")]
     pub web: WebArgs,
+    #[command(flatten, next_help_heading = "Verdict")]
+    pub verdict: VerdictArgs,
 
     /// Log level: error, warn, info, debug, trace. Default: warn for a
     /// headless run without --master (its progress line and summary say

@@ -5,13 +5,15 @@
 //! (exit 2); `roles` then only starts things.
 //!
 //! Here: the config's shape and its assembly; `secure` holds the listening
-//! and secret rules, `outputs` the report files and their probe. The rules
+//! and secret rules, `outputs` the report files and their probe,
+//! `thresholds` the verdict's conditions. The rules
 //! of a run request are the master's ([`master::validate`]), shared with
 //! the web forms and the API so all refuse the same values with the same
 //! words.
 
 mod outputs;
 mod secure;
+mod thresholds;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,6 +32,7 @@ use worker::session::SessionConfig;
 use crate::cli::{RunArgs, ScalerKind};
 
 pub use outputs::Outputs;
+pub use thresholds::VerdictConfig;
 
 /// "The user asked for something impossible": exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +92,10 @@ pub enum Mode {
 pub struct Headless {
     pub outputs: Outputs,
     pub reset_stats: bool,
-    pub exit_code_on_error: i32,
+    /// `--exit-code-on-error`, when given: with thresholds, failed requests
+    /// then still fail the run (with this code) even if all thresholds hold.
+    pub exit_code_on_error: Option<i32>,
+    pub verdict: VerdictConfig,
     pub stop_timeout: Duration,
     pub expect_workers: usize,
     pub expect_workers_max_wait: Option<Duration>,
@@ -293,6 +299,7 @@ fn control(
 ) -> Result<Control, UsageError> {
     let (src, info) = load_script(args)?;
     let request = run_request(args, &info)?;
+    let verdict = thresholds::resolve(&args.verdict, &info)?;
     let shape_function =
         args.stages.is_none() && !args.no_shape && matches!(info.shape, Some(ShapeInfo::Function));
     let mode = if args.headless {
@@ -300,6 +307,7 @@ fn control(
             csv: args.csv.clone(),
             csv_full_history: args.csv_full_history,
             html: args.html.clone(),
+            junit: args.verdict.junit.clone(),
             json: args.json,
             only_summary: args.only_summary,
         };
@@ -308,11 +316,23 @@ fn control(
             outputs,
             reset_stats: args.reset_stats,
             exit_code_on_error: args.exit_code_on_error,
+            verdict: verdict.clone(),
             stop_timeout: args.stop_timeout,
             expect_workers: expect_workers.unwrap_or(1),
             expect_workers_max_wait: args.cluster.expect_workers_max_wait,
         })
     } else {
+        // A run started from the UI has no end of its own to act on:
+        // refuse what would otherwise be silently ignored.
+        let headless_only = [
+            ("--threshold-abort", args.verdict.threshold_abort),
+            ("--junit", args.verdict.junit.is_some()),
+        ];
+        if let Some((flag, _)) = headless_only.iter().find(|(_, given)| *given) {
+            return Err(usage(format!(
+                "{flag} needs --headless: with the web UI, thresholds show as live badges instead"
+            )));
+        }
         web_mode(args)?
     };
     let master = MasterConfig {
@@ -332,6 +352,7 @@ fn control(
         exclude_tags: args.exclude_tags.clone(),
         host: args.host.clone(),
         max_users: args.max_users,
+        thresholds: verdict.thresholds,
     };
     Ok(Control {
         engine: engine_config(args, "local"),

@@ -1,14 +1,16 @@
 //! A headless run: wait for workers, start, show the live view, stop on
-//! the run time or Ctrl-C, then print the summary and write the files,
-//! and return the exit code the summary's last line names.
+//! the run time, Ctrl-C or a crossed threshold (`--threshold-abort`), then
+//! print the summary, write the files, and return the exit code the
+//! summary's last line names (`outcome`).
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use master::{MasterHandle, RunRequest, RunState, Snapshot};
+use verdict::Verdict;
 
-use crate::config::{Headless, Outputs, usage};
-use crate::verdict::Verdict;
+use crate::config::{Headless, Outputs, VerdictConfig, usage};
+use crate::outcome::Outcome;
 use crate::{console, output};
 
 pub async fn run(
@@ -28,6 +30,7 @@ pub async fn run(
         None => None,
     };
     let mut reset_done = !config.reset_stats;
+    let mut aborted = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_print = Instant::now();
     loop {
@@ -50,6 +53,16 @@ pub async fn run(
             last_print = Instant::now();
             eprintln!("{}", console::live_line(&snap));
         }
+        if let Some(c) = crossed_after_grace(&config.verdict, &snap) {
+            eprintln!(
+                "threshold crossed: {}: {} ({}); --threshold-abort ends the run",
+                c.scope,
+                c.expr,
+                c.observed_vs_limit()
+            );
+            aborted = true;
+            break;
+        }
     }
     if shutdown.is_cancelled() {
         eprintln!(
@@ -58,9 +71,14 @@ pub async fn run(
         );
     }
     let snap = finish(&master, config.stop_timeout).await;
-    report(out, &master, &snap)?;
-    let verdict = Verdict::judge(&snap.stats, config.exit_code_on_error);
-    if verdict.requests == 0 {
+    // The master judged the thresholds on this final snapshot; checks of
+    // other kinds (a baseline's regressions) join the verdict here.
+    let verdict = Verdict {
+        checks: snap.checks.clone(),
+    };
+    report(out, &master, &snap, &verdict)?;
+    let outcome = Outcome::judge(&snap.stats, &verdict, config.exit_code_on_error, aborted);
+    if outcome.requests == 0 {
         // Nothing was measured: whatever went wrong (a target that never
         // answered in time, a script whose tasks make no request), this run
         // proves nothing and must not pass a CI gate.
@@ -68,11 +86,22 @@ pub async fn run(
     }
     // The summary's last line; stdout stays pure JSON with --json.
     if out.json {
-        eprintln!("{}", verdict.words());
+        eprintln!("{}", outcome.words());
     } else {
-        println!("{}", verdict.words());
+        println!("{}", outcome.words());
     }
-    Ok(verdict.exit_code)
+    Ok(outcome.exit_code)
+}
+
+/// The first threshold crossed (with data) once the grace has passed, when
+/// `--threshold-abort` asks to end the run on one.
+fn crossed_after_grace<'a>(v: &VerdictConfig, snap: &'a Snapshot) -> Option<&'a verdict::Check> {
+    let grace = v.abort_after?;
+    let started = snap.run_started_ms?;
+    if !snap.state.is_active() || snap.now_ms.saturating_sub(started) < grace.as_millis() as u64 {
+        return None;
+    }
+    snap.checks.iter().find(|c| !c.ok && c.observed.is_some())
 }
 
 async fn wait_for_workers(
@@ -110,13 +139,22 @@ async fn finish(master: &MasterHandle, stop_timeout: Duration) -> std::sync::Arc
     }
 }
 
-fn report(out: &Outputs, master: &MasterHandle, snap: &Snapshot) -> anyhow::Result<()> {
+fn report(
+    out: &Outputs,
+    master: &MasterHandle,
+    snap: &Snapshot,
+    verdict: &Verdict,
+) -> anyhow::Result<()> {
     let now = snap.now_ms;
     if out.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&output::final_json(snap))?
+            serde_json::to_string_pretty(&output::final_json(snap, verdict))?
         );
+        // stdout is the JSON document; people still see the verdict.
+        if !verdict.is_empty() {
+            eprint!("Thresholds\n{}", verdict::render::table(verdict));
+        }
     } else {
         println!("{}", console::stats_table(&snap.stats, now));
         println!("Response time percentiles (approximated)");
@@ -129,12 +167,18 @@ fn report(out: &Outputs, master: &MasterHandle, snap: &Snapshot) -> anyhow::Resu
                 snap.lost_workers
             );
         }
+        if !verdict.is_empty() {
+            print!("Thresholds\n{}", verdict::render::table(verdict));
+        }
     }
     if let Some(prefix) = &out.csv {
         output::write_final_csv(prefix, snap).context("writing CSV files")?;
     }
     if let Some(path) = &out.html {
-        output::write_html(path, snap, &master.history())?;
+        output::write_html(path, snap, verdict, &master.history())?;
+    }
+    if let Some(path) = &out.junit {
+        output::write_junit(path, verdict)?;
     }
     Ok(())
 }

@@ -10,10 +10,10 @@ mod demo_target;
 mod headless;
 mod hints;
 mod inspect;
+mod outcome;
 mod output;
 mod parent;
 mod roles;
-mod verdict;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;

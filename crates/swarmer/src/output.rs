@@ -89,7 +89,7 @@ pub fn write_final_csv(prefix: &str, snap: &Snapshot) -> anyhow::Result<()> {
 }
 
 /// The final statistics as JSON: Locust's per-entry field names.
-pub fn final_json(snap: &Snapshot) -> serde_json::Value {
+pub fn final_json(snap: &Snapshot, verdict: &verdict::Verdict) -> serde_json::Value {
     let s = &snap.stats;
     let now = snap.now_ms;
     let entry = |e: &stats::StatsEntry| {
@@ -130,10 +130,29 @@ pub fn final_json(snap: &Snapshot) -> serde_json::Value {
         "fail_ratio": s.fail_ratio(),
         "dropped_iterations": s.dropped_iterations_total(),
         "dropped_iterations_by_user_type": s.dropped_iterations(),
+        "thresholds": verdict.checks,
     })
 }
 
-pub fn write_html(path: &Path, snap: &Snapshot, history: &[HistoryPoint]) -> anyhow::Result<()> {
-    let html = master::web::render_report(snap, history);
+pub fn write_html(
+    path: &Path,
+    snap: &Snapshot,
+    verdict: &verdict::Verdict,
+    history: &[HistoryPoint],
+) -> anyhow::Result<()> {
+    let html = if snap.checks == verdict.checks {
+        master::web::render_report(snap, history)
+    } else {
+        // The verdict holds checks the master did not make (regressions).
+        let mut judged = snap.clone();
+        judged.checks = verdict.checks.clone();
+        master::web::render_report(&judged, history)
+    };
     std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `--junit FILE`: one testcase per check.
+pub fn write_junit(path: &Path, verdict: &verdict::Verdict) -> anyhow::Result<()> {
+    std::fs::write(path, verdict::render::junit(verdict, "swarmer"))
+        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -5,6 +5,7 @@
 import { $, fill, h, count, rate, percent } from "./dom.js";
 import * as api from "./api.js";
 import { RunForm } from "./run-form.js";
+import { renderThresholds } from "./thresholds.js";
 import statistics from "./tabs/statistics.js";
 import charts from "./tabs/charts.js";
 import failures from "./tabs/failures.js";
@@ -126,6 +127,7 @@ function connect(ctx, views) {
     const newRun = ctx.latest && ctx.latest.summary.run_id !== data.summary.run_id;
     ctx.latest = data;
     renderHeader(data.summary);
+    renderThresholds(data.thresholds);
     for (const { view } of views.values()) view.update?.(data, { newRun });
   });
 }

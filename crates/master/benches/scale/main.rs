@@ -133,6 +133,7 @@ fn config() -> (MasterConfig, script::ScriptInfo) {
         exclude_tags: vec![],
         host: Some("http://127.0.0.1:9".into()),
         max_users: u32::MAX,
+        thresholds: vec![],
     };
     (config, info)
 }

@@ -136,6 +136,7 @@ impl Coordinator {
             }
             acc
         });
+        let now = now_ms();
         let snapshot = Snapshot {
             state: self.state,
             run_id: run.map_or(0, |r| r.id),
@@ -160,8 +161,10 @@ impl Coordinator {
                 .iter()
                 .map(|t| t.name.clone())
                 .collect(),
+            checks: verdict::Verdict::of_thresholds(&self.config.thresholds, &self.stats, now)
+                .checks,
             stats: self.stats.clone(),
-            now_ms: now_ms(),
+            now_ms: now,
             coordinator_busy_us: self.busy.as_micros() as u64,
             profile: self.profile_view(),
         };

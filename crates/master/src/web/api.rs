@@ -124,7 +124,11 @@ pub async fn state(State(app): State<Shared>) -> Json<StateJson> {
 
 pub async fn stats(State(app): State<Shared>) -> Json<Value> {
     let snap = app.master.snapshot();
-    Json(json!({ "stats": views::stats_rows(&snap), "now_ms": snap.now_ms }))
+    Json(json!({
+        "stats": views::stats_rows(&snap),
+        "now_ms": snap.now_ms,
+        "thresholds": snap.checks,
+    }))
 }
 
 pub async fn history(State(app): State<Shared>) -> Json<Value> {

@@ -33,6 +33,8 @@ pub struct LivePayload {
     /// History points recorded since the previous event of this stream
     /// (on the first event, only the newest), for the charts to append.
     pub points: Vec<HistoryPoint>,
+    /// The thresholds judged on this snapshot, for the UI's badges.
+    pub thresholds: Vec<verdict::Check>,
 }
 
 /// The payload, with the history points newer than `after_ms`.
@@ -44,6 +46,7 @@ pub fn payload(snap: &Snapshot, master: &MasterHandle, after_ms: Option<u64>) ->
         workers: views::workers(snap),
         users_by_type: snap.users_by_type.clone(),
         points,
+        thresholds: snap.checks.clone(),
     }
 }
 

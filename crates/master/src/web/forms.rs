@@ -278,6 +278,7 @@ mod tests {
         ScriptInfo {
             user_types: vec![user("Browse"), user("Buy")],
             shape: None,
+            thresholds: vec![],
         }
     }
 

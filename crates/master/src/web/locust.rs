@@ -116,6 +116,8 @@ struct StatsRequests {
     /// second is missing from the figures.
     lost_workers: u32,
     host: Option<String>,
+    /// Not Locust's: the thresholds judged now (see `verdict::Check`).
+    thresholds: Vec<verdict::Check>,
 }
 
 pub async fn stats_requests(State(app): State<Shared>) -> Json<impl Serialize> {
@@ -153,6 +155,7 @@ pub async fn stats_requests(State(app): State<Shared>) -> Json<impl Serialize> {
         worker_count: snap.worker_count,
         lost_workers: snap.lost_workers,
         host: snap.host.clone(),
+        thresholds: snap.checks.clone(),
         stats,
     })
 }

@@ -37,7 +37,53 @@ pub fn render(snap: &Snapshot) -> String {
     entry_families(&mut out, snap);
     run_families(&mut out, snap);
     dropped_family(&mut out, snap);
+    threshold_families(&mut out, snap);
     out
+}
+
+/// Each threshold as judged now: 1 while it holds, 0 while crossed (or
+/// without data), and the value it observed. Only listed when the run has
+/// thresholds, so a run without any exposes no empty families.
+fn threshold_families(out: &mut String, snap: &Snapshot) {
+    if snap.checks.is_empty() {
+        return;
+    }
+    let labels = |c: &verdict::Check| {
+        format!(
+            "kind=\"{}\",scope=\"{}\",expr=\"{}\"",
+            match c.kind {
+                verdict::CheckKind::Threshold => "threshold",
+                verdict::CheckKind::Regression => "regression",
+            },
+            escape(&c.scope),
+            escape(&c.expr)
+        )
+    };
+    family(
+        out,
+        "swarmer_threshold_ok",
+        "gauge",
+        "1 while the threshold holds, 0 while it is crossed or has no data.",
+    );
+    for c in &snap.checks {
+        let _ = writeln!(
+            out,
+            "swarmer_threshold_ok{{{}}} {}",
+            labels(c),
+            u8::from(c.ok)
+        );
+    }
+    family(
+        out,
+        "swarmer_threshold_observed",
+        "gauge",
+        "The value the threshold observed now, in its unit (ms, percent, per second or a count).",
+    );
+    for c in &snap.checks {
+        if let Some(v) = c.observed {
+            let _ = writeln!(out, "swarmer_threshold_observed{{{}}} {v}", labels(c));
+        }
+    }
 }
 
 /// The open model's dropped arrivals, per user type (always listed, so a
@@ -239,13 +285,8 @@ fn escape(value: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn dropped_iterations_are_a_counter_per_user_type() {
-        let mut stats = stats::RequestStats::new(0);
-        stats.record_dropped("Api", 7);
-        stats.record_dropped("Se\"arch", 1);
-        let mut out = String::new();
-        let snap = Snapshot {
+    fn empty_snapshot() -> Snapshot {
+        Snapshot {
             state: RunState::Running,
             run_id: 1,
             host: None,
@@ -260,11 +301,22 @@ mod tests {
             worker_count: 0,
             lost_workers: 0,
             user_types: Vec::new(),
-            stats,
+            stats: stats::RequestStats::new(0),
             now_ms: 0,
             coordinator_busy_us: 0,
             profile: None,
-        };
+            checks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn dropped_iterations_are_a_counter_per_user_type() {
+        let mut stats = stats::RequestStats::new(0);
+        stats.record_dropped("Api", 7);
+        stats.record_dropped("Se\"arch", 1);
+        let mut out = String::new();
+        let mut snap = empty_snapshot();
+        snap.stats = stats;
         dropped_family(&mut out, &snap);
         assert!(
             out.contains("# TYPE swarmer_dropped_iterations_total counter"),
@@ -275,6 +327,32 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("{user_type=\"Se\\\"arch\"} 1\n"), "{out}");
+    }
+
+    #[test]
+    fn thresholds_are_gauges_with_escaped_labels() {
+        let mut snap = empty_snapshot();
+        assert!(!render(&snap).contains("swarmer_threshold_ok"));
+        snap.checks = vec![verdict::Check {
+            kind: verdict::CheckKind::Threshold,
+            expr: "p95 < 300ms".into(),
+            scope: "GET /a\"b".into(),
+            observed: Some(412.5),
+            op: "<".into(),
+            limit: 300.0,
+            unit: "ms".into(),
+            ok: false,
+        }];
+        let out = render(&snap);
+        let labels = r#"{kind="threshold",scope="GET /a\"b",expr="p95 < 300ms"}"#;
+        assert!(
+            out.contains(&format!("swarmer_threshold_ok{labels} 0")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("swarmer_threshold_observed{labels} 412.5")),
+            "{out}"
+        );
     }
 
     #[test]

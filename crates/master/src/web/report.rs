@@ -94,6 +94,7 @@ struct ReportContext<'a> {
     failures: Vec<views::ErrorJson>,
     exceptions: Vec<views::ExceptionJson>,
     workers: Vec<crate::WorkerView>,
+    checks: Vec<CheckRow>,
     history: &'a [HistoryPoint],
     generated: String,
     version: &'static str,
@@ -101,6 +102,30 @@ struct ReportContext<'a> {
     uplot_css: &'static str,
     report_js: &'static str,
     report_css: &'static str,
+}
+
+/// One threshold or regression check, formatted for reading.
+#[derive(Serialize)]
+struct CheckRow {
+    kind: verdict::CheckKind,
+    scope: String,
+    expr: String,
+    observed: String,
+    limit: String,
+    ok: bool,
+    status: &'static str,
+}
+
+fn check_row(c: &verdict::Check) -> CheckRow {
+    CheckRow {
+        kind: c.kind,
+        scope: c.scope.clone(),
+        expr: c.expr.clone(),
+        observed: c.observed_text(),
+        limit: format!("{} {}", c.op, verdict::value_text(c.limit, &c.unit)),
+        ok: c.ok,
+        status: c.status(),
+    }
 }
 
 /// Milliseconds to 3 significant figures or whole numbers past 100.
@@ -168,6 +193,7 @@ pub fn try_render_report(
         failures: views::errors(snap),
         exceptions: views::exceptions(snap),
         workers: views::workers(snap),
+        checks: snap.checks.iter().map(check_row).collect(),
         history,
         generated: stats::csv::utc_timestamp(crate::now_ms()),
         version: env!("CARGO_PKG_VERSION"),

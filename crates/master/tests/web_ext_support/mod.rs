@@ -209,6 +209,7 @@ impl ExtHarness {
             exclude_tags: vec![],
             host: None,
             max_users: master::validate::DEFAULT_MAX_USERS,
+            thresholds: vec![],
         };
         let shutdown = CancellationToken::new();
         let (master, _task) = master::start(config, info, shutdown.clone());

@@ -71,6 +71,11 @@ impl Drop for Harness {
 impl Harness {
     /// A master with the test script and no worker.
     pub async fn new() -> Self {
+        Self::with_thresholds(&[]).await
+    }
+
+    /// A master with the test script, no worker, judging these thresholds.
+    pub async fn with_thresholds(thresholds: &[&str]) -> Self {
         let target = start_target().await;
         let code = SCRIPT.replace("HOST", &format!("\"http://{target}\""));
         let src = ScriptSource {
@@ -92,6 +97,10 @@ impl Harness {
             exclude_tags: vec![],
             host: None,
             max_users: master::validate::DEFAULT_MAX_USERS,
+            thresholds: thresholds
+                .iter()
+                .map(|t| verdict::Threshold::parse(t).expect("a valid threshold"))
+                .collect(),
         };
         let shutdown = CancellationToken::new();
         let (master, _task) = master::start(config, info, shutdown.clone());

@@ -1,7 +1,8 @@
 //! The declaring half of the extension API: `swarmer.ui.view`,
 //! `swarmer.ui.action`, `swarmer.api.route` and `swarmer.on`, plus
 //! `swarmer.count` (a worker-side statistic, installed here to keep every
-//! extension function in one place) and `swarmer.shape` (the load profile).
+//! extension function in one place), `swarmer.shape` (the load profile)
+//! and `swarmer.thresholds` (the run's pass/fail conditions).
 //!
 //! Declarations are checked as they are made (so a typo fails the load on
 //! every process, with the file and line) and collected into the load's
@@ -13,6 +14,7 @@ mod count;
 pub mod fields;
 pub mod route;
 pub mod shape;
+mod thresholds;
 
 use mlua::{Function, Lua, Table, Value};
 use serde::Serialize;
@@ -98,6 +100,8 @@ pub struct Declarations {
     pub hooks: Vec<HookDecl>,
     /// `swarmer.shape`: at most one.
     pub shape: Option<shape::Shape>,
+    /// `swarmer.thresholds`, parsed, in declaration order.
+    pub thresholds: Vec<verdict::Threshold>,
 }
 
 impl Declarations {
@@ -164,6 +168,10 @@ pub fn install(lua: &Lua, swarmer: &Table) -> mlua::Result<()> {
     swarmer.set("on", lua.create_function(declare_hook)?)?;
     swarmer.set("count", lua.create_function(count::count)?)?;
     swarmer.set("shape", lua.create_function(shape::declare_shape)?)?;
+    swarmer.set(
+        "thresholds",
+        lua.create_function(thresholds::declare_thresholds)?,
+    )?;
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! The files a headless run writes (`--csv PREFIX`, `--html PATH`), checked
+//! The files a headless run writes (`--csv PREFIX`, `--html PATH`,
+//! `--junit PATH`), checked
 //! before the run starts: a report that cannot be written must not be found
 //! out only after an hour of load.
 
@@ -13,6 +14,8 @@ pub struct Outputs {
     pub csv: Option<String>,
     pub csv_full_history: bool,
     pub html: Option<PathBuf>,
+    /// The verdict's checks as JUnit XML.
+    pub junit: Option<PathBuf>,
     pub json: bool,
     pub only_summary: bool,
 }
@@ -31,6 +34,9 @@ impl Outputs {
         }
         if let Some(path) = &self.html {
             probe(path).map_err(|e| usage(format!("--html {}: {e}", path.display())))?;
+        }
+        if let Some(path) = &self.junit {
+            probe(path).map_err(|e| usage(format!("--junit {}: {e}", path.display())))?;
         }
         Ok(())
     }

@@ -241,6 +241,7 @@ pub async fn library_master(shutdown: &CancellationToken) -> (MasterHandle, u16)
         exclude_tags: vec![],
         host: None,
         max_users: master::validate::DEFAULT_MAX_USERS,
+        thresholds: vec![],
     };
     let (handle, _) = master::start(config, info, shutdown.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
