@@ -83,7 +83,9 @@ pub enum Event {
         reason: String,
     },
     Start(RunRequest, oneshot::Sender<Result<(), MasterError>>),
-    Stop(oneshot::Sender<Result<(), MasterError>>),
+    /// Stop the run; with a reason when a failure stops it (shown as the
+    /// snapshot's `stop_error`).
+    Stop(Option<String>, oneshot::Sender<Result<(), MasterError>>),
     Reset(oneshot::Sender<()>),
     /// Tell every worker to leave (the end of a headless run).
     QuitWorkers(oneshot::Sender<()>),
@@ -105,6 +107,10 @@ struct Run {
     stop_deadline: Option<Instant>,
     /// When the request's profile (if any) started: the profile clock.
     profile_started: Instant,
+    /// The same moment on the wall clock (`now_ms`), for the plan's times.
+    profile_started_ms: u64,
+    /// Why a failure stopped the run.
+    stop_error: Option<String>,
 }
 
 pub struct Coordinator {
@@ -244,7 +250,13 @@ impl Coordinator {
                 self.publish();
                 let _ = reply.send(result);
             }
-            Event::Stop(reply) => {
+            Event::Stop(reason, reply) => {
+                if let (Some(reason), Some(run)) = (reason, &mut self.run)
+                    && self.state.is_active()
+                {
+                    tracing::error!("run {}: {reason}", run.id);
+                    run.stop_error = Some(reason);
+                }
                 let result = self.stop();
                 self.publish();
                 let _ = reply.send(result);

@@ -11,6 +11,7 @@ use serde::Serialize;
 use stats::RequestStats;
 
 use crate::membership::WorkerView;
+pub use crate::profile::PlanPoint;
 
 /// The run's state, as Locust names it on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,17 +69,37 @@ pub struct Snapshot {
     pub coordinator_busy_us: u64,
     /// Where the run is in its load profile, when it follows one.
     pub profile: Option<ProfileView>,
+    /// The planned arrival rate as far as it is known (the end of the
+    /// arrival stages or of the profile); empty without arrival types.
+    pub rate_plan: Vec<RatePoint>,
+    /// Why the run was stopped, when it was stopped by a failure rather
+    /// than by someone or its end (a shape function that raised).
+    pub stop_error: Option<String>,
 }
 
 /// The load profile's progress, for the UI's header and the API.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProfileView {
-    /// 1-based, as shown to people.
+    /// `"stages"`, or `"function"`: the script's shape function, whose
+    /// plan is made as the run goes (no stages, no time left, no plan).
+    pub kind: &'static str,
+    /// 1-based, as shown to people (0 for a function).
     pub stage: usize,
     pub stages: usize,
-    pub time_left_ms: u64,
+    pub time_left_ms: Option<u64>,
     /// The users the plan wants right now.
     pub planned_users: u32,
+    /// The whole plan ahead, as the corners of its line (linear between
+    /// them; `time_ms` on the clock of `now_ms`), up to the profile's end.
+    pub plan: Vec<PlanPoint>,
+}
+
+/// A corner of the planned arrival rate's line: the sum of the run's
+/// arrival-driven types at `time_ms` (linear between corners).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RatePoint {
+    pub time_ms: u64,
+    pub rate: f64,
 }
 
 /// One point per second of the run, for charts and the HTML report.
@@ -94,4 +115,6 @@ pub struct HistoryPoint {
     /// The users the run aimed at then: the profile's plan, or the fixed
     /// count (Locust's history has only the actual users).
     pub target_users: u32,
+    /// The arrivals per second the open model aimed at then (0: none).
+    pub target_rate: f64,
 }

@@ -7,14 +7,15 @@ use std::time::Duration;
 use super::run::select_types;
 use super::{Coordinator, RunRequest};
 use crate::error::MasterError;
-use crate::profile::Target;
+use crate::profile::{PlanPoint, Profile, Target};
 use crate::snapshot::ProfileView;
 
 impl Coordinator {
     /// The request with its profile's first target in place of the fixed
     /// numbers (unchanged without a profile).
     pub(super) fn profile_start(&self, request: RunRequest) -> Result<RunRequest, MasterError> {
-        let Some(profile) = &request.profile else {
+        let Some(profile) = request.profile.as_ref().filter(|p| p.stages().is_some()) else {
+            // A shape function's first answer is the request's own numbers.
             return Ok(request);
         };
         let target = profile
@@ -30,7 +31,13 @@ impl Coordinator {
             return;
         }
         let Some(run) = &self.run else { return };
-        let Some(profile) = &run.request.profile else {
+        // A shape function is steered from outside ([`crate::ext::start_run`]).
+        let Some(profile) = run
+            .request
+            .profile
+            .as_ref()
+            .filter(|p| p.stages().is_some())
+        else {
             return;
         };
         let elapsed = run.profile_started.elapsed();
@@ -74,6 +81,8 @@ impl Coordinator {
     pub(super) fn planned_users(&self) -> u32 {
         let Some(run) = &self.run else { return 0 };
         match &run.request.profile {
+            // The function's last answer is its plan.
+            Some(Profile::Function) => run.request.users,
             Some(p) => p
                 .planned_users(run.profile_started.elapsed())
                 .map_or(0, |u| u.round() as u32),
@@ -84,18 +93,37 @@ impl Coordinator {
     pub(super) fn profile_view(&self) -> Option<ProfileView> {
         let run = self.run.as_ref()?;
         let profile = run.request.profile.as_ref()?;
-        let crate::profile::Profile::Stages(stages) = profile;
+        let Some(stages) = profile.stages() else {
+            return Some(ProfileView {
+                kind: "function",
+                stage: 0,
+                stages: 0,
+                time_left_ms: None,
+                planned_users: run.request.users,
+                plan: Vec::new(),
+            });
+        };
         let elapsed = run.profile_started.elapsed();
         let (index, left) = profile
             .position(elapsed)
             .unwrap_or((stages.len() - 1, Duration::ZERO));
+        let plan = profile
+            .plan()
+            .into_iter()
+            .map(|p| PlanPoint {
+                time_ms: run.profile_started_ms.saturating_add(p.time_ms),
+                ..p
+            })
+            .collect();
         Some(ProfileView {
+            kind: "stages",
             stage: index + 1,
             stages: stages.len(),
-            time_left_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+            time_left_ms: Some(u64::try_from(left.as_millis()).unwrap_or(u64::MAX)),
             planned_users: profile
                 .planned_users(elapsed)
                 .map_or(0, |u| u.round() as u32),
+            plan,
         })
     }
 }

@@ -40,6 +40,12 @@ impl Coordinator {
             let _ = self.stop();
         }
         self.follow_profile();
+        if self.arrivals_ended() {
+            if let Some(run) = &self.run {
+                tracing::info!("run {}: its arrival stages ended", run.id);
+            }
+            let _ = self.stop();
+        }
         self.check_stopped();
         self.record_history();
         self.stats.prune(now_ms());
@@ -122,6 +128,7 @@ impl Coordinator {
             p95_ms: self.stats.current_response_time_percentile_ms(0.95, now),
             worker_count: self.members.live_count(),
             target_users: self.planned_users(),
+            target_rate: self.target_rate(),
         };
         if let Ok(mut h) = self.history.write() {
             h.push(point);
@@ -164,6 +171,8 @@ impl Coordinator {
             now_ms: now_ms(),
             coordinator_busy_us: self.busy.as_micros() as u64,
             profile: self.profile_view(),
+            rate_plan: self.rate_plan(),
+            stop_error: run.and_then(|r| r.stop_error.clone()),
         };
         self.published.send_replace(Arc::new(snapshot));
     }

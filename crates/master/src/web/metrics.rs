@@ -258,6 +258,8 @@ mod tests {
             now_ms: 0,
             coordinator_busy_us: 0,
             profile: None,
+            rate_plan: Vec::new(),
+            stop_error: None,
         };
         dropped_family(&mut out, &snap);
         assert!(

@@ -60,6 +60,8 @@ pub struct Harness {
     pub master: MasterHandle,
     pub shutdown: CancellationToken,
     pub target: SocketAddr,
+    /// The script the master runs (HOST replaced by the target's URL).
+    pub src: ScriptSource,
 }
 
 impl Drop for Harness {
@@ -71,8 +73,14 @@ impl Drop for Harness {
 impl Harness {
     /// A master with the test script and no worker.
     pub async fn new() -> Self {
+        Self::with_script(SCRIPT).await
+    }
+
+    /// A master with `script` (its `HOST` replaced by the target's URL)
+    /// and no worker.
+    pub async fn with_script(script: &str) -> Self {
         let target = start_target().await;
-        let code = SCRIPT.replace("HOST", &format!("\"http://{target}\""));
+        let code = script.replace("HOST", &format!("\"http://{target}\""));
         let src = ScriptSource {
             path: "web_test.lua".into(),
             code: code.clone(),
@@ -99,6 +107,7 @@ impl Harness {
             master,
             shutdown,
             target,
+            src,
         }
     }
 
