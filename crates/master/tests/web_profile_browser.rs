@@ -78,6 +78,30 @@ async fn steps(browser: &Client, h: &Harness, url: &str) {
     .await;
     assert!(shown.as_str().unwrap().starts_with("stage "), "{shown}");
     screenshot(browser, "profile-header.png").await;
+    // The charts draw the whole plan ahead, dashed, to the end of the
+    // last stage: further than any point measured yet.
+    let plan_end = h
+        .master
+        .snapshot()
+        .profile
+        .as_ref()
+        .and_then(|p| p.plan.last().map(|c| c.time_ms))
+        .expect("a stage profile has a plan");
+    let drawn = until(
+        browser,
+        "the users chart's plan to its end",
+        &format!(
+            "(() => {{ if (location.hash !== '#charts') location.hash = '#charts'; \
+              const el = document.querySelector('#chart-users'); \
+              return el && el.querySelector('canvas') && el.dataset.planEnd === '{plan_end}' \
+                && el.dataset.planEnd; }})()"
+        ),
+    )
+    .await;
+    assert_eq!(drawn.as_str(), Some(plan_end.to_string().as_str()));
+    let last_measured = h.master.history().last().map_or(0, |p| p.time_ms);
+    assert!(plan_end > last_measured, "{plan_end} vs {last_measured}");
+    screenshot(browser, "profile-charts.png").await;
     // Nobody stops it: the stages end the run, and the header follows.
     h.wait_for(|s| s.state == RunState::Stopped).await;
     until(
