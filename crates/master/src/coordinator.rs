@@ -319,6 +319,8 @@ impl Coordinator {
                 let fresh = report.seq > member.last_seq;
                 member.last_seq = member.last_seq.max(report.seq);
                 member.status.user_count = report.user_count;
+                member.pool_users = report.pool_users;
+                member.users_counted_ms = now_ms();
                 if fresh && Some(report.run_id) == run_id {
                     self.stats.merge(&report.stats);
                 }

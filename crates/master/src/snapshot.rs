@@ -51,7 +51,8 @@ pub struct Snapshot {
     /// Arrivals per second the run's arrival-driven types ask for now
     /// (the open model's target; 0 without such types or run).
     pub target_rate: f64,
-    /// Users running now, as the workers last reported.
+    /// Users running now, as the workers last reported: the closed-model
+    /// users and those allocated in arrival pools (idle or busy).
     pub user_count: u32,
     pub users_by_type: BTreeMap<String, u32>,
     pub run_started_ms: Option<u64>,
@@ -87,7 +88,9 @@ pub struct ProfileView {
     pub stage: usize,
     pub stages: usize,
     pub time_left_ms: Option<u64>,
-    /// The users the plan wants right now.
+    /// The users the plan wanted when `user_count` was taken (the workers'
+    /// counts are up to a report interval old), so the two compare; for a
+    /// function, its last answer.
     pub planned_users: u32,
     /// The whole plan ahead, as the corners of its line (linear between
     /// them; `time_ms` on the clock of `now_ms`), up to the profile's end.
@@ -112,8 +115,9 @@ pub struct HistoryPoint {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub worker_count: usize,
-    /// The users the run aimed at then: the profile's plan, or the fixed
-    /// count (Locust's history has only the actual users).
+    /// The users the run aimed at when `user_count` was taken: the
+    /// profile's plan at that instant, or the fixed count (Locust's history
+    /// has only the actual users).
     pub target_users: u32,
     /// The arrivals per second the open model aimed at then (0: none).
     pub target_rate: f64,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::run::select_types;
-use super::{Coordinator, RunRequest};
+use super::{Coordinator, RunRequest, now_ms};
 use crate::error::MasterError;
 use crate::profile::{PlanPoint, Profile, Target};
 use crate::snapshot::ProfileView;
@@ -76,18 +76,31 @@ impl Coordinator {
         self.check_spawned();
     }
 
-    /// The users the run aims at now: the plan at this instant for a
-    /// profile, the requested count otherwise.
+    /// The users the run aims at, to hold against the actual user count:
+    /// for a stage profile, the plan at the instant that count was taken
+    /// (workers report it once a report interval, so it is up to that old;
+    /// comparing it with the plan of now would show a ramp one report
+    /// behind that is not); the requested count otherwise.
     pub(super) fn planned_users(&self) -> u32 {
         let Some(run) = &self.run else { return 0 };
         match &run.request.profile {
             // The function's last answer is its plan.
             Some(Profile::Function) => run.request.users,
             Some(p) => p
-                .planned_users(run.profile_started.elapsed())
+                .planned_users(self.counted_elapsed(run))
                 .map_or(0, |u| u.round() as u32),
             None => run.request.users,
         }
+    }
+
+    /// How far into its profile `run` was when the live workers' user
+    /// counts were taken (the oldest of them).
+    fn counted_elapsed(&self, run: &super::Run) -> Duration {
+        let now = now_ms();
+        let lag_ms = now.saturating_sub(self.members.users_counted_ms().unwrap_or(now));
+        run.profile_started
+            .elapsed()
+            .saturating_sub(Duration::from_millis(lag_ms))
     }
 
     pub(super) fn profile_view(&self) -> Option<ProfileView> {
@@ -120,9 +133,7 @@ impl Coordinator {
             stage: index + 1,
             stages: stages.len(),
             time_left_ms: Some(u64::try_from(left.as_millis()).unwrap_or(u64::MAX)),
-            planned_users: profile
-                .planned_users(elapsed)
-                .map_or(0, |u| u.round() as u32),
+            planned_users: self.planned_users(),
             plan,
         })
     }

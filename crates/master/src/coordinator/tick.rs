@@ -121,7 +121,7 @@ impl Coordinator {
         let total = self.stats.total();
         let point = HistoryPoint {
             time_ms: now,
-            user_count: self.members.live().map(|m| m.status.user_count).sum(),
+            user_count: self.members.user_count(),
             rps: total.current_rps(now),
             fail_per_sec: total.current_fail_per_sec(now),
             p50_ms: self.stats.current_response_time_percentile_ms(0.5, now),
@@ -152,7 +152,7 @@ impl Coordinator {
             target_users: run.map_or(0, |r| r.request.users),
             spawn_rate: run.map_or(0.0, |r| r.request.spawn_rate),
             target_rate: self.target_rate(),
-            user_count: self.members.live().map(|m| m.status.user_count).sum(),
+            user_count: self.members.user_count(),
             users_by_type,
             run_started_ms: run.map(|r| r.started_ms),
             run_time_ms: run
