@@ -79,6 +79,13 @@ impl Harness {
     /// A master with `script` (its `HOST` replaced by the target's URL)
     /// and no worker.
     pub async fn with_script(script: &str) -> Self {
+        let interval = Duration::from_millis(250);
+        Self::with_intervals(script, interval, interval).await
+    }
+
+    /// [`Harness::with_script`] with the master's heartbeat (its tick)
+    /// and the workers' report interval as given.
+    pub async fn with_intervals(script: &str, heartbeat: Duration, report: Duration) -> Self {
         let target = start_target().await;
         let code = script.replace("HOST", &format!("\"http://{target}\""));
         let src = ScriptSource {
@@ -91,8 +98,8 @@ impl Harness {
                 path: src.path.clone(),
                 code,
             },
-            heartbeat_interval: Duration::from_millis(250),
-            report_interval: Duration::from_millis(250),
+            heartbeat_interval: heartbeat,
+            report_interval: report,
             missed_heartbeats: 8,
             token: None,
             stop_timeout: Duration::from_secs(2),
