@@ -254,7 +254,10 @@ impl Coordinator {
                 if let (Some(reason), Some(run)) = (reason, &mut self.run)
                     && self.state.is_active()
                 {
-                    tracing::error!("run {}: {reason}", run.id);
+                    tracing::error!(
+                        "run {}: {reason}; the run stops, its statistics are kept",
+                        run.id
+                    );
                     run.stop_error = Some(reason);
                 }
                 let result = self.stop();

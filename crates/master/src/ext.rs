@@ -185,9 +185,7 @@ impl Extensions {
                     return;
                 }
                 Err(e) => {
-                    let reason = format!(
-                        "the shape function failed, so the run stopped (its statistics are kept): {e}"
-                    );
+                    let reason = format!("the shape function failed: {e}");
                     let _ = master.stop_run_because(reason).await;
                     return;
                 }

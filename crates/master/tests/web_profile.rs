@@ -68,7 +68,10 @@ async fn the_history_holds_each_count_against_the_plan_of_its_instant() {
     let ramp: Vec<&(u32, u32)> = rows.iter().filter(|(_, t)| (5..40).contains(t)).collect();
     assert!(ramp.len() >= 8, "rows through the ramp: {rows:?}");
     for (users, target) in &ramp {
-        assert!(users.abs_diff(*target) <= 3, "{users} vs {target}: {rows:?}");
+        assert!(
+            users.abs_diff(*target) <= 3,
+            "{users} vs {target}: {rows:?}"
+        );
     }
 }
 

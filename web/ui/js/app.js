@@ -91,6 +91,7 @@ function renderHeader(summary) {
   const stopError = active ? null : summary.stop_error;
   $("#fig-stop-error-box").hidden = !stopError;
   $("#fig-stop-error").textContent = stopError || "";
+  $("#fig-stop-error").title = stopError || "";
   fill($("#fig-workers"), count(summary.worker_count),
     summary.lost_workers ? h("small", { class: "note bad" }, ` (${summary.lost_workers} lost)`) : null);
   $("#fig-rps").textContent = rate(summary.current_rps);
