@@ -83,9 +83,20 @@ impl Profile {
             stages[index - 1].users
         };
         let into = elapsed - start;
-        let ahead = (into + step).min(stage.duration);
         let now = interpolate(from, stage, into);
-        let next = interpolate(from, stage, ahead);
+        // Ahead into the next stage too when it is a linear one of the same
+        // types: a tick just before a hold ends must already start the
+        // ramp-down, or the users would trail the plan by up to a step.
+        let crosses = into + step > stage.duration
+            && stages
+                .get(index + 1)
+                .is_some_and(|n| n.spawn_rate.is_none() && n.user_types == stage.user_types);
+        let next = if crosses {
+            self.planned_users(elapsed + step)
+                .unwrap_or_else(|| f64::from(stages.last().map_or(0, |s| s.users)))
+        } else {
+            interpolate(from, stage, (into + step).min(stage.duration))
+        };
         let step_secs = step.as_secs_f64().max(1e-3);
         Some(Target {
             users: next.round() as u32,
@@ -321,6 +332,14 @@ mod tests {
         assert_eq!(p.planned_users(secs(165.0)), Some(50.0));
         let hold = p.target_at(secs(60.0), STEP).unwrap();
         assert_eq!((hold.users, hold.spawn_rate), (100, MIN_RAMP_RATE));
+        // Just before the hold ends, the ramp-down has already begun.
+        let turn = p.target_at(secs(149.5), STEP).unwrap();
+        assert_eq!(turn.users, 98);
+        assert!(
+            (turn.spawn_rate - 5.0 / 3.0).abs() < 1e-9,
+            "{}",
+            turn.spawn_rate
+        );
         let down = p.target_at(secs(160.0), STEP).unwrap();
         assert_eq!(down.users, 63);
         assert_eq!(p.position(secs(160.0)), Some((2, secs(20.0))));

@@ -51,8 +51,16 @@ impl Coordinator {
             // Reach the target within the step from where the users are,
             // not only from where the plan was: a hold right after a ramp
             // would otherwise close the last gap at the hold's 1 user/s.
-            let actual: u32 = self.members.live().map(|m| m.status.user_count).sum();
-            let gap = f64::from(target.users.abs_diff(actual));
+            // The count is as old as the last report: where the users are
+            // now is that count moved along the plan since, or a ramp that
+            // is on time would look behind and be pushed past its plan.
+            let counted: u32 = self.members.live().map(|m| m.status.user_count).sum();
+            let plan_now = profile.planned_users(elapsed).unwrap_or(0.0);
+            let plan_then = profile
+                .planned_users(self.counted_elapsed(run))
+                .unwrap_or(plan_now);
+            let now_estimate = f64::from(counted) + plan_now - plan_then;
+            let gap = (f64::from(target.users) - now_estimate).abs();
             let needed = gap / step.as_secs_f64().max(1e-3);
             target.spawn_rate = target
                 .spawn_rate
