@@ -4,14 +4,16 @@
 # Ramps idle users (bench/idle_task.lua: no connection) from 0 to USERS over
 # RAMP, holds them 3 s, and reads back the --csv-full-history rows: each row
 # has the actual users (`User Count`, as the workers last reported) and the
-# plan at that moment (the `Target Users` column). Prints, per row, the time into the
-# run, both counts and the gap as a share of the plan and of the peak; then
-# the largest gaps. The run ends by itself with its stages.
+# plan at the instant that count was taken (the `Target Users` column: a
+# worker counts its users when it sends its report, once a report interval,
+# and the master holds the count against the plan of when it arrived, not
+# of when the row is written). Prints, per row, the time into the run, both
+# counts and the gap as a share of the plan and of the peak; then the
+# largest gaps. The run ends by itself with its stages.
 #
-# The actual count is as old as the worker's last heartbeat (1 s by
-# default), so the last column also compares it with the previous row's
-# plan (the plan when that count was taken, at the default heartbeat).
-# `--heartbeat-interval 250ms` as an extra flag makes the counts fresher.
+# The last column compares the count with the previous row's plan instead:
+# how far behind a row would look if it were held against the plan of the
+# row's own instant one second later.
 #
 # Usage: bench/ramp.sh [users, default 10000] [ramp, default 10s] [extra swarmer flags...]
 # SWARMER_BIN=path uses that binary instead of building the release one.

@@ -86,7 +86,9 @@ pub enum Event {
         reason: String,
     },
     Start(RunRequest, oneshot::Sender<Result<(), MasterError>>),
-    Stop(oneshot::Sender<Result<(), MasterError>>),
+    /// Stop the run; with a reason when a failure stops it (shown as the
+    /// snapshot's `stop_error`).
+    Stop(Option<String>, oneshot::Sender<Result<(), MasterError>>),
     Reset(oneshot::Sender<()>),
     /// Tell every worker to leave (the end of a headless run).
     QuitWorkers(oneshot::Sender<()>),
@@ -108,6 +110,10 @@ struct Run {
     stop_deadline: Option<Instant>,
     /// When the request's profile (if any) started: the profile clock.
     profile_started: Instant,
+    /// The same moment on the wall clock (`now_ms`), for the plan's times.
+    profile_started_ms: u64,
+    /// Why a failure stopped the run.
+    stop_error: Option<String>,
 }
 
 pub struct Coordinator {
@@ -247,7 +253,16 @@ impl Coordinator {
                 self.publish();
                 let _ = reply.send(result);
             }
-            Event::Stop(reply) => {
+            Event::Stop(reason, reply) => {
+                if let (Some(reason), Some(run)) = (reason, &mut self.run)
+                    && self.state.is_active()
+                {
+                    tracing::error!(
+                        "run {}: {reason}; the run stops, its statistics are kept",
+                        run.id
+                    );
+                    run.stop_error = Some(reason);
+                }
                 let result = self.stop();
                 self.publish();
                 let _ = reply.send(result);
@@ -310,6 +325,8 @@ impl Coordinator {
                 let fresh = report.seq > member.last_seq;
                 member.last_seq = member.last_seq.max(report.seq);
                 member.status.user_count = report.user_count;
+                member.pool_users = report.pool_users;
+                member.users_counted_ms = now_ms();
                 if fresh && Some(report.run_id) == run_id {
                     self.stats.merge(&report.stats);
                 }

@@ -13,6 +13,9 @@ pub enum MasterError {
     NotRunning,
     #[error("the script does not load: {0}")]
     Script(String),
+    /// The script's shape function gave no usable first target.
+    #[error("shape: the script's shape function: {0}")]
+    Shape(String),
     #[error("the master has shut down")]
     Gone,
 }

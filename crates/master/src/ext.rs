@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ext::{ActionOutcome, CallContext, Catalog, ExtConfig, ExtHandle, ShapeTarget};
 use script::ScriptSource;
@@ -21,7 +22,8 @@ use tokio::task::AbortHandle;
 
 use crate::snapshot::views;
 
-use crate::{MasterHandle, RunRequest, RunState, Snapshot};
+use crate::profile::Profile;
+use crate::{MasterError, MasterHandle, RunRequest, RunState, Snapshot};
 /// What the web layer needs of the engine's types, re-exported here so the
 /// web layer does not depend on where the engine lives.
 pub use ext::{ExtError, ViewData};
@@ -37,6 +39,9 @@ struct Inner {
     handle: ExtHandle,
     master: MasterHandle,
     watcher: Option<AbortHandle>,
+    /// Shape runs started so far: a follower whose number is no longer
+    /// the latest stops, so a restart never leaves two steering one run.
+    shape_runs: AtomicU64,
 }
 
 impl Drop for Inner {
@@ -66,6 +71,7 @@ impl Extensions {
                 handle,
                 master,
                 watcher,
+                shape_runs: AtomicU64::new(0),
             }),
         }))
     }
@@ -90,6 +96,23 @@ impl Extensions {
     }
 }
 
+/// Starts a run as `request` asks, or retunes the running one: the one way
+/// the command line, `/api/v1/run` and the UI's form start a run. A request
+/// that follows the script's shape function ([`Profile::Function`]) starts
+/// at the function's first answer and is then steered by it (see
+/// [`Extensions::start_shape_run`]); any other goes to the master as is.
+pub async fn start_run(
+    master: &MasterHandle,
+    ext: Option<&Extensions>,
+    request: RunRequest,
+) -> Result<(), MasterError> {
+    if request.profile != Some(Profile::Function) {
+        return master.start_run(request).await;
+    }
+    let ext = ext.ok_or_else(|| MasterError::Shape("it did not load".into()))?;
+    ext.start_shape_run(request).await
+}
+
 impl Extensions {
     /// Calls the script's shape function at `run_time_s` into the run.
     pub async fn shape(&self, run_time_s: f64) -> Result<Option<ShapeTarget>, ExtError> {
@@ -97,28 +120,64 @@ impl Extensions {
         self.inner.handle.shape(ctx).await
     }
 
-    /// Steers the next run to start (the one `first` started) by the
-    /// script's shape function, about once a second: each answer retunes
-    /// the run as a UI "edit users" would; `nil` stops it, and so does a
-    /// shape that raises or returns garbage (its error logged, the
-    /// statistics kept). The master owns this loop; workers only follow.
-    pub async fn follow_shape(self, first: RunRequest) {
-        let master = self.inner.master.clone();
-        let Ok(snap) = master.wait_for(|s| s.state.is_active()).await else {
-            return;
+    /// Asks the shape function for its first target (run time 0), starts
+    /// the run with it, and leaves a task that asks again about once a
+    /// second. A function that raises, returns garbage or `nil` at once,
+    /// or asks for what the master refuses, starts nothing: the error says
+    /// why.
+    async fn start_shape_run(&self, request: RunRequest) -> Result<(), MasterError> {
+        let master = &self.inner.master;
+        let first = match self.shape(0.0).await {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                return Err(MasterError::Shape(
+                    "it returned nil at once: nothing to run".into(),
+                ));
+            }
+            Err(e) => return Err(MasterError::Shape(e.to_string())),
         };
-        let (run_id, started_ms) = (snap.run_id, snap.run_started_ms.unwrap_or(snap.now_ms));
+        let request = retarget(&request, first);
+        master
+            .start_run(request.clone())
+            .await
+            .map_err(|e| match e {
+                MasterError::Invalid(e) => MasterError::Shape(format!(
+                    "it asked for {} that the master refuses: {e}",
+                    e.field().json_name()
+                )),
+                other => other,
+            })?;
+        // The coordinator publishes before it answers: this is our run.
+        let run_id = master.snapshot().run_id;
+        let generation = self.inner.shape_runs.fetch_add(1, Ordering::SeqCst) + 1;
+        tokio::spawn(self.clone().follow_shape(run_id, generation, request));
+        Ok(())
+    }
+
+    /// Steers run `run_id` by the shape function about once a second: each
+    /// answer retunes the run as a UI "edit users" would; `nil` stops it,
+    /// and so does a function that raises or returns garbage (the error
+    /// published as the run's `stop_error`, the statistics kept). Ends when
+    /// the run stops, is retuned to something else, or another shape run
+    /// started (`generation`). The master owns this loop; workers only
+    /// follow.
+    async fn follow_shape(self, run_id: u64, generation: u64, first: RunRequest) {
+        let master = self.inner.master.clone();
+        let started = tokio::time::Instant::now();
         let mut last = first;
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         tick.tick().await;
         loop {
             tick.tick().await;
             let snap = master.snapshot();
-            if snap.run_id != run_id || !snap.state.is_active() {
+            let ours = snap.run_id == run_id
+                && snap.state.is_active()
+                && snap.profile.as_ref().is_some_and(|p| p.kind == "function")
+                && self.inner.shape_runs.load(Ordering::SeqCst) == generation;
+            if !ours {
                 return;
             }
-            let run_time_s = snap.now_ms.saturating_sub(started_ms) as f64 / 1000.0;
-            let target = match self.shape(run_time_s).await {
+            let target = match self.shape(started.elapsed().as_secs_f64()).await {
                 Ok(Some(t)) => t,
                 Ok(None) => {
                     tracing::info!("run {run_id}: its load shape ended the run");
@@ -126,32 +185,32 @@ impl Extensions {
                     return;
                 }
                 Err(e) => {
-                    tracing::error!(
-                        "run {run_id}: the shape function failed, so the run stops \
-                         (its statistics are kept): {e}"
-                    );
-                    let _ = master.stop_run().await;
+                    let reason = format!("the shape function failed: {e}");
+                    let _ = master.stop_run_because(reason).await;
                     return;
                 }
             };
-            let request = RunRequest {
-                users: target.users,
-                spawn_rate: target.spawn_rate,
-                user_types: target.user_types,
-                ..last.clone()
-            };
+            let request = retarget(&last, target);
             if request == last {
                 continue;
             }
             if let Err(e) = master.start_run(request.clone()).await {
-                tracing::error!(
-                    "run {run_id}: the shape asked for what the master refuses: {e}; the run stops"
-                );
-                let _ = master.stop_run().await;
+                let reason = format!("the shape function asked for what the master refuses: {e}");
+                let _ = master.stop_run_because(reason).await;
                 return;
             }
             last = request;
         }
+    }
+}
+
+/// `request` with the shape's numbers in place of its own.
+fn retarget(request: &RunRequest, target: ShapeTarget) -> RunRequest {
+    RunRequest {
+        users: target.users,
+        spawn_rate: target.spawn_rate,
+        user_types: target.user_types,
+        ..request.clone()
     }
 }
 

@@ -56,6 +56,8 @@ pub fn start(
         coordinator_busy_us: 0,
         profile: None,
         checks: Vec::new(),
+        rate_plan: Vec::new(),
+        stop_error: None,
     };
     let (published, snapshot) = watch::channel(Arc::new(initial));
     let history = Arc::new(RwLock::new(Vec::new()));
@@ -88,7 +90,16 @@ impl MasterHandle {
 
     pub async fn stop_run(&self) -> Result<(), MasterError> {
         let (tx, rx) = oneshot::channel();
-        self.send(Event::Stop(tx)).await?;
+        self.send(Event::Stop(None, tx)).await?;
+        rx.await.map_err(|_| MasterError::Gone)?
+    }
+
+    /// Stops the run because something failed: `reason` is logged and
+    /// published as the snapshot's `stop_error` (UI and API show it); the
+    /// statistics stay as they are.
+    pub async fn stop_run_because(&self, reason: String) -> Result<(), MasterError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Event::Stop(Some(reason), tx)).await?;
         rx.await.map_err(|_| MasterError::Gone)?
     }
 

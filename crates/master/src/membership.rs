@@ -49,6 +49,12 @@ pub struct Member {
     pub hot_warned: bool,
     /// When this worker was lost, so it can be forgotten after a while.
     pub lost_at: Option<Instant>,
+    /// Users of its arrival pools at its last report (not in
+    /// `status.user_count`, which counts the closed-model users).
+    pub pool_users: u32,
+    /// When its user counts arrived (`now_ms`): the worker takes them just
+    /// before it sends its report, so this is when they were true.
+    pub users_counted_ms: u64,
 }
 
 /// How a worker came to be in the set.
@@ -88,6 +94,8 @@ impl Member {
             hot_since: None,
             hot_warned: false,
             lost_at: None,
+            pool_users: 0,
+            users_counted_ms: now_ms,
         }
     }
 
@@ -166,6 +174,7 @@ impl Members {
                 m.state = WorkerState::Lost;
                 m.lost_at = Some(Instant::now());
                 m.status.user_count = 0;
+                m.pool_users = 0;
                 m.plan.clear();
                 // Closing the channel ends the connection task.
                 let (dead, _) = mpsc::channel(1);
@@ -248,13 +257,29 @@ impl Members {
         format!("{n} {noun} ({})", each.join(", "))
     }
 
+    /// Every user the live workers run: the closed-model users and those
+    /// allocated in arrival pools (the open model's concurrency).
+    pub fn user_count(&self) -> u32 {
+        self.live()
+            .map(|m| m.status.user_count + m.pool_users)
+            .sum()
+    }
+
+    /// When the oldest of the live workers' user counts was taken
+    /// (`now_ms`), or `None` without live workers: the instant
+    /// [`Members::user_count`] is sure to describe, to hold it against
+    /// the plan of that instant rather than of now.
+    pub fn users_counted_ms(&self) -> Option<u64> {
+        self.live().map(|m| m.users_counted_ms).min()
+    }
+
     pub fn views(&self) -> Vec<WorkerView> {
         self.map
             .values()
             .map(|m| WorkerView {
                 id: m.id.clone(),
                 state: m.state,
-                user_count: m.status.user_count,
+                user_count: m.status.user_count + m.pool_users,
                 cores: m.cores,
                 cpu_usage: m.status.cpu_percent,
                 memory_usage: m.status.memory_bytes,

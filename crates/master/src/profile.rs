@@ -25,6 +25,21 @@ pub struct Stage {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Profile {
     Stages(Vec<Stage>),
+    /// The script's `swarmer.shape(function(ctx) ... end)`: Lua, so it is
+    /// not arithmetic the coordinator can do. [`crate::ext::start_run`]
+    /// asks it for every target; the run's numbers are its last answer.
+    Function,
+}
+
+/// A corner of the planned users' line (time since the profile started).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct PlanPoint {
+    pub time_ms: u64,
+    pub users: u32,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// What the run should be asked for now.
@@ -51,7 +66,7 @@ impl Profile {
     /// the stage's end) and the rate reaches it within `step`, so the actual
     /// users follow the plan one step behind at worst, never overshooting.
     pub fn target_at(&self, elapsed: Duration, step: Duration) -> Option<Target> {
-        let Profile::Stages(stages) = self;
+        let stages = self.stages()?;
         let (index, start) = stage_at(stages, elapsed)?;
         let stage = &stages[index];
         if let Some(rate) = stage.spawn_rate {
@@ -68,9 +83,20 @@ impl Profile {
             stages[index - 1].users
         };
         let into = elapsed - start;
-        let ahead = (into + step).min(stage.duration);
         let now = interpolate(from, stage, into);
-        let next = interpolate(from, stage, ahead);
+        // Ahead into the next stage too when it is a linear one of the same
+        // types: a tick just before a hold ends must already start the
+        // ramp-down, or the users would trail the plan by up to a step.
+        let crosses = into + step > stage.duration
+            && stages
+                .get(index + 1)
+                .is_some_and(|n| n.spawn_rate.is_none() && n.user_types == stage.user_types);
+        let next = if crosses {
+            self.planned_users(elapsed + step)
+                .unwrap_or_else(|| f64::from(stages.last().map_or(0, |s| s.users)))
+        } else {
+            interpolate(from, stage, (into + step).min(stage.duration))
+        };
         let step_secs = step.as_secs_f64().max(1e-3);
         Some(Target {
             users: next.round() as u32,
@@ -83,7 +109,7 @@ impl Profile {
     /// The users the plan wants at exactly `elapsed` (for charts and the
     /// history's target column); `None` once the profile has ended.
     pub fn planned_users(&self, elapsed: Duration) -> Option<f64> {
-        let Profile::Stages(stages) = self;
+        let stages = self.stages()?;
         let (index, start) = stage_at(stages, elapsed)?;
         let stage = &stages[index];
         if stage.spawn_rate.is_some() {
@@ -100,24 +126,63 @@ impl Profile {
     /// The stage running at `elapsed` (0-based) and the time left in the
     /// whole profile; `None` once it has ended.
     pub fn position(&self, elapsed: Duration) -> Option<(usize, Duration)> {
-        let Profile::Stages(stages) = self;
+        let stages = self.stages()?;
         let (index, _) = stage_at(stages, elapsed)?;
         Some((index, self.total().saturating_sub(elapsed)))
     }
 
-    /// How long the whole profile lasts.
+    /// How long the whole profile lasts (zero for a function: unknown).
     pub fn total(&self) -> Duration {
-        let Profile::Stages(stages) = self;
-        stages.iter().map(|s| s.duration).sum()
+        self.stages()
+            .map_or(Duration::ZERO, |s| s.iter().map(|s| s.duration).sum())
+    }
+
+    /// The whole plan as the corners of its line: users at each time since
+    /// the start, linear in between, from 0 at 0 to the end of the last
+    /// stage (a stage with a spawn rate jumps at its start). Empty for a
+    /// shape function, whose plan is made as the run goes.
+    pub fn plan(&self) -> Vec<PlanPoint> {
+        let Some(stages) = self.stages() else {
+            return Vec::new();
+        };
+        let mut points = vec![PlanPoint {
+            time_ms: 0,
+            users: 0,
+        }];
+        let mut start = Duration::ZERO;
+        for stage in stages {
+            let end = start + stage.duration;
+            if stage.spawn_rate.is_some() {
+                points.push(PlanPoint {
+                    time_ms: millis(start),
+                    users: stage.users,
+                });
+            }
+            points.push(PlanPoint {
+                time_ms: millis(end),
+                users: stage.users,
+            });
+            start = end;
+        }
+        points
+    }
+
+    /// The stages; `None` for a shape function, whose plan is not known
+    /// ahead.
+    pub fn stages(&self) -> Option<&[Stage]> {
+        match self {
+            Profile::Stages(stages) => Some(stages),
+            Profile::Function => None,
+        }
     }
 }
 
-/// The profile a script's `swarmer.shape { stages = ... }` declares;
-/// `None` for a shape function (run by the master's extension engine).
-pub fn from_script(shape: &script::declare::shape::ShapeInfo) -> Option<Profile> {
+/// The profile a script's `swarmer.shape` declares: its stages, or its
+/// function (run by the master's extension engine).
+pub fn from_script(shape: &script::declare::shape::ShapeInfo) -> Profile {
     use script::declare::shape::ShapeInfo;
     let ShapeInfo::Stages { stages } = shape else {
-        return None;
+        return Profile::Function;
     };
     let stages = stages
         .iter()
@@ -128,7 +193,7 @@ pub fn from_script(shape: &script::declare::shape::ShapeInfo) -> Option<Profile>
             user_types: s.user_types.clone(),
         })
         .collect();
-    Some(Profile::Stages(stages))
+    Profile::Stages(stages)
 }
 
 /// The stage that `elapsed` falls in and when it started.
@@ -267,11 +332,39 @@ mod tests {
         assert_eq!(p.planned_users(secs(165.0)), Some(50.0));
         let hold = p.target_at(secs(60.0), STEP).unwrap();
         assert_eq!((hold.users, hold.spawn_rate), (100, MIN_RAMP_RATE));
+        // Just before the hold ends, the ramp-down has already begun.
+        let turn = p.target_at(secs(149.5), STEP).unwrap();
+        assert_eq!(turn.users, 98);
+        assert!(
+            (turn.spawn_rate - 5.0 / 3.0).abs() < 1e-9,
+            "{}",
+            turn.spawn_rate
+        );
         let down = p.target_at(secs(160.0), STEP).unwrap();
         assert_eq!(down.users, 63);
         assert_eq!(p.position(secs(160.0)), Some((2, secs(20.0))));
         assert_eq!(p.position(secs(180.0)), None);
         assert_eq!(p.target_at(secs(180.0), STEP), None);
+    }
+
+    #[test]
+    fn the_plan_is_the_corners_of_the_line_to_the_end() {
+        let mut jump = stage(5, 40);
+        jump.spawn_rate = Some(20.0);
+        let p = Profile::Stages(vec![stage(10, 100), jump, stage(10, 0)]);
+        let corners: Vec<(u64, u32)> = p.plan().iter().map(|p| (p.time_ms, p.users)).collect();
+        assert_eq!(
+            corners,
+            [
+                (0, 0),
+                (10_000, 100),
+                (10_000, 40),
+                (15_000, 40),
+                (25_000, 0)
+            ]
+        );
+        assert_eq!(corners.last().unwrap().0, millis(p.total()));
+        assert!(Profile::Function.plan().is_empty());
     }
 
     #[test]

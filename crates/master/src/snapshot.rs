@@ -11,6 +11,7 @@ use serde::Serialize;
 use stats::RequestStats;
 
 use crate::membership::WorkerView;
+pub use crate::profile::PlanPoint;
 
 /// The run's state, as Locust names it on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,7 +51,8 @@ pub struct Snapshot {
     /// Arrivals per second the run's arrival-driven types ask for now
     /// (the open model's target; 0 without such types or run).
     pub target_rate: f64,
-    /// Users running now, as the workers last reported.
+    /// Users running now, as the workers last reported: the closed-model
+    /// users and those allocated in arrival pools (idle or busy).
     pub user_count: u32,
     pub users_by_type: BTreeMap<String, u32>,
     pub run_started_ms: Option<u64>,
@@ -71,17 +73,39 @@ pub struct Snapshot {
     /// The thresholds judged on these stats as of `now_ms`: live badges,
     /// `/metrics`, and at the end of a run its verdict.
     pub checks: Vec<verdict::Check>,
+    /// The planned arrival rate as far as it is known (the end of the
+    /// arrival stages or of the profile); empty without arrival types.
+    pub rate_plan: Vec<RatePoint>,
+    /// Why the run was stopped, when it was stopped by a failure rather
+    /// than by someone or its end (a shape function that raised).
+    pub stop_error: Option<String>,
 }
 
 /// The load profile's progress, for the UI's header and the API.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProfileView {
-    /// 1-based, as shown to people.
+    /// `"stages"`, or `"function"`: the script's shape function, whose
+    /// plan is made as the run goes (no stages, no time left, no plan).
+    pub kind: &'static str,
+    /// 1-based, as shown to people (0 for a function).
     pub stage: usize,
     pub stages: usize,
-    pub time_left_ms: u64,
-    /// The users the plan wants right now.
+    pub time_left_ms: Option<u64>,
+    /// The users the plan wanted when `user_count` was taken (the workers'
+    /// counts are up to a report interval old), so the two compare; for a
+    /// function, its last answer.
     pub planned_users: u32,
+    /// The whole plan ahead, as the corners of its line (linear between
+    /// them; `time_ms` on the clock of `now_ms`), up to the profile's end.
+    pub plan: Vec<PlanPoint>,
+}
+
+/// A corner of the planned arrival rate's line: the sum of the run's
+/// arrival-driven types at `time_ms` (linear between corners).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RatePoint {
+    pub time_ms: u64,
+    pub rate: f64,
 }
 
 /// One point per second of the run, for charts and the HTML report.
@@ -94,7 +118,10 @@ pub struct HistoryPoint {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub worker_count: usize,
-    /// The users the run aimed at then: the profile's plan, or the fixed
-    /// count (Locust's history has only the actual users).
+    /// The users the run aimed at when `user_count` was taken: the
+    /// profile's plan at that instant, or the fixed count (Locust's history
+    /// has only the actual users).
     pub target_users: u32,
+    /// The arrivals per second the open model aimed at then (0: none).
+    pub target_rate: f64,
 }

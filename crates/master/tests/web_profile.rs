@@ -5,6 +5,8 @@
 
 mod web_support;
 
+use std::time::Duration;
+
 use master::RunState;
 use serde_json::json;
 use web_support::*;
@@ -36,6 +38,41 @@ async fn stages_through_the_api_run_and_end_the_run() {
             .all(|p| p["target_users"].as_u64().unwrap() <= 4),
         "{history}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_holds_each_count_against_the_plan_of_its_instant() {
+    // Rows four times a second, counts once a second: a count is up to a
+    // second old when a row is written. Held against the plan of the row's
+    // instant, a ramp of 10 users a second would look up to 10 users
+    // behind; against the plan of the count's instant, it is on it.
+    let h = Harness::with_intervals(
+        web_support::SCRIPT,
+        Duration::from_millis(250),
+        Duration::from_secs(1),
+    )
+    .await;
+    h.attach_worker("ramp-worker");
+    h.wait_for(|s| s.worker_count == 1).await;
+    let app = h.default_router();
+    let body = json!({ "stages": "4s:40,1s:40" });
+    let reply = send(&app, json("POST", "/api/v1/run", body)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    h.wait_for(|s| s.state == RunState::Stopped).await;
+    let rows: Vec<(u32, u32)> = h
+        .master
+        .history()
+        .iter()
+        .map(|p| (p.user_count, p.target_users))
+        .collect();
+    let ramp: Vec<&(u32, u32)> = rows.iter().filter(|(_, t)| (5..40).contains(t)).collect();
+    assert!(ramp.len() >= 8, "rows through the ramp: {rows:?}");
+    for (users, target) in &ramp {
+        assert!(
+            users.abs_diff(*target) <= 3,
+            "{users} vs {target}: {rows:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,6 +94,7 @@ fn history(now: u64) -> Vec<HistoryPoint> {
             p95_ms: None,
             worker_count: 1,
             target_users: 10,
+            target_rate: 0.0,
         })
         .collect()
 }

@@ -67,8 +67,13 @@ pub struct Report {
     pub run_id: u64,
     pub seq: u64,
     pub stats: stats::RequestStats,
+    /// Closed-model users (what the plan's counts ask for).
     pub user_count: u32,
     pub users_by_type: BTreeMap<String, u32>,
+    /// Users allocated in the open model's arrival pools, idle or busy:
+    /// not in `user_count`, since no plan count asks for them.
+    #[serde(default)]
+    pub pool_users: u32,
 }
 
 /// How many users of each type one worker should run, and how fast to get

@@ -129,6 +129,7 @@ fn worker_message() -> impl Strategy<Value = WorkerMessage> {
                 run_id,
                 seq,
                 stats,
+                pool_users: user_count / 2,
                 user_count,
                 users_by_type,
             }))

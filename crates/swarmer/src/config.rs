@@ -24,7 +24,6 @@ use master::validate::{self, RunError, RunField};
 use master::web::WebConfig;
 use master::{MasterConfig, RunRequest};
 use protocol::ScriptText;
-use script::declare::shape::ShapeInfo;
 use script::{ScriptInfo, ScriptSource};
 use worker::EngineConfig;
 use worker::session::SessionConfig;
@@ -69,9 +68,6 @@ pub struct Control {
     pub ext: ExtConfig,
     /// The run the flags ask for (headless, or the web's `--autostart`).
     pub request: RunRequest,
-    /// That run follows the script's shape function (run by the master's
-    /// extension engine, which sets the request's numbers).
-    pub shape_function: bool,
     pub mode: Mode,
     /// Start the bundled demo target and aim at it unless `-H` says otherwise.
     pub demo_target: bool,
@@ -276,9 +272,9 @@ fn profile(args: &RunArgs, info: &ScriptInfo) -> Result<Option<Profile>, UsageEr
                 "the script declares a load shape (swarmer.shape), so {flag} needs --no-shape \
                  to run a fixed count instead"
             ))),
-            // None for a shape function: the master's extension engine
-            // runs it (`Control::shape_function`).
-            (Some(shape), None) => Ok(master::profile::from_script(shape)),
+            // A shape function is asked for its numbers when the run
+            // starts (`master::ext::start_run`).
+            (Some(shape), None) => Ok(Some(master::profile::from_script(shape))),
         };
     };
     if let Some(flag) = fixed_flag {
@@ -300,8 +296,6 @@ fn control(
     let (src, info) = load_script(args)?;
     let request = run_request(args, &info)?;
     let verdict = thresholds::resolve(&args.verdict, &info)?;
-    let shape_function =
-        args.stages.is_none() && !args.no_shape && matches!(info.shape, Some(ShapeInfo::Function));
     let mode = if args.headless {
         let outputs = Outputs {
             csv: args.csv.clone(),
@@ -369,7 +363,6 @@ fn control(
         mode,
         demo_target: args.demo_target,
         stop_timeout: args.stop_timeout,
-        shape_function,
     })
 }
 

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use master::ext::Extensions;
 use master::{MasterHandle, RunRequest, RunState, Snapshot};
 use verdict::Verdict;
 
@@ -17,11 +18,12 @@ pub async fn run(
     config: &Headless,
     request: RunRequest,
     master: MasterHandle,
+    ext: Option<&Extensions>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<i32> {
     wait_for_workers(config, &master, &shutdown).await?;
-    master
-        .start_run(request)
+    // Refused (a bad shape function included) before anything started.
+    master::ext::start_run(&master, ext, request)
         .await
         .map_err(|e| usage(e.to_string()))?;
     let out = &config.outputs;

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use master::MasterHandle;
 use master::ext::Extensions;
 use master::scale::{KubernetesScaler, LocalConfig, LocalScaler, Scaler};
 use master::web::{LogBuffer, WebConfig};
-use master::{MasterHandle, RunRequest};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use worker::Engine;
@@ -189,17 +189,13 @@ async fn serve(
     ext: Option<Extensions>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
-    let mut control = control;
     tokio::spawn(crate::hints::watch_refused(
         handle.clone(),
         shutdown.clone(),
     ));
-    if control.shape_function {
-        control.request = follow_shape(control.request, ext.as_ref(), &handle).await?;
-    }
     let (bind, web, autostart) = match control.mode {
         Mode::Headless(config) => {
-            return headless::run(&config, control.request, handle, shutdown).await;
+            return headless::run(&config, control.request, handle, ext.as_ref(), shutdown).await;
         }
         Mode::Web {
             bind,
@@ -214,60 +210,24 @@ async fn serve(
     })?;
     let addr = listener.local_addr()?;
     println!("web UI at http://{addr}{}/ (Ctrl-C to quit)", web.base_path);
+    if autostart {
+        let request = control.request;
+        let (handle, ext) = (handle.clone(), ext.clone());
+        tokio::spawn(async move {
+            let _ = handle.wait_for(|s| s.worker_count >= 1).await;
+            if let Err(e) = master::ext::start_run(&handle, ext.as_ref(), request).await {
+                tracing::error!("autostart failed: {e}");
+            }
+        });
+    }
     let config = WebConfig {
         logs: Some(logs),
         scaler,
         ext,
         ..web
     };
-    if autostart {
-        let request = control.request;
-        let handle = handle.clone();
-        tokio::spawn(async move {
-            let _ = handle.wait_for(|s| s.worker_count >= 1).await;
-            if let Err(e) = handle.start_run(request).await {
-                tracing::error!("autostart failed: {e}");
-            }
-        });
-    }
     master::web::run(listener, handle, config, shutdown).await?;
     Ok(0)
-}
-
-/// The run's first numbers from the script's shape function, asked before
-/// anything starts (a shape that raises or returns garbage is a usage
-/// error), then the loop that steers the run by it.
-async fn follow_shape(
-    request: RunRequest,
-    ext: Option<&Extensions>,
-    handle: &MasterHandle,
-) -> anyhow::Result<RunRequest> {
-    let ext = ext.ok_or_else(|| usage("the script's shape function did not load"))?;
-    let first = match ext.shape(0.0).await {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            return Err(
-                usage("the script's shape function returned nil at once: nothing to run").into(),
-            );
-        }
-        Err(e) => return Err(usage(format!("the script's shape function: {e}")).into()),
-    };
-    let request = RunRequest {
-        users: first.users,
-        spawn_rate: first.spawn_rate,
-        user_types: first.user_types,
-        ..request
-    };
-    master::validate::run_request(&request, handle.script_info(), handle.max_users()).map_err(
-        |e| {
-            usage(format!(
-                "the script's shape function asked for {}: {e}",
-                e.field().json_name()
-            ))
-        },
-    )?;
-    tokio::spawn(ext.clone().follow_shape(request.clone()));
-    Ok(request)
 }
 
 /// The script's views, actions, routes and hooks (docs/extending.md),

@@ -276,3 +276,78 @@ fn a_bad_arrivals_declaration_exits_2_before_anything_starts() {
     );
     assert!(!out.contains("run 1:"), "nothing started: {out}");
 }
+
+#[test]
+fn the_pool_s_users_count_as_users_while_arrivals_run() {
+    let _serial = serial();
+    let dir = TempDir::new("arrivals-users");
+    let target = DemoTarget::start(dir.path());
+    // 20 a second of 300 ms each keep about 6 users busy: concurrency the
+    // user count must show (it said 0 when only fixed users counted).
+    let (json, _) = headless(
+        &dir,
+        &target,
+        &script(20, 1, 50, "/slow?ms=300"),
+        "4s",
+        &["--csv", "out"],
+    );
+    let history = std::fs::read_to_string(dir.path().join("out_stats_history.csv")).unwrap();
+    let users: Vec<u64> = history
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains(",Aggregated,"))
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    let most = users.iter().copied().max().unwrap_or(0);
+    assert!(
+        (4..=50).contains(&most),
+        "User Count of the rows: {users:?}; {json}"
+    );
+}
+
+#[test]
+fn a_run_of_arrival_stages_ends_by_itself_when_they_end() {
+    let _serial = serial();
+    let dir = TempDir::new("arrivals-stages-end");
+    let target = DemoTarget::start(dir.path());
+    let path = dir.write(
+        "arrivals.lua",
+        r#"
+local Api = swarmer.user {
+  name = "Api",
+  arrivals = { stages = { { duration = "2s", rate = 20 }, { duration = "1s", rate = 20 } },
+               pre_allocated = 2, max_users = 20 },
+}
+Api:task(function(self) self.http:get("/", { name = "api" }) end)
+"#,
+    );
+    // No -t: the stages are the run's length.
+    let mut p = Proc::swarmer(
+        "swarmer",
+        dir.path(),
+        &[
+            "-f",
+            &path,
+            "--headless",
+            "--json",
+            "--only-summary",
+            "-H",
+            &target.url,
+        ],
+    );
+    let status = p.wait_exit(LONG).expect("the run ends by itself");
+    assert_eq!(status.code(), Some(0), "{}", p.tail(20));
+    assert!(
+        p.lines()
+            .iter()
+            .any(|l| l.contains("its arrival stages ended")),
+        "{}",
+        p.tail(20)
+    );
+    // About the stages' 3 s (the end is seen at a once-a-second tick).
+    let window_s = run_window_s(&p);
+    assert!((2.9..=4.6).contains(&window_s), "{window_s}");
+    let json: serde_json::Value = serde_json::from_str(&p.stdout()).expect("json");
+    // 0 to 20 a second over 2 s, then 20 for 1 s: about 40 arrivals.
+    assert_rate(target.served(), 40.0 / 3.0, 3.0, 0.15, &json);
+}

@@ -104,14 +104,17 @@ fn stages_are_followed_second_by_second_and_end_the_run() {
         "then down: {targets:?}"
     );
     assert!(rows.iter().any(|&(u, t)| u == 30 && t == 30), "{rows:?}");
-    // The actual users trail the plan by the reporting delay (a worker's
-    // heartbeat, then the master's tick): a row or two, three on a loaded
-    // machine; a run that did not follow the plan fails this.
+    // A row's plan is the plan when its count was taken, so on a quiet
+    // machine the two agree; a loaded one can still trail by a row or
+    // three (workers slow to start or stop users). Ahead by at most 2:
+    // a worker starts one user at once on each new plan, and the count's
+    // instant is when the master got it, just after it was taken. A run
+    // that did not follow the plan fails this.
     for (i, &(users, _)) in rows.iter().enumerate() {
         let window = &targets[i.saturating_sub(3)..=i];
         let (lo, hi) = (*window.iter().min().unwrap(), *window.iter().max().unwrap());
         assert!(
-            users + 1 >= lo && users <= hi + 1,
+            users + 2 >= lo && users <= hi + 2,
             "row {i}: {users} users, plan {window:?}: {rows:?}"
         );
     }

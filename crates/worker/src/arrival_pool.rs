@@ -7,7 +7,7 @@
 //! (latency counts from the due instant) and a bigger pool, not as fewer
 //! arrivals.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -58,6 +58,8 @@ pub struct ArrivalRun {
     pub ctl: watch::Sender<CoreShare>,
     pub stop: CancellationToken,
     pub task: JoinHandle<()>,
+    /// Users in its pool now, idle or busy (the type's concurrency).
+    pub allocated: Rc<Cell<u32>>,
 }
 
 /// Starts the driver of `name` on this core.
@@ -70,15 +72,22 @@ pub fn start(
 ) -> ArrivalRun {
     let (ctl, rx) = watch::channel(share);
     let stop = CancellationToken::new();
+    let allocated = Rc::new(Cell::new(0));
     let driver = Driver {
         runtime,
         name,
         stats,
         idle: IdlePool::default(),
         users: Pool(Vec::new()),
+        allocated: allocated.clone(),
     };
     let task = tokio::task::spawn_local(driver.run(spec, rx, stop.clone()));
-    ArrivalRun { ctl, stop, task }
+    ArrivalRun {
+        ctl,
+        stop,
+        task,
+        allocated,
+    }
 }
 
 /// The pool's users; dropping it (the core gave up waiting for the driver
@@ -99,6 +108,8 @@ struct Driver {
     stats: Rc<RefCell<RequestStats>>,
     idle: IdlePool,
     users: Pool,
+    /// `users`' length, for the core's user count.
+    allocated: Rc<Cell<u32>>,
 }
 
 impl Driver {
@@ -198,6 +209,7 @@ impl Driver {
             }
         };
         self.users.0.push((stop, tokio::task::spawn_local(user)));
+        self.allocated.set(self.users.0.len() as u32);
         true
     }
 
@@ -211,6 +223,7 @@ impl Driver {
             let _ = task.await;
         }
         self.users.0.clear();
+        self.allocated.set(0);
     }
 }
 

@@ -39,8 +39,20 @@ pub enum CoreCommand {
         reply: oneshot::Sender<()>,
     },
     Collect {
-        reply: oneshot::Sender<(RequestStats, BTreeMap<String, u32>)>,
+        reply: oneshot::Sender<CoreAnswer>,
     },
+}
+
+/// A core's answer to a collection: what it recorded since the last one
+/// and who runs on it now.
+#[derive(Debug, Default)]
+pub struct CoreAnswer {
+    pub stats: RequestStats,
+    /// Closed-model users per type (the ones a plan's counts ask for).
+    pub users: BTreeMap<String, u32>,
+    /// Users allocated in its arrival pools, idle or busy: the open
+    /// model's concurrency, which no plan count asks for.
+    pub pool_users: u32,
 }
 
 /// A running user: cancelling `stop` asks it to finish; `task` is aborted if
@@ -153,7 +165,11 @@ impl Core {
             }
             CoreCommand::Collect { reply } => {
                 let stats = self.stats.borrow_mut().take();
-                let _ = reply.send((stats, self.user_counts()));
+                let _ = reply.send(CoreAnswer {
+                    stats,
+                    users: self.user_counts(),
+                    pool_users: self.arrivals.values().map(|a| a.allocated.get()).sum(),
+                });
             }
         }
     }

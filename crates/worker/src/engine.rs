@@ -12,7 +12,7 @@ use script::{LuaLimits, RuntimeConfig, ScriptSource};
 use stats::RequestStats;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::{self, CoreCommand};
+use crate::core::{self, CoreAnswer, CoreCommand};
 use crate::plan::split_across_cores;
 
 #[derive(Debug, Clone)]
@@ -46,6 +46,8 @@ pub struct Collected {
     /// Cores that did not answer in time (busy in Lua); what they hold
     /// comes with a later collection.
     pub late_cores: usize,
+    /// Users allocated in the arrival pools (not in `users_by_type`).
+    pub pool_users: u32,
 }
 
 impl Collected {
@@ -66,9 +68,10 @@ pub struct Engine {
 struct CoreLink {
     tx: mpsc::UnboundedSender<CoreCommand>,
     /// A collection the core has not answered yet.
-    collecting: Option<oneshot::Receiver<(RequestStats, BTreeMap<String, u32>)>>,
-    /// Its users at its last answer.
+    collecting: Option<oneshot::Receiver<CoreAnswer>>,
+    /// Its users (closed model, arrival pools) at its last answer.
     users: BTreeMap<String, u32>,
+    pool_users: u32,
 }
 
 impl Engine {
@@ -83,6 +86,7 @@ impl Engine {
                     tx,
                     collecting: None,
                     users: BTreeMap::new(),
+                    pool_users: 0,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -235,9 +239,9 @@ impl Engine {
         for core in &mut self.cores {
             if let Some(rx) = &mut core.collecting {
                 match rx.try_recv() {
-                    Ok((stats, users)) => {
-                        out.stats.merge(&stats);
-                        core.users = users;
+                    Ok(answer) => {
+                        out.stats.merge(&answer.stats);
+                        (core.users, core.pool_users) = (answer.users, answer.pool_users);
                         core.collecting = None;
                     }
                     Err(oneshot::error::TryRecvError::Empty) => {}
@@ -259,13 +263,14 @@ impl Engine {
             };
             match tokio::time::timeout_at(deadline, rx).await {
                 Ok(answer) => {
-                    let (stats, users) = answer.map_err(|_| EngineError::CoreGone)?;
-                    out.stats.merge(&stats);
-                    core.users = users;
+                    let answer = answer.map_err(|_| EngineError::CoreGone)?;
+                    out.stats.merge(&answer.stats);
+                    (core.users, core.pool_users) = (answer.users, answer.pool_users);
                     core.collecting = None;
                 }
                 Err(_) => out.late_cores += 1,
             }
+            out.pool_users += core.pool_users;
             for (name, n) in &core.users {
                 *out.users_by_type.entry(name.clone()).or_default() += n;
             }

@@ -445,6 +445,7 @@ where
         stats: collected.stats,
         user_count: users,
         users_by_type: collected.users_by_type,
+        pool_users: collected.pool_users,
     };
     outbox.keep(report.clone());
     send(io, WorkerMessage::Report(Box::new(report))).await

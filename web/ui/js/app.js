@@ -82,10 +82,17 @@ function renderHeader(summary) {
   // A load profile: which stage, and how long until it ends the run.
   const profile = active ? summary.profile : null;
   $("#fig-profile-box").hidden = !profile;
-  if (profile) {
+  if (profile && profile.kind === "function") {
+    $("#fig-profile").textContent = `shape function · ${count(profile.planned_users)} users`;
+  } else if (profile) {
     const left = Math.ceil(profile.time_left_ms / 1000);
     $("#fig-profile").textContent = `stage ${profile.stage}/${profile.stages} · ${left} s left`;
   }
+  // A run a failure stopped (a shape function that raised) says why.
+  const stopError = active ? null : summary.stop_error;
+  $("#fig-stop-error-box").hidden = !stopError;
+  $("#fig-stop-error").textContent = stopError || "";
+  $("#fig-stop-error").title = stopError || "";
   fill($("#fig-workers"), count(summary.worker_count),
     summary.lost_workers ? h("small", { class: "note bad" }, ` (${summary.lost_workers} lost)`) : null);
   $("#fig-rps").textContent = rate(summary.current_rps);

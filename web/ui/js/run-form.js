@@ -39,8 +39,8 @@ export class RunForm {
     this.types = $("#user-types");
     this.buildTypes(ctx.ui.user_types);
     if (ctx.ui.default_host) this.form.elements.host.placeholder = ctx.ui.default_host;
-    // A script with stages in its shape offers them, checked: it runs them by default.
-    if (ctx.ui.shape_stages) {
+    // A script with a shape (stages or a function) offers it, checked: it runs it by default.
+    if (ctx.ui.shape) {
       $("#shape-choice").hidden = false;
       this.form.elements.use_shape.checked = true;
     }

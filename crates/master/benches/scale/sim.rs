@@ -58,6 +58,7 @@ impl Frame {
             stats,
             user_count: USERS,
             users_by_type: BTreeMap::from([("A".to_string(), USERS)]),
+            pool_users: 0,
         };
         let bytes = encode(WorkerMessage::Report(Box::new(report)));
         let find = |mark: u64| {

@@ -10,8 +10,9 @@ use script::{ScriptInfo, ScriptSource};
 use super::{Coordinator, Run, RunRequest, now_ms};
 use crate::dispatch::{split_across_workers, split_arrivals, users_per_type};
 use crate::error::MasterError;
-use crate::snapshot::RunState;
+use crate::snapshot::{RatePoint, RunState};
 use crate::validate;
+use script::arrivals::ArrivalSpec;
 
 impl Coordinator {
     pub(super) fn start(&mut self, request: RunRequest) -> Result<(), MasterError> {
@@ -38,6 +39,7 @@ impl Coordinator {
                 ..request
             };
             run.profile_started = Instant::now();
+            run.profile_started_ms = now_ms();
             self.state = RunState::Spawning;
             self.rebalance(true);
             return Ok(());
@@ -71,6 +73,8 @@ impl Coordinator {
             started_ms: now,
             stop_deadline: None,
             profile_started: Instant::now(),
+            profile_started_ms: now,
+            stop_error: None,
         });
         self.state = RunState::Spawning;
         self.rebalance(true);
@@ -200,6 +204,70 @@ impl Coordinator {
             .sum()
     }
 
+    /// The planned arrival rate's corners, from the run's start to as far
+    /// as it is known: the end of the arrival stages, or of the profile.
+    pub(super) fn rate_plan(&self) -> Vec<RatePoint> {
+        let Some(run) = &self.run else {
+            return Vec::new();
+        };
+        let types = chosen_types(&self.info, &run.request);
+        let specs: Vec<&ArrivalSpec> = types.iter().filter_map(|t| t.arrivals.as_ref()).collect();
+        if specs.is_empty() {
+            return Vec::new();
+        }
+        let mut times_s = vec![0.0];
+        for spec in specs.iter().filter(|s| s.rate_per_s.is_none()) {
+            let end_s = stages_end_s(spec);
+            // The type stops arriving at once when its stages end.
+            times_s.extend([end_s, end_s + 0.001]);
+            let mut at = 0.0;
+            for stage in &spec.stages {
+                at += stage.duration_s;
+                times_s.push(at);
+            }
+        }
+        if let Some(profile) = &run.request.profile
+            && profile.stages().is_some()
+        {
+            let offset_ms = run.profile_started_ms.saturating_sub(run.started_ms);
+            times_s.push(offset_ms as f64 / 1000.0 + profile.total().as_secs_f64());
+        }
+        times_s.sort_by(f64::total_cmp);
+        times_s.dedup();
+        times_s
+            .into_iter()
+            .map(|t_s| RatePoint {
+                time_ms: run.started_ms + (t_s * 1000.0).round() as u64,
+                rate: specs.iter().map(|s| rate_until(s, t_s)).sum(),
+            })
+            .collect()
+    }
+
+    /// Whether the run is made only of arrival stages that have all ended
+    /// (then it ends, as a run following a profile does). A constant rate,
+    /// a closed-model type or a profile keeps it going.
+    pub(super) fn arrivals_ended(&self) -> bool {
+        let Some(run) = &self.run else { return false };
+        if run.request.profile.is_some() || !self.state.is_active() {
+            return false;
+        }
+        let types = chosen_types(&self.info, &run.request);
+        let ends: Option<Vec<f64>> = types
+            .iter()
+            .map(|t| {
+                t.arrivals
+                    .as_ref()
+                    .filter(|s| s.rate_per_s.is_none())
+                    .map(stages_end_s)
+            })
+            .collect();
+        let Some(last_end_s) = ends.and_then(|e| e.into_iter().reduce(f64::max)) else {
+            return false;
+        };
+        let elapsed_s = now_ms().saturating_sub(run.started_ms) as f64 / 1000.0;
+        elapsed_s >= last_end_s
+    }
+
     pub(super) fn check_spawned(&mut self) {
         if self.state != RunState::Spawning {
             return;
@@ -236,6 +304,23 @@ impl Coordinator {
             self.publish();
         }
     }
+}
+
+/// When an arrival type's stages end, in seconds from the run's start.
+fn stages_end_s(spec: &ArrivalSpec) -> f64 {
+    spec.stages.iter().map(|s| s.duration_s).sum()
+}
+
+/// The rate at `t_s`, keeping a type's last rate at the very end of its
+/// stages (where `rate_at` already says 0), so the line reaches its end.
+fn rate_until(spec: &ArrivalSpec, t_s: f64) -> f64 {
+    if spec.rate_per_s.is_none()
+        && let Some(last) = spec.stages.last()
+        && (t_s - stages_end_s(spec)).abs() < 1e-9
+    {
+        return last.rate_per_s;
+    }
+    spec.rate_at(t_s)
 }
 
 /// The run's users per type, limited to the requested types (which

@@ -40,6 +40,12 @@ impl Coordinator {
             let _ = self.stop();
         }
         self.follow_profile();
+        if self.arrivals_ended() {
+            if let Some(run) = &self.run {
+                tracing::info!("run {}: its arrival stages ended", run.id);
+            }
+            let _ = self.stop();
+        }
         self.check_stopped();
         self.record_history();
         self.stats.prune(now_ms());
@@ -115,13 +121,14 @@ impl Coordinator {
         let total = self.stats.total();
         let point = HistoryPoint {
             time_ms: now,
-            user_count: self.members.live().map(|m| m.status.user_count).sum(),
+            user_count: self.members.user_count(),
             rps: total.current_rps(now),
             fail_per_sec: total.current_fail_per_sec(now),
             p50_ms: self.stats.current_response_time_percentile_ms(0.5, now),
             p95_ms: self.stats.current_response_time_percentile_ms(0.95, now),
             worker_count: self.members.live_count(),
             target_users: self.planned_users(),
+            target_rate: self.target_rate(),
         };
         if let Ok(mut h) = self.history.write() {
             h.push(point);
@@ -146,7 +153,7 @@ impl Coordinator {
             target_users: run.map_or(0, |r| r.request.users),
             spawn_rate: run.map_or(0.0, |r| r.request.spawn_rate),
             target_rate: self.target_rate(),
-            user_count: self.members.live().map(|m| m.status.user_count).sum(),
+            user_count: self.members.user_count(),
             users_by_type,
             run_started_ms: run.map(|r| r.started_ms),
             run_time_ms: run
@@ -167,6 +174,8 @@ impl Coordinator {
             now_ms: now,
             coordinator_busy_us: self.busy.as_micros() as u64,
             profile: self.profile_view(),
+            rate_plan: self.rate_plan(),
+            stop_error: run.and_then(|r| r.stop_error.clone()),
         };
         self.published.send_replace(Arc::new(snapshot));
     }

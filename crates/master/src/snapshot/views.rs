@@ -151,6 +151,11 @@ pub struct Summary {
     pub dropped_iterations: u64,
     /// The load profile the run follows: stage, time left, planned users.
     pub profile: Option<super::ProfileView>,
+    /// The planned arrival rate ahead (corners of its line; empty without
+    /// arrival-driven types).
+    pub rate_plan: Vec<super::RatePoint>,
+    /// Why a failure stopped the run (a shape function that raised).
+    pub stop_error: Option<String>,
 }
 
 pub fn summary(snap: &Snapshot) -> Summary {
@@ -180,6 +185,8 @@ pub fn summary(snap: &Snapshot) -> Summary {
         run_started_ms: snap.run_started_ms,
         run_time_ms: snap.run_time_ms,
         profile: snap.profile.clone(),
+        rate_plan: snap.rate_plan.clone(),
+        stop_error: snap.stop_error.clone(),
         now_ms: snap.now_ms,
         error_groups: snap.stats.errors().len(),
         exception_count: snap.stats.exceptions().len(),

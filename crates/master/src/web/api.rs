@@ -93,12 +93,12 @@ pub async fn ui(State(app): State<Shared>) -> Json<Value> {
         "scaler": app.config.scaler.as_ref().map(|s| s.name()),
         "max_workers": app.config.max_workers,
         "logs": app.config.logs.is_some(),
-        // The run form offers the script's stages (a shape function is
-        // followed only by runs the command line starts).
-        "shape_stages": matches!(
-            app.master.script_info().shape,
-            Some(script::declare::shape::ShapeInfo::Stages { .. })
-        ),
+        // The run form offers the script's shape: "stages", "function" or null.
+        "shape": match app.master.script_info().shape {
+            Some(script::declare::shape::ShapeInfo::Stages { .. }) => Some("stages"),
+            Some(script::declare::shape::ShapeInfo::Function) => Some("function"),
+            None => None,
+        },
     }))
 }
 
@@ -193,7 +193,7 @@ pub async fn start(State(app): State<Shared>, body: Bytes) -> Result<Json<Value>
         request.users,
         request.spawn_rate
     );
-    app.master.start_run(request).await?;
+    crate::ext::start_run(&app.master, app.config.ext.as_ref(), request).await?;
     let message = if retune {
         "Run updated"
     } else {

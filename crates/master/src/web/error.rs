@@ -86,7 +86,7 @@ fn ext_status(e: &ExtError) -> StatusCode {
 
 fn master_status(e: &MasterError) -> StatusCode {
     match e {
-        MasterError::Invalid(_) => StatusCode::BAD_REQUEST,
+        MasterError::Invalid(_) | MasterError::Shape(_) => StatusCode::BAD_REQUEST,
         // The request was fine; the master's situation does not allow it now.
         MasterError::NoWorkers | MasterError::NotRunning => StatusCode::CONFLICT,
         MasterError::Script(_) => StatusCode::UNPROCESSABLE_ENTITY,

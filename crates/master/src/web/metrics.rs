@@ -306,6 +306,8 @@ mod tests {
             coordinator_busy_us: 0,
             profile: None,
             checks: Vec::new(),
+            rate_plan: Vec::new(),
+            stop_error: None,
         }
     }
 

@@ -17,7 +17,7 @@ pub enum ProfileAsk {
     #[default]
     Fixed,
     Stages(Vec<Stage>),
-    /// The script's `swarmer.shape { stages = ... }`.
+    /// The script's `swarmer.shape`: its stages or its function.
     ScriptShape,
 }
 
@@ -65,12 +65,10 @@ pub fn resolve(ask: &ProfileAsk, info: &ScriptInfo) -> Result<Option<Profile>, A
     match ask {
         ProfileAsk::Fixed => Ok(None),
         ProfileAsk::Stages(stages) => Ok(Some(Profile::Stages(stages.clone()))),
-        ProfileAsk::ScriptShape => match info.shape.as_ref().map(profile::from_script) {
-            Some(Some(p)) => Ok(Some(p)),
-            Some(None) => Err(ApiError::field(
-                "shape",
-                "the script's shape is a function, which only a run started from the command line follows",
-            )),
+        ProfileAsk::ScriptShape => match &info.shape {
+            // A function's first answer comes when the run starts
+            // (`crate::ext::start_run`).
+            Some(shape) => Ok(Some(profile::from_script(shape))),
             None => Err(ApiError::field(
                 "shape",
                 "the script declares no shape (swarmer.shape)",

@@ -60,6 +60,8 @@ pub struct Harness {
     pub master: MasterHandle,
     pub shutdown: CancellationToken,
     pub target: SocketAddr,
+    /// The script the master runs (HOST replaced by the target's URL).
+    pub src: ScriptSource,
 }
 
 impl Drop for Harness {
@@ -71,13 +73,36 @@ impl Drop for Harness {
 impl Harness {
     /// A master with the test script and no worker.
     pub async fn new() -> Self {
-        Self::with_thresholds(&[]).await
+        Self::with_script(SCRIPT).await
     }
 
     /// A master with the test script, no worker, judging these thresholds.
     pub async fn with_thresholds(thresholds: &[&str]) -> Self {
+        let interval = Duration::from_millis(250);
+        Self::start(SCRIPT, thresholds, interval, interval).await
+    }
+
+    /// A master with `script` (its `HOST` replaced by the target's URL)
+    /// and no worker.
+    pub async fn with_script(script: &str) -> Self {
+        let interval = Duration::from_millis(250);
+        Self::with_intervals(script, interval, interval).await
+    }
+
+    /// [`Harness::with_script`] with the master's heartbeat (its tick)
+    /// and the workers' report interval as given.
+    pub async fn with_intervals(script: &str, heartbeat: Duration, report: Duration) -> Self {
+        Self::start(script, &[], heartbeat, report).await
+    }
+
+    async fn start(
+        script: &str,
+        thresholds: &[&str],
+        heartbeat: Duration,
+        report: Duration,
+    ) -> Self {
         let target = start_target().await;
-        let code = SCRIPT.replace("HOST", &format!("\"http://{target}\""));
+        let code = script.replace("HOST", &format!("\"http://{target}\""));
         let src = ScriptSource {
             path: "web_test.lua".into(),
             code: code.clone(),
@@ -88,8 +113,8 @@ impl Harness {
                 path: src.path.clone(),
                 code,
             },
-            heartbeat_interval: Duration::from_millis(250),
-            report_interval: Duration::from_millis(250),
+            heartbeat_interval: heartbeat,
+            report_interval: report,
             missed_heartbeats: 8,
             token: None,
             stop_timeout: Duration::from_secs(2),
@@ -108,6 +133,7 @@ impl Harness {
             master,
             shutdown,
             target,
+            src,
         }
     }
 

@@ -1,6 +1,8 @@
 // Charts tab: requests and failures per second, response times, users and
 // workers over the whole run. History is loaded from the API (so a reload
-// mid-run shows the run so far), then live points are appended.
+// mid-run shows the run so far), then live points are appended. A load
+// profile's plan is known ahead: it is drawn dashed to its end under the
+// actual users, and the open model's target rate under the RPS.
 
 import { h } from "../dom.js";
 
@@ -10,10 +12,12 @@ function css(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
 }
 
+// A series is [label, colour, key, dashed]; the dashed ones are plans,
+// whose rows come from the history and from the plan ahead (see rows()).
 const CHARTS = [
-  { id: "chart-rps", title: "Requests and failures per second", series: [["RPS", "--accent", "rps"], ["Failures/s", "--bad", "fail_per_sec"]] },
+  { id: "chart-rps", title: "Requests and failures per second", series: [["RPS", "--accent", "rps"], ["Failures/s", "--bad", "fail_per_sec"], ["Target rate", "--warn", "plan_rate", true]] },
   { id: "chart-times", title: "Response times (ms)", series: [["Median", "--ok", "p50_ms"], ["95%ile", "--warn", "p95_ms"]] },
-  { id: "chart-users", title: "Users and workers", series: [["Users", "--accent", "user_count"], ["Planned", "--warn", "target_users"], ["Workers", "--muted", "worker_count"]] },
+  { id: "chart-users", title: "Users and workers", series: [["Users", "--accent", "user_count"], ["Planned", "--warn", "plan_users", true], ["Workers", "--muted", "worker_count"]] },
 ];
 
 export default function charts(ctx) {
@@ -25,10 +29,25 @@ export default function charts(ctx) {
   let visible = false;
   let stale = false;
   let runId = null;
+  // The plan ahead, from the live summary: users (a stage profile) and
+  // arrivals per second (arrival-driven types), as the corners of a line.
+  let plan = [];
+  let ratePlan = [];
 
-  function data(series) {
-    const x = points.map((p) => p.time_ms / 1000);
-    return [x, ...series.map(([, , key]) => points.map((p) => p[key] ?? null))];
+  // The history's rows with the plans' corners merged in, in time order
+  // (a jump in the plan is two corners at one time). A run with no arrival
+  // rate gets no target-rate line at all.
+  function rows() {
+    const hasRate = ratePlan.length > 0 || points.some((p) => p.target_rate > 0);
+    const out = points.map((p) => ({ ...p, plan_users: p.target_users, plan_rate: hasRate ? p.target_rate : null }));
+    for (const q of plan) out.push({ time_ms: q.time_ms, plan_users: q.users });
+    for (const q of ratePlan) out.push({ time_ms: q.time_ms, plan_rate: q.rate });
+    return out.sort((a, b) => a.time_ms - b.time_ms);
+  }
+
+  function data(series, all) {
+    const x = all.map((p) => p.time_ms / 1000);
+    return [x, ...series.map(([, , key]) => all.map((p) => p[key] ?? null))];
   }
 
   function create() {
@@ -42,19 +61,27 @@ export default function charts(ctx) {
         width, height: 240,
         // Clock times only: uPlot's default adds the date to every label.
         axes: [{ ...axis, values: (u, splits) => splits.map((v) => new Date(v * 1000).toLocaleTimeString()) }, { ...axis, size: 56 }],
-        series: [{}, ...box.series.map(([label, color]) => ({ label, stroke: css(color), width: 2, spanGaps: true }))],
+        series: [{}, ...box.series.map(([label, color, , dashed]) =>
+          ({ label, stroke: css(color), width: dashed ? 1.5 : 2, dash: dashed ? [6, 4] : undefined, spanGaps: true }))],
         scales: { x: { time: true } },
       };
-      const plot = new uPlot(opts, data(box.series), box.el);
+      const plot = new uPlot(opts, data(box.series, rows()), box.el);
       plots.push({ plot, box });
     }
     draw();
   }
 
   function draw() {
+    const all = rows();
     for (const { plot, box } of plots) {
-      plot.setData(data(box.series));
+      plot.setData(data(box.series, all));
       box.el.dataset.points = String(points.length);
+      // Where each plan line ends (ms), for whoever checks the drawing.
+      for (const [, , key, dashed] of box.series) {
+        if (!dashed) continue;
+        const last = all.findLast((p) => p[key] != null);
+        box.el.dataset[key === "plan_users" ? "planEnd" : "rateEnd"] = last ? String(last.time_ms) : "";
+      }
     }
   }
 
@@ -89,6 +116,11 @@ export default function charts(ctx) {
     },
     hide() { visible = false; },
     update(live, { newRun }) {
+      const nextPlan = live.summary.profile?.plan ?? [];
+      const nextRate = live.summary.rate_plan ?? [];
+      const planChanged = JSON.stringify([nextPlan, nextRate]) !== JSON.stringify([plan, ratePlan]);
+      plan = nextPlan;
+      ratePlan = nextRate;
       if (newRun || (runId !== null && live.summary.run_id !== runId)) {
         runId = live.summary.run_id;
         points = [];
@@ -103,7 +135,7 @@ export default function charts(ctx) {
         }
       }
       if (points.length > MAX_POINTS) points.splice(0, points.length - MAX_POINTS);
-      if (added && visible) draw();
+      if ((added || planChanged) && visible) draw();
     },
   };
 }
