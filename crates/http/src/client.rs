@@ -136,8 +136,25 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, p: Request) -> Reply {
             // The body is gone, and with it what described it.
             user_headers.remove(header::CONTENT_TYPE);
         }
+        if !next_origin.same_endpoint(&origin) {
+            drop_credentials(&mut user_headers);
+        }
         origin = next_origin;
         uri = next_uri;
+    }
+}
+
+/// A redirect to another origin (scheme, host or port) must not carry the
+/// script's credentials there: the new host was chosen by the server, not
+/// by the script. Browsers, python-requests and Go do the same. Cookies
+/// from the jar are not affected: they follow their own domain rules.
+fn drop_credentials(headers: &mut HeaderMap) {
+    for name in [
+        header::AUTHORIZATION,
+        header::COOKIE,
+        header::PROXY_AUTHORIZATION,
+    ] {
+        headers.remove(name);
     }
 }
 
