@@ -216,7 +216,7 @@ fn redirect_target(origin: &Rc<Origin>, uri: &Uri, message: &Message) -> Option<
         pq.push('?');
         pq.push_str(q);
     }
-    let next_uri = Uri::try_from(pq).ok()?;
+    let next_uri = Uri::try_from(crate::encode_target(&pq).as_ref()).ok()?;
     let next_origin = if next_origin.same_endpoint(origin) {
         origin.clone()
     } else {

@@ -15,11 +15,13 @@ mod deadline;
 mod error;
 pub mod origin;
 mod pool;
+mod target;
 mod tls;
 pub mod wire;
 
 pub use client::{Reply, Request, Session};
 pub use error::Error;
 pub use origin::{Origin, Scheme, is_absolute};
+pub use target::encode_target;
 pub use tls::Tls;
 pub use wire::{Fields, Message};

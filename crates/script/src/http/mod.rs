@@ -20,7 +20,7 @@ use http::{Method, Uri};
 use mlua::{Lua, Table, UserData, UserDataMethods, Value};
 use tokio::time::Instant;
 
-use http_client::{Origin, Request, Session, is_absolute};
+use http_client::{Origin, Request, Session, encode_target, is_absolute};
 
 use crate::lua_env::{LuaEnv, Op, UserCtx};
 use crate::luax::{fault, type_name};
@@ -219,11 +219,13 @@ impl Client {
             pq.push(if pq.contains('?') { '&' } else { '?' });
             pq.push_str(q);
         }
-        let uri = Uri::try_from(pq).map_err(|e| {
-            fault(format!(
-                "{method} {url}: invalid path ({e}); percent-encode spaces and special characters or pass them in `query`"
-            ))
-        })?;
+        // Spaces and non-ASCII text are percent-encoded as browsers do,
+        // never sent raw; after that every target is a valid URI.
+        let uri = match encode_target(&pq) {
+            std::borrow::Cow::Borrowed(_) => Uri::try_from(pq),
+            std::borrow::Cow::Owned(encoded) => Uri::try_from(encoded),
+        }
+        .map_err(|e| fault(format!("{method} {url}: invalid path ({e})")))?;
         Ok((origin, uri))
     }
 }
