@@ -7,6 +7,8 @@
 //! the real ones (clap lets a later occurrence win), skipping keys whose
 //! environment variable is set.
 
+mod http;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -158,6 +160,8 @@ pub struct RunArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub web: WebArgs,
+    #[command(flatten)]
+    pub http: http::HttpArgs,
 
     /// Log level: error, warn, info, debug, trace.
     #[arg(short = 'L', long, env = "SWARMER_LOGLEVEL", default_value = "info")]

@@ -168,6 +168,7 @@ impl User {
             body: Bytes::new(),
             timeout: MAX,
             max_redirects: 10,
+            accept_encoding: None,
         }
     }
 

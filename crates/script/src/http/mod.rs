@@ -12,6 +12,7 @@
 
 mod options;
 pub mod response;
+pub mod type_options;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -26,6 +27,7 @@ use crate::lua_env::{LuaEnv, Op, UserCtx};
 use crate::luax::{fault, type_name};
 use options::RequestOptions;
 use response::Outcome;
+use type_options::TypeHttp;
 
 const MAX_REDIRECTS: u32 = 10;
 
@@ -35,6 +37,8 @@ pub struct Client {
     pub shared: Rc<LuaEnv>,
     /// The user type's host, or `-H` when given.
     pub base: Option<Rc<Origin>>,
+    /// The user type's HTTP settings (Accept-Encoding, DNS overrides).
+    http: Rc<TypeHttp>,
     session: Session,
     /// The last relative URL requested without a query, its request target
     /// and default name: tasks mostly repeat the same few URLs, and this
@@ -85,6 +89,7 @@ impl HttpOp {
             elapsed_us,
             due_latency_us: client.user.lateness_us.get().map(|late| elapsed_us + late),
             error: reply.error.map(|e| e.to_string()),
+            wire_size: reply.wire_body_len as u64,
             recorded: Cell::new(false),
         });
         *client.user.pending.borrow_mut() = Some(outcome.clone());
@@ -93,12 +98,18 @@ impl HttpOp {
 }
 
 impl Client {
-    pub fn new(user: Rc<UserCtx>, shared: Rc<LuaEnv>, base: Option<Rc<Origin>>) -> Self {
+    pub fn new(
+        user: Rc<UserCtx>,
+        shared: Rc<LuaEnv>,
+        base: Option<Rc<Origin>>,
+        http: Rc<TypeHttp>,
+    ) -> Self {
         Client {
             user,
             shared,
             base,
-            session: Session::default(),
+            session: Session::with_hosts(http.hosts.clone()),
+            http,
             last: RefCell::new(None),
         }
     }
@@ -167,6 +178,10 @@ impl Client {
                 MAX_REDIRECTS
             } else {
                 0
+            },
+            accept_encoding: match opts.accept_encoding {
+                Some(a) => a,
+                None => self.http.accept_encoding.clone(),
             },
         };
         Ok((prepared, name))
