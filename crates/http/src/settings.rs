@@ -7,16 +7,20 @@ use std::net::{IpAddr, SocketAddr};
 
 use http::HeaderValue;
 
+pub use crate::tls::{Identity, TlsFiles, load_certs, load_key};
+
 /// What the client offers unless told otherwise: every coding it decodes.
 pub const DEFAULT_ACCEPT_ENCODING: &str = "gzip, deflate, br, zstd";
 
 /// Settings shared by every user of a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// The `Accept-Encoding` sent when the script sets none; `None`: none.
     pub accept_encoding: Option<HeaderValue>,
     /// Where to connect instead of asking DNS (`--resolve`).
     pub resolve: Vec<HostOverride>,
+    /// `--ca-cert`, `--client-cert`/`--client-key`, already read.
+    pub tls: TlsFiles,
 }
 
 impl Default for Settings {
@@ -24,6 +28,7 @@ impl Default for Settings {
         Settings {
             accept_encoding: Some(HeaderValue::from_static(DEFAULT_ACCEPT_ENCODING)),
             resolve: Vec::new(),
+            tls: TlsFiles::default(),
         }
     }
 }

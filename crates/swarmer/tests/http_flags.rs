@@ -1,6 +1,7 @@
 //! The HTTP client's flags end to end: `--resolve` aims a host name at the
 //! demo target on 127.0.0.1, and bad `--resolve`/`--accept-encoding`
-//! values exit 2 naming the flag and the value.
+//! values, unreadable certificate files and a key that is not the
+//! certificate's exit 2 naming the flag and the value.
 
 mod common;
 
@@ -108,6 +109,61 @@ fn bad_http_flags_exit_2_naming_the_flag_and_value() {
         assert!(
             stderr.contains(flag) && stderr.contains(&shown),
             "{flag} {value} should be named: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn bad_certificate_files_exit_2_naming_the_flag_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.lua");
+    std::fs::write(&script, SCRIPT).unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["client".to_string()]).unwrap();
+    let cert = dir.path().join("client.pem");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    let other_key = dir.path().join("other.key");
+    let other = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(&other_key, other.serialize_pem()).unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let missing = dir.path().join("missing.pem");
+    let cases: [(Vec<String>, &str, String); 3] = [
+        (
+            vec!["--ca-cert".into(), path(&missing)],
+            "--ca-cert",
+            path(&missing),
+        ),
+        (
+            vec!["--ca-cert".into(), path(&script)],
+            "--ca-cert",
+            path(&script),
+        ),
+        (
+            vec![
+                "--client-cert".into(),
+                path(&cert),
+                "--client-key".into(),
+                path(&other_key),
+            ],
+            "--client-key",
+            path(&other_key),
+        ),
+    ];
+    for (flags, flag, value) in cases {
+        let mut args = vec![
+            "-f".to_string(),
+            path(&script),
+            "--headless".into(),
+            "-H".into(),
+            "http://127.0.0.1:9".into(),
+        ];
+        args.extend(flags);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args, dir.path());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains(&value),
+            "{args:?} should name {flag} and {value}: {stderr}"
         );
     }
 }

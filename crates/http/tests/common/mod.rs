@@ -141,8 +141,8 @@ pub fn ok(body: &str) -> Vec<u8> {
 pub struct User {
     rt: tokio::runtime::Runtime,
     session: Session,
-    tls: Tls,
-    origin: Rc<Origin>,
+    pub tls: Tls,
+    pub origin: Rc<Origin>,
 }
 
 impl User {

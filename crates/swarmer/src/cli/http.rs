@@ -1,10 +1,13 @@
 //! The flags that shape the script's HTTP client (`--accept-encoding`,
-//! `--resolve`), in their own group so `--help` shows them together.
+//! `--resolve`, `--ca-cert`, `--client-cert`/`--client-key`), in their own group so `--help` shows them together.
 //! Checked once into [`script::HttpSettings`] before the run starts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 use script::HttpSettings;
-use script::http_settings::{HostOverride, parse_accept_encoding};
+use script::http_settings::{HostOverride, Identity, load_certs, load_key, parse_accept_encoding};
 
 use crate::config::{UsageError, usage};
 
@@ -25,6 +28,27 @@ pub struct HttpArgs {
         value_delimiter = ','
     )]
     pub resolve: Vec<String>,
+    /// PEM file of CA certificates to trust besides the public roots
+    /// (verification stays on).
+    #[arg(long, env = "SWARMER_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate (chain) to present to servers that ask for
+    /// one (mTLS); needs --client-key.
+    #[arg(
+        long,
+        env = "SWARMER_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(
+        long,
+        env = "SWARMER_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
 }
 
 impl HttpArgs {
@@ -39,6 +63,21 @@ impl HttpArgs {
             let o = HostOverride::parse_curl(r).map_err(|e| usage(format!("--resolve {e}")))?;
             s.resolve.push(o);
         }
+        if let Some(ca) = &self.ca_cert {
+            s.tls.extra_roots = load_certs(ca).map_err(|e| usage(format!("--ca-cert {e}")))?;
+        }
+        if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
+            let certs = load_certs(cert).map_err(|e| usage(format!("--client-cert {e}")))?;
+            let key_der = load_key(key).map_err(|e| usage(format!("--client-key {e}")))?;
+            let id = Identity::new(certs, key_der).map_err(|e| {
+                usage(format!(
+                    "--client-key {} / --client-cert {}: {e}",
+                    key.display(),
+                    cert.display()
+                ))
+            })?;
+            s.tls.identity = Some(Arc::new(id));
+        }
         Ok(s)
     }
 
@@ -49,6 +88,14 @@ impl HttpArgs {
             .iter()
             .map(|a| format!("--accept-encoding={a}"));
         let resolve = self.resolve.iter().map(|r| format!("--resolve={r}"));
-        accept.chain(resolve).collect()
+        let files = [
+            ("--ca-cert", &self.ca_cert),
+            ("--client-cert", &self.client_cert),
+            ("--client-key", &self.client_key),
+        ];
+        let files = files
+            .into_iter()
+            .filter_map(|(flag, path)| Some(format!("{flag}={}", path.as_ref()?.display())));
+        accept.chain(resolve).chain(files).collect()
     }
 }
