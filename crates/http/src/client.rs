@@ -181,11 +181,15 @@ async fn follow(
 /// it came.
 fn decoded(origin: Rc<Origin>, uri: Uri, message: Message) -> Reply {
     let wire_body_len = message.body().len();
-    let coding = match message.content_encoded && wire_body_len > 0 {
-        true => message.header("content-encoding"),
-        false => None,
-    };
-    let (message, error) = match coding.map(|c| decode_body(c, message.body())) {
+    // Repeated fields list codings in the order applied, as one would.
+    let coding = (message.content_encoded && wire_body_len > 0).then(|| {
+        let fields = message.headers();
+        fields
+            .all("content-encoding")
+            .collect::<Vec<_>>()
+            .join(&b',')
+    });
+    let (message, error) = match coding.map(|c| decode_body(&c, message.body())) {
         Some(Ok(Some(body))) => (message.with_body(&body), None),
         Some(Err(e)) => (message, Some(Error::Decode(e))),
         None | Some(Ok(None)) => (message, None),

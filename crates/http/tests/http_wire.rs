@@ -257,3 +257,26 @@ fn redirects_are_followed_up_to_the_limit() {
         Some("too many redirects (more than 10)")
     );
 }
+
+#[test]
+fn codings_in_repeated_fields_are_undone_in_order() {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(b"inner").unwrap();
+    let gz = e.finish().unwrap();
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&gz).unwrap();
+    let both = e.finish().unwrap();
+    let (addr, _) = raw_server(move |_| {
+        let mut out = format!(
+            "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Encoding: deflate\r\nContent-Length: {}\r\n\r\n",
+            both.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&both);
+        Then::Reply(out)
+    });
+    let r = User::new(addr).get("/");
+    assert_eq!(ok_body(&r), "inner");
+    assert!(r.wire_body_len > 0 && r.wire_body_len != 5);
+}
