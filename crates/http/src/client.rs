@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cookie_store::CookieStore;
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Uri};
 use tokio::time::Instant;
 use url::Url;
@@ -16,8 +16,10 @@ use url::Url;
 use crate::Error;
 use crate::conn::{Conn, ExchangeError};
 use crate::deadline::{self, Timer};
+use crate::decode::decode_body;
 use crate::origin::Origin;
 use crate::pool::Pool;
+use crate::settings::HostOverride;
 use crate::tls::Tls;
 use crate::wire::{Message, RequestHead};
 
@@ -27,6 +29,9 @@ use crate::wire::{Message, RequestHead};
 pub struct Session {
     state: RefCell<ClientState>,
     timer: Timer,
+    /// DNS overrides (`--resolve`, the script's `hosts`): shared by the
+    /// users of a type, looked up only when a connection is opened.
+    hosts: Rc<[HostOverride]>,
 }
 
 #[derive(Default)]
@@ -47,6 +52,9 @@ pub struct Request {
     pub timeout: Duration,
     /// 0: return 3xx responses as they are.
     pub max_redirects: u32,
+    /// The `Accept-Encoding` to send unless the script set one; `None`
+    /// sends none. Whatever coding comes back is decoded either way.
+    pub accept_encoding: Option<HeaderValue>,
 }
 
 /// What came back, after redirects.
@@ -55,17 +63,29 @@ pub struct Reply {
     pub uri: Uri,
     /// Status 0 and empty when no response came.
     pub message: Message,
-    /// Set when no usable response came (the message is then empty), or
-    /// when redirects did not end.
+    /// Set when no usable response came (the message is then empty),
+    /// when redirects did not end, or when the body could not be decoded
+    /// (the message then holds it as received).
     pub error: Option<Error>,
+    /// The body's size as received, before any content coding was undone
+    /// (the message's body is the decoded one).
+    pub wire_body_len: usize,
 }
 
 impl Session {
+    /// A session that connects to `hosts`' addresses for their names.
+    pub fn with_hosts(hosts: Rc<[HostOverride]>) -> Self {
+        Session {
+            hosts,
+            ..Session::default()
+        }
+    }
+
     /// Sends `req`, counted as started at `start`, following redirects,
     /// within its timeout. Never fails: what went wrong is in the reply.
     pub async fn send(&self, tls: &Tls, req: Request, start: Instant) -> Reply {
         let (origin, uri, timeout) = (req.origin.clone(), req.uri.clone(), req.timeout);
-        let follow = follow(tls, &self.state, req);
+        let follow = follow(tls, &self.state, &self.hosts, req);
         match deadline::within(&self.timer, start + timeout, follow).await {
             Some(reply) => reply,
             None => Reply {
@@ -73,12 +93,18 @@ impl Session {
                 uri,
                 message: Message::default(),
                 error: Some(Error::Timeout(timeout)),
+                wire_body_len: 0,
             },
         }
     }
 }
 
-async fn follow(tls: &Tls, state: &RefCell<ClientState>, p: Request) -> Reply {
+async fn follow(
+    tls: &Tls,
+    state: &RefCell<ClientState>,
+    hosts: &[HostOverride],
+    p: Request,
+) -> Reply {
     let Request {
         mut method,
         mut origin,
@@ -86,11 +112,20 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, p: Request) -> Reply {
         headers: mut user_headers,
         mut body,
         max_redirects,
+        accept_encoding,
         ..
     } = p;
     let mut hop = 0;
     loop {
-        let result = send(tls, state, &origin, &method, &uri, &user_headers, &body).await;
+        let exchange = Exchange {
+            method: &method,
+            uri: &uri,
+            user_headers: &user_headers,
+            accept_encoding: accept_encoding.as_ref(),
+            body: &body,
+            hosts,
+        };
+        let result = send(tls, state, &origin, &exchange).await;
         let message = match result {
             Ok(m) => m,
             Err(error) => {
@@ -99,6 +134,7 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, p: Request) -> Reply {
                     uri,
                     message: Message::default(),
                     error: Some(Error::Transport(error)),
+                    wire_body_len: 0,
                 };
             }
         };
@@ -112,17 +148,13 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, p: Request) -> Reply {
             None
         };
         let Some((next_origin, next_uri)) = target else {
-            return Reply {
-                origin,
-                uri,
-                message,
-                error: None,
-            };
+            return decoded(origin, uri, message);
         };
         if hop >= max_redirects {
             return Reply {
                 origin,
                 uri,
+                wire_body_len: message.body().len(),
                 message,
                 error: Some(Error::TooManyRedirects(max_redirects)),
             };
@@ -136,8 +168,52 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, p: Request) -> Reply {
             // The body is gone, and with it what described it.
             user_headers.remove(header::CONTENT_TYPE);
         }
+        if !next_origin.same_endpoint(&origin) {
+            drop_credentials(&mut user_headers);
+        }
         origin = next_origin;
         uri = next_uri;
+    }
+}
+
+/// The final reply, its body decoded when the server applied a content
+/// coding. A body that does not decode fails the request and is kept as
+/// it came.
+fn decoded(origin: Rc<Origin>, uri: Uri, message: Message) -> Reply {
+    let wire_body_len = message.body().len();
+    // Repeated fields list codings in the order applied, as one would.
+    let coding = (message.content_encoded && wire_body_len > 0).then(|| {
+        let fields = message.headers();
+        fields
+            .all("content-encoding")
+            .collect::<Vec<_>>()
+            .join(&b',')
+    });
+    let (message, error) = match coding.map(|c| decode_body(&c, message.body())) {
+        Some(Ok(Some(body))) => (message.with_body(&body), None),
+        Some(Err(e)) => (message, Some(Error::Decode(e))),
+        None | Some(Ok(None)) => (message, None),
+    };
+    Reply {
+        origin,
+        uri,
+        message,
+        error,
+        wire_body_len,
+    }
+}
+
+/// A redirect to another origin (scheme, host or port) must not carry the
+/// script's credentials there: the new host was chosen by the server, not
+/// by the script. Browsers, python-requests and Go do the same. Cookies
+/// from the jar are not affected: they follow their own domain rules.
+fn drop_credentials(headers: &mut HeaderMap) {
+    for name in [
+        header::AUTHORIZATION,
+        header::COOKIE,
+        header::PROXY_AUTHORIZATION,
+    ] {
+        headers.remove(name);
     }
 }
 
@@ -199,13 +275,24 @@ fn redirect_target(origin: &Rc<Origin>, uri: &Uri, message: &Message) -> Option<
         pq.push('?');
         pq.push_str(q);
     }
-    let next_uri = Uri::try_from(pq).ok()?;
+    let next_uri = Uri::try_from(crate::encode_target(&pq).as_ref()).ok()?;
     let next_origin = if next_origin.same_endpoint(origin) {
         origin.clone()
     } else {
         Rc::new(next_origin)
     };
     Some((next_origin, next_uri))
+}
+
+/// What one hop of a request sends.
+#[derive(Clone, Copy)]
+struct Exchange<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    user_headers: &'a HeaderMap,
+    accept_encoding: Option<&'a HeaderValue>,
+    body: &'a Bytes,
+    hosts: &'a [HostOverride],
 }
 
 /// One request on one connection, reusing a pooled connection when there
@@ -217,32 +304,33 @@ async fn send(
     tls: &Tls,
     state: &RefCell<ClientState>,
     origin: &Origin,
-    method: &Method,
-    uri: &Uri,
-    user_headers: &HeaderMap,
-    body: &Bytes,
+    ex: &Exchange<'_>,
 ) -> Result<Message, String> {
-    let cookie = cookie_header(state, origin, uri, user_headers);
+    let Exchange {
+        method, uri, body, ..
+    } = *ex;
+    let cookie = cookie_header(state, origin, uri, ex.user_headers);
     let head = RequestHead {
         method,
         target: uri.path_and_query().map_or("/", |p| p.as_str()),
         host: origin.authority.as_bytes(),
-        headers: user_headers,
+        headers: ex.user_headers,
         cookie: cookie.as_deref(),
+        accept_encoding: ex.accept_encoding.map(HeaderValue::as_bytes),
         body_len: body.len(),
     };
     let idempotent = method.is_idempotent();
     let pooled = state.borrow_mut().pool.take(origin, !idempotent);
     let mut conn = match pooled {
         Some(c) => c,
-        None => connect(tls, origin).await?,
+        None => connect(tls, origin, ex.hosts).await?,
     };
     let mut result = conn.exchange(&head, body).await;
     if let Err(ExchangeError::Stale(e)) = &result
         && idempotent
     {
         tracing::trace!(target: "http_client", "stale keep-alive connection: {e}");
-        conn = connect(tls, origin).await?;
+        conn = connect(tls, origin, ex.hosts).await?;
         result = conn.exchange(&head, body).await;
     }
     match result {
@@ -259,6 +347,8 @@ async fn send(
 fn connect<'a>(
     tls: &'a Tls,
     origin: &'a Origin,
+    hosts: &[HostOverride],
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<Conn>, String>> + 'a>> {
-    Box::pin(Conn::connect(origin, || tls.config()))
+    let addr = crate::settings::lookup(hosts, &origin.host, origin.port);
+    Box::pin(Conn::connect(origin, addr, || tls.config()))
 }

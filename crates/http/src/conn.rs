@@ -6,6 +6,7 @@
 //! lock per request, and a dropped user drops its sockets with it.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -100,13 +101,22 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Dials `origin`, at `addr` instead of its host's DNS answer when
+    /// given (a DNS override); TLS verifies and names the origin's host
+    /// either way.
     pub async fn connect(
         origin: &Origin,
+        addr: Option<SocketAddr>,
         tls: impl FnOnce() -> Result<Arc<rustls::ClientConfig>, String>,
     ) -> Result<Box<Conn>, String> {
-        let tcp = TcpStream::connect((origin.host.as_str(), origin.port))
-            .await
-            .map_err(|e| format!("connect to {}:{}: {e}", origin.host, origin.port))?;
+        let tcp = match addr {
+            Some(a) => TcpStream::connect(a)
+                .await
+                .map_err(|e| format!("connect to {}:{} at {a}: {e}", origin.host, origin.port)),
+            None => TcpStream::connect((origin.host.as_str(), origin.port))
+                .await
+                .map_err(|e| format!("connect to {}:{}: {e}", origin.host, origin.port)),
+        }?;
         // Requests are small writes followed by a wait for the answer:
         // Nagle would only delay them.
         tcp.set_nodelay(true)

@@ -15,4 +15,8 @@ pub enum Error {
     /// says which and why (e.g. "connect to host:80: refused").
     #[error("{0}")]
     Transport(String),
+    /// The response came but its body did not decode from the content
+    /// coding it declared (e.g. "invalid gzip response body: ...").
+    #[error("{0}")]
+    Decode(String),
 }

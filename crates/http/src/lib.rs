@@ -12,14 +12,19 @@
 mod client;
 mod conn;
 mod deadline;
+pub mod decode;
 mod error;
 pub mod origin;
 mod pool;
+pub mod settings;
+mod target;
 mod tls;
 pub mod wire;
 
 pub use client::{Reply, Request, Session};
 pub use error::Error;
 pub use origin::{Origin, Scheme, is_absolute};
+pub use settings::{HostOverride, Settings};
+pub use target::encode_target;
 pub use tls::Tls;
 pub use wire::{Fields, Message};

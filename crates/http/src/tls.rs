@@ -1,27 +1,38 @@
 //! The rustls client configuration: one per core, built on first HTTPS use,
-//! verifying certificates against the webpki roots unless the run was
-//! started with `insecure_tls` (test servers with self-signed certificates).
+//! verifying certificates against the webpki roots (plus `--ca-cert`'s)
+//! unless the run was started with `insecure_tls` (test servers with
+//! self-signed certificates), and presenting `--client-cert` when given.
+//! The files are read and checked once, before the run ([`TlsFiles`]).
 
 use std::cell::OnceCell;
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// One core's TLS client configuration, built on first HTTPS use (most
 /// runs never need it) and shared by every connection on that core.
 pub struct Tls {
     insecure: bool,
+    files: TlsFiles,
     config: OnceCell<Result<Arc<ClientConfig>, String>>,
 }
 
 impl Tls {
     /// `insecure`: accept any certificate (test servers only).
     pub fn new(insecure: bool) -> Self {
+        Tls::with_files(insecure, TlsFiles::default())
+    }
+
+    /// With extra trusted roots and a client certificate.
+    pub fn with_files(insecure: bool, files: TlsFiles) -> Self {
         Tls {
             insecure,
+            files,
             config: OnceCell::new(),
         }
     }
@@ -30,28 +41,84 @@ impl Tls {
     pub fn config(&self) -> Result<Arc<ClientConfig>, String> {
         self.config
             .get_or_init(|| {
-                client_config(self.insecure).map_err(|e| format!("TLS setup failed: {e}"))
+                client_config(self.insecure, &self.files)
+                    .map_err(|e| format!("TLS setup failed: {e}"))
             })
             .clone()
     }
 }
 
-fn client_config(insecure: bool) -> Result<Arc<ClientConfig>, rustls::Error> {
+/// Certificates read from files: roots to trust besides the webpki ones,
+/// and the identity to present to servers that ask for one.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    pub identity: Option<Arc<Identity>>,
+}
+
+/// A client certificate chain and its private key, known to match.
+#[derive(Debug)]
+pub struct Identity {
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl Identity {
+    /// Refuses a key that is not the certificate's.
+    pub fn new(
+        certs: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Identity, String> {
+        let provider = rustls::crypto::ring::default_provider();
+        rustls::sign::CertifiedKey::from_der(certs.clone(), key.clone_key(), &provider)
+            .map_err(|e| format!("the key does not go with the certificate ({e})"))?;
+        Ok(Identity { certs, key })
+    }
+}
+
+/// Every certificate of a PEM file; none is an error.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|e| format!("{shown}: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{shown}: not a PEM certificate file ({e})"))?;
+    if certs.is_empty() {
+        return Err(format!("{shown}: no PEM certificate in the file"));
+    }
+    Ok(certs)
+}
+
+/// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|e| format!("{shown}: {e}"))?;
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|e| format!("{shown}: no PEM private key in the file ({e})"))
+}
+
+fn client_config(insecure: bool, files: &TlsFiles) -> Result<Arc<ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
-    let mut config = if insecure {
+    let builder = if insecure {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnything(
                 provider.signature_verification_algorithms,
             )))
-            .with_no_client_auth()
     } else {
-        let roots = RootCertStore {
+        let mut roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
-        builder.with_root_certificates(roots).with_no_client_auth()
+        for cert in &files.extra_roots {
+            roots.add(cert.clone())?;
+        }
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match &files.identity {
+        Some(id) => builder.with_client_auth_cert(id.certs.clone(), id.key.clone_key())?,
+        None => builder.with_no_client_auth(),
     };
     // The client speaks HTTP/1.1 only; say so, so servers don't pick h2.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

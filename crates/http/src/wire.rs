@@ -37,6 +37,8 @@ pub struct RequestHead<'a> {
     pub headers: &'a HeaderMap,
     /// From the cookie jar, when the script set no `Cookie` header.
     pub cookie: Option<&'a str>,
+    /// The codings to offer, when the script set no `Accept-Encoding`.
+    pub accept_encoding: Option<&'a [u8]>,
     pub body_len: usize,
 }
 
@@ -69,6 +71,11 @@ pub fn encode_request(out: &mut BytesMut, req: &RequestHead<'_>) -> bool {
     }
     if let Some(cookie) = req.cookie {
         put_field(out, b"cookie", cookie.as_bytes());
+    }
+    if let Some(codings) = req.accept_encoding
+        && !req.headers.contains_key(header::ACCEPT_ENCODING)
+    {
+        put_field(out, b"accept-encoding", codings);
     }
     // As hyper did: a length for any body, and `0` for an empty one when
     // the method gives a body meaning (POST, PUT, PATCH, extensions).
@@ -166,6 +173,8 @@ pub struct Message {
     pub status: u16,
     /// The head has a `Set-Cookie` field (known without parsing it again).
     pub sets_cookie: bool,
+    /// The head has a `Content-Encoding` field: the body may need decoding.
+    pub content_encoded: bool,
     raw: Bytes,
     head_len: usize,
 }
@@ -178,6 +187,17 @@ impl Message {
 
     pub fn body(&self) -> &[u8] {
         &self.raw[self.head_len..]
+    }
+
+    /// The same head with another body (the decoded one).
+    pub fn with_body(&self, body: &[u8]) -> Message {
+        let mut raw = BytesMut::with_capacity(self.head_len + body.len());
+        raw.extend_from_slice(self.head());
+        raw.extend_from_slice(body);
+        Message {
+            raw: raw.freeze(),
+            ..self.clone()
+        }
     }
 
     /// The header fields, in order, as received.
@@ -259,6 +279,7 @@ pub struct Decoder {
     head_len: usize,
     status: u16,
     sets_cookie: bool,
+    content_encoded: bool,
     keep_alive: bool,
 }
 
@@ -271,6 +292,7 @@ impl Decoder {
             head_len: 0,
             status: 0,
             sets_cookie: false,
+            content_encoded: false,
             keep_alive: false,
         }
     }
@@ -389,6 +411,7 @@ impl Decoder {
         Message {
             status: self.status,
             sets_cookie: self.sets_cookie,
+            content_encoded: self.content_encoded,
             raw: self.msg.freeze(),
             head_len: self.head_len,
         }
@@ -450,6 +473,7 @@ impl Decoder {
         self.head_len = len;
         self.status = status;
         self.sets_cookie = framing.sets_cookie;
+        self.content_encoded = framing.content_encoded;
         self.keep_alive = framing.keep_alive && body != State::UntilClose;
         self.state = body;
         Ok(true)
@@ -462,6 +486,7 @@ struct Framing {
     chunked: bool,
     keep_alive: bool,
     sets_cookie: bool,
+    content_encoded: bool,
 }
 
 impl Framing {
@@ -471,6 +496,7 @@ impl Framing {
         let mut chunked = false;
         let (mut close, mut keep) = (false, false);
         let mut sets_cookie = false;
+        let mut content_encoded = false;
         for h in headers {
             let name = h.name.as_bytes();
             if name.eq_ignore_ascii_case(b"content-length") {
@@ -495,6 +521,8 @@ impl Framing {
                 keep |= has_token(h.value, b"keep-alive");
             } else if name.eq_ignore_ascii_case(b"set-cookie") {
                 sets_cookie = true;
+            } else if name.eq_ignore_ascii_case(b"content-encoding") {
+                content_encoded = true;
             }
         }
         let mut keep_alive = if http11 { !close } else { keep && !close };
@@ -512,6 +540,7 @@ impl Framing {
             chunked,
             keep_alive,
             sets_cookie,
+            content_encoded,
         })
     }
 }

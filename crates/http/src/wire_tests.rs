@@ -25,6 +25,7 @@ fn encode(
             host: b"example.com:8080",
             headers,
             cookie,
+            accept_encoding: None,
             body_len,
         },
     );

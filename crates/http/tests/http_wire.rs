@@ -4,209 +4,14 @@
 //! responses without bodies, chunked bodies, header access, and broken
 //! responses, which must become clear failures and never a panic.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::HeaderMap;
-use http::{Method, Uri};
-use http_client::{Origin, Reply, Request, Session, Tls};
+use http::Method;
 
-/// Longer than any test should take: a hang fails instead of blocking.
-const MAX: Duration = Duration::from_secs(10);
-
-/// One request as the raw server saw it.
-#[allow(dead_code)]
-struct Seen {
-    method: String,
-    target: String,
-    head: String,
-    body: Vec<u8>,
-    /// Index of the connection (from 0) and of the request on it.
-    conn: usize,
-    nth: usize,
-}
-
-/// What the raw server does after reading a request.
-enum Then {
-    /// Write these bytes and wait for the next request.
-    Reply(Vec<u8>),
-    /// Write these bytes and close the connection.
-    ReplyClose(Vec<u8>),
-    /// Write these bytes, then close after this long.
-    ReplyCloseAfter(Vec<u8>, Duration),
-}
-
-/// A server on 127.0.0.1:0 that answers each request with what `handler`
-/// says. Returns its address and a count of accepted connections.
-fn raw_server(
-    handler: impl Fn(&Seen) -> Then + Send + Sync + 'static,
-) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let conns = Arc::new(AtomicUsize::new(0));
-    let handler = Arc::new(handler);
-    let counter = conns.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let conn = counter.fetch_add(1, Ordering::SeqCst);
-            let handler = handler.clone();
-            std::thread::spawn(move || serve_raw(stream, conn, &*handler));
-        }
-    });
-    (addr, conns)
-}
-
-fn serve_raw(mut stream: TcpStream, conn: usize, handler: &dyn Fn(&Seen) -> Then) {
-    let mut buf = Vec::new();
-    let mut nth = 0;
-    loop {
-        let Some(seen) = read_request(&mut stream, &mut buf, conn, nth) else {
-            return;
-        };
-        nth += 1;
-        match handler(&seen) {
-            Then::Reply(bytes) => {
-                if stream.write_all(&bytes).is_err() {
-                    return;
-                }
-            }
-            Then::ReplyClose(bytes) => {
-                let _ = stream.write_all(&bytes);
-                return;
-            }
-            Then::ReplyCloseAfter(bytes, after) => {
-                let _ = stream.write_all(&bytes);
-                std::thread::sleep(after);
-                return;
-            }
-        }
-    }
-}
-
-fn read_request(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    conn: usize,
-    nth: usize,
-) -> Option<Seen> {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                let body = buf[end + 4..end + 4 + len].to_vec();
-                buf.drain(..end + 4 + len);
-                let mut words = head.split(' ');
-                let method = words.next().unwrap_or("").to_string();
-                let target = words.next().unwrap_or("").to_string();
-                return Some(Seen {
-                    method,
-                    target,
-                    head,
-                    body,
-                    conn,
-                    nth,
-                });
-            }
-        }
-        let mut chunk = [0u8; 4096];
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
-fn ok(body: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// One user's session against one server, as the Lua binding drives it.
-/// It keeps its runtime: pooled sockets and the timeout timer belong to it.
-struct User {
-    rt: tokio::runtime::Runtime,
-    session: Session,
-    tls: Tls,
-    origin: Rc<Origin>,
-}
-
-impl User {
-    fn new(addr: SocketAddr) -> Self {
-        User {
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            session: Session::default(),
-            tls: Tls::new(false),
-            origin: Rc::new(Origin::parse(&format!("http://{addr}")).unwrap()),
-        }
-    }
-
-    /// Sends one request and waits for its reply, at most [`MAX`].
-    fn send(&self, method: Method, path: &str, body: &str, timeout: Duration) -> Reply {
-        let req = Request {
-            method,
-            origin: self.origin.clone(),
-            uri: Uri::try_from(path).unwrap(),
-            headers: HeaderMap::new(),
-            body: Bytes::copy_from_slice(body.as_bytes()),
-            timeout,
-            max_redirects: 10,
-        };
-        self.rt
-            .block_on(async {
-                let send = self
-                    .session
-                    .send(&self.tls, req, tokio::time::Instant::now());
-                tokio::time::timeout(MAX, send).await
-            })
-            .expect("the request neither finished nor timed out")
-    }
-
-    /// Waits between requests with the runtime running, as a user's
-    /// `swarmer.sleep` does (so the reactor sees the server's close).
-    fn idle(&self, d: Duration) {
-        self.rt.block_on(async { tokio::time::sleep(d).await });
-    }
-
-    fn get(&self, path: &str) -> Reply {
-        self.send(Method::GET, path, "", MAX)
-    }
-
-    fn post(&self, path: &str, body: &str) -> Reply {
-        self.send(Method::POST, path, body, MAX)
-    }
-}
-
-/// The body of a reply that must have succeeded.
-fn ok_body(r: &Reply) -> String {
-    assert!(r.error.is_none(), "{:?}", r.error);
-    String::from_utf8_lossy(r.message.body()).into_owned()
-}
-
-fn header(r: &Reply, name: &str) -> Option<String> {
-    r.message
-        .header(name)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-}
+use common::*;
 
 #[test]
 fn keep_alive_connections_are_reused() {
@@ -451,4 +256,27 @@ fn redirects_are_followed_up_to_the_limit() {
         r.error.map(|e| e.to_string()).as_deref(),
         Some("too many redirects (more than 10)")
     );
+}
+
+#[test]
+fn codings_in_repeated_fields_are_undone_in_order() {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(b"inner").unwrap();
+    let gz = e.finish().unwrap();
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&gz).unwrap();
+    let both = e.finish().unwrap();
+    let (addr, _) = raw_server(move |_| {
+        let mut out = format!(
+            "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Encoding: deflate\r\nContent-Length: {}\r\n\r\n",
+            both.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&both);
+        Then::Reply(out)
+    });
+    let r = User::new(addr).get("/");
+    assert_eq!(ok_body(&r), "inner");
+    assert!(r.wire_body_len > 0 && r.wire_body_len != 5);
 }

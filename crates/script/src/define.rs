@@ -10,6 +10,7 @@ use std::ffi::c_void;
 use mlua::{Function, Lua, Table, Value};
 
 use crate::arrivals::ArrivalSpec;
+use crate::http::type_options::DeclaredHttp;
 use crate::luax::{check_keys, fault, number, opt_string, type_name};
 use crate::wait::WaitTime;
 use crate::{ScriptInfo, TaskInfo, UserTypeInfo};
@@ -51,6 +52,8 @@ pub struct UserTypeDef {
     pub fixed_count: Option<u32>,
     pub arrivals: Option<ArrivalSpec>,
     pub host: Option<String>,
+    /// `accept_encoding` and `hosts`.
+    pub http: DeclaredHttp,
     pub wait: Wait,
     pub sequential: bool,
     /// The table the script got back: holds `on_start`, `on_stop` and any
@@ -97,7 +100,7 @@ impl Registry {
     }
 }
 
-const USER_KEYS: [&str; 7] = [
+const USER_KEYS: [&str; 9] = [
     "name",
     "weight",
     "fixed_count",
@@ -105,6 +108,8 @@ const USER_KEYS: [&str; 7] = [
     "wait",
     "host",
     "sequential",
+    "accept_encoding",
+    "hosts",
 ];
 const TASK_KEYS: [&str; 4] = ["fn", "weight", "name", "tags"];
 
@@ -255,6 +260,7 @@ fn declare_user(lua: &Lua, type_meta: &Table, opts: Value) -> mlua::Result<Table
             )));
         }
     };
+    let http = DeclaredHttp::parse(&opts)?;
     let wait = parse_wait(opts.raw_get("wait")?)?;
     let table = lua.create_table()?;
     table.set_metatable(Some(type_meta.clone()))?;
@@ -266,6 +272,7 @@ fn declare_user(lua: &Lua, type_meta: &Table, opts: Value) -> mlua::Result<Table
         fixed_count,
         arrivals,
         host,
+        http,
         wait,
         sequential,
         table: table.clone(),

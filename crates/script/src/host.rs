@@ -11,6 +11,7 @@ use mlua::{AnyUserData, FromLuaMulti, Function, IntoLuaMulti, Lua, Thread};
 use tokio_util::sync::CancellationToken;
 
 use crate::declare::Declarations;
+use crate::http::type_options::TypeHttp;
 use crate::http::{Client, Http};
 use crate::lua_env::{LuaEnv, UserCtx};
 use crate::{RuntimeConfig, ScriptError, ScriptSource, drive, runtime};
@@ -88,7 +89,8 @@ impl Host {
         call: &CallUser,
         base: Option<Rc<Origin>>,
     ) -> mlua::Result<AnyUserData> {
-        let client = Client::new(call.0.clone(), self.shared.clone(), base);
+        let http = TypeHttp::new(&self.shared.config.http, &Default::default());
+        let client = Client::new(call.0.clone(), self.shared.clone(), base, http);
         self.lua.create_userdata(Http(Rc::new(client)))
     }
 

@@ -116,6 +116,10 @@ pub struct TaskInfo {
     pub tags: Vec<String>,
 }
 
+/// The run's HTTP settings (flags), for the crates that build a config.
+pub use http_client::Settings as HttpSettings;
+pub use http_client::settings as http_settings;
+
 /// How users on one core behave, beyond what the script says.
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeConfig {
@@ -123,6 +127,9 @@ pub struct RuntimeConfig {
     pub host: Option<String>,
     /// Accept any TLS certificate (test servers only).
     pub insecure_tls: bool,
+    /// `--accept-encoding`, `--resolve`: every user type starts from these.
+    /// Shared: the config is copied to every core.
+    pub http: std::sync::Arc<http_client::Settings>,
     /// `--tags`: only tasks with one of these tags run (empty: all).
     pub tags: Vec<String>,
     /// `--exclude-tags`: tasks with one of these tags never run.

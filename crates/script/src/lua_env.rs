@@ -85,7 +85,7 @@ impl LuaEnv {
         base_dir: PathBuf,
         stats: Rc<RefCell<RequestStats>>,
     ) -> Self {
-        let tls = http_client::Tls::new(config.insecure_tls);
+        let tls = http_client::Tls::with_files(config.insecure_tls, config.http.tls.clone());
         LuaEnv {
             config,
             script_path,

@@ -9,6 +9,7 @@ use mlua::{Function, Lua, Table, Thread, Value};
 
 use crate::define::{self, Registry, TaskDef, Wait};
 use crate::held::{HANDLE_SLOTS, Held, Slots};
+use crate::http::type_options::TypeHttp;
 use crate::lua_env::LuaEnv;
 use crate::luax::{fix_path, make_runner};
 use crate::watchdog::Watchdog;
@@ -28,6 +29,7 @@ pub struct RunType {
     /// the type's methods and fields.
     pub user_meta: Table,
     pub base: Option<Rc<Origin>>,
+    pub http: Rc<TypeHttp>,
 }
 
 /// One core's loaded script.
@@ -242,6 +244,7 @@ pub fn build(
             .into_iter()
             .filter(|k| selected(&config, &k.tags))
             .collect();
+        let http = TypeHttp::new(&config.http, &t.http);
         types.push(RunType {
             name: Rc::from(t.name.as_str()),
             tasks,
@@ -251,6 +254,7 @@ pub fn build(
             on_stop,
             user_meta,
             base,
+            http,
         });
     }
     Ok(LoadedScript {

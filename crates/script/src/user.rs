@@ -202,6 +202,7 @@ fn user_table(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>) -> mlua::Res
         ctx.clone(),
         core.shared.clone(),
         rt.base.clone(),
+        rt.http.clone(),
     )));
     t.raw_set("http", core.lua.create_userdata(http)?)?;
     t.raw_set("id", ctx.id)?;

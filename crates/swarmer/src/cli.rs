@@ -7,6 +7,7 @@
 //! the real ones (clap lets a later occurrence win), skipping keys whose
 //! environment variable is set.
 
+mod http;
 mod verdict_flags;
 
 use std::path::PathBuf;
@@ -203,6 +204,8 @@ pub struct RunArgs {
     pub web: WebArgs,
     #[command(flatten, next_help_heading = "Verdict")]
     pub verdict: VerdictArgs,
+    #[command(flatten, next_help_heading = "HTTP")]
+    pub http: http::HttpArgs,
 
     /// Log level: error, warn, info, debug, trace. Default: warn for a
     /// headless run without --master (its progress line and summary say

@@ -135,7 +135,7 @@ impl Config {
         )?;
         check_durations(args)?;
         if args.cluster.worker {
-            return Ok(Config::Worker(worker_role(args, token)));
+            return Ok(Config::Worker(worker_role(args, token)?));
         }
         if args.cluster.master {
             let cluster = cluster(args, token.as_deref())?;
@@ -349,7 +349,7 @@ fn control(
         thresholds: verdict.thresholds,
     };
     Ok(Control {
-        engine: engine_config(args, "local"),
+        engine: engine_config(args, "local")?,
         session: session_config(args, "local".into(), token),
         ext: ExtConfig {
             insecure_tls: args.insecure,
@@ -435,17 +435,17 @@ fn cluster(args: &RunArgs, token: Option<&str>) -> Result<Cluster, UsageError> {
     })
 }
 
-fn worker_role(args: &RunArgs, token: Option<String>) -> WorkerRole {
+fn worker_role(args: &RunArgs, token: Option<String>) -> Result<WorkerRole, UsageError> {
     let id = args
         .cluster
         .worker_id
         .clone()
         .unwrap_or_else(default_worker_id);
-    WorkerRole {
-        engine: engine_config(args, &id),
+    Ok(WorkerRole {
+        engine: engine_config(args, &id)?,
         session: session_config(args, id, token),
         master_addr: format!("{}:{}", args.cluster.master_host, args.cluster.master_port),
-    }
+    })
 }
 
 fn script_dir(args: &RunArgs) -> Option<PathBuf> {
@@ -455,14 +455,15 @@ fn script_dir(args: &RunArgs) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-fn engine_config(args: &RunArgs, node_id: &str) -> EngineConfig {
-    EngineConfig {
+fn engine_config(args: &RunArgs, node_id: &str) -> Result<EngineConfig, UsageError> {
+    Ok(EngineConfig {
         cores: args.cores,
         node_id: node_id.to_string(),
         insecure_tls: args.insecure,
+        http: args.http.settings()?.into(),
         base_dir: script_dir(args),
         limits: lua_limits(args),
-    }
+    })
 }
 
 fn session_config(args: &RunArgs, worker_id: String, token: Option<String>) -> SessionConfig {
@@ -501,6 +502,7 @@ fn local_worker_args(args: &RunArgs) -> Vec<String> {
     if args.insecure {
         out.push("--insecure".into());
     }
+    out.extend(args.http.worker_args());
     // Workers get the script from the master, but read data files next to it.
     if let Some(script) = &args.script {
         out.push(format!("--script={}", script.display()));

@@ -50,6 +50,7 @@ A:task(function(self) swarmer.record {{ type = "arrival", name = "a", duration_m
         cores: 1,
         node_id: "bench".into(),
         insecure_tls: false,
+        http: Default::default(),
         base_dir: None,
         limits: LuaLimits::default(),
     })

@@ -22,6 +22,8 @@ pub struct EngineConfig {
     /// Names this worker in exception "nodes".
     pub node_id: String,
     pub insecure_tls: bool,
+    /// `--accept-encoding`, `--resolve`.
+    pub http: std::sync::Arc<script::HttpSettings>,
     /// Where relative data-file paths in scripts resolve.
     pub base_dir: Option<PathBuf>,
     /// Time and memory bounds of every core's Lua state.
@@ -124,6 +126,7 @@ impl Engine {
         let config = RuntimeConfig {
             host,
             insecure_tls: self.config.insecure_tls,
+            http: self.config.http.clone(),
             tags,
             exclude_tags,
             node_id: self.config.node_id.clone(),

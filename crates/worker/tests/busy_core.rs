@@ -26,6 +26,7 @@ async fn a_busy_core_delays_its_numbers_but_never_loses_them() {
         cores: 1,
         node_id: "w".into(),
         insecure_tls: false,
+        http: Default::default(),
         base_dir: None,
         limits: LuaLimits {
             task_time: Duration::from_secs(1),

@@ -326,6 +326,7 @@ pub fn attach_worker(
         cores: 1,
         node_id: id.to_string(),
         insecure_tls: false,
+        http: Default::default(),
         base_dir: None,
         limits: Default::default(),
     };

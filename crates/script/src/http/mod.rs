@@ -12,6 +12,7 @@
 
 mod options;
 pub mod response;
+pub mod type_options;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -20,12 +21,13 @@ use http::{Method, Uri};
 use mlua::{Lua, Table, UserData, UserDataMethods, Value};
 use tokio::time::Instant;
 
-use http_client::{Origin, Request, Session, is_absolute};
+use http_client::{Origin, Request, Session, encode_target, is_absolute};
 
 use crate::lua_env::{LuaEnv, Op, UserCtx};
 use crate::luax::{fault, type_name};
 use options::RequestOptions;
 use response::Outcome;
+use type_options::TypeHttp;
 
 const MAX_REDIRECTS: u32 = 10;
 
@@ -35,6 +37,8 @@ pub struct Client {
     pub shared: Rc<LuaEnv>,
     /// The user type's host, or `-H` when given.
     pub base: Option<Rc<Origin>>,
+    /// The user type's HTTP settings (Accept-Encoding, DNS overrides).
+    http: Rc<TypeHttp>,
     session: Session,
     /// The last relative URL requested without a query, its request target
     /// and default name: tasks mostly repeat the same few URLs, and this
@@ -85,6 +89,7 @@ impl HttpOp {
             elapsed_us,
             due_latency_us: client.user.lateness_us.get().map(|late| elapsed_us + late),
             error: reply.error.map(|e| e.to_string()),
+            wire_size: reply.wire_body_len as u64,
             recorded: Cell::new(false),
         });
         *client.user.pending.borrow_mut() = Some(outcome.clone());
@@ -93,12 +98,18 @@ impl HttpOp {
 }
 
 impl Client {
-    pub fn new(user: Rc<UserCtx>, shared: Rc<LuaEnv>, base: Option<Rc<Origin>>) -> Self {
+    pub fn new(
+        user: Rc<UserCtx>,
+        shared: Rc<LuaEnv>,
+        base: Option<Rc<Origin>>,
+        http: Rc<TypeHttp>,
+    ) -> Self {
         Client {
             user,
             shared,
             base,
-            session: Session::default(),
+            session: Session::with_hosts(http.hosts.clone()),
+            http,
             last: RefCell::new(None),
         }
     }
@@ -168,6 +179,10 @@ impl Client {
             } else {
                 0
             },
+            accept_encoding: match opts.accept_encoding {
+                Some(a) => a,
+                None => self.http.accept_encoding.clone(),
+            },
         };
         Ok((prepared, name))
     }
@@ -219,11 +234,13 @@ impl Client {
             pq.push(if pq.contains('?') { '&' } else { '?' });
             pq.push_str(q);
         }
-        let uri = Uri::try_from(pq).map_err(|e| {
-            fault(format!(
-                "{method} {url}: invalid path ({e}); percent-encode spaces and special characters or pass them in `query`"
-            ))
-        })?;
+        // Spaces and non-ASCII text are percent-encoded as browsers do,
+        // never sent raw; after that every target is a valid URI.
+        let uri = match encode_target(&pq) {
+            std::borrow::Cow::Borrowed(_) => Uri::try_from(pq),
+            std::borrow::Cow::Owned(encoded) => Uri::try_from(encoded),
+        }
+        .map_err(|e| fault(format!("{method} {url}: invalid path ({e})")))?;
         Ok((origin, uri))
     }
 }

@@ -1,5 +1,5 @@
 //! The `opts` table of a request (`headers`, `query`, `form`, `json`,
-//! `body`, `name`, `timeout`, `allow_redirects`), checked strictly so a typo
+//! `body`, `name`, `timeout`, `allow_redirects`, `accept_encoding`), checked strictly so a typo
 //! is an error naming the option rather than a silently ignored setting.
 
 use std::time::Duration;
@@ -14,7 +14,8 @@ use crate::luax::{fault, number, type_name};
 /// Locust's FastHttpUser default; a request should never hang a user for
 /// the whole run.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-const OPTION_KEYS: &str = "headers, query, form, json, body, name, timeout, allow_redirects";
+const OPTION_KEYS: &str =
+    "headers, query, form, json, body, name, timeout, allow_redirects, accept_encoding";
 
 /// The `opts` table of a request.
 pub struct RequestOptions {
@@ -24,6 +25,8 @@ pub struct RequestOptions {
     pub name: Option<String>,
     pub timeout: Duration,
     pub allow_redirects: bool,
+    /// `Some(None)`: send no `Accept-Encoding`; `None`: the type's default.
+    pub accept_encoding: Option<Option<HeaderValue>>,
 }
 
 impl Default for RequestOptions {
@@ -35,6 +38,7 @@ impl Default for RequestOptions {
             name: None,
             timeout: DEFAULT_TIMEOUT,
             allow_redirects: true,
+            accept_encoding: None,
         }
     }
 }
@@ -116,6 +120,10 @@ impl RequestOptions {
                     )));
                 }
             },
+            "accept_encoding" => {
+                self.accept_encoding =
+                    Some(super::type_options::accept_encoding(method.as_str(), v)?)
+            }
             other => {
                 return Err(fault(format!(
                     "{method}: unknown option {other:?} (expected one of: {OPTION_KEYS})"

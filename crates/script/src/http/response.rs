@@ -33,6 +33,9 @@ pub struct Outcome {
     /// For paced users: response time plus the iteration's lateness.
     pub due_latency_us: Option<u64>,
     pub error: Option<String>,
+    /// The body's size as received, before content decoding (the stats
+    /// count the decoded size, as Locust does).
+    pub wire_size: u64,
     pub recorded: Cell<bool>,
 }
 
@@ -97,6 +100,7 @@ impl UserData for Response {
         fields.add_field_method_get("url", |_, r| Ok(r.0.url()));
         fields.add_field_method_get("elapsed_ms", |_, r| Ok(r.0.elapsed_us as f64 / 1000.0));
         fields.add_field_method_get("error", |_, r| Ok(r.0.error.clone()));
+        fields.add_field_method_get("wire_size", |_, r| Ok(r.0.wire_size));
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {

@@ -1,0 +1,101 @@
+//! The flags that shape the script's HTTP client (`--accept-encoding`,
+//! `--resolve`, `--ca-cert`, `--client-cert`/`--client-key`), in their own group so `--help` shows them together.
+//! Checked once into [`script::HttpSettings`] before the run starts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use script::HttpSettings;
+use script::http_settings::{HostOverride, Identity, load_certs, load_key, parse_accept_encoding};
+
+use crate::config::{UsageError, usage};
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "HTTP client")]
+pub struct HttpArgs {
+    /// `Accept-Encoding` sent when the script sets none (default "gzip,
+    /// deflate, br, zstd"; "none" sends none). Compressed bodies are
+    /// decoded either way.
+    #[arg(long, env = "SWARMER_ACCEPT_ENCODING", value_name = "CODINGS")]
+    pub accept_encoding: Option<String>,
+    /// Connect to ADDR when a URL names HOST:PORT, as curl's --resolve:
+    /// certificates and SNI still follow HOST. Repeatable.
+    #[arg(
+        long,
+        env = "SWARMER_RESOLVE",
+        value_name = "HOST:PORT:ADDR",
+        value_delimiter = ','
+    )]
+    pub resolve: Vec<String>,
+    /// PEM file of CA certificates to trust besides the public roots
+    /// (verification stays on).
+    #[arg(long, env = "SWARMER_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate (chain) to present to servers that ask for
+    /// one (mTLS); needs --client-key.
+    #[arg(
+        long,
+        env = "SWARMER_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(
+        long,
+        env = "SWARMER_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
+}
+
+impl HttpArgs {
+    /// The checked settings; a bad value is an error naming its flag.
+    pub fn settings(&self) -> Result<HttpSettings, UsageError> {
+        let mut s = HttpSettings::default();
+        if let Some(a) = &self.accept_encoding {
+            s.accept_encoding =
+                parse_accept_encoding(a).map_err(|e| usage(format!("--accept-encoding {e}")))?;
+        }
+        for r in &self.resolve {
+            let o = HostOverride::parse_curl(r).map_err(|e| usage(format!("--resolve {e}")))?;
+            s.resolve.push(o);
+        }
+        if let Some(ca) = &self.ca_cert {
+            s.tls.extra_roots = load_certs(ca).map_err(|e| usage(format!("--ca-cert {e}")))?;
+        }
+        if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
+            let certs = load_certs(cert).map_err(|e| usage(format!("--client-cert {e}")))?;
+            let key_der = load_key(key).map_err(|e| usage(format!("--client-key {e}")))?;
+            let id = Identity::new(certs, key_der).map_err(|e| {
+                usage(format!(
+                    "--client-key {} / --client-cert {}: {e}",
+                    key.display(),
+                    cert.display()
+                ))
+            })?;
+            s.tls.identity = Some(Arc::new(id));
+        }
+        Ok(s)
+    }
+
+    /// The same flags for a local worker process.
+    pub fn worker_args(&self) -> Vec<String> {
+        let accept = self
+            .accept_encoding
+            .iter()
+            .map(|a| format!("--accept-encoding={a}"));
+        let resolve = self.resolve.iter().map(|r| format!("--resolve={r}"));
+        let files = [
+            ("--ca-cert", &self.ca_cert),
+            ("--client-cert", &self.client_cert),
+            ("--client-key", &self.client_key),
+        ];
+        let files = files
+            .into_iter()
+            .filter_map(|(flag, path)| Some(format!("{flag}={}", path.as_ref()?.display())));
+        accept.chain(resolve).chain(files).collect()
+    }
+}
