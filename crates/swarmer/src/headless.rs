@@ -102,6 +102,10 @@ fn exit_code(config: &Headless, snap: &Snapshot, verdict: &Verdict, aborted: boo
         // proves nothing and must not pass a CI gate.
         eprintln!("error: no request completed during the run, so there is nothing to judge");
     }
+    if aborted {
+        // The final figures may have recovered; the run still failed.
+        eprintln!("the run was aborted on a crossed threshold (--threshold-abort)");
+    }
     if let Some(code) = verdict.exit_code() {
         if aborted || code != verdict::EXIT_PASSED {
             return EXIT_CROSSED;
