@@ -82,12 +82,15 @@ impl Outcome {
         };
         let checks = match self.checks {
             None => String::new(),
-            Some((0, all)) => format!("; all {all} {} held", plural(all as u64, "check")),
-            Some((crossed, all)) => format!(
-                "; {crossed} of {all} {} crossed{}",
-                plural(all as u64, "check"),
-                if self.aborted { " (run aborted)" } else { "" }
+            // The final figures may have recovered; the run still failed.
+            Some((crossed, all)) if self.aborted => format!(
+                "; aborted on a crossed threshold ({crossed} of {all} {} crossed at the end)",
+                plural(all as u64, "check")
             ),
+            Some((0, all)) => format!("; all {all} {} held", plural(all as u64, "check")),
+            Some((crossed, all)) => {
+                format!("; {crossed} of {all} {} crossed", plural(all as u64, "check"))
+            }
         };
         format!("{requests}{checks} → exit code {}", self.exit_code)
     }
