@@ -1,8 +1,9 @@
 //! What a newcomer meets in the first hour, checked on the real binary:
 //! `--help` describes every flag, a typo's usage line, the console summary's
-//! precision and its verdict line, logs without escape codes in a pipe, the
-//! quiet default of a headless run, the README's distributed recipe with
-//! `--demo-target`, the advice when every connection is refused, and a
+//! precision and its verdict line, logs without escape codes in a pipe (and
+//! with colours on a terminal unless `NO_COLOR`), the quiet default of a
+//! headless run, the README's distributed recipe with `--demo-target`, the
+//! advice when every connection is refused, `swarmer inspect`, and a
 //! `/metrics` that `promtool check metrics` accepts.
 
 mod common;
