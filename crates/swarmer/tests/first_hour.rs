@@ -1,8 +1,9 @@
 //! What a newcomer meets in the first hour, checked on the real binary:
 //! `--help` describes every flag, a typo's usage line, the console summary's
-//! precision and its verdict line, logs without escape codes in a pipe, the
-//! quiet default of a headless run, the README's distributed recipe with
-//! `--demo-target`, the advice when every connection is refused, and a
+//! precision and its verdict line, logs without escape codes in a pipe (and
+//! with colours on a terminal unless `NO_COLOR`), the quiet default of a
+//! headless run, the README's distributed recipe with `--demo-target`, the
+//! advice when every connection is refused, `swarmer inspect`, and a
 //! `/metrics` that `promtool check metrics` accepts.
 
 mod common;
@@ -426,4 +427,43 @@ fn inspect_lists_what_a_script_declares() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// On a terminal (a pty from util-linux's `script`), logs are coloured
+/// unless `NO_COLOR` is set: the check that hides escapes from pipes must
+/// not hide colours from people, and must obey no-color.org.
+#[test]
+fn a_terminal_gets_colours_unless_no_color() {
+    let Some(script) = which("script") else {
+        eprintln!("skipped: util-linux's `script` is not installed (no pty to test with)");
+        return;
+    };
+    let _serial = common::serial();
+    let dir = TempDir::new("tty");
+    let command = format!(
+        "{BIN} -f {} --headless -u 1 -r 1 -t 1s -H http://127.0.0.1:{} -L info",
+        quickstart().display(),
+        free_port()
+    );
+    let on_a_terminal = |no_color: Option<&str>| {
+        let mut cmd = Command::new(&script);
+        cmd.args(["-qec", &command, "/dev/null"])
+            .current_dir(dir.path())
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(value) = no_color {
+            cmd.env("NO_COLOR", value);
+        }
+        text(&wait_with_deadline(cmd.spawn().expect("start script"), LONG).stdout)
+    };
+    let coloured = on_a_terminal(None);
+    assert!(
+        coloured.contains("\u{1b}["),
+        "no colour on a terminal: {coloured}"
+    );
+    let plain = on_a_terminal(Some("1"));
+    assert!(plain.contains("INFO"), "{plain}");
+    assert!(!plain.contains('\u{1b}'), "NO_COLOR ignored: {plain:?}");
 }
