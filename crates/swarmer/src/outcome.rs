@@ -57,7 +57,8 @@ impl Outcome {
             requests,
             failed_requests,
             task_errors,
-            checks: (!verdict.is_empty()).then(|| (verdict.crossed().count(), verdict.checks.len())),
+            checks: (!verdict.is_empty())
+                .then(|| (verdict.crossed().count(), verdict.checks.len())),
             aborted,
             exit_code,
         }
@@ -89,7 +90,10 @@ impl Outcome {
             ),
             Some((0, all)) => format!("; all {all} {} held", plural(all as u64, "check")),
             Some((crossed, all)) => {
-                format!("; {crossed} of {all} {} crossed", plural(all as u64, "check"))
+                format!(
+                    "; {crossed} of {all} {} crossed",
+                    plural(all as u64, "check")
+                )
             }
         };
         format!("{requests}{checks} → exit code {}", self.exit_code)
@@ -109,7 +113,13 @@ mod tests {
     use super::*;
     use verdict::{Check, CheckKind};
 
-    fn outcome(requests: u64, failed: u64, errors: u64, checks: Option<(usize, usize)>, code: i32) -> String {
+    fn outcome(
+        requests: u64,
+        failed: u64,
+        errors: u64,
+        checks: Option<(usize, usize)>,
+        code: i32,
+    ) -> String {
         Outcome {
             requests,
             failed_requests: failed,
@@ -123,13 +133,22 @@ mod tests {
 
     #[test]
     fn words_name_the_failures_the_checks_and_the_code() {
-        assert_eq!(outcome(625, 17, 0, None, 1), "17 of 625 requests failed → exit code 1");
-        assert_eq!(outcome(1, 0, 0, None, 0), "all 1 request succeeded → exit code 0");
+        assert_eq!(
+            outcome(625, 17, 0, None, 1),
+            "17 of 625 requests failed → exit code 1"
+        );
+        assert_eq!(
+            outcome(1, 0, 0, None, 0),
+            "all 1 request succeeded → exit code 0"
+        );
         assert_eq!(
             outcome(9, 0, 2, None, 1),
             "9 requests succeeded but tasks raised 2 errors → exit code 1"
         );
-        assert_eq!(outcome(0, 0, 0, None, 1), "no request completed → exit code 1");
+        assert_eq!(
+            outcome(0, 0, 0, None, 1),
+            "no request completed → exit code 1"
+        );
         assert_eq!(
             outcome(625, 17, 0, Some((0, 2)), 0),
             "17 of 625 requests failed; all 2 checks held → exit code 0"
@@ -187,7 +206,11 @@ mod tests {
         };
         assert_eq!(judge(&stats, &held, None, false), 0);
         assert_eq!(judge(&stats, &held, Some(5), false), 5);
-        assert_eq!(judge(&stats, &held, None, true), 3, "aborted on a threshold");
+        assert_eq!(
+            judge(&stats, &held, None, true),
+            3,
+            "aborted on a threshold"
+        );
         assert_eq!(judge(&stats, &crossed, Some(5), false), 3);
         let o = Outcome::judge(&stats, &crossed, None, false);
         assert_eq!(o.checks, Some((1, 2)));
