@@ -148,11 +148,7 @@ pub struct RunSummary {
 impl RunRecord {
     /// The aggregated row (an empty one if the run had none).
     pub fn aggregated(&self) -> EntryFigures {
-        self.entries
-            .iter()
-            .find(|e| e.method.is_empty() && e.name == AGGREGATED)
-            .cloned()
-            .unwrap_or_else(|| empty_entry("", AGGREGATED))
+        aggregated_of(&self.entries)
     }
 
     pub fn summary(&self) -> RunSummary {
@@ -172,6 +168,15 @@ impl RunRecord {
             verdict: self.verdict.clone(),
         }
     }
+}
+
+/// The aggregated row among `entries` (an empty one if none).
+pub fn aggregated_of(entries: &[EntryFigures]) -> EntryFigures {
+    entries
+        .iter()
+        .find(|e| e.method.is_empty() && e.name == AGGREGATED)
+        .cloned()
+        .unwrap_or_else(|| empty_entry("", AGGREGATED))
 }
 
 pub(crate) fn empty_entry(method: &str, name: &str) -> EntryFigures {

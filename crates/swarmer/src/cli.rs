@@ -13,6 +13,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod history;
+pub use history::{BaselineSpec, HistoryAction, HistoryArgs, HistoryCommand};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "swarmer",
@@ -36,6 +39,8 @@ pub enum Command {
         #[arg(long, default_value_t = 8080, env = "SWARMER_DEMO_PORT")]
         port: u16,
     },
+    /// Read the run history: list, show ID, compare A B.
+    History(HistoryCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -158,6 +163,8 @@ pub struct RunArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub web: WebArgs,
+    #[command(flatten)]
+    pub history: HistoryArgs,
 
     /// Log level: error, warn, info, debug, trace.
     #[arg(short = 'L', long, env = "SWARMER_LOGLEVEL", default_value = "info")]

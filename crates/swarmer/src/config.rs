@@ -10,6 +10,7 @@
 //! the web forms and the API so all refuse the same values with the same
 //! words.
 
+mod history;
 mod outputs;
 mod secure;
 
@@ -29,6 +30,7 @@ use worker::session::SessionConfig;
 
 use crate::cli::{RunArgs, ScalerKind};
 
+pub use history::{Baseline, HistorySetup};
 pub use outputs::Outputs;
 
 /// "The user asked for something impossible": exit code 2.
@@ -73,6 +75,8 @@ pub struct Control {
     /// Start the bundled demo target and aim at it unless `-H` says otherwise.
     pub demo_target: bool,
     pub stop_timeout: Duration,
+    /// Where the run is recorded and what it is compared to.
+    pub history: HistorySetup,
 }
 
 pub enum Mode {
@@ -295,6 +299,7 @@ fn control(
     let request = run_request(args, &info)?;
     let shape_function =
         args.stages.is_none() && !args.no_shape && matches!(info.shape, Some(ShapeInfo::Function));
+    let history = history::resolve(&args.history, args.headless)?;
     let mode = if args.headless {
         let outputs = Outputs {
             csv: args.csv.clone(),
@@ -349,6 +354,7 @@ fn control(
         demo_target: args.demo_target,
         stop_timeout: args.stop_timeout,
         shape_function,
+        history,
     })
 }
 

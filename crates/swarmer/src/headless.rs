@@ -7,17 +7,19 @@ use anyhow::Context;
 use master::{MasterHandle, RunRequest, RunState, Snapshot};
 
 use crate::config::{Headless, Outputs, usage};
+use crate::recording::Recording;
 use crate::{console, output};
 
 pub async fn run(
     config: &Headless,
     request: RunRequest,
     master: MasterHandle,
+    recording: &Recording,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<i32> {
     wait_for_workers(config, &master, &shutdown).await?;
     master
-        .start_run(request)
+        .start_run(request.clone())
         .await
         .map_err(|e| usage(e.to_string()))?;
     let out = &config.outputs;
@@ -56,17 +58,39 @@ pub async fn run(
         );
     }
     let snap = finish(&master, config.stop_timeout).await;
-    report(out, &master, &snap)?;
+    let points = master.history();
+    let mut record =
+        master::recorder::record_of(&snap, &points, &recording.script, Some(&request), "");
+    record.checks = recording.checks(&record);
+    let code = exit_code(config, &snap, &record.checks);
+    record.verdict = if code == 0 { "passed" } else { "failed" }.into();
+    // The files first: a history that fails must not lose them.
+    let written = report(out, &master, &snap, recording, &record.checks);
+    recording.record(&record).await;
+    written?;
+    Ok(code)
+}
+
+/// Locust's rule (any failure fails the run), then exit 3 when a
+/// regression check is crossed.
+fn exit_code(config: &Headless, snap: &Snapshot, checks: &[history::Check]) -> i32 {
     if snap.stats.num_requests() == 0 {
         // Nothing was measured: whatever went wrong (a target that never
         // answered in time, a script whose tasks make no request), this run
         // proves nothing and must not pass a CI gate.
         eprintln!("error: no request completed during the run, so there is nothing to judge");
-        return Ok(config.exit_code_on_error.max(1));
+        return config.exit_code_on_error.max(1);
+    }
+    if checks.iter().any(|c| !c.ok) {
+        eprintln!("error: the run regressed against its baseline (see the regression checks)");
+        return REGRESSION_EXIT_CODE;
     }
     let failed = snap.stats.num_failures() > 0 || snap.stats.exceptions().len() > 0;
-    Ok(if failed { config.exit_code_on_error } else { 0 })
+    if failed { config.exit_code_on_error } else { 0 }
 }
+
+/// A crossed regression check (as for a crossed threshold).
+const REGRESSION_EXIT_CODE: i32 = 3;
 
 async fn wait_for_workers(
     config: &Headless,
@@ -103,13 +127,20 @@ async fn finish(master: &MasterHandle, stop_timeout: Duration) -> std::sync::Arc
     }
 }
 
-fn report(out: &Outputs, master: &MasterHandle, snap: &Snapshot) -> anyhow::Result<()> {
+fn report(
+    out: &Outputs,
+    master: &MasterHandle,
+    snap: &Snapshot,
+    recording: &Recording,
+    checks: &[history::Check],
+) -> anyhow::Result<()> {
     let now = snap.now_ms;
     if out.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&output::final_json(snap))?
-        );
+        let mut json = output::final_json(snap);
+        if recording.has_limits() {
+            json["regressions"] = serde_json::to_value(checks)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         println!("{}", console::stats_table(&snap.stats, now));
         println!("Response time percentiles (approximated)");
@@ -122,6 +153,7 @@ fn report(out: &Outputs, master: &MasterHandle, snap: &Snapshot) -> anyhow::Resu
                 snap.lost_workers
             );
         }
+        print!("{}", recording.checks_table(checks));
     }
     if let Some(prefix) = &out.csv {
         output::write_final_csv(prefix, snap).context("writing CSV files")?;

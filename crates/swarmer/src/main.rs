@@ -8,8 +8,10 @@ mod config;
 mod console;
 mod demo_target;
 mod headless;
+mod history_cmd;
 mod output;
 mod parent;
+mod recording;
 mod roles;
 
 use clap::Parser;
@@ -88,6 +90,7 @@ fn run(cli: Cli) -> i32 {
             Job::Subcommand(Command::DemoTarget { bind, port }) => {
                 demo_target(&bind, port, shutdown).await
             }
+            Job::Subcommand(Command::History(command)) => history_cmd::run(command).await,
             Job::Role(Config::Worker(role)) => roles::worker(role, shutdown).await,
             Job::Role(Config::Master(control, cluster)) => {
                 roles::master(*control, cluster, logs, shutdown).await

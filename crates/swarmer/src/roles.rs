@@ -22,6 +22,7 @@ use worker::session::{self, Outbox};
 use crate::cli::ScalerKind;
 use crate::config::{Cluster, Control, Mode, WorkerRole, usage};
 use crate::headless;
+use crate::recording::Recording;
 
 /// Standalone: the master and one in-process worker, linked in memory.
 pub async fn standalone(
@@ -29,6 +30,7 @@ pub async fn standalone(
     logs: LogBuffer,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
+    let recording = open_history(&control).await?;
     if control.demo_target {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -67,7 +69,16 @@ pub async fn standalone(
     });
     let ext = start_extensions(&control, &handle).await?;
     let stop_timeout = control.stop_timeout;
-    let code = serve(control, handle.clone(), logs, None, ext, shutdown).await;
+    let code = serve(
+        control,
+        handle.clone(),
+        logs,
+        None,
+        ext,
+        recording,
+        shutdown,
+    )
+    .await;
     stop_run(&handle, stop_timeout).await;
     worker_stop.cancel();
     let _ = tokio::time::timeout(stop_timeout + Duration::from_secs(2), worker_task).await;
@@ -82,6 +93,7 @@ pub async fn master(
     logs: LogBuffer,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
+    let recording = open_history(&control).await?;
     let bind = &cluster.bind;
     let listener = TcpListener::bind(bind).await.map_err(|e| {
         usage(format!(
@@ -118,6 +130,7 @@ pub async fn master(
         logs,
         scaling.scaler.clone(),
         ext,
+        recording,
         shutdown,
     )
     .await;
@@ -164,6 +177,12 @@ async fn stop_run(handle: &MasterHandle, stop_timeout: Duration) {
     }
 }
 
+/// The run history, opened before anything starts (a bad one is exit 2).
+async fn open_history(control: &Control) -> anyhow::Result<Recording> {
+    let script = master::recorder::ScriptMeta::new(&control.src.path, &control.src.code);
+    Recording::open(&control.history, script).await
+}
+
 /// Headless: run once and report. Otherwise: serve the web UI until stopped.
 async fn serve(
     control: Control,
@@ -171,6 +190,7 @@ async fn serve(
     logs: LogBuffer,
     scaler: Option<Arc<dyn Scaler>>,
     ext: Option<Extensions>,
+    recording: Recording,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
     let mut control = control;
@@ -179,7 +199,7 @@ async fn serve(
     }
     let (bind, web, autostart) = match control.mode {
         Mode::Headless(config) => {
-            return headless::run(&config, control.request, handle, shutdown).await;
+            return headless::run(&config, control.request, handle, &recording, shutdown).await;
         }
         Mode::Web {
             bind,
@@ -194,10 +214,13 @@ async fn serve(
     })?;
     let addr = listener.local_addr()?;
     println!("web UI at http://{addr}{}/ (Ctrl-C to quit)", web.base_path);
+    // Not tied to `shutdown`: the run stopped on the way out is recorded too.
+    recording.record_ui_runs(handle.clone(), CancellationToken::new());
     let config = WebConfig {
         logs: Some(logs),
         scaler,
         ext,
+        history: recording.store(),
         ..web
     };
     if autostart {

@@ -70,6 +70,9 @@ pub struct WebConfig {
     pub allowed_hosts: Vec<String>,
     /// Timeouts and the connection cap of [`run`].
     pub limits: ServeLimits,
+    /// The run history the History tab and `/api/v1/history` read (None:
+    /// `--no-history`).
+    pub history: Option<history::Store>,
 }
 
 /// Serves the web UI and API on `listener` until `shutdown`.

@@ -1,0 +1,152 @@
+//! A run's history at run time: the store opened (and a stored baseline
+//! found) before the run starts, so a bad database stops it with exit 2;
+//! the regression checks at its end; recording it; and the task that
+//! records the web UI's runs.
+
+use history::{Check, EntryFigures, RunRecord, Store, regression_checks};
+use master::MasterHandle;
+use master::recorder::ScriptMeta;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::BaselineSpec;
+use crate::config::{Baseline, HistorySetup, usage};
+
+pub struct Recording {
+    store: Option<Store>,
+    pub script: ScriptMeta,
+    /// What the run is compared to: its label and its entries.
+    baseline: Option<(String, Vec<EntryFigures>)>,
+    limits: Vec<history::RegressionLimit>,
+}
+
+impl Recording {
+    /// Opens the store and finds a stored baseline: any failure is a usage
+    /// error (exit 2), before anything runs.
+    pub async fn open(setup: &HistorySetup, script: ScriptMeta) -> anyhow::Result<Recording> {
+        let store = match &setup.location {
+            Some(location) => Some(
+                Store::open(location)
+                    .await
+                    .map_err(|e| usage(format!("{e} (--history PATH|URL, or --no-history)")))?,
+            ),
+            None => {
+                tracing::info!("the run history is off: this run will not be recorded");
+                None
+            }
+        };
+        let baseline = match &setup.baseline {
+            None => None,
+            Some(Baseline::File { path, entries }) => Some((path.clone(), entries.clone())),
+            Some(Baseline::Stored(spec)) => {
+                let store = store
+                    .as_ref()
+                    .ok_or_else(|| usage("--baseline: no history"))?;
+                Some(stored_baseline(store, spec, &script.name).await?)
+            }
+        };
+        Ok(Recording {
+            store,
+            script,
+            baseline,
+            limits: setup.limits.clone(),
+        })
+    }
+
+    pub fn has_limits(&self) -> bool {
+        !self.limits.is_empty()
+    }
+
+    /// The regression checks of a finished run (none without limits).
+    pub fn checks(&self, run: &RunRecord) -> Vec<Check> {
+        match &self.baseline {
+            Some((_, entries)) if self.has_limits() => {
+                let base = history::record::aggregated_of(entries);
+                regression_checks(&self.limits, &run.aggregated(), &base)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The table printed at the end of the summary.
+    pub fn checks_table(&self, checks: &[Check]) -> String {
+        let Some((label, _)) = &self.baseline else {
+            return String::new();
+        };
+        if checks.is_empty() {
+            return String::new();
+        }
+        let mut out = format!("Regression checks against baseline {label}\n");
+        out.push_str(&format!(
+            "{:<36} {:<12} {:>14} {:>14}  Result\n",
+            "Check", "Scope", "Observed", "Limit"
+        ));
+        for c in checks {
+            out.push_str(&format!(
+                "{:<36} {:<12} {:>14.3} {:>14.3}  {}\n",
+                c.expr,
+                c.scope,
+                c.observed,
+                c.limit,
+                if c.ok { "pass" } else { "FAIL" }
+            ));
+        }
+        out
+    }
+
+    /// Records a finished run; a failure is shown, never fatal (the run's
+    /// files are written before this).
+    pub async fn record(&self, run: &RunRecord) {
+        let Some(store) = &self.store else { return };
+        match store.record(run).await {
+            Ok(id) => eprintln!(
+                "run recorded in the history as #{id} ({})",
+                store.location()
+            ),
+            Err(e) => eprintln!("error: the run was not recorded: {e}"),
+        }
+    }
+
+    /// With the web UI: records each run when it stops.
+    pub fn record_ui_runs(&self, master: MasterHandle, shutdown: CancellationToken) {
+        if let Some(store) = &self.store {
+            tokio::spawn(master::recorder::run(
+                master,
+                store.clone(),
+                self.script.clone(),
+                shutdown,
+            ));
+        }
+    }
+
+    /// The store, for the web API.
+    pub fn store(&self) -> Option<Store> {
+        self.store.clone()
+    }
+}
+
+async fn stored_baseline(
+    store: &Store,
+    spec: &BaselineSpec,
+    script: &str,
+) -> anyhow::Result<(String, Vec<EntryFigures>)> {
+    let at = store.location();
+    let found = match spec {
+        BaselineSpec::Id(id) => store.get(*id).await,
+        BaselineSpec::Last => store.latest(Some(script), false).await,
+        BaselineSpec::LastPassed => store.latest(Some(script), true).await,
+        // Read by `config` already; never sent here.
+        BaselineSpec::File(path) => {
+            return Err(usage(format!("--baseline {}: not a history run", path.display())).into());
+        }
+    }
+    .map_err(|e| usage(format!("--baseline: {e}")))?;
+    let Some(run) = found else {
+        let what = match spec {
+            BaselineSpec::Id(id) => format!("no run #{id}"),
+            BaselineSpec::Last => format!("no recorded run of {script}"),
+            _ => format!("no passed run of {script}"),
+        };
+        return Err(usage(format!("--baseline: {what} in the history at {at}")).into());
+    };
+    Ok((format!("#{} ({})", run.id, run.script), run.entries))
+}

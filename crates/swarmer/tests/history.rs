@@ -1,0 +1,482 @@
+//! The run history end to end: the real binary against the demo target on
+//! port 0, recording into a SQLite file and into a real PostgreSQL server
+//! (one test body over both), `swarmer history list/show/compare` in text
+//! and JSON, baselines from a JSON file and from the history with
+//! `--max-regression` (exit 3), and bad input (exit 2 before the run).
+
+mod common;
+#[path = "../../history/tests/support/postgres.rs"]
+mod postgres;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{DemoTarget, TempDir, text, wait_with_deadline};
+
+const BIN: &str = env!("CARGO_BIN_EXE_swarmer");
+
+/// Hits one fast page; the file name (`api.lua`) is what runs share.
+const FAST: &str = r#"
+local U = swarmer.user { name = "U", wait = swarmer.constant(0.01) }
+U:task(function(self) self.http:get("/item/1", { name = "/item" }) end)
+"#;
+
+/// The same test, gone slow: every request takes 200 ms.
+const SLOW: &str = r#"
+local U = swarmer.user { name = "U", wait = swarmer.constant(0.01) }
+U:task(function(self) self.http:get("/slow?ms=200", { name = "/item" }) end)
+"#;
+
+fn swarmer(dir: &Path, args: &[&str]) -> Output {
+    let child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        // Never the real per-user history.
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn swarmer");
+    wait_with_deadline(child, Duration::from_secs(60))
+}
+
+/// A short headless run of `script` recorded in `history`.
+fn headless(dir: &Path, script: &str, target: &str, history: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "-f",
+        script,
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "20",
+        "-t",
+        "2s",
+        "-H",
+        target,
+        "--history",
+        history,
+    ];
+    args.extend_from_slice(extra);
+    swarmer(dir, &args)
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    let stdout = text(&out.stdout);
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{}", text(&out.stderr)))
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn explain(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// Record two runs, then read them back every way.
+fn record_list_show_compare(history: &str) {
+    let dir = TempDir::new("history-e2e");
+    let target = DemoTarget::start(dir.path());
+    let script = dir.write("api.lua", FAST);
+    let first = headless(dir.path(), &script, &target.url, history, &[]);
+    assert_eq!(code(&first), 0, "{}", explain(&first));
+    assert!(
+        text(&first.stderr).contains("run recorded in the history as #"),
+        "{}",
+        explain(&first)
+    );
+    let second = headless(dir.path(), &script, &target.url, history, &[]);
+    assert_eq!(code(&second), 0, "{}", explain(&second));
+
+    let list = swarmer(
+        dir.path(),
+        &["history", "list", "--json", "--history", history],
+    );
+    assert_eq!(code(&list), 0, "{}", explain(&list));
+    let runs = json(&list);
+    let runs = runs.as_array().expect("a list");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let (b, a) = (
+        runs[0]["id"].as_i64().unwrap(),
+        runs[1]["id"].as_i64().unwrap(),
+    );
+    assert!(b > a, "newest first");
+    for run in runs {
+        assert_eq!(run["script"], "api.lua");
+        assert_eq!(run["host"], target.url.as_str());
+        assert_eq!(run["verdict"], "passed");
+        assert_eq!(run["profile"]["users"], 2);
+        assert!(run["requests"].as_u64().unwrap() > 0);
+        assert!(run["rps"].as_f64().unwrap() > 0.0);
+    }
+
+    let table = swarmer(dir.path(), &["history", "list", "--history", history]);
+    let table = text(&table.stdout);
+    for needle in [
+        "Id",
+        "When",
+        "Script",
+        "Host",
+        "Users/profile",
+        "RPS",
+        "p95",
+        "Verdict",
+    ] {
+        assert!(table.contains(needle), "{needle} in {table}");
+    }
+    assert!(
+        table.contains("api.lua") && table.contains("2 users @ 20/s, 2s"),
+        "{table}"
+    );
+
+    let show = swarmer(
+        dir.path(),
+        &[
+            "history",
+            "show",
+            &a.to_string(),
+            "--json",
+            "--history",
+            history,
+        ],
+    );
+    let run = json(&show);
+    let entries = run["entries"].as_array().expect("entries");
+    let names: Vec<_> = entries
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/item", "Aggregated"]);
+    assert_eq!(entries[0]["method"], "GET");
+    assert!(
+        !run["intervals"].as_array().unwrap().is_empty(),
+        "per-second history kept"
+    );
+    assert_eq!(run["script_hash"].as_str().unwrap().len(), 64);
+
+    let show_text = swarmer(
+        dir.path(),
+        &["history", "show", &a.to_string(), "--history", history],
+    );
+    assert!(
+        text(&show_text.stdout).contains("GET /item"),
+        "{}",
+        explain(&show_text)
+    );
+
+    let (a, b) = (a.to_string(), b.to_string());
+    let cmp = swarmer(
+        dir.path(),
+        &["history", "compare", &a, &b, "--json", "--history", history],
+    );
+    let cmp = json(&cmp);
+    let total = cmp["entries"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(total["name"], "Aggregated");
+    let requests = total["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["figure"] == "requests")
+        .unwrap()
+        .clone();
+    let (ra, rb) = (
+        requests["a"].as_f64().unwrap(),
+        requests["b"].as_f64().unwrap(),
+    );
+    assert_eq!(requests["delta"].as_f64().unwrap(), rb - ra);
+    let pct = requests["percent"].as_f64().unwrap();
+    assert!((pct - (rb - ra) / ra * 100.0).abs() < 1e-6);
+    let cmp_text = swarmer(
+        dir.path(),
+        &["history", "compare", &a, &b, "--history", history],
+    );
+    let cmp_text = text(&cmp_text.stdout);
+    assert!(
+        cmp_text.contains("GET /item") && cmp_text.contains("Change"),
+        "{cmp_text}"
+    );
+    assert!(cmp_text.contains(&format!("{pct:+.1}%")), "{cmp_text}");
+
+    let missing = swarmer(
+        dir.path(),
+        &["history", "show", "99999", "--history", history],
+    );
+    assert_eq!(code(&missing), 2, "{}", explain(&missing));
+    assert!(
+        text(&missing.stderr).contains("no run #99999"),
+        "{}",
+        explain(&missing)
+    );
+}
+
+#[test]
+fn sqlite_history_records_lists_shows_and_compares() {
+    let dir = TempDir::new("history-sqlite");
+    let db = dir.path().join("runs.db");
+    record_list_show_compare(db.to_str().unwrap());
+}
+
+#[test]
+fn postgres_history_records_lists_shows_and_compares() {
+    let Some(pg) = postgres::start() else { return };
+    record_list_show_compare(&pg.url);
+}
+
+#[test]
+fn regression_against_a_json_file_and_the_history_exits_3() {
+    let dir = TempDir::new("history-regress");
+    let target = DemoTarget::start(dir.path());
+    let db = dir.path().join("runs.db");
+    let db = db.to_str().unwrap();
+    // Two copies of one test (same file name), the second gone slow.
+    std::fs::create_dir_all(dir.path().join("fast")).unwrap();
+    std::fs::create_dir_all(dir.path().join("slow")).unwrap();
+    let fast = dir.write("fast/api.lua", FAST);
+    let slow = dir.write("slow/api.lua", SLOW);
+    let base = headless(dir.path(), &fast, &target.url, db, &["--json"]);
+    assert_eq!(code(&base), 0, "{}", explain(&base));
+    let base_file = dir.path().join("base.json");
+    std::fs::write(&base_file, &base.stdout).unwrap();
+    let base_file = base_file.to_str().unwrap();
+
+    // Against the file: the same speed holds, the slow one is caught.
+    let limits = ["--max-regression", "p95=500%,fail_ratio=+1%"];
+    let same = headless(
+        dir.path(),
+        &fast,
+        &target.url,
+        db,
+        &[&["--baseline", base_file], &limits[..], &["--json"]].concat(),
+    );
+    assert_eq!(code(&same), 0, "{}", explain(&same));
+    let checks = json(&same)["regressions"].clone();
+    assert_eq!(checks.as_array().unwrap().len(), 2, "{checks}");
+    assert!(
+        checks.as_array().unwrap().iter().all(|c| c["ok"] == true),
+        "{checks}"
+    );
+
+    let worse = headless(
+        dir.path(),
+        &slow,
+        &target.url,
+        db,
+        &[&["--baseline", base_file], &limits[..], &["--json"]].concat(),
+    );
+    assert_eq!(code(&worse), 3, "{}", explain(&worse));
+    let checks = json(&worse)["regressions"].clone();
+    let p95 = &checks[0];
+    assert_eq!(p95["expr"], "p95 <= +500% vs baseline");
+    assert_eq!(p95["scope"], "Aggregated");
+    assert_eq!(p95["ok"], false);
+    assert!(p95["observed"].as_f64().unwrap() >= 200.0, "{p95}");
+    assert!(p95["limit"].as_f64().unwrap() < 200.0, "{p95}");
+    assert!(
+        p95.get("kind").is_some() && checks[1]["ok"] == true,
+        "{checks}"
+    );
+
+    // Against the history: `last-passed` skips the failed slow run just
+    // recorded and finds a fast one; the table shows in the summary.
+    let again = headless(
+        dir.path(),
+        &slow,
+        &target.url,
+        db,
+        &[&["--baseline", "last-passed"], &limits[..]].concat(),
+    );
+    assert_eq!(code(&again), 3, "{}", explain(&again));
+    let summary = text(&again.stdout);
+    assert!(
+        summary.contains("Regression checks against baseline #"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("p95 <= +500% vs baseline") && summary.contains("FAIL"),
+        "{summary}"
+    );
+    let list = json(&swarmer(
+        dir.path(),
+        &["history", "list", "--json", "--history", db],
+    ));
+    let verdicts: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["verdict"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(verdicts, ["failed", "failed", "passed", "passed"]);
+    let failed_id = list[0]["id"].as_i64().unwrap().to_string();
+    let shown = json(&swarmer(
+        dir.path(),
+        &["history", "show", &failed_id, "--json", "--history", db],
+    ));
+    assert_eq!(
+        shown["checks"][0]["ok"], false,
+        "the checks are recorded: {shown}"
+    );
+
+    // `last` is the newest run of the script, failed or not: itself slow,
+    // so the slow run holds against it.
+    let last = headless(
+        dir.path(),
+        &slow,
+        &target.url,
+        db,
+        &[&["--baseline", "last"], &limits[..]].concat(),
+    );
+    assert_eq!(code(&last), 0, "{}", explain(&last));
+}
+
+#[test]
+fn bad_history_or_baseline_is_exit_2_before_the_run() {
+    let dir = TempDir::new("history-bad");
+    let target = DemoTarget::start(dir.path());
+    let script = dir.write("api.lua", FAST);
+    let corrupt = dir.write("corrupt.db", &"not a database ".repeat(300));
+    let not_json = dir.write("notes.txt", "hello");
+    let other_json = dir.write("other.json", r#"{"hello": "world"}"#);
+    let db = dir.path().join("runs.db");
+    let db = db.to_str().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let refused = format!("postgres://me:secret@127.0.0.1:{port}/runs");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--history", &corrupt], "not a database"),
+        (
+            vec!["--history", &refused],
+            "cannot open the run history at postgres://me:***@",
+        ),
+        (vec!["--history", "mysql://h/db"], "unsupported scheme"),
+        (
+            vec!["--history", db, "--baseline", &not_json],
+            "notes.txt: not a swarmer JSON output",
+        ),
+        (
+            vec!["--history", db, "--baseline", &other_json],
+            "other.json: not a swarmer JSON output",
+        ),
+        (
+            vec!["--history", db, "--baseline", "missing.json"],
+            "missing.json: cannot read it",
+        ),
+        (vec!["--history", db, "--baseline", "42"], "no run #42"),
+        (
+            vec!["--history", db, "--baseline", "last"],
+            "no recorded run of api.lua",
+        ),
+        (
+            vec!["--no-history", "--baseline", "last"],
+            "the history, which is off",
+        ),
+        (
+            vec!["--history", db, "--max-regression", "p95=10%"],
+            "needs --baseline",
+        ),
+        (
+            vec![
+                "--history",
+                db,
+                "--baseline",
+                "last",
+                "--max-regression",
+                "p42=1%",
+            ],
+            "unknown figure",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec![
+            "-f",
+            &script,
+            "--headless",
+            "-u",
+            "1",
+            "-r",
+            "1",
+            "-t",
+            "1s",
+            "-H",
+            &target.url,
+        ];
+        args.extend(extra.iter().copied());
+        let out = swarmer(dir.path(), &args);
+        assert_eq!(code(&out), 2, "{extra:?}: {}", explain(&out));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(needle),
+            "{extra:?}: expected {needle:?} in {stderr}"
+        );
+        assert!(
+            !stderr.contains("secret"),
+            "{extra:?}: the password shows: {stderr}"
+        );
+    }
+    assert_eq!(target.served(), 0, "no run started");
+}
+
+#[test]
+fn a_database_lost_mid_run_loses_no_output() {
+    let Some(mut pg) = postgres::start() else {
+        return;
+    };
+    let dir = TempDir::new("history-lost");
+    let target = DemoTarget::start(dir.path());
+    let script = dir.write("api.lua", FAST);
+    let csv = dir.path().join("out");
+    let child = Command::new(BIN)
+        .args([
+            "-f",
+            &script,
+            "--headless",
+            "-u",
+            "2",
+            "-r",
+            "20",
+            "-t",
+            "3s",
+            "-H",
+            &target.url,
+        ])
+        .args([
+            "--history",
+            &pg.url,
+            "--json",
+            "--csv",
+            csv.to_str().unwrap(),
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn swarmer");
+    // The run is under way once the target serves it; then the database goes.
+    let served = common::poll(Duration::from_secs(20), || {
+        (target.served() > 0).then_some(())
+    });
+    assert!(served.is_some(), "the run never started");
+    pg.kill();
+    let out = wait_with_deadline(child, Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "the run itself passed: {}", explain(&out));
+    assert!(
+        text(&out.stderr).contains("the run was not recorded"),
+        "{}",
+        explain(&out)
+    );
+    let summary = json(&out);
+    assert!(summary["stats"].as_array().unwrap().len() >= 2, "{summary}");
+    let stats_csv = std::fs::read_to_string(dir.path().join("out_stats.csv")).unwrap();
+    assert!(stats_csv.contains("/item"), "{stats_csv}");
+}
