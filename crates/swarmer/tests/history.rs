@@ -480,3 +480,110 @@ fn a_database_lost_mid_run_loses_no_output() {
     let stats_csv = std::fs::read_to_string(dir.path().join("out_stats.csv")).unwrap();
     assert!(stats_csv.contains("/item"), "{stats_csv}");
 }
+
+/// The web UI's address from its banner line.
+fn web_url(proc: &common::Proc) -> String {
+    let line = proc.expect_line(Duration::from_secs(30), "web UI at ");
+    let url = line.split("web UI at ").nth(1).expect("address");
+    url.split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string()
+}
+
+#[test]
+fn ui_runs_are_recorded_served_by_the_api_and_survive_a_restart() {
+    let dir = TempDir::new("history-web");
+    let target = DemoTarget::start(dir.path());
+    let script = dir.write("api.lua", FAST);
+    let db = dir.path().join("runs.db");
+    let db = db.to_str().unwrap();
+    let state = dir.path().join("state");
+    let env = [("XDG_STATE_HOME", state.to_str().unwrap())];
+    let web = [
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        "0",
+        "--history",
+        db,
+    ];
+    let mut first = common::Proc::swarmer_with_env(
+        "master-1",
+        dir.path(),
+        &[
+            &[
+                "-f",
+                &script,
+                "-H",
+                &target.url,
+                "--autostart",
+                "-u",
+                "2",
+                "-r",
+                "20",
+                "-t",
+                "1s",
+            ],
+            &web[..],
+        ]
+        .concat(),
+        &env,
+    );
+    let url = web_url(&first);
+    // The autostarted run ends by its run time; the master records it.
+    let runs = common::poll(Duration::from_secs(30), || {
+        let list = common::get_json(&format!("{url}/api/v1/history"));
+        let runs = list["runs"].as_array().cloned().unwrap_or_default();
+        (!runs.is_empty()).then_some(runs)
+    })
+    .expect("the UI run is recorded");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let id = runs[0]["id"].as_i64().unwrap();
+    assert_eq!(runs[0]["script"], "api.lua");
+    assert_eq!(runs[0]["verdict"], "passed");
+    assert!(runs[0]["requests"].as_u64().unwrap() > 0);
+
+    first.signal("TERM");
+    assert!(
+        first.wait_exit(Duration::from_secs(30)).is_some(),
+        "the master quits"
+    );
+
+    let second = common::Proc::swarmer_with_env(
+        "master-2",
+        dir.path(),
+        &[&["-f", &script], &web[..]].concat(),
+        &env,
+    );
+    let url = web_url(&second);
+    let list = common::get_json(&format!("{url}/api/v1/history"));
+    assert_eq!(list["recording"], true);
+    assert!(
+        list["points"].is_array(),
+        "the charts' points are still there: {list}"
+    );
+    let ids: Vec<_> = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [id], "the run survives the restart");
+
+    let run = common::get_json(&format!("{url}/api/v1/history/{id}"));
+    assert_eq!(
+        run["entries"].as_array().unwrap().last().unwrap()["name"],
+        "Aggregated"
+    );
+    assert!(!run["intervals"].as_array().unwrap().is_empty());
+    let cmp = common::get_json(&format!("{url}/api/v1/history/compare?a={id}&b={id}"));
+    assert_eq!(cmp["a"]["id"], id);
+    assert!(cmp["entries"].as_array().unwrap().len() >= 2, "{cmp}");
+    let (code, body) = common::http_get(&format!("{url}/api/v1/history/{}", id + 100)).unwrap();
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = common::http_get(&format!("{url}/api/v1/history/compare?a=x&b=1")).unwrap();
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("expected a run id"), "{body}");
+}
