@@ -48,6 +48,7 @@ pub fn builtin_tabs() -> Vec<TabInfo> {
         ("exceptions", "Exceptions"),
         ("workers", "Workers"),
         ("logs", "Logs"),
+        ("history", "History"),
         ("downloads", "Downloads"),
     ]
     .into_iter()
