@@ -3,6 +3,9 @@
 //! the regression checks at its end; recording it; and the task that
 //! records the web UI's runs.
 
+use std::sync::Mutex;
+use std::time::Duration;
+
 use history::{Check, EntryFigures, RunRecord, Store, regression_checks};
 use master::MasterHandle;
 use master::recorder::ScriptMeta;
@@ -17,7 +20,14 @@ pub struct Recording {
     /// What the run is compared to: its label and its entries.
     baseline: Option<(String, Vec<EntryFigures>)>,
     limits: Vec<history::RegressionLimit>,
+    /// The web UI's recorder, awaited on the way out so the run stopped
+    /// by quitting is recorded too.
+    ui_recorder: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
+
+/// How long quitting waits for the last run to be recorded (a connection
+/// wait of the store is 5 s).
+const FINISH_RECORDING: Duration = Duration::from_secs(8);
 
 impl Recording {
     /// Opens the store and finds a stored baseline: any failure is a usage
@@ -49,6 +59,7 @@ impl Recording {
             script,
             baseline,
             limits: setup.limits.clone(),
+            ui_recorder: Mutex::new(None),
         })
     }
 
@@ -106,15 +117,32 @@ impl Recording {
         }
     }
 
-    /// With the web UI: records each run when it stops.
-    pub fn record_ui_runs(&self, master: MasterHandle, shutdown: CancellationToken) {
+    /// With the web UI: records each run when it stops, until the master's
+    /// coordinator ends (not on Ctrl-C: the run it stops is still to come).
+    pub fn record_ui_runs(&self, master: MasterHandle) {
         if let Some(store) = &self.store {
-            tokio::spawn(master::recorder::run(
+            let task = tokio::spawn(master::recorder::run(
                 master,
                 store.clone(),
                 self.script.clone(),
-                shutdown,
+                CancellationToken::new(),
             ));
+            if let Ok(mut slot) = self.ui_recorder.lock() {
+                *slot = Some(task);
+            }
+        }
+    }
+
+    /// Waits (bounded) for the web UI's recorder, once the coordinator has
+    /// been told to stop: it records the last run, then ends with it.
+    pub async fn finish(&self) {
+        let task = self
+            .ui_recorder
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take());
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(FINISH_RECORDING, task).await;
         }
     }
 

@@ -75,7 +75,7 @@ pub async fn standalone(
         logs,
         None,
         ext,
-        recording,
+        &recording,
         shutdown,
     )
     .await;
@@ -83,6 +83,7 @@ pub async fn standalone(
     worker_stop.cancel();
     let _ = tokio::time::timeout(stop_timeout + Duration::from_secs(2), worker_task).await;
     coordinator_stop.cancel();
+    recording.finish().await;
     code
 }
 
@@ -130,7 +131,7 @@ pub async fn master(
         logs,
         scaling.scaler.clone(),
         ext,
-        recording,
+        &recording,
         shutdown,
     )
     .await;
@@ -146,6 +147,7 @@ pub async fn master(
     }
     scaling.stop().await;
     coordinator_stop.cancel();
+    recording.finish().await;
     code
 }
 
@@ -190,7 +192,7 @@ async fn serve(
     logs: LogBuffer,
     scaler: Option<Arc<dyn Scaler>>,
     ext: Option<Extensions>,
-    recording: Recording,
+    recording: &Recording,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
     let mut control = control;
@@ -199,7 +201,7 @@ async fn serve(
     }
     let (bind, web, autostart) = match control.mode {
         Mode::Headless(config) => {
-            return headless::run(&config, control.request, handle, &recording, shutdown).await;
+            return headless::run(&config, control.request, handle, recording, shutdown).await;
         }
         Mode::Web {
             bind,
@@ -214,8 +216,8 @@ async fn serve(
     })?;
     let addr = listener.local_addr()?;
     println!("web UI at http://{addr}{}/ (Ctrl-C to quit)", web.base_path);
-    // Not tied to `shutdown`: the run stopped on the way out is recorded too.
-    recording.record_ui_runs(handle.clone(), CancellationToken::new());
+    // Awaited by the role after the run stopped on the way out is recorded.
+    recording.record_ui_runs(handle.clone());
     let config = WebConfig {
         logs: Some(logs),
         scaler,
