@@ -105,6 +105,14 @@ async fn sqlite_keeps_runs_across_reopen() {
 async fn postgres_keeps_runs_across_reopen() {
     let Some(pg) = postgres::start() else { return };
     round_trip(Location::parse(&pg.url).unwrap()).await;
+    // TLS is built in: a URL that requires it is refused by this
+    // plain-text server with a message saying so.
+    let tls = format!("{}?sslmode=require", pg.url);
+    let err = Store::open(&Location::parse(&tls).unwrap())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.to_lowercase().contains("tls"), "{err}");
 }
 
 #[tokio::test]
