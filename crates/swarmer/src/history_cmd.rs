@@ -18,7 +18,7 @@ pub async fn run(command: HistoryCommand) -> anyhow::Result<i32> {
         // Reading must not create an empty history where none was.
         if !path.exists() {
             return Err(usage(format!(
-                "no run history at {} (runs record there by default; --history PATH|URL)",
+                "no run history at {}: no run has been recorded there yet (--history PATH|URL)",
                 path.display()
             ))
             .into());
