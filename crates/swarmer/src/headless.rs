@@ -65,7 +65,7 @@ pub async fn run(
     let code = exit_code(config, &snap, &record.checks);
     record.verdict = if code == 0 { "passed" } else { "failed" }.into();
     // The files first: a history that fails must not lose them.
-    let written = report(out, &master, &snap, recording, &record.checks);
+    let written = report(out, &master, &snap, recording, &record);
     recording.record(&record).await;
     written?;
     Ok(code)
@@ -132,13 +132,13 @@ fn report(
     master: &MasterHandle,
     snap: &Snapshot,
     recording: &Recording,
-    checks: &[history::Check],
+    record: &history::RunRecord,
 ) -> anyhow::Result<()> {
     let now = snap.now_ms;
     if out.json {
         let mut json = output::final_json(snap);
         if recording.has_limits() {
-            json["regressions"] = serde_json::to_value(checks)?;
+            json["regressions"] = serde_json::to_value(&record.checks)?;
         }
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
@@ -153,7 +153,7 @@ fn report(
                 snap.lost_workers
             );
         }
-        print!("{}", recording.checks_table(checks));
+        print!("{}", recording.baseline_summary(record));
     }
     if let Some(prefix) = &out.csv {
         output::write_final_csv(prefix, snap).context("writing CSV files")?;

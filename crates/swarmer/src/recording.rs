@@ -78,15 +78,29 @@ impl Recording {
         }
     }
 
-    /// The table printed at the end of the summary.
-    pub fn checks_table(&self, checks: &[Check]) -> String {
-        let Some((label, _)) = &self.baseline else {
+    /// What the summary ends with when there is a baseline: the headline
+    /// figures against it, then the regression checks.
+    pub fn baseline_summary(&self, run: &RunRecord) -> String {
+        let checks = &run.checks;
+        let Some((label, entries)) = &self.baseline else {
             return String::new();
         };
-        if checks.is_empty() {
-            return String::new();
+        let (now, base) = (run.aggregated(), history::record::aggregated_of(entries));
+        let mut out = format!("Against baseline {label}:");
+        for (name, b, n) in [("p95", base.p95_ms, now.p95_ms), ("rps", base.rps, now.rps)] {
+            let change = history::compare::percent_change(b, n)
+                .map_or("n/a".to_string(), |p| format!("{p:+.1}%"));
+            out.push_str(&format!(" {name} {b:.2} -> {n:.2} ({change});"));
         }
-        let mut out = format!("Regression checks against baseline {label}\n");
+        out.push_str(&format!(
+            " fail_ratio {:.2}% -> {:.2}%\n",
+            base.fail_ratio() * 100.0,
+            now.fail_ratio() * 100.0
+        ));
+        if checks.is_empty() {
+            return out;
+        }
+        out.push_str(&format!("Regression checks against baseline {label}\n"));
         out.push_str(&format!(
             "{:<36} {:<12} {:>14} {:>14}  Result\n",
             "Check", "Scope", "Observed", "Limit"

@@ -296,6 +296,11 @@ fn regression_against_a_json_file_and_the_history_exits_3() {
     );
     assert_eq!(code(&again), 3, "{}", explain(&again));
     let summary = text(&again.stdout);
+    assert!(summary.contains("Against baseline #"), "{summary}");
+    assert!(
+        summary.contains("p95 ") && summary.contains(" -> "),
+        "{summary}"
+    );
     assert!(
         summary.contains("Regression checks against baseline #"),
         "{summary}"

@@ -43,7 +43,7 @@ function change(pct) {
   return `${pct >= 0 ? "+" : ""}${pct.toFixed(1)}%`;
 }
 
-export default function history(ctx) {
+export default function runHistory(ctx) {
   const { table: runsTable, tbody } = table(COLUMNS, { id: "history-table" });
   const placeholder = empty("No runs recorded yet.");
   const compareButton = h("button", { type: "button", id: "history-compare", disabled: true }, "Compare the two picked runs");
