@@ -82,46 +82,50 @@ fn explain(out: &Output) -> String {
     )
 }
 
+/// `swarmer history ARGS --history HISTORY`.
+fn read(dir: &Path, history: &str, args: &[&str]) -> Output {
+    swarmer(dir, &[args, &["--history", history]].concat())
+}
+
 /// Record two runs, then read them back every way.
 fn record_list_show_compare(history: &str) {
     let dir = TempDir::new("history-e2e");
     let target = DemoTarget::start(dir.path());
     let script = dir.write("api.lua", FAST);
-    let first = headless(dir.path(), &script, &target.url, history, &[]);
-    assert_eq!(code(&first), 0, "{}", explain(&first));
-    assert!(
-        text(&first.stderr).contains("run recorded in the history as #"),
-        "{}",
-        explain(&first)
-    );
-    let second = headless(dir.path(), &script, &target.url, history, &[]);
-    assert_eq!(code(&second), 0, "{}", explain(&second));
+    for _ in 0..2 {
+        let run = headless(dir.path(), &script, &target.url, history, &[]);
+        assert_eq!(code(&run), 0, "{}", explain(&run));
+        let said = text(&run.stderr);
+        assert!(said.contains("run recorded in the history as #"), "{said}");
+    }
+    let (a, b) = check_list(dir.path(), history, &target.url);
+    check_show(dir.path(), history, a);
+    check_compare(dir.path(), history, a, b);
+    let missing = read(dir.path(), history, &["history", "show", "99999"]);
+    assert_eq!(code(&missing), 2, "{}", explain(&missing));
+    let said = text(&missing.stderr);
+    assert!(said.contains("no run #99999"), "{said}");
+}
 
-    let list = swarmer(
-        dir.path(),
-        &["history", "list", "--json", "--history", history],
-    );
+/// Both runs listed, newest first, in JSON and as a table; their ids.
+fn check_list(dir: &Path, history: &str, target: &str) -> (i64, i64) {
+    let list = read(dir, history, &["history", "list", "--json"]);
     assert_eq!(code(&list), 0, "{}", explain(&list));
     let runs = json(&list);
     let runs = runs.as_array().expect("a list");
     assert_eq!(runs.len(), 2, "{runs:?}");
-    let (b, a) = (
-        runs[0]["id"].as_i64().unwrap(),
-        runs[1]["id"].as_i64().unwrap(),
-    );
-    assert!(b > a, "newest first");
+    let ids: Vec<i64> = runs.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert!(ids[0] > ids[1], "newest first");
     for run in runs {
         assert_eq!(run["script"], "api.lua");
-        assert_eq!(run["host"], target.url.as_str());
+        assert_eq!(run["host"], target);
         assert_eq!(run["verdict"], "passed");
         assert_eq!(run["profile"]["users"], 2);
         assert!(run["requests"].as_u64().unwrap() > 0);
         assert!(run["rps"].as_f64().unwrap() > 0.0);
     }
-
-    let table = swarmer(dir.path(), &["history", "list", "--history", history]);
-    let table = text(&table.stdout);
-    for needle in [
+    let table = text(&read(dir, history, &["history", "list"]).stdout);
+    let columns = [
         "Id",
         "When",
         "Script",
@@ -130,26 +134,18 @@ fn record_list_show_compare(history: &str) {
         "RPS",
         "p95",
         "Verdict",
-    ] {
+    ];
+    for needle in columns {
         assert!(table.contains(needle), "{needle} in {table}");
     }
-    assert!(
-        table.contains("api.lua") && table.contains("2 users @ 20/s, 2s"),
-        "{table}"
-    );
+    assert!(table.contains("2 users @ 20/s, 2s"), "{table}");
+    (ids[1], ids[0])
+}
 
-    let show = swarmer(
-        dir.path(),
-        &[
-            "history",
-            "show",
-            &a.to_string(),
-            "--json",
-            "--history",
-            history,
-        ],
-    );
-    let run = json(&show);
+/// One run's entries, per-second history and script hash.
+fn check_show(dir: &Path, history: &str, id: i64) {
+    let id = id.to_string();
+    let run = json(&read(dir, history, &["history", "show", &id, "--json"]));
     let entries = run["entries"].as_array().expect("entries");
     let names: Vec<_> = entries
         .iter()
@@ -157,37 +153,29 @@ fn record_list_show_compare(history: &str) {
         .collect();
     assert_eq!(names, ["/item", "Aggregated"]);
     assert_eq!(entries[0]["method"], "GET");
-    assert!(
-        !run["intervals"].as_array().unwrap().is_empty(),
-        "per-second history kept"
-    );
+    let intervals = run["intervals"].as_array().unwrap();
+    assert!(!intervals.is_empty(), "per-second history kept");
     assert_eq!(run["script_hash"].as_str().unwrap().len(), 64);
-
-    let show_text = swarmer(
-        dir.path(),
-        &["history", "show", &a.to_string(), "--history", history],
-    );
+    let shown = read(dir, history, &["history", "show", &id]);
     assert!(
-        text(&show_text.stdout).contains("GET /item"),
+        text(&shown.stdout).contains("GET /item"),
         "{}",
-        explain(&show_text)
+        explain(&shown)
     );
+}
 
+/// Per-entry deltas with percent change, in JSON and as text.
+fn check_compare(dir: &Path, history: &str, a: i64, b: i64) {
     let (a, b) = (a.to_string(), b.to_string());
-    let cmp = swarmer(
-        dir.path(),
-        &["history", "compare", &a, &b, "--json", "--history", history],
-    );
-    let cmp = json(&cmp);
+    let cmp = json(&read(
+        dir,
+        history,
+        &["history", "compare", &a, &b, "--json"],
+    ));
     let total = cmp["entries"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(total["name"], "Aggregated");
-    let requests = total["figures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["figure"] == "requests")
-        .unwrap()
-        .clone();
+    let figures = total["figures"].as_array().unwrap();
+    let requests = figures.iter().find(|f| f["figure"] == "requests").unwrap();
     let (ra, rb) = (
         requests["a"].as_f64().unwrap(),
         requests["b"].as_f64().unwrap(),
@@ -195,27 +183,12 @@ fn record_list_show_compare(history: &str) {
     assert_eq!(requests["delta"].as_f64().unwrap(), rb - ra);
     let pct = requests["percent"].as_f64().unwrap();
     assert!((pct - (rb - ra) / ra * 100.0).abs() < 1e-6);
-    let cmp_text = swarmer(
-        dir.path(),
-        &["history", "compare", &a, &b, "--history", history],
-    );
-    let cmp_text = text(&cmp_text.stdout);
+    let shown = text(&read(dir, history, &["history", "compare", &a, &b]).stdout);
     assert!(
-        cmp_text.contains("GET /item") && cmp_text.contains("Change"),
-        "{cmp_text}"
+        shown.contains("GET /item") && shown.contains("Change"),
+        "{shown}"
     );
-    assert!(cmp_text.contains(&format!("{pct:+.1}%")), "{cmp_text}");
-
-    let missing = swarmer(
-        dir.path(),
-        &["history", "show", "99999", "--history", history],
-    );
-    assert_eq!(code(&missing), 2, "{}", explain(&missing));
-    assert!(
-        text(&missing.stderr).contains("no run #99999"),
-        "{}",
-        explain(&missing)
-    );
+    assert!(shown.contains(&format!("{pct:+.1}%")), "{shown}");
 }
 
 #[test]
@@ -231,114 +204,114 @@ fn postgres_history_records_lists_shows_and_compares() {
     record_list_show_compare(&pg.url);
 }
 
+/// The regression limits of these tests: generous for p95 (a fast run's
+/// few milliseconds vary a lot on a busy machine), far below the slow
+/// script's 200 ms.
+const LIMITS: [&str; 2] = ["--max-regression", "p95=500%,fail_ratio=+1%"];
+
+/// Two copies of one test (the same file name), the second gone slow, with
+/// a fast run recorded as `base.json` and in `runs.db`.
+struct Regress {
+    dir: TempDir,
+    target: DemoTarget,
+    fast: String,
+    slow: String,
+    db: String,
+    base_file: String,
+}
+
+impl Regress {
+    fn new() -> Regress {
+        let dir = TempDir::new("history-regress");
+        let target = DemoTarget::start(dir.path());
+        let db = dir.path().join("runs.db").to_string_lossy().into_owned();
+        std::fs::create_dir_all(dir.path().join("fast")).unwrap();
+        std::fs::create_dir_all(dir.path().join("slow")).unwrap();
+        let fast = dir.write("fast/api.lua", FAST);
+        let slow = dir.write("slow/api.lua", SLOW);
+        let base = headless(dir.path(), &fast, &target.url, &db, &["--json"]);
+        assert_eq!(code(&base), 0, "{}", explain(&base));
+        let base_file = dir.write("base.json", &text(&base.stdout));
+        Regress {
+            dir,
+            target,
+            fast,
+            slow,
+            db,
+            base_file,
+        }
+    }
+
+    /// A run of `script` judged against `baseline` with [`LIMITS`].
+    fn judged(&self, script: &str, baseline: &str, json_out: bool) -> Output {
+        let mut extra = vec!["--baseline", baseline, LIMITS[0], LIMITS[1]];
+        if json_out {
+            extra.push("--json");
+        }
+        headless(self.dir.path(), script, &self.target.url, &self.db, &extra)
+    }
+}
+
 #[test]
 fn regression_against_a_json_file_and_the_history_exits_3() {
-    let dir = TempDir::new("history-regress");
-    let target = DemoTarget::start(dir.path());
-    let db = dir.path().join("runs.db");
-    let db = db.to_str().unwrap();
-    // Two copies of one test (same file name), the second gone slow.
-    std::fs::create_dir_all(dir.path().join("fast")).unwrap();
-    std::fs::create_dir_all(dir.path().join("slow")).unwrap();
-    let fast = dir.write("fast/api.lua", FAST);
-    let slow = dir.write("slow/api.lua", SLOW);
-    let base = headless(dir.path(), &fast, &target.url, db, &["--json"]);
-    assert_eq!(code(&base), 0, "{}", explain(&base));
-    let base_file = dir.path().join("base.json");
-    std::fs::write(&base_file, &base.stdout).unwrap();
-    let base_file = base_file.to_str().unwrap();
-
+    let r = Regress::new();
     // Against the file: the same speed holds, the slow one is caught.
-    let limits = ["--max-regression", "p95=500%,fail_ratio=+1%"];
-    let same = headless(
-        dir.path(),
-        &fast,
-        &target.url,
-        db,
-        &[&["--baseline", base_file], &limits[..], &["--json"]].concat(),
-    );
+    let same = r.judged(&r.fast, &r.base_file, true);
     assert_eq!(code(&same), 0, "{}", explain(&same));
     let checks = json(&same)["regressions"].clone();
-    assert_eq!(checks.as_array().unwrap().len(), 2, "{checks}");
-    assert!(
-        checks.as_array().unwrap().iter().all(|c| c["ok"] == true),
-        "{checks}"
-    );
+    let checks = checks.as_array().unwrap();
+    assert_eq!(checks.len(), 2, "{checks:?}");
+    assert!(checks.iter().all(|c| c["ok"] == true), "{checks:?}");
 
-    let worse = headless(
-        dir.path(),
-        &slow,
-        &target.url,
-        db,
-        &[&["--baseline", base_file], &limits[..], &["--json"]].concat(),
-    );
+    let worse = r.judged(&r.slow, &r.base_file, true);
     assert_eq!(code(&worse), 3, "{}", explain(&worse));
     let checks = json(&worse)["regressions"].clone();
     let p95 = &checks[0];
+    assert_eq!(p95["kind"], "regression");
     assert_eq!(p95["expr"], "p95 <= +500% vs baseline");
     assert_eq!(p95["scope"], "Aggregated");
     assert_eq!(p95["ok"], false);
     assert!(p95["observed"].as_f64().unwrap() >= 200.0, "{p95}");
     assert!(p95["limit"].as_f64().unwrap() < 200.0, "{p95}");
-    assert!(
-        p95.get("kind").is_some() && checks[1]["ok"] == true,
-        "{checks}"
-    );
+    assert_eq!(checks[1]["ok"], true, "no failures either way: {checks}");
+    against_the_history(&r);
+}
 
-    // Against the history: `last-passed` skips the failed slow run just
-    // recorded and finds a fast one; the table shows in the summary.
-    let again = headless(
-        dir.path(),
-        &slow,
-        &target.url,
-        db,
-        &[&["--baseline", "last-passed"], &limits[..]].concat(),
-    );
+/// `last-passed` skips the failed slow run just recorded and finds a fast
+/// one; `last` is the newest run, failed or not.
+fn against_the_history(r: &Regress) {
+    let again = r.judged(&r.slow, "last-passed", false);
     assert_eq!(code(&again), 3, "{}", explain(&again));
     let summary = text(&again.stdout);
-    assert!(summary.contains("Against baseline #"), "{summary}");
-    assert!(
-        summary.contains("p95 ") && summary.contains(" -> "),
-        "{summary}"
-    );
-    assert!(
-        summary.contains("Regression checks against baseline #"),
-        "{summary}"
-    );
-    assert!(
-        summary.contains("p95 <= +500% vs baseline") && summary.contains("FAIL"),
-        "{summary}"
-    );
-    let list = json(&swarmer(
-        dir.path(),
-        &["history", "list", "--json", "--history", db],
-    ));
+    for needle in [
+        "Against baseline #",
+        "Regression checks against baseline #",
+        "p95 <= +500% vs baseline",
+        "FAIL",
+    ] {
+        assert!(summary.contains(needle), "{needle:?} in {summary}");
+    }
+    let dir = r.dir.path();
+    let list = json(&read(dir, &r.db, &["history", "list", "--json"]));
+    let list = list.as_array().unwrap();
     let verdicts: Vec<_> = list
-        .as_array()
-        .unwrap()
         .iter()
-        .map(|r| r["verdict"].as_str().unwrap().to_string())
+        .map(|r| r["verdict"].as_str().unwrap())
         .collect();
     assert_eq!(verdicts, ["failed", "failed", "passed", "passed"]);
     let failed_id = list[0]["id"].as_i64().unwrap().to_string();
-    let shown = json(&swarmer(
-        dir.path(),
-        &["history", "show", &failed_id, "--json", "--history", db],
+    let shown = json(&read(
+        dir,
+        &r.db,
+        &["history", "show", &failed_id, "--json"],
     ));
     assert_eq!(
         shown["checks"][0]["ok"], false,
-        "the checks are recorded: {shown}"
+        "checks are recorded: {shown}"
     );
 
-    // `last` is the newest run of the script, failed or not: itself slow,
-    // so the slow run holds against it.
-    let last = headless(
-        dir.path(),
-        &slow,
-        &target.url,
-        db,
-        &[&["--baseline", "last"], &limits[..]].concat(),
-    );
+    // The newest run is itself slow, so the slow run holds against it.
+    let last = r.judged(&r.slow, "last", false);
     assert_eq!(code(&last), 0, "{}", explain(&last));
 }
 
