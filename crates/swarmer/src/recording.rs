@@ -34,11 +34,20 @@ impl Recording {
     /// error (exit 2), before anything runs.
     pub async fn open(setup: &HistorySetup, script: ScriptMeta) -> anyhow::Result<Recording> {
         let store = match &setup.location {
-            Some(location) => Some(
-                Store::open(location)
-                    .await
-                    .map_err(|e| usage(format!("{e} (--history PATH|URL, or --no-history)")))?,
-            ),
+            Some(location) => match Store::open(location).await {
+                Ok(store) => Some(store),
+                // A stored baseline needs it, default or not.
+                Err(e) if setup.default_location && !needs_store(setup) => {
+                    tracing::warn!(
+                        "the run history is off: {e}; set --history PATH|URL to keep runs \
+                         (or --no-history to silence this)"
+                    );
+                    None
+                }
+                Err(e) => {
+                    return Err(usage(format!("{e} (--history PATH|URL, or --no-history)")).into());
+                }
+            },
             None => {
                 tracing::info!("the run history is off: this run will not be recorded");
                 None
@@ -164,6 +173,10 @@ impl Recording {
     pub fn store(&self) -> Option<Store> {
         self.store.clone()
     }
+}
+
+fn needs_store(setup: &HistorySetup) -> bool {
+    matches!(setup.baseline, Some(Baseline::Stored(_)))
 }
 
 async fn stored_baseline(

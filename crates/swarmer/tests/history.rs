@@ -406,6 +406,49 @@ fn bad_history_or_baseline_is_exit_2_before_the_run() {
 }
 
 #[test]
+fn an_unusable_default_location_runs_without_history() {
+    let dir = TempDir::new("history-default");
+    let target = DemoTarget::start(dir.path());
+    let script = dir.write("api.lua", FAST);
+    // A state "directory" that is a file: as unwritable as a read-only
+    // home in a container.
+    let state = dir.write("state-is-a-file", "");
+    let args = [
+        "-f",
+        &script,
+        "--headless",
+        "-u",
+        "1",
+        "-r",
+        "10",
+        "-t",
+        "1s",
+        "-H",
+        &target.url,
+    ];
+    let child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir.path())
+        .env("XDG_STATE_HOME", &state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn swarmer");
+    let out = wait_with_deadline(child, Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", explain(&out));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("the run history is off: cannot open"),
+        "{said}"
+    );
+    assert!(target.served() > 0, "the run ran");
+    // Asked for explicitly, the same place is a usage error.
+    let history = format!("{state}/history.db");
+    let out = swarmer(dir.path(), &[&args[..], &["--history", &history]].concat());
+    assert_eq!(code(&out), 2, "{}", explain(&out));
+}
+
+#[test]
 fn a_database_lost_mid_run_loses_no_output() {
     let Some(mut pg) = postgres::start() else {
         return;

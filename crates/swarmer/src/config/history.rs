@@ -12,6 +12,10 @@ use crate::cli::{BaselineSpec, HistoryArgs};
 pub struct HistorySetup {
     /// None: `--no-history` (or no home directory to keep it in).
     pub location: Option<Location>,
+    /// The location is the per-user default, not asked for: one that
+    /// cannot be opened (a read-only home in a container) turns the history
+    /// off with a warning instead of refusing to run.
+    pub default_location: bool,
     pub baseline: Option<Baseline>,
     /// `--max-regression`: empty without it.
     pub limits: Vec<RegressionLimit>,
@@ -30,6 +34,7 @@ pub enum Baseline {
 /// The history flags resolved; `headless` because only a headless run is
 /// compared to a baseline (a UI run has no end the flags could judge).
 pub fn resolve(args: &HistoryArgs, headless: bool) -> Result<HistorySetup, UsageError> {
+    let default_location = args.history.is_none() && !args.no_history;
     let location = match (&args.history, args.no_history) {
         (_, true) => None,
         (Some(text), false) => Some(Location::parse(text).map_err(|e| usage(e.to_string()))?),
@@ -47,6 +52,7 @@ pub fn resolve(args: &HistoryArgs, headless: bool) -> Result<HistorySetup, Usage
             ));
         }
         return Ok(HistorySetup {
+            default_location,
             location,
             baseline: None,
             limits,
@@ -75,6 +81,7 @@ pub fn resolve(args: &HistoryArgs, headless: bool) -> Result<HistorySetup, Usage
         stored => Baseline::Stored(stored),
     };
     Ok(HistorySetup {
+        default_location,
         location,
         baseline: Some(baseline),
         limits,
