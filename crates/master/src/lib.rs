@@ -17,6 +17,7 @@ mod handle;
 pub mod listener;
 mod membership;
 pub mod profile;
+pub mod recorder;
 mod snapshot;
 
 pub use coordinator::{MasterConfig, RunRequest, now_ms};

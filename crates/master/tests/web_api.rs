@@ -34,6 +34,7 @@ async fn a_run_through_the_json_api() {
             "exceptions",
             "workers",
             "logs",
+            "history",
             "downloads"
         ]
     );

@@ -17,6 +17,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use verdict_flags::VerdictArgs;
 
+mod history;
+pub use history::{BaselineSpec, HistoryAction, HistoryArgs, HistoryCommand};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "swarmer",
@@ -55,6 +58,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read the run history: list, show ID, compare A B.
+    History(HistoryCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -206,6 +211,8 @@ pub struct RunArgs {
     pub verdict: VerdictArgs,
     #[command(flatten, next_help_heading = "HTTP")]
     pub http: http::HttpArgs,
+    #[command(flatten, next_help_heading = "Run history")]
+    pub history: HistoryArgs,
 
     /// Log level: error, warn, info, debug, trace. Default: warn for a
     /// headless run without --master (its progress line and summary say

@@ -11,6 +11,7 @@
 //! the web forms and the API so all refuse the same values with the same
 //! words.
 
+mod history;
 mod outputs;
 mod secure;
 mod thresholds;
@@ -30,6 +31,7 @@ use worker::session::SessionConfig;
 
 use crate::cli::{RunArgs, ScalerKind};
 
+pub use history::{Baseline, HistorySetup};
 pub use outputs::Outputs;
 pub use thresholds::VerdictConfig;
 
@@ -72,6 +74,8 @@ pub struct Control {
     /// Start the bundled demo target and aim at it unless `-H` says otherwise.
     pub demo_target: bool,
     pub stop_timeout: Duration,
+    /// Where the run is recorded and what it is compared to.
+    pub history: HistorySetup,
 }
 
 pub enum Mode {
@@ -296,6 +300,7 @@ fn control(
     let (src, info) = load_script(args)?;
     let request = run_request(args, &info)?;
     let verdict = thresholds::resolve(&args.verdict, &info)?;
+    let history = history::resolve(&args.history, args.headless)?;
     let mode = if args.headless {
         let outputs = Outputs {
             csv: args.csv.clone(),
@@ -363,6 +368,7 @@ fn control(
         mode,
         demo_target: args.demo_target,
         stop_timeout: args.stop_timeout,
+        history,
     })
 }
 

@@ -12,6 +12,7 @@ use verdict::Verdict;
 
 use crate::config::{Headless, Outputs, VerdictConfig, usage};
 use crate::outcome::Outcome;
+use crate::recording::Recording;
 use crate::{console, output};
 
 pub async fn run(
@@ -19,11 +20,12 @@ pub async fn run(
     request: RunRequest,
     master: MasterHandle,
     ext: Option<&Extensions>,
+    recording: &Recording,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<i32> {
     wait_for_workers(config, &master, &shutdown).await?;
     // Refused (a bad shape function included) before anything started.
-    master::ext::start_run(&master, ext, request)
+    master::ext::start_run(&master, ext, request.clone())
         .await
         .map_err(|e| usage(e.to_string()))?;
     let out = &config.outputs;
@@ -73,13 +75,43 @@ pub async fn run(
         );
     }
     let snap = finish(&master, config.stop_timeout).await;
-    // The master judged the thresholds on this final snapshot; checks of
-    // other kinds (a baseline's regressions) join the verdict here.
-    let verdict = Verdict {
+    conclude(config, &master, recording, &request, &snap, aborted).await
+}
+
+/// Judges the finished run (thresholds and a baseline's regression checks
+/// in one verdict), writes the outputs, records it, and returns the exit
+/// code the summary's last line names.
+async fn conclude(
+    config: &Headless,
+    master: &MasterHandle,
+    recording: &Recording,
+    request: &RunRequest,
+    snap: &Snapshot,
+    aborted: bool,
+) -> anyhow::Result<i32> {
+    let out = &config.outputs;
+    // The master judged the thresholds on this final snapshot; a
+    // baseline's regression checks join them, so one verdict decides.
+    let points = master.history();
+    let mut record =
+        master::recorder::record_of(snap, &points, &recording.script, Some(request), "");
+    let mut verdict = Verdict {
         checks: snap.checks.clone(),
     };
-    report(out, &master, &snap, &verdict)?;
+    for check in recording.checks(&record) {
+        verdict.push(check);
+    }
     let outcome = Outcome::judge(&snap.stats, &verdict, config.exit_code_on_error, aborted);
+    record.checks = verdict.checks.clone();
+    record.verdict = if outcome.exit_code == 0 {
+        "passed"
+    } else {
+        "failed"
+    }
+    .into();
+    // The files first: a history that fails must not lose them.
+    let written = report(out, master, snap, &verdict, recording, &record);
+    recording.record(&record).await;
     if outcome.requests == 0 {
         // Nothing was measured: whatever went wrong (a target that never
         // answered in time, a script whose tasks make no request), this run
@@ -92,6 +124,7 @@ pub async fn run(
     } else {
         println!("{}", outcome.words());
     }
+    written?;
     Ok(outcome.exit_code)
 }
 
@@ -146,16 +179,25 @@ fn report(
     master: &MasterHandle,
     snap: &Snapshot,
     verdict: &Verdict,
+    recording: &Recording,
+    record: &history::RunRecord,
 ) -> anyhow::Result<()> {
     let now = snap.now_ms;
     if out.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&output::final_json(snap, verdict))?
-        );
+        let mut json = output::final_json(snap, verdict);
+        if recording.has_limits() {
+            let regressions: Vec<_> = verdict
+                .checks
+                .iter()
+                .filter(|c| c.kind == verdict::CheckKind::Regression)
+                .collect();
+            json["regressions"] = serde_json::to_value(regressions)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
         // stdout is the JSON document; people still see the verdict.
         if !verdict.is_empty() {
-            eprint!("Thresholds\n{}", verdict::render::table(verdict));
+            eprint!("{}", recording.baseline_summary(record));
+            eprint!("Checks\n{}", verdict::render::table(verdict));
         }
     } else {
         println!("{}", console::stats_table(&snap.stats, now));
@@ -169,8 +211,9 @@ fn report(
                 snap.lost_workers
             );
         }
+        print!("{}", recording.baseline_summary(record));
         if !verdict.is_empty() {
-            print!("Thresholds\n{}", verdict::render::table(verdict));
+            print!("Checks\n{}", verdict::render::table(verdict));
         }
     }
     if let Some(prefix) = &out.csv {

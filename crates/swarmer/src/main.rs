@@ -9,10 +9,12 @@ mod console;
 mod demo_target;
 mod headless;
 mod hints;
+mod history_cmd;
 mod inspect;
 mod outcome;
 mod output;
 mod parent;
+mod recording;
 mod roles;
 
 use clap::Parser;
@@ -57,6 +59,7 @@ fn exit_on_panic() {
 /// What the command line asks for.
 enum Job {
     DemoTarget { bind: String, port: u16 },
+    History(cli::HistoryCommand),
     Role(Config),
 }
 
@@ -72,6 +75,7 @@ fn run(cli: Cli) -> i32 {
             });
         }
         Some(Command::DemoTarget { bind, port }) => Job::DemoTarget { bind, port },
+        Some(Command::History(command)) => Job::History(command),
         None => match Config::resolve(&cli.run) {
             Ok(config) => Job::Role(config),
             Err(e) => {
@@ -96,6 +100,7 @@ fn run(cli: Cli) -> i32 {
         debug_panic_for_tests();
         match job {
             Job::DemoTarget { bind, port } => demo_target(&bind, port, shutdown).await,
+            Job::History(command) => history_cmd::run(command).await,
             Job::Role(Config::Worker(role)) => roles::worker(role, shutdown).await,
             Job::Role(Config::Master(control, cluster)) => {
                 roles::master(*control, cluster, logs, shutdown).await

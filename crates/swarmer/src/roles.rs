@@ -22,6 +22,7 @@ use worker::session::{self, Outbox};
 use crate::cli::ScalerKind;
 use crate::config::{Cluster, Control, Mode, WorkerRole, usage};
 use crate::headless;
+use crate::recording::Recording;
 
 /// Standalone: the master and one in-process worker, linked in memory.
 pub async fn standalone(
@@ -29,6 +30,7 @@ pub async fn standalone(
     logs: LogBuffer,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
+    let recording = open_history(&control).await?;
     start_demo_target(&mut control).await?;
     // The coordinator outlives Ctrl-C: it must see the run stop and merge
     // the final reports before the summary is printed.
@@ -58,11 +60,21 @@ pub async fn standalone(
     });
     let ext = start_extensions(&control, &handle).await?;
     let stop_timeout = control.stop_timeout;
-    let code = serve(control, handle.clone(), logs, None, ext, shutdown).await;
+    let code = serve(
+        control,
+        handle.clone(),
+        logs,
+        None,
+        ext,
+        &recording,
+        shutdown,
+    )
+    .await;
     stop_run(&handle, stop_timeout).await;
     worker_stop.cancel();
     let _ = tokio::time::timeout(stop_timeout + Duration::from_secs(2), worker_task).await;
     coordinator_stop.cancel();
+    recording.finish().await;
     code
 }
 
@@ -91,6 +103,7 @@ pub async fn master(
     logs: LogBuffer,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
+    let recording = open_history(&control).await?;
     let bind = &cluster.bind;
     let listener = TcpListener::bind(bind).await.map_err(|e| {
         usage(format!(
@@ -134,6 +147,7 @@ pub async fn master(
         logs,
         scaling.scaler.clone(),
         ext,
+        &recording,
         shutdown,
     )
     .await;
@@ -149,6 +163,7 @@ pub async fn master(
     }
     scaling.stop().await;
     coordinator_stop.cancel();
+    recording.finish().await;
     code
 }
 
@@ -180,6 +195,12 @@ async fn stop_run(handle: &MasterHandle, stop_timeout: Duration) {
     }
 }
 
+/// The run history, opened before anything starts (a bad one is exit 2).
+async fn open_history(control: &Control) -> anyhow::Result<Recording> {
+    let script = master::recorder::ScriptMeta::new(&control.src.path, &control.src.code);
+    Recording::open(&control.history, script).await
+}
+
 /// Headless: run once and report. Otherwise: serve the web UI until stopped.
 async fn serve(
     control: Control,
@@ -187,6 +208,7 @@ async fn serve(
     logs: LogBuffer,
     scaler: Option<Arc<dyn Scaler>>,
     ext: Option<Extensions>,
+    recording: &Recording,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
     tokio::spawn(crate::hints::watch_refused(
@@ -195,7 +217,15 @@ async fn serve(
     ));
     let (bind, web, autostart) = match control.mode {
         Mode::Headless(config) => {
-            return headless::run(&config, control.request, handle, ext.as_ref(), shutdown).await;
+            return headless::run(
+                &config,
+                control.request,
+                handle,
+                ext.as_ref(),
+                recording,
+                shutdown,
+            )
+            .await;
         }
         Mode::Web {
             bind,
@@ -210,6 +240,8 @@ async fn serve(
     })?;
     let addr = listener.local_addr()?;
     println!("web UI at http://{addr}{}/ (Ctrl-C to quit)", web.base_path);
+    // Awaited by the role after the run stopped on the way out is recorded.
+    recording.record_ui_runs(handle.clone());
     if autostart {
         let request = control.request;
         let (handle, ext) = (handle.clone(), ext.clone());
@@ -224,6 +256,7 @@ async fn serve(
         logs: Some(logs),
         scaler,
         ext,
+        history: recording.store(),
         ..web
     };
     master::web::run(listener, handle, config, shutdown).await?;

@@ -13,11 +13,12 @@ import exceptions from "./tabs/exceptions.js";
 import workers from "./tabs/workers.js";
 import logs from "./tabs/logs.js";
 import downloads from "./tabs/downloads.js";
+import runHistory from "./tabs/history.js";
 import { extView, extActions } from "./tabs/ext.js";
 
 // Views the page draws itself, by tab id. The tab list comes from the
 // server, so views added later (e.g. by scripts) only need a renderer here.
-const BUILTINS = { statistics, charts, failures, exceptions, workers, logs, downloads };
+const BUILTINS = { statistics, charts, failures, exceptions, workers, logs, history: runHistory, downloads };
 // Views the script adds, by tab kind; the server renders their data.
 const KINDS = { "ext-view": extView, "ext-actions": extActions };
 

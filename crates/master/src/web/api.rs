@@ -11,7 +11,6 @@ use super::error::ApiError;
 use super::forms::{self, JSON_NAMES};
 use super::router::Routes;
 use super::state::Shared;
-use crate::HistoryPoint;
 use crate::snapshot::views::{self, Summary};
 
 /// Every route of this area, below the base path.
@@ -21,7 +20,6 @@ pub fn routes(base: &str) -> Routes {
         .get("/api/v1/ui", ui)
         .get("/api/v1/state", state)
         .get("/api/v1/stats", stats)
-        .get("/api/v1/history", history)
         .get("/api/v1/failures", failures)
         .get("/api/v1/exceptions", exceptions)
         .get("/api/v1/workers", workers)
@@ -50,6 +48,7 @@ pub fn builtin_tabs() -> Vec<TabInfo> {
         ("exceptions", "Exceptions"),
         ("workers", "Workers"),
         ("logs", "Logs"),
+        ("history", "History"),
         ("downloads", "Downloads"),
     ]
     .into_iter()
@@ -129,11 +128,6 @@ pub async fn stats(State(app): State<Shared>) -> Json<Value> {
         "now_ms": snap.now_ms,
         "thresholds": snap.checks,
     }))
-}
-
-pub async fn history(State(app): State<Shared>) -> Json<Value> {
-    let points: Vec<HistoryPoint> = app.master.history();
-    Json(json!({ "run_id": app.master.snapshot().run_id, "points": points }))
 }
 
 pub async fn failures(State(app): State<Shared>) -> Json<Value> {

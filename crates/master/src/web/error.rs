@@ -49,6 +49,9 @@ pub enum ApiError {
     /// do not fit, a script error or timeout.
     #[error(transparent)]
     Ext(#[from] ExtError),
+    /// The run history's database failed (e.g. the server is down).
+    #[error("the run history is unavailable: {0}")]
+    History(String),
 }
 
 impl ApiError {
@@ -70,6 +73,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::ForeignHost(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Ext(e) => ext_status(e),
+            ApiError::History(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

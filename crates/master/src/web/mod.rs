@@ -4,7 +4,8 @@
 //!   area, each area's module declaring its own `routes()`: the page and
 //!   its files (`router`), Locust's routes (`locust`), the `/api/v1/` JSON
 //!   API with its OpenAPI document and live updates (`api`), scaling
-//!   (`scale`) and the script's extensions (`ext`); [`route_table`] lists
+//!   (`scale`), the run history (`history`) and the script's extensions
+//!   (`ext`); [`route_table`] lists
 //!   them from the same declarations.
 //! - [`run`] serves it on a listener until shutdown, with the timeouts and
 //!   the connection cap of [`ServeLimits`] (`serve`).
@@ -21,6 +22,7 @@ mod error;
 mod events;
 mod ext;
 mod forms;
+mod history;
 mod hosts;
 mod locust;
 mod logs;
@@ -70,6 +72,9 @@ pub struct WebConfig {
     pub allowed_hosts: Vec<String>,
     /// Timeouts and the connection cap of [`run`].
     pub limits: ServeLimits,
+    /// The run history the History tab and `/api/v1/history` read (None:
+    /// `--no-history`).
+    pub history: Option<::history::Store>,
 }
 
 /// Serves the web UI and API on `listener` until `shutdown`.

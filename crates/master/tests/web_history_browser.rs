@@ -1,0 +1,176 @@
+//! The History tab in headless Chromium: runs recorded in a real SQLite
+//! store (two before the page opens, one run by the in-process worker and
+//! recorded by `master::recorder` while the page is open) fill the table
+//! and the trend chart; two picked runs are compared side by side.
+//!
+//! Skips (passing, with a message) without Chromium or chromedriver,
+//! except under `CI=true`, where that fails.
+
+mod web_support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use fantoccini::Client;
+use history::{EntryFigures, Location, Profile, RunRecord, Store};
+use master::recorder::ScriptMeta;
+use master::web::WebConfig;
+use master::{RunRequest, RunState};
+use web_support::browser::*;
+use web_support::*;
+
+const TEST_LIMIT: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_tab_lists_trends_and_compares_runs() {
+    in_chromium("history", TEST_LIMIT, |chromium, chromedriver, profile| async move {
+        drive(&chromium, &chromedriver, &profile).await
+    })
+    .await;
+}
+
+fn total(p95_ms: f64, rps: f64) -> EntryFigures {
+    EntryFigures {
+        method: String::new(),
+        name: "Aggregated".into(),
+        requests: 1000,
+        failures: 0,
+        avg_ms: p95_ms / 2.0,
+        min_ms: 1.0,
+        max_ms: p95_ms * 2.0,
+        p50_ms: p95_ms / 2.0,
+        p95_ms,
+        p99_ms: p95_ms * 1.5,
+        rps,
+    }
+}
+
+fn earlier_run(started_ms: i64, p95_ms: f64, rps: f64) -> RunRecord {
+    RunRecord {
+        id: 0,
+        started_ms,
+        ended_ms: started_ms + 60_000,
+        script: "web_test.lua".into(),
+        script_hash: history::record::script_hash("earlier"),
+        host: "http://127.0.0.1:1".into(),
+        profile: Profile {
+            kind: "fixed".into(),
+            users: 5,
+            spawn_rate: 5.0,
+            run_time_ms: Some(60_000),
+            stages: None,
+        },
+        verdict: "passed".into(),
+        entries: vec![total(p95_ms, rps)],
+        checks: vec![],
+        intervals: vec![],
+    }
+}
+
+async fn drive(chromium: &Path, chromedriver: &Path, profile: &Path) {
+    let h = Harness::with_worker().await;
+    let dir = std::env::temp_dir().join(format!("swarmer-history-ui-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open(&Location::Sqlite(dir.join("runs.db")))
+        .await
+        .expect("the history opens");
+    let a = store
+        .record(&earlier_run(1_700_000_000_000, 100.0, 50.0))
+        .await
+        .unwrap();
+    let b = store
+        .record(&earlier_run(1_700_000_100_000, 120.0, 40.0))
+        .await
+        .unwrap();
+    tokio::spawn(master::recorder::run(
+        h.master.clone(),
+        store.clone(),
+        ScriptMeta::new("web_test.lua", "code"),
+        h.shutdown.clone(),
+    ));
+    let config = WebConfig {
+        history: Some(store),
+        ..WebConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/#history", listener.local_addr().unwrap());
+    tokio::spawn(master::web::run(
+        listener,
+        h.master.clone(),
+        config,
+        h.shutdown.clone(),
+    ));
+    with_browser(chromium, chromedriver, profile, |browser| async move {
+        steps(&browser, &h, &url, a, b).await
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn steps(browser: &Client, h: &Harness, url: &str, a: i64, b: i64) {
+    browser.goto(url).await.expect("the page loads");
+    until(
+        browser,
+        "the two earlier runs",
+        "document.querySelectorAll('#history-table tbody tr').length === 2",
+    )
+    .await;
+
+    // A run from the UI's side: recorded when it stops, shown without a reload.
+    let request = RunRequest {
+        users: 2,
+        spawn_rate: 100.0,
+        host: None,
+        run_time: Some(Duration::from_secs(1)),
+        user_types: vec![],
+        profile: None,
+    };
+    h.master.start_run(request).await.expect("the run starts");
+    h.wait_for(|s| s.state == RunState::Stopped).await;
+    until(
+        browser,
+        "the new run in the table",
+        "document.querySelectorAll('#history-table tbody tr').length === 3",
+    )
+    .await;
+    let newest = until(
+        browser,
+        "the newest run first",
+        "document.querySelector('#history-table tbody tr').dataset.id",
+    )
+    .await;
+    assert!(newest.as_str().unwrap().parse::<i64>().unwrap() > b);
+    until(
+        browser,
+        "the trend over the script's three runs",
+        "document.querySelector('#history-trend').dataset.points === '3' \
+         && document.querySelector('#history-trend canvas')",
+    )
+    .await;
+
+    // Pick the two earlier runs and compare them.
+    click(browser, &format!("#history-table input[value='{a}']")).await;
+    click(browser, &format!("#history-table input[value='{b}']")).await;
+    until(
+        browser,
+        "the compare button enabled",
+        "!document.querySelector('#history-compare').disabled",
+    )
+    .await;
+    click(browser, "#history-compare").await;
+    let p95 = until(
+        browser,
+        "the p95 change",
+        "document.querySelector('#history-compare-table tr[data-figure=\"p95_ms\"] .change')?.textContent",
+    )
+    .await;
+    assert_eq!(p95, "+20.0%");
+    let rps = until(
+        browser,
+        "the rps change",
+        "document.querySelector('#history-compare-table tr[data-figure=\"rps\"] .change')?.textContent",
+    )
+    .await;
+    assert_eq!(rps, "-20.0%");
+    screenshot(browser, "history.png").await;
+}
