@@ -1,7 +1,8 @@
 //! The History tab in headless Chromium: runs recorded in a real SQLite
 //! store (two before the page opens, one run by the in-process worker and
 //! recorded by `master::recorder` while the page is open) fill the table
-//! and the trend chart; two picked runs are compared side by side.
+//! and the trend chart; two picked runs are compared side by side; one is
+//! overlaid on the live charts as a baseline.
 //!
 //! Skips (passing, with a message) without Chromium or chromedriver,
 //! except under `CI=true`, where that fails.
@@ -12,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use fantoccini::Client;
-use history::{EntryFigures, Location, Profile, RunRecord, Store};
+use history::{EntryFigures, Interval, Location, Profile, RunRecord, Store};
 use master::recorder::ScriptMeta;
 use master::web::WebConfig;
 use master::{RunRequest, RunState};
@@ -63,7 +64,16 @@ fn earlier_run(started_ms: i64, p95_ms: f64, rps: f64) -> RunRecord {
         verdict: "passed".into(),
         entries: vec![total(p95_ms, rps)],
         checks: vec![],
-        intervals: vec![],
+        intervals: (0..3)
+            .map(|i| Interval {
+                time_ms: started_ms as u64 + i * 1000,
+                users: 5,
+                rps,
+                fail_per_sec: 0.0,
+                p50_ms: Some(p95_ms / 2.0),
+                p95_ms: Some(p95_ms),
+            })
+            .collect(),
     }
 }
 
@@ -173,4 +183,39 @@ async fn steps(browser: &Client, h: &Harness, url: &str, a: i64, b: i64) {
     .await;
     assert_eq!(rps, "-20.0%");
     screenshot(browser, "history.png").await;
+    overlay_a_baseline(browser, a).await;
+}
+
+/// The Charts tab lists the recorded runs; picking one draws its three
+/// per-second points under the live run's.
+async fn overlay_a_baseline(browser: &Client, a: i64) {
+    click(browser, "#tab-charts").await;
+    until(
+        browser,
+        "the recorded runs offered as baselines",
+        &format!("document.querySelector('#chart-baseline option[value=\"{a}\"]') !== null"),
+    )
+    .await;
+    run_js(
+        browser,
+        &format!(
+            "const s = document.querySelector('#chart-baseline'); s.value = '{a}'; \
+             s.dispatchEvent(new Event('change'));"
+        ),
+    )
+    .await;
+    until(
+        browser,
+        "the baseline's points on the RPS chart",
+        "document.querySelector('#chart-rps').dataset.baseline === '3'",
+    )
+    .await;
+    let drawn = until(
+        browser,
+        "the baseline series in the legend",
+        "[...document.querySelectorAll('#chart-rps .u-legend .u-label')].map((e) => e.textContent).join('|')",
+    )
+    .await;
+    assert!(drawn.as_str().unwrap().contains("Baseline RPS"), "{drawn}");
+    screenshot(browser, "history-baseline.png").await;
 }

@@ -331,6 +331,9 @@ Api:task(function(self) self.http:get("/", { name = "api" }) end)
             "--headless",
             "--json",
             "--only-summary",
+            // The line that says why the run ended is at info.
+            "-L",
+            "info",
             "-H",
             &target.url,
         ],

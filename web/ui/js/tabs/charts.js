@@ -2,9 +2,10 @@
 // workers over the whole run. History is loaded from the API (so a reload
 // mid-run shows the run so far), then live points are appended. A load
 // profile's plan is known ahead: it is drawn dashed to its end under the
-// actual users, and the open model's target rate under the RPS.
+// actual users, and the open model's target rate under the RPS. A recorded
+// run picked as the baseline is overlaid, shifted to start with this run.
 
-import { h } from "../dom.js";
+import { fill, h } from "../dom.js";
 
 const MAX_POINTS = 24 * 3600;
 
@@ -12,18 +13,27 @@ function css(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
 }
 
-// A series is [label, colour, key, dashed]; the dashed ones are plans,
-// whose rows come from the history and from the plan ahead (see rows()).
+// A series is [label, colour, key, dashed]; the dashed ones are plans and
+// the baseline, whose rows come from the history, the plan ahead and the
+// picked run (see rows()).
 const CHARTS = [
-  { id: "chart-rps", title: "Requests and failures per second", series: [["RPS", "--accent", "rps"], ["Failures/s", "--bad", "fail_per_sec"], ["Target rate", "--warn", "plan_rate", true]] },
-  { id: "chart-times", title: "Response times (ms)", series: [["Median", "--ok", "p50_ms"], ["95%ile", "--warn", "p95_ms"]] },
-  { id: "chart-users", title: "Users and workers", series: [["Users", "--accent", "user_count"], ["Planned", "--warn", "plan_users", true], ["Workers", "--muted", "worker_count"]] },
+  { id: "chart-rps", title: "Requests and failures per second", series: [["RPS", "--accent", "rps"], ["Failures/s", "--bad", "fail_per_sec"], ["Target rate", "--warn", "plan_rate", true], ["Baseline RPS", "--muted", "base_rps", true]] },
+  { id: "chart-times", title: "Response times (ms)", series: [["Median", "--ok", "p50_ms"], ["95%ile", "--warn", "p95_ms"], ["Baseline 95%ile", "--muted", "base_p95_ms", true]] },
+  { id: "chart-users", title: "Users and workers", series: [["Users", "--accent", "user_count"], ["Planned", "--warn", "plan_users", true], ["Workers", "--muted", "worker_count"], ["Baseline users", "--muted", "base_users", true]] },
 ];
+
+function runLabel(r) {
+  return `#${r.id} ${r.script}, ${new Date(r.started_ms).toLocaleString()}`;
+}
 
 export default function charts(ctx) {
   const boxes = CHARTS.map((c) => ({ ...c, el: h("div", { class: "chart", id: c.id }) }));
-  const root = h("div", { class: "charts" },
-    boxes.map((b) => h("div", { class: "card" }, h("h3", {}, b.title), b.el)));
+  const baselineSelect = h("select", { id: "chart-baseline", "aria-label": "Baseline run", onchange: () => pickBaseline(baselineSelect.value) },
+    h("option", { value: "" }, "none"));
+  const root = h("div", {},
+    h("p", { class: "chart-baseline" }, h("label", {}, "Overlay a recorded run: ", baselineSelect)),
+    h("div", { class: "charts" },
+      boxes.map((b) => h("div", { class: "card" }, h("h3", {}, b.title), b.el))));
   let points = [];
   let plots = [];
   let visible = false;
@@ -33,6 +43,8 @@ export default function charts(ctx) {
   // arrivals per second (arrival-driven types), as the corners of a line.
   let plan = [];
   let ratePlan = [];
+  // The picked baseline's per-second points, as offsets from its start.
+  let baseline = [];
 
   // The history's rows with the plans' corners merged in, in time order
   // (a jump in the plan is two corners at one time). A run with no arrival
@@ -42,7 +54,40 @@ export default function charts(ctx) {
     const out = points.map((p) => ({ ...p, plan_users: p.target_users, plan_rate: hasRate ? p.target_rate : null }));
     for (const q of plan) out.push({ time_ms: q.time_ms, plan_users: q.users });
     for (const q of ratePlan) out.push({ time_ms: q.time_ms, plan_rate: q.rate });
+    const start = points.length ? points[0].time_ms : Date.now();
+    for (const q of baseline) {
+      out.push({ time_ms: start + q.offset_ms, base_rps: q.rps, base_p95_ms: q.p95_ms, base_users: q.users });
+    }
     return out.sort((a, b) => a.time_ms - b.time_ms);
+  }
+
+  // The recorded runs to choose from, newest first (none with --no-history).
+  async function loadRuns() {
+    try {
+      const reply = await ctx.api.get("api/v1/history?limit=50");
+      const chosen = baselineSelect.value;
+      fill(baselineSelect, h("option", { value: "" }, "none"),
+        (reply.runs ?? []).map((r) => h("option", { value: String(r.id) }, runLabel(r))));
+      baselineSelect.value = chosen;
+      baselineSelect.disabled = !reply.recording;
+    } catch (e) {
+      ctx.toast(`Cannot load the recorded runs: ${e.message}`, true);
+    }
+  }
+
+  async function pickBaseline(id) {
+    baseline = [];
+    if (id) {
+      try {
+        const run = await ctx.api.get(`api/v1/history/${encodeURIComponent(id)}`);
+        const first = run.intervals.length ? run.intervals[0].time_ms : 0;
+        baseline = run.intervals.map((q) => ({ ...q, offset_ms: q.time_ms - first }));
+      } catch (e) {
+        ctx.toast(`Cannot load run #${id}: ${e.message}`, true);
+      }
+    }
+    boxes.forEach((b) => { b.el.dataset.baseline = String(baseline.length); });
+    draw();
   }
 
   function data(series, all) {
@@ -110,6 +155,7 @@ export default function charts(ctx) {
     el: root,
     async show() {
       visible = true;
+      loadRuns();
       await historyLoaded;
       // Created on first show: uPlot needs a laid-out width.
       if (plots.length === 0 || stale) { stale = false; create(); } else draw();
