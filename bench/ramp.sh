@@ -31,7 +31,7 @@ if [[ -z "$bin" ]]; then
 fi
 prefix="$out/ramp"
 rm -f "${prefix}_stats_history.csv"
-"$bin" -f bench/idle_task.lua --headless --only-summary --stop-timeout 1s \
+"$bin" -f bench/idle_task.lua --headless --no-history --only-summary --stop-timeout 1s \
   --stages "$ramp:$users,3s:$users" --csv "$prefix" --csv-full-history "$@" \
   > "$out/ramp.summary" 2> "$out/ramp.log" || true
 grep -q "its load profile ended" "$out/ramp.log" || { echo "the run did not end with its stages" >&2; tail -5 "$out/ramp.log" >&2; exit 1; }

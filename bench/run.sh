@@ -56,7 +56,7 @@ wrk_n=$(awk '/requests in/ {print $1}' "$out/wrk.txt")
 wrk_cpu=$(cpu_of "$out/wrk.time")
 
 /usr/bin/time -f "%U %S" -o "$out/swarmer.time" \
-  taskset -c 1 "$bin" -f bench/get.lua --headless --cores 1 -u 50 -r 1000 -t "${secs}s" \
+  taskset -c 1 "$bin" -f bench/get.lua --headless --no-history --cores 1 -u 50 -r 1000 -t "${secs}s" \
   -H "http://127.0.0.1:$port" --json --loglevel warn > "$out/swarmer.json"
 sw_n=$(python3 -c "
 import json; d = json.load(open('$out/swarmer.json'))
@@ -74,7 +74,7 @@ print(f'ratio    {s_rate / w_rate:10.3f} {\"\":7} {s_eff / w_eff:10.3f}  (swarme
 echo "== memory per idle user"
 rss_with() {
   local users=$1
-  "$bin" -f bench/idle.lua --headless -u "$users" -r 100000 -t 30s -H "http://127.0.0.1:$port" \
+  "$bin" -f bench/idle.lua --headless --no-history -u "$users" -r 100000 -t 30s -H "http://127.0.0.1:$port" \
     --only-summary --loglevel warn > /dev/null 2>&1 &
   local pid=$!
   sleep 4  # all users spawned and idle

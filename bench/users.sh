@@ -27,7 +27,7 @@ measure() {
   local users=$1 script=$2 json=$3; shift 3
   local log="$out/users-$users.log"
   : > "$log"
-  "$bin" -f "$script" --headless --json --only-summary -u "$users" -r "$users" -t 600s \
+  "$bin" -f "$script" --headless --no-history --json --only-summary -u "$users" -r "$users" -t 600s \
     --loglevel info "$@" > "$json" 2> "$log" &
   local pid=$! start; start=$(date +%s.%N)
   local deadline=$((SECONDS + 300))
@@ -68,7 +68,7 @@ trap 'kill $target 2>/dev/null || true' EXIT
 until grep -q "listening on" "$target_log"; do sleep 0.1; done
 url=$(grep "listening on" "$target_log" | awk '{print $NF}')
 json="$out/connected-$connected.json"
-"$bin" -f bench/connected.lua --headless --json --only-summary --cores 1 \
+"$bin" -f bench/connected.lua --headless --no-history --json --only-summary --cores 1 \
   -u "$connected" -r 5000 -t 40s -H "$url" --loglevel info > "$json" 2> "$out/connected.log" &
 pid=$!
 taskset -p -c 1 "$pid" > /dev/null
