@@ -469,6 +469,7 @@ fn engine_config(args: &RunArgs, node_id: &str) -> Result<EngineConfig, UsageErr
         http: args.http.settings()?.into(),
         base_dir: script_dir(args),
         limits: lua_limits(args),
+        stop_timeout: args.stop_timeout,
     })
 }
 

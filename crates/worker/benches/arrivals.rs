@@ -53,6 +53,7 @@ A:task(function(self) swarmer.record {{ type = "arrival", name = "a", duration_m
         http: Default::default(),
         base_dir: None,
         limits: LuaLimits::default(),
+        stop_timeout: std::time::Duration::from_secs(10),
     })
     .expect("engine");
     engine

@@ -22,6 +22,8 @@ pub enum CoreCommand {
     Load {
         script: ScriptSource,
         config: RuntimeConfig,
+        /// What users a downscale removes get to finish their task.
+        stop_timeout: Duration,
         reply: oneshot::Sender<Result<(), String>>,
     },
     /// Move towards these counts at `rate_per_sec` (this core's share).
@@ -137,9 +139,11 @@ impl Core {
             CoreCommand::Load {
                 script,
                 config,
+                stop_timeout,
                 reply,
             } => {
                 self.stop_all(self.stop_timeout).await;
+                self.stop_timeout = stop_timeout;
                 self.node_id = config.node_id.clone();
                 let result = CoreRuntime::new(&script, config, self.stats.clone())
                     .map(|rt| self.runtime = Some(rt))
@@ -159,7 +163,6 @@ impl Core {
             }
             CoreCommand::SetArrivals { arrivals } => self.set_arrivals(arrivals),
             CoreCommand::StopAll { timeout, reply } => {
-                self.stop_timeout = timeout;
                 self.stop_all(timeout).await;
                 let _ = reply.send(());
             }

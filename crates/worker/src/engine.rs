@@ -28,6 +28,10 @@ pub struct EngineConfig {
     pub base_dir: Option<PathBuf>,
     /// Time and memory bounds of every core's Lua state.
     pub limits: LuaLimits,
+    /// How long a user a downscale removes may take to finish its task
+    /// (`--stop-timeout`). Set once here: a stop of the old run with no
+    /// grace (a new run, a refusal) must not shorten the next run's.
+    pub stop_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +143,7 @@ impl Engine {
             let cmd = CoreCommand::Load {
                 script: script.clone(),
                 config: config.clone(),
+                stop_timeout: self.config.stop_timeout,
                 reply,
             };
             core.tx.send(cmd).map_err(|_| EngineError::CoreGone)?;

@@ -32,6 +32,7 @@ async fn a_busy_core_delays_its_numbers_but_never_loses_them() {
             task_time: Duration::from_secs(1),
             ..LuaLimits::default()
         },
+        stop_timeout: Duration::from_secs(10),
     })
     .unwrap();
     let src = ScriptSource {

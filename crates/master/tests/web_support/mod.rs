@@ -329,6 +329,7 @@ pub fn attach_worker(
         http: Default::default(),
         base_dir: None,
         limits: Default::default(),
+        stop_timeout: Duration::from_secs(2),
     };
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
