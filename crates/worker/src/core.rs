@@ -21,7 +21,7 @@ use crate::plan::{Change, Counts, RampPace, next_change, pending_changes};
 pub enum CoreCommand {
     Load {
         script: ScriptSource,
-        config: RuntimeConfig,
+        config: Box<RuntimeConfig>,
         /// What users a downscale removes get to finish their task.
         stop_timeout: Duration,
         reply: oneshot::Sender<Result<(), String>>,
@@ -145,7 +145,7 @@ impl Core {
                 self.stop_all(self.stop_timeout).await;
                 self.stop_timeout = stop_timeout;
                 self.node_id = config.node_id.clone();
-                let result = CoreRuntime::new(&script, config, self.stats.clone())
+                let result = CoreRuntime::new(&script, *config, self.stats.clone())
                     .map(|rt| self.runtime = Some(rt))
                     .map_err(|e| e.to_string());
                 let _ = reply.send(result);

@@ -142,7 +142,7 @@ impl Engine {
             let (reply, rx) = oneshot::channel();
             let cmd = CoreCommand::Load {
                 script: script.clone(),
-                config: config.clone(),
+                config: Box::new(config.clone()),
                 stop_timeout: self.config.stop_timeout,
                 reply,
             };
