@@ -102,14 +102,10 @@ async fn drive(chromium: &Path, chromedriver: &Path, profile: &Path) {
         history: Some(store),
         ..WebConfig::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/#history", listener.local_addr().unwrap());
-    tokio::spawn(master::web::run(
-        listener,
-        h.master.clone(),
-        config,
-        h.shutdown.clone(),
-    ));
+    let url = format!(
+        "{}#history",
+        serve_web(&h.master, config, &h.shutdown).await
+    );
     with_browser(chromium, chromedriver, profile, |browser| async move {
         steps(&browser, &h, &url, a, b).await
     })

@@ -24,14 +24,7 @@ async fn stages_typed_in_the_form_run_and_show_in_the_header() {
 
 async fn drive(chromium: &Path, chromedriver: &Path, profile: &Path) {
     let h = Harness::with_worker().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    tokio::spawn(master::web::run(
-        listener,
-        h.master.clone(),
-        WebConfig::default(),
-        h.shutdown.clone(),
-    ));
+    let url = serve_web(&h.master, WebConfig::default(), &h.shutdown).await;
     with_browser(chromium, chromedriver, profile, |browser| async move {
         steps(&browser, &h, &url).await
     })
@@ -137,18 +130,11 @@ async fn the_form_starts_a_shape_function_and_shows_why_it_stopped() {
                 .expect("a shape function starts the extension engine");
             h.attach_worker("shape-worker");
             h.wait_for(|s| s.worker_count == 1).await;
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("http://{}/", listener.local_addr().unwrap());
             let config = WebConfig {
                 ext: Some(ext),
                 ..WebConfig::default()
             };
-            tokio::spawn(master::web::run(
-                listener,
-                h.master.clone(),
-                config,
-                h.shutdown.clone(),
-            ));
+            let url = serve_web(&h.master, config, &h.shutdown).await;
             with_browser(&chromium, &chromedriver, &profile, |browser| async move {
                 shape_steps(&browser, &h, &url).await
             })

@@ -43,14 +43,10 @@ async fn drive(chromium: &Path, chromedriver: &Path, profile: &Path) {
     let h = Harness::with_thresholds(&THRESHOLDS).await;
     h.attach_worker("thresholds-worker");
     h.wait_for(|s| s.worker_count == 1).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/#statistics", listener.local_addr().unwrap());
-    tokio::spawn(master::web::run(
-        listener,
-        h.master.clone(),
-        WebConfig::default(),
-        h.shutdown.clone(),
-    ));
+    let url = format!(
+        "{}#statistics",
+        serve_web(&h.master, WebConfig::default(), &h.shutdown).await
+    );
     with_browser(chromium, chromedriver, profile, |browser| async move {
         steps(&browser, &h, &url).await
     })

@@ -70,6 +70,28 @@ impl Drop for Harness {
     }
 }
 
+/// Serves `master`'s web UI on a port of its own until `shutdown`; returns
+/// its address with the base path, ending in `/`.
+pub async fn serve_web(
+    master: &MasterHandle,
+    config: WebConfig,
+    shutdown: &CancellationToken,
+) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}{}/",
+        listener.local_addr().unwrap(),
+        config.base_path
+    );
+    tokio::spawn(master::web::run(
+        listener,
+        master.clone(),
+        config,
+        shutdown.clone(),
+    ));
+    url
+}
+
 impl Harness {
     /// A master with the test script and no worker.
     pub async fn new() -> Self {
