@@ -202,24 +202,31 @@ pub fn deadline(now: Instant, run_time: Duration) -> Result<Instant, RunError> {
         .ok_or(RunError::RunTimeTooLong(run_time))
 }
 
+/// A script of two user types, "Browse" and "Buy": the fixture of every
+/// test of these rules, here and in the forms and API that apply them.
+#[cfg(test)]
+pub(crate) fn two_types_info() -> ScriptInfo {
+    let user = |name: &str| script::UserTypeInfo {
+        name: name.into(),
+        weight: 1,
+        fixed_count: None,
+        host: None,
+        tasks: vec![],
+        arrivals: None,
+    };
+    ScriptInfo {
+        user_types: vec![user("Browse"), user("Buy")],
+        shape: None,
+        thresholds: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn info() -> ScriptInfo {
-        let user = |name: &str| script::UserTypeInfo {
-            name: name.into(),
-            weight: 1,
-            fixed_count: None,
-            host: None,
-            tasks: vec![],
-            arrivals: None,
-        };
-        ScriptInfo {
-            user_types: vec![user("Browse"), user("Buy")],
-            shape: None,
-            thresholds: vec![],
-        }
+        two_types_info()
     }
 
     #[test]

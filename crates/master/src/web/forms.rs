@@ -267,19 +267,7 @@ mod tests {
     use super::*;
 
     fn info() -> ScriptInfo {
-        let user = |name: &str| script::UserTypeInfo {
-            name: name.into(),
-            weight: 1,
-            fixed_count: None,
-            host: None,
-            tasks: vec![],
-            arrivals: None,
-        };
-        ScriptInfo {
-            user_types: vec![user("Browse"), user("Buy")],
-            shape: None,
-            thresholds: vec![],
-        }
+        crate::validate::two_types_info()
     }
 
     fn form(body: &str) -> Result<RunRequest, ApiError> {
