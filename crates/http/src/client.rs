@@ -1,9 +1,10 @@
 //! Sending one request for one user: connection reuse, the cookie jar,
-//! redirects and the overall timeout. Everything here belongs to one user;
+//! redirects, proxies and the overall timeout. Everything here belongs to one user;
 //! nothing is shared across users except the core's TLS configuration.
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,8 +18,9 @@ use crate::Error;
 use crate::conn::{Conn, ExchangeError};
 use crate::deadline::{self, Timer};
 use crate::decode::decode_body;
-use crate::origin::Origin;
+use crate::origin::{Origin, Scheme};
 use crate::pool::Pool;
+use crate::proxy::{Proxies, Proxy};
 use crate::settings::HostOverride;
 use crate::tls::Tls;
 use crate::wire::{Message, RequestHead};
@@ -32,6 +34,8 @@ pub struct Session {
     /// DNS overrides (`--resolve`, the script's `hosts`): shared by the
     /// users of a type, looked up only when a connection is opened.
     hosts: Rc<[HostOverride]>,
+    /// The run's proxies (`--proxy`, the environment).
+    proxies: Arc<Proxies>,
 }
 
 #[derive(Default)]
@@ -55,6 +59,17 @@ pub struct Request {
     /// The `Accept-Encoding` to send unless the script set one; `None`
     /// sends none. Whatever coding comes back is decoded either way.
     pub accept_encoding: Option<HeaderValue>,
+    /// Whether to go through a proxy, and which.
+    pub proxy: ProxyChoice,
+}
+
+/// A request's proxy: the run's rule for its origin, none, or its own.
+#[derive(Debug, Clone, Default)]
+pub enum ProxyChoice {
+    #[default]
+    Run,
+    Direct,
+    Via(Arc<Proxy>),
 }
 
 /// What came back, after redirects.
@@ -75,8 +90,14 @@ pub struct Reply {
 impl Session {
     /// A session that connects to `hosts`' addresses for their names.
     pub fn with_hosts(hosts: Rc<[HostOverride]>) -> Self {
+        Session::with_network(hosts, Arc::default())
+    }
+
+    /// A session with DNS overrides and the run's proxies.
+    pub fn with_network(hosts: Rc<[HostOverride]>, proxies: Arc<Proxies>) -> Self {
         Session {
             hosts,
+            proxies,
             ..Session::default()
         }
     }
@@ -85,7 +106,11 @@ impl Session {
     /// within its timeout. Never fails: what went wrong is in the reply.
     pub async fn send(&self, tls: &Tls, req: Request, start: Instant) -> Reply {
         let (origin, uri, timeout) = (req.origin.clone(), req.uri.clone(), req.timeout);
-        let follow = follow(tls, &self.state, &self.hosts, req);
+        let net = Net {
+            hosts: &self.hosts,
+            proxies: &self.proxies,
+        };
+        let follow = follow(tls, &self.state, net, req);
         match deadline::within(&self.timer, start + timeout, follow).await {
             Some(reply) => reply,
             None => Reply {
@@ -99,12 +124,26 @@ impl Session {
     }
 }
 
-async fn follow(
-    tls: &Tls,
-    state: &RefCell<ClientState>,
-    hosts: &[HostOverride],
-    p: Request,
-) -> Reply {
+/// Where connections go: DNS overrides and proxies.
+#[derive(Clone, Copy)]
+struct Net<'a> {
+    hosts: &'a [HostOverride],
+    proxies: &'a Proxies,
+}
+
+impl Net<'_> {
+    /// The proxy a request to `origin` takes under `choice`.
+    fn proxy_for<'c>(&'c self, origin: &Origin, choice: &'c ProxyChoice) -> Option<&'c Arc<Proxy>> {
+        match choice {
+            ProxyChoice::Run if self.proxies.is_empty() => None,
+            ProxyChoice::Run => self.proxies.for_origin(origin),
+            ProxyChoice::Direct => None,
+            ProxyChoice::Via(p) => Some(p),
+        }
+    }
+}
+
+async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Request) -> Reply {
     let Request {
         mut method,
         mut origin,
@@ -113,6 +152,7 @@ async fn follow(
         mut body,
         max_redirects,
         accept_encoding,
+        proxy,
         ..
     } = p;
     let mut hop = 0;
@@ -123,7 +163,8 @@ async fn follow(
             user_headers: &user_headers,
             accept_encoding: accept_encoding.as_ref(),
             body: &body,
-            hosts,
+            via: net.proxy_for(&origin, &proxy),
+            hosts: net.hosts,
         };
         let result = send(tls, state, &origin, &exchange).await;
         let message = match result {
@@ -292,6 +333,8 @@ struct Exchange<'a> {
     user_headers: &'a HeaderMap,
     accept_encoding: Option<&'a HeaderValue>,
     body: &'a Bytes,
+    /// The proxy this hop goes through.
+    via: Option<&'a Arc<Proxy>>,
     hosts: &'a [HostOverride],
 }
 
@@ -310,27 +353,35 @@ async fn send(
         method, uri, body, ..
     } = *ex;
     let cookie = cookie_header(state, origin, uri, ex.user_headers);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    // Plain HTTP through a proxy names the whole URL, and shows the
+    // proxy its credentials; a tunnel carries the request as is.
+    let forward = ex.via.filter(|_| origin.scheme == Scheme::Http);
+    let absolute = forward.map(|_| origin.url_of(path));
     let head = RequestHead {
         method,
-        target: uri.path_and_query().map_or("/", |p| p.as_str()),
+        target: absolute.as_deref().unwrap_or(path),
         host: origin.authority.as_bytes(),
         headers: ex.user_headers,
         cookie: cookie.as_deref(),
         accept_encoding: ex.accept_encoding.map(HeaderValue::as_bytes),
+        proxy_auth: forward
+            .and_then(|p| p.auth.as_ref())
+            .map(HeaderValue::as_bytes),
         body_len: body.len(),
     };
     let idempotent = method.is_idempotent();
-    let pooled = state.borrow_mut().pool.take(origin, !idempotent);
+    let pooled = state.borrow_mut().pool.take(origin, ex.via, !idempotent);
     let mut conn = match pooled {
         Some(c) => c,
-        None => connect(tls, origin, ex.hosts).await?,
+        None => connect(tls, origin, ex).await?,
     };
     let mut result = conn.exchange(&head, body).await;
     if let Err(ExchangeError::Stale(e)) = &result
         && idempotent
     {
         tracing::trace!(target: "http_client", "stale keep-alive connection: {e}");
-        conn = connect(tls, origin, ex.hosts).await?;
+        conn = connect(tls, origin, ex).await?;
         result = conn.exchange(&head, body).await;
     }
     match result {
@@ -344,11 +395,16 @@ async fn send(
 
 /// Boxed so the (large, TLS-handshake-sized) connect future is not part
 /// of every request's future, which lives inside every user's future.
+/// DNS overrides apply to the proxy's name when there is one.
 fn connect<'a>(
     tls: &'a Tls,
     origin: &'a Origin,
-    hosts: &[HostOverride],
+    ex: &Exchange<'a>,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<Conn>, String>> + 'a>> {
-    let addr = crate::settings::lookup(hosts, &origin.host, origin.port);
-    Box::pin(Conn::connect(origin, addr, || tls.config()))
+    let (host, port) = match ex.via {
+        Some(p) => (p.host.as_str(), p.port),
+        None => (origin.host.as_str(), origin.port),
+    };
+    let addr = crate::settings::lookup(ex.hosts, host, port);
+    Box::pin(Conn::connect(origin, addr, ex.via, || tls.config()))
 }

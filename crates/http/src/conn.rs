@@ -2,6 +2,8 @@
 //! TLS), and exchanges of one request for one response over reusable read
 //! and write buffers, decoded by `wire.rs`.
 //!
+//! Through a proxy, the socket goes to the proxy (`proxy.rs`).
+//!
 //! The exchange runs inside the user's own future: no task, channel or
 //! lock per request, and a dropped user drops its sockets with it.
 
@@ -18,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::origin::{Origin, Scheme};
+use crate::proxy::{self, Proxy};
 use crate::wire::{self, Decoder, Message, RequestHead};
 
 /// A socket, plain or TLS.
@@ -88,6 +91,8 @@ pub struct Conn {
     scheme: Scheme,
     host: String,
     port: u16,
+    /// The proxy this connection goes through, if any.
+    via: Option<Arc<Proxy>>,
     stream: Stream,
     /// Bytes read and not yet decoded; reused for every response.
     rbuf: BytesMut,
@@ -104,23 +109,38 @@ impl Conn {
     /// Dials `origin`, at `addr` instead of its host's DNS answer when
     /// given (a DNS override); TLS verifies and names the origin's host
     /// either way.
+    ///
+    /// Through `via`, the socket goes to the proxy instead: plain HTTP is
+    /// then sent to it as is, HTTPS through a CONNECT tunnel.
     pub async fn connect(
         origin: &Origin,
         addr: Option<SocketAddr>,
+        via: Option<&Arc<Proxy>>,
         tls: impl FnOnce() -> Result<Arc<rustls::ClientConfig>, String>,
     ) -> Result<Box<Conn>, String> {
-        let tcp = match addr {
+        let (host, port) = match via {
+            Some(p) => (p.host.as_str(), p.port),
+            None => (origin.host.as_str(), origin.port),
+        };
+        let what = match via {
+            Some(p) => format!("proxy {}", p.shown),
+            None => format!("{host}:{port}"),
+        };
+        let mut tcp = match addr {
             Some(a) => TcpStream::connect(a)
                 .await
-                .map_err(|e| format!("connect to {}:{} at {a}: {e}", origin.host, origin.port)),
-            None => TcpStream::connect((origin.host.as_str(), origin.port))
+                .map_err(|e| format!("connect to {what} at {a}: {e}")),
+            None => TcpStream::connect((host, port))
                 .await
-                .map_err(|e| format!("connect to {}:{}: {e}", origin.host, origin.port)),
+                .map_err(|e| format!("connect to {what}: {e}")),
         }?;
         // Requests are small writes followed by a wait for the answer:
         // Nagle would only delay them.
         tcp.set_nodelay(true)
             .map_err(|e| format!("set TCP_NODELAY: {e}"))?;
+        if let (Some(p), Scheme::Https) = (via, origin.scheme) {
+            proxy::connect_tunnel(&mut tcp, p, origin).await?;
+        }
         let stream = match origin.scheme {
             Scheme::Http => Stream::Plain(tcp),
             Scheme::Https => {
@@ -138,6 +158,7 @@ impl Conn {
             scheme: origin.scheme,
             host: origin.host.clone(),
             port: origin.port,
+            via: via.cloned(),
             stream,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
@@ -146,8 +167,17 @@ impl Conn {
         }))
     }
 
-    pub fn serves(&self, origin: &Origin) -> bool {
-        self.scheme == origin.scheme && self.port == origin.port && self.host == origin.host
+    /// Whether this connection reaches `origin` the way `via` says.
+    pub fn serves(&self, origin: &Origin, via: Option<&Arc<Proxy>>) -> bool {
+        let same_route = match (&self.via, via) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.same(b),
+            _ => false,
+        };
+        self.scheme == origin.scheme
+            && self.port == origin.port
+            && self.host == origin.host
+            && same_route
     }
 
     /// Whether the connection may carry another request.

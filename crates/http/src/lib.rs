@@ -16,14 +16,16 @@ pub mod decode;
 mod error;
 pub mod origin;
 mod pool;
+pub mod proxy;
 pub mod settings;
 mod target;
 mod tls;
 pub mod wire;
 
-pub use client::{Reply, Request, Session};
+pub use client::{ProxyChoice, Reply, Request, Session};
 pub use error::Error;
 pub use origin::{Origin, Scheme, is_absolute};
+pub use proxy::{Proxies, Proxy};
 pub use settings::{HostOverride, Settings};
 pub use target::encode_target;
 pub use tls::Tls;

@@ -1,9 +1,12 @@
-//! A user's idle keep-alive connections, keyed by (scheme, host, port). A
-//! user sends one request at a time, so this holds about one connection per
-//! host it talks to.
+//! A user's idle keep-alive connections, keyed by (scheme, host, port)
+//! and the proxy they go through. A user sends one request at a time, so
+//! this holds about one connection per host it talks to.
+
+use std::sync::Arc;
 
 use crate::conn::Conn;
 use crate::origin::Origin;
+use crate::proxy::Proxy;
 
 #[derive(Default)]
 pub struct Pool {
@@ -20,8 +23,13 @@ impl Pool {
     /// An idle connection to `origin`, unless there is none. `check`: first
     /// make sure the server has not closed it meanwhile (for requests that
     /// cannot simply be sent again if it has).
-    pub fn take(&mut self, origin: &Origin, check: bool) -> Option<Box<Conn>> {
-        while let Some(i) = self.idle.iter().rposition(|c| c.serves(origin)) {
+    pub fn take(
+        &mut self,
+        origin: &Origin,
+        via: Option<&Arc<Proxy>>,
+        check: bool,
+    ) -> Option<Box<Conn>> {
+        while let Some(i) = self.idle.iter().rposition(|c| c.serves(origin, via)) {
             let mut c = self.idle.swap_remove(i);
             if !check || !c.closed_while_idle() {
                 return Some(c);

@@ -29,7 +29,8 @@ const USER_AGENT: &str = concat!("swarmer/", env!("CARGO_PKG_VERSION"));
 /// What to write for one request; the body follows the head as it is.
 pub struct RequestHead<'a> {
     pub method: &'a Method,
-    /// The request target: path and query, starting with '/'.
+    /// The request target: path and query, starting with '/' (the
+    /// absolute URL through a proxy).
     pub target: &'a str,
     /// The `Host` header value.
     pub host: &'a [u8],
@@ -39,6 +40,9 @@ pub struct RequestHead<'a> {
     pub cookie: Option<&'a str>,
     /// The codings to offer, when the script set no `Accept-Encoding`.
     pub accept_encoding: Option<&'a [u8]>,
+    /// `Proxy-Authorization` for the proxy this request goes through as
+    /// is (plain HTTP), unless the script set its own.
+    pub proxy_auth: Option<&'a [u8]>,
     pub body_len: usize,
 }
 
@@ -76,6 +80,11 @@ pub fn encode_request(out: &mut BytesMut, req: &RequestHead<'_>) -> bool {
         && !req.headers.contains_key(header::ACCEPT_ENCODING)
     {
         put_field(out, b"accept-encoding", codings);
+    }
+    if let Some(auth) = req.proxy_auth
+        && !req.headers.contains_key(header::PROXY_AUTHORIZATION)
+    {
+        put_field(out, b"proxy-authorization", auth);
     }
     // As hyper did: a length for any body, and `0` for an empty one when
     // the method gives a body meaning (POST, PUT, PATCH, extensions).

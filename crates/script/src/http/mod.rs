@@ -108,7 +108,7 @@ impl Client {
             user,
             shared,
             base,
-            session: Session::with_hosts(http.hosts.clone()),
+            session: Session::with_network(http.hosts.clone(), http.proxies.clone()),
             http,
             last: RefCell::new(None),
         }
@@ -183,6 +183,7 @@ impl Client {
                 Some(a) => a,
                 None => self.http.accept_encoding.clone(),
             },
+            proxy: opts.proxy,
         };
         Ok((prepared, name))
     }
