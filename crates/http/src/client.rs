@@ -22,6 +22,7 @@ use crate::origin::{Origin, Scheme};
 use crate::pool::Pool;
 use crate::proxy::{Proxies, Proxy};
 use crate::settings::HostOverride;
+use crate::timings::Timings;
 use crate::tls::Tls;
 use crate::wire::{Message, RequestHead};
 
@@ -85,6 +86,8 @@ pub struct Reply {
     /// The body's size as received, before any content coding was undone
     /// (the message's body is the decoded one).
     pub wire_body_len: usize,
+    /// Where the time went, every hop added up (zeros after a timeout).
+    pub timings: Timings,
 }
 
 impl Session {
@@ -119,6 +122,7 @@ impl Session {
                 message: Message::default(),
                 error: Some(Error::Timeout(timeout)),
                 wire_body_len: 0,
+                timings: Timings::default(),
             },
         }
     }
@@ -156,6 +160,7 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Reques
         ..
     } = p;
     let mut hop = 0;
+    let mut timings = Timings::default();
     loop {
         let exchange = Exchange {
             method: &method,
@@ -168,7 +173,10 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Reques
         };
         let result = send(tls, state, &origin, &exchange).await;
         let message = match result {
-            Ok(m) => m,
+            Ok((m, hop_timings)) => {
+                timings.add(&hop_timings);
+                m
+            }
             Err(error) => {
                 return Reply {
                     origin,
@@ -176,6 +184,7 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Reques
                     message: Message::default(),
                     error: Some(Error::Transport(error)),
                     wire_body_len: 0,
+                    timings,
                 };
             }
         };
@@ -189,7 +198,10 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Reques
             None
         };
         let Some((next_origin, next_uri)) = target else {
-            return decoded(origin, uri, message);
+            return Reply {
+                timings,
+                ..decoded(origin, uri, message)
+            };
         };
         if hop >= max_redirects {
             return Reply {
@@ -198,6 +210,7 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Reques
                 wire_body_len: message.body().len(),
                 message,
                 error: Some(Error::TooManyRedirects(max_redirects)),
+                timings,
             };
         }
         hop += 1;
@@ -241,6 +254,7 @@ fn decoded(origin: Rc<Origin>, uri: Uri, message: Message) -> Reply {
         message,
         error,
         wire_body_len,
+        timings: Timings::default(),
     }
 }
 
@@ -343,12 +357,13 @@ struct Exchange<'a> {
 /// response came is replaced once, for a request that may be sent twice
 /// (RFC 9110's idempotent methods); for the others the pool first checks
 /// that the server has not closed the connection while it was idle.
+/// Returns the response with this hop's phases.
 async fn send(
     tls: &Tls,
     state: &RefCell<ClientState>,
     origin: &Origin,
     ex: &Exchange<'_>,
-) -> Result<Message, String> {
+) -> Result<(Message, Timings), String> {
     let Exchange {
         method, uri, body, ..
     } = *ex;
@@ -376,18 +391,22 @@ async fn send(
         Some(c) => c,
         None => connect(tls, origin, ex).await?,
     };
+    let mut timings = conn.take_opened();
     let mut result = conn.exchange(&head, body).await;
     if let Err(ExchangeError::Stale(e)) = &result
         && idempotent
     {
         tracing::trace!(target: "http_client", "stale keep-alive connection: {e}");
         conn = connect(tls, origin, ex).await?;
+        timings.add(&conn.take_opened());
         result = conn.exchange(&head, body).await;
     }
     match result {
-        Ok(message) => {
+        Ok((message, (ttfb, receive))) => {
             state.borrow_mut().pool.put(conn);
-            Ok(message)
+            timings.ttfb += ttfb;
+            timings.receive += receive;
+            Ok((message, timings))
         }
         Err(ExchangeError::Stale(e) | ExchangeError::Failed(e)) => Err(e),
     }

@@ -12,15 +12,18 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
 use crate::origin::{Origin, Scheme};
 use crate::proxy::{self, Proxy};
+use crate::timings::{ExchangeClock, Timings};
 use crate::wire::{self, Decoder, Message, RequestHead};
 
 /// A socket, plain or TLS.
@@ -103,6 +106,52 @@ pub struct Conn {
     pub reused: bool,
     /// The last exchange left it fit for another request.
     keep_alive: bool,
+    /// How long opening it took, until the first request takes it.
+    opened: Timings,
+}
+
+/// Looks `host` up (unless `addr` overrides it) and connects to the first
+/// address that answers, timing both.
+async fn dial(
+    host: &str,
+    port: u16,
+    addr: Option<SocketAddr>,
+    what: &str,
+) -> Result<(TcpStream, Timings), String> {
+    let t = Instant::now();
+    let addrs: Vec<SocketAddr> = match addr {
+        Some(a) => vec![a],
+        None => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| format!("connect to {what}: {e}"))?
+            .collect(),
+    };
+    let dns = t.elapsed();
+    let t = Instant::now();
+    let mut last = None;
+    for a in &addrs {
+        match TcpStream::connect(a).await {
+            Ok(tcp) => {
+                // Requests are small writes followed by a wait for the
+                // answer: Nagle would only delay them.
+                tcp.set_nodelay(true)
+                    .map_err(|e| format!("set TCP_NODELAY: {e}"))?;
+                let connect = t.elapsed();
+                let timings = Timings {
+                    dns,
+                    connect,
+                    ..Timings::default()
+                };
+                return Ok((tcp, timings));
+            }
+            Err(e) => last = Some((a, e)),
+        }
+    }
+    Err(match (last, addr) {
+        (Some((a, e)), Some(_)) => format!("connect to {what} at {a}: {e}"),
+        (Some((_, e)), None) => format!("connect to {what}: {e}"),
+        (None, _) => format!("connect to {what}: the name has no address"),
+    })
 }
 
 impl Conn {
@@ -126,21 +175,13 @@ impl Conn {
             Some(p) => format!("proxy {}", p.shown),
             None => format!("{host}:{port}"),
         };
-        let mut tcp = match addr {
-            Some(a) => TcpStream::connect(a)
-                .await
-                .map_err(|e| format!("connect to {what} at {a}: {e}")),
-            None => TcpStream::connect((host, port))
-                .await
-                .map_err(|e| format!("connect to {what}: {e}")),
-        }?;
-        // Requests are small writes followed by a wait for the answer:
-        // Nagle would only delay them.
-        tcp.set_nodelay(true)
-            .map_err(|e| format!("set TCP_NODELAY: {e}"))?;
+        let (mut tcp, mut opened) = dial(host, port, addr, &what).await?;
         if let (Some(p), Scheme::Https) = (via, origin.scheme) {
+            let t = Instant::now();
             proxy::connect_tunnel(&mut tcp, p, origin).await?;
+            opened.connect += t.elapsed();
         }
+        let t = Instant::now();
         let stream = match origin.scheme {
             Scheme::Http => Stream::Plain(tcp),
             Scheme::Https => {
@@ -154,6 +195,9 @@ impl Conn {
                 Stream::Tls(Box::new(tls))
             }
         };
+        if origin.scheme == Scheme::Https {
+            opened.tls = t.elapsed();
+        }
         Ok(Box::new(Conn {
             scheme: origin.scheme,
             host: origin.host.clone(),
@@ -164,7 +208,14 @@ impl Conn {
             wbuf: BytesMut::new(),
             reused: false,
             keep_alive: false,
+            opened,
         }))
+    }
+
+    /// The lookup, connect and handshake phases of opening this
+    /// connection, once: a reused connection reports none.
+    pub fn take_opened(&mut self) -> Timings {
+        std::mem::take(&mut self.opened)
     }
 
     /// Whether this connection reaches `origin` the way `via` says.
@@ -185,12 +236,14 @@ impl Conn {
         self.keep_alive
     }
 
-    /// Sends one request and reads its response.
+    /// Sends one request and reads its response, with its time to first
+    /// byte and receive phases.
     pub async fn exchange(
         &mut self,
         head: &RequestHead<'_>,
         body: &[u8],
-    ) -> Result<Message, ExchangeError> {
+    ) -> Result<(Message, (Duration, Duration)), ExchangeError> {
+        let mut clock = ExchangeClock::start();
         self.keep_alive = false;
         self.wbuf.clear();
         let close = wire::encode_request(&mut self.wbuf, head);
@@ -213,6 +266,7 @@ impl Conn {
         }
         let mut dec = Decoder::new(head.method == http::Method::HEAD);
         let mut got_any = false;
+        let mut reads = 0u32;
         loop {
             match dec.decode(&mut self.rbuf) {
                 Ok(true) => break,
@@ -228,6 +282,10 @@ impl Conn {
                 Ok(n) => n,
                 Err(e) => return Err(self.io_error(e, got_any)),
             };
+            if n > 0 {
+                clock.got_bytes();
+                reads += 1;
+            }
             if n == 0 {
                 if !got_any && self.reused {
                     return Err(ExchangeError::Stale(
@@ -248,7 +306,7 @@ impl Conn {
             self.reused = true;
             self.settle_read_readiness();
         }
-        Ok(dec.finish())
+        Ok((dec.finish(), clock.finish(reads <= 1)))
     }
 
     fn io_error(&self, e: io::Error, got_any: bool) -> ExchangeError {

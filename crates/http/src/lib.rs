@@ -19,6 +19,7 @@ mod pool;
 pub mod proxy;
 pub mod settings;
 mod target;
+pub mod timings;
 mod tls;
 pub mod wire;
 
@@ -28,5 +29,6 @@ pub use origin::{Origin, Scheme, is_absolute};
 pub use proxy::{Proxies, Proxy};
 pub use settings::{HostOverride, Settings};
 pub use target::encode_target;
+pub use timings::Timings;
 pub use tls::Tls;
 pub use wire::{Fields, Message};

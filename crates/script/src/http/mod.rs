@@ -90,6 +90,7 @@ impl HttpOp {
             due_latency_us: client.user.lateness_us.get().map(|late| elapsed_us + late),
             error: reply.error.map(|e| e.to_string()),
             wire_size: reply.wire_body_len as u64,
+            timings: reply.timings,
             recorded: Cell::new(false),
         });
         *client.user.pending.borrow_mut() = Some(outcome.clone());
