@@ -7,469 +7,15 @@
 //! `kubectl apply` time. The schema of each object is checked separately by
 //! `deploy/check.sh` (`kubernetes-validate --strict`).
 
-use std::collections::{BTreeMap, BTreeSet};
+mod k8s;
+
+use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
+use k8s::*;
 use serde_yaml_ng::Value;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the repository root exists")
-}
-
-fn base_dir() -> PathBuf {
-    let dir = repo_root().join("deploy/kubernetes/base");
-    dir.canonicalize()
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-}
-
-fn read(path: &Path) -> String {
-    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-/// Every YAML document of a file (a file may hold several, split by `---`).
-fn documents(path: &Path) -> Vec<Value> {
-    let text = read(path);
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|doc| {
-            Value::deserialize(doc)
-                .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
-        })
-        .filter(|v| !v.is_null())
-        .collect()
-}
-
-/// The value at a dotted path: `spec.template.spec`, with numbers indexing
-/// sequences (`containers.0`).
-fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.')
-        .try_fold(v, |v, key| match key.parse::<usize>() {
-            Ok(i) if v.is_sequence() => v.get(i),
-            _ => v.get(key),
-        })
-}
-
-fn str_at<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
-    at(v, path).and_then(Value::as_str)
-}
-
-fn seq_at<'a>(v: &'a Value, path: &str) -> &'a [Value] {
-    at(v, path)
-        .and_then(Value::as_sequence)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_sequence)
-        .map(|s| {
-            s.iter()
-                .map(|x| x.as_str().expect("a list of strings").to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_mapping)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        Value::String(s) => s.clone(),
-                        other => serde_yaml_ng::to_string(other).unwrap().trim().to_owned(),
-                    };
-                    (k.as_str().expect("string keys").to_owned(), v)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// One Kubernetes object and the file it came from, for messages.
-#[derive(Clone, Debug)]
-struct Obj {
-    file: String,
-    value: Value,
-}
-
-impl Obj {
-    fn kind(&self) -> &str {
-        str_at(&self.value, "kind")
-            .unwrap_or_else(|| panic!("an object in {} has no kind", self.file))
-    }
-    fn name(&self) -> &str {
-        str_at(&self.value, "metadata.name")
-            .unwrap_or_else(|| panic!("an object in {} has no metadata.name", self.file))
-    }
-    fn at(&self, path: &str) -> Option<&Value> {
-        at(&self.value, path)
-    }
-}
-
-/// What kustomize builds from the base: its resource files and the
-/// ConfigMaps and Secrets of its generators (with the keys they will hold).
-struct Base {
-    objects: Vec<Obj>,
-    config_maps: BTreeMap<String, BTreeSet<String>>,
-    secrets: BTreeMap<String, BTreeSet<String>>,
-}
-
-fn kustomization(dir: &Path) -> Value {
-    kustomization_of_kind(dir, "Kustomization")
-}
-
-/// A `kustomization.yaml` of the given kind (`Kustomization` or `Component`).
-fn kustomization_of_kind(dir: &Path, kind: &str) -> Value {
-    let path = dir.join("kustomization.yaml");
-    assert!(path.is_file(), "{} is missing", path.display());
-    let mut docs = documents(&path);
-    assert_eq!(docs.len(), 1, "{} must hold one document", path.display());
-    let k = docs.remove(0);
-    assert_eq!(str_at(&k, "kind"), Some(kind), "{}", path.display());
-    k
-}
-
-/// `key=path` or `path` in a generator's `files`: the file and its key.
-fn generator_file(entry: &str) -> (String, String) {
-    match entry.split_once('=') {
-        Some((key, path)) => (key.to_owned(), path.to_owned()),
-        None => {
-            let key = Path::new(entry).file_name().unwrap().to_string_lossy();
-            (key.into_owned(), entry.to_owned())
-        }
-    }
-}
-
-/// The keys of a kustomize env file (`KEY=value` lines, `#` comments).
-fn env_file_keys(path: &Path) -> BTreeSet<String> {
-    read(path)
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            l.split_once('=')
-                .unwrap_or_else(|| panic!("{}: `{l}` is not KEY=value", path.display()))
-                .0
-                .to_owned()
-        })
-        .collect()
-}
-
-/// The keys a config/secret generator entry produces, checking that every
-/// file it reads exists.
-fn generator_keys(dir: &Path, generator: &Value) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    for entry in strings(generator.get("files")) {
-        let (key, file) = generator_file(&entry);
-        let path = dir.join(&file);
-        assert!(
-            path.is_file(),
-            "generator file {} does not exist",
-            path.display()
-        );
-        keys.insert(key);
-    }
-    for literal in strings(generator.get("literals")) {
-        let (key, _) = literal
-            .split_once('=')
-            .unwrap_or_else(|| panic!("literal `{literal}` is not KEY=value"));
-        keys.insert(key.to_owned());
-    }
-    for env in strings(generator.get("envs")) {
-        keys.extend(env_file_keys(&dir.join(env)));
-    }
-    keys
-}
-
-fn load_base() -> Base {
-    let dir = base_dir();
-    let k = kustomization(&dir);
-    let resources = strings(k.get("resources"));
-    assert!(!resources.is_empty(), "the base lists no resources");
-
-    let mut objects = Vec::new();
-    for file in &resources {
-        let path = dir.join(file);
-        assert!(
-            path.is_file(),
-            "base/kustomization.yaml lists {file}, but {} does not exist",
-            path.display()
-        );
-        for value in documents(&path) {
-            objects.push(Obj {
-                file: format!("base/{file}"),
-                value,
-            });
-        }
-    }
-
-    let mut config_maps = BTreeMap::new();
-    for g in seq_at(&k, "configMapGenerator") {
-        let name = str_at(g, "name").expect("a configMapGenerator has a name");
-        config_maps.insert(name.to_owned(), generator_keys(&dir, g));
-    }
-    let mut secrets = BTreeMap::new();
-    for g in seq_at(&k, "secretGenerator") {
-        let name = str_at(g, "name").expect("a secretGenerator has a name");
-        secrets.insert(name.to_owned(), generator_keys(&dir, g));
-    }
-    Base {
-        objects,
-        config_maps,
-        secrets,
-    }
-}
-
-/// The components under deploy/kubernetes/components: each directory and
-/// the objects its resources hold. Overlays include them with `components:`.
-fn components() -> Vec<(PathBuf, Vec<Obj>)> {
-    let root = repo_root().join("deploy/kubernetes/components");
-    let Ok(entries) = fs::read_dir(&root) else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let dir = entry.unwrap().path();
-        if !dir.is_dir() {
-            continue;
-        }
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let k = kustomization_of_kind(&dir, "Component");
-        let mut objects = Vec::new();
-        for file in strings(k.get("resources")) {
-            let path = dir.join(&file);
-            assert!(
-                path.is_file(),
-                "component {name} lists {file}, which does not exist"
-            );
-            for value in documents(&path) {
-                objects.push(Obj {
-                    file: format!("components/{name}/{file}"),
-                    value,
-                });
-            }
-        }
-        found.push((dir.canonicalize().unwrap(), objects));
-    }
-    found
-}
-
-/// Every Deployment swarmer ships: the base's and the components'.
-fn all_deployments(base: &Base) -> Vec<Obj> {
-    let mut all: Vec<Obj> = base.all("Deployment").into_iter().cloned().collect();
-    for (_, objects) in components() {
-        all.extend(objects.into_iter().filter(|o| o.kind() == "Deployment"));
-    }
-    all
-}
-
-/// The patch files of a kustomization (overlay or component) exist, and
-/// each patches an object of the base or of `own`, and only containers it
-/// already has (a misspelt container name would add a second container).
-fn check_patches(what: &str, dir: &Path, k: &Value, base: &Base, own: &[Obj]) {
-    for p in seq_at(k, "patches") {
-        let file = str_at(p, "path").unwrap_or_else(|| panic!("{what}: patches are files"));
-        let path = dir.join(file);
-        assert!(path.is_file(), "{what}: patch {file} does not exist");
-        for patch in documents(&path) {
-            let patch = Obj {
-                file: file.to_owned(),
-                value: patch,
-            };
-            let target = base
-                .find(patch.kind(), patch.name())
-                .or_else(|| {
-                    own.iter()
-                        .find(|o| o.kind() == patch.kind() && o.name() == patch.name())
-                })
-                .unwrap_or_else(|| {
-                    panic!(
-                        "{what}: {file} patches {} {}, which does not exist",
-                        patch.kind(),
-                        patch.name()
-                    )
-                });
-            for c in seq_at(&patch.value, "spec.template.spec.containers") {
-                let cname = str_at(c, "name").unwrap();
-                assert!(
-                    containers(target)
-                        .iter()
-                        .any(|t| str_at(t, "name") == Some(cname)),
-                    "{what}: {file} patches container {cname}, which {} does not have \
-                     (the patch would add a second container)",
-                    target.name()
-                );
-            }
-        }
-    }
-}
-
-impl Base {
-    fn all(&self, kind: &str) -> Vec<&Obj> {
-        self.objects.iter().filter(|o| o.kind() == kind).collect()
-    }
-    fn find(&self, kind: &str, name: &str) -> Option<&Obj> {
-        self.objects
-            .iter()
-            .find(|o| o.kind() == kind && o.name() == name)
-    }
-    /// The one Deployment whose container runs the given role (`--master`).
-    fn deployment_with(&self, role_flag: &str) -> &Obj {
-        let found: Vec<&Obj> = self
-            .all("Deployment")
-            .into_iter()
-            .filter(|d| {
-                containers(d)
-                    .iter()
-                    .any(|c| args(c).iter().any(|a| a == role_flag))
-            })
-            .collect();
-        assert_eq!(
-            found.len(),
-            1,
-            "expected exactly one Deployment running `swarmer {role_flag}`"
-        );
-        found[0]
-    }
-    fn master(&self) -> &Obj {
-        self.deployment_with("--master")
-    }
-    fn worker(&self) -> &Obj {
-        self.deployment_with("--worker")
-    }
-}
-
-fn pod_spec(d: &Obj) -> &Value {
-    d.at("spec.template.spec")
-        .unwrap_or_else(|| panic!("{} {} has no pod template", d.kind(), d.name()))
-}
-
-fn containers(d: &Obj) -> &[Value] {
-    seq_at(pod_spec(d), "containers")
-}
-
-/// The swarmer container of a Deployment (each of ours has exactly one).
-fn container(d: &Obj) -> &Value {
-    let cs = containers(d);
-    assert_eq!(cs.len(), 1, "{} should run one container", d.name());
-    &cs[0]
-}
-
-fn args(c: &Value) -> Vec<String> {
-    strings(c.get("args"))
-}
-
-/// A setting of the swarmer command line, as the binary would see it:
-/// `--flag value` or `--flag=value` in the args, else the plain (not
-/// `valueFrom`) environment variable `SWARMER_FLAG`.
-fn setting(c: &Value, flag: &str) -> Option<String> {
-    let args = args(c);
-    for (i, a) in args.iter().enumerate() {
-        if a == flag {
-            return Some(
-                args.get(i + 1)
-                    .unwrap_or_else(|| panic!("{flag} has no value"))
-                    .clone(),
-            );
-        }
-        if let Some(v) = a.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
-            return Some(v.to_owned());
-        }
-    }
-    let var = format!(
-        "SWARMER_{}",
-        flag.trim_start_matches('-')
-            .replace('-', "_")
-            .to_uppercase()
-    );
-    seq_at(c, "env")
-        .iter()
-        .find(|e| str_at(e, "name") == Some(var.as_str()))
-        .and_then(|e| str_at(e, "value"))
-        .map(str::to_owned)
-}
-
-fn required(c: &Value, flag: &str) -> String {
-    setting(c, flag).unwrap_or_else(|| panic!("the container does not set {flag}"))
-}
-
-fn port_number(s: &str, what: &str) -> u64 {
-    s.parse()
-        .unwrap_or_else(|_| panic!("{what} is `{s}`, not a port number"))
-}
-
-/// The containerPort a Service targetPort, probe port or NetworkPolicy port
-/// designates in a container: by name, or by number if the container
-/// declares that number.
-fn container_port(c: &Value, port: &Value) -> Option<u64> {
-    let ports = seq_at(c, "ports");
-    match port {
-        Value::String(name) => ports
-            .iter()
-            .find(|p| str_at(p, "name") == Some(name.as_str()))
-            .and_then(|p| at(p, "containerPort"))
-            .and_then(Value::as_u64),
-        Value::Number(n) => ports
-            .iter()
-            .filter_map(|p| at(p, "containerPort").and_then(Value::as_u64))
-            .find(|p| Some(*p) == n.as_u64()),
-        _ => None,
-    }
-}
-
-fn pod_labels(d: &Obj) -> BTreeMap<String, String> {
-    string_map(d.at("spec.template.metadata.labels"))
-}
-
-fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
-    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
-
-/// `10s`, `1m30s`, `500ms`: the forms the manifests use for --stop-timeout.
-fn parse_duration(s: &str) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut rest = s.trim();
-    assert!(!rest.is_empty(), "empty duration");
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let n: u64 = rest[..digits]
-            .parse()
-            .unwrap_or_else(|_| panic!("bad duration `{s}`"));
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        total += match unit {
-            "ms" => Duration::from_millis(n),
-            "s" | "" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            _ => panic!("bad duration unit in `{s}`"),
-        };
-    }
-    total
-}
-
-fn workspace_version() -> String {
-    let text = read(&repo_root().join("Cargo.toml"));
-    let table: toml::Table = text.parse().expect("Cargo.toml parses");
-    table["workspace"]["package"]["version"]
-        .as_str()
-        .expect("workspace.package.version")
-        .to_owned()
-}
-
-// ---------------------------------------------------------------------------
 
 #[test]
 fn every_base_file_is_listed_and_the_base_has_no_namespace() {
@@ -1070,6 +616,7 @@ fn overlays_only_refer_to_what_the_base_has() {
             );
         }
         let mut includes_base = false;
+        let mut own = Vec::new();
         for r in strings(k.get("resources")) {
             let path = dir.join(&r);
             assert!(
@@ -1079,10 +626,16 @@ fn overlays_only_refer_to_what_the_base_has() {
             if path.is_dir() && path.canonicalize().unwrap() == base_dir() {
                 includes_base = true;
             }
+            if path.is_file() {
+                own.extend(documents(&path).into_iter().map(|value| Obj {
+                    file: format!("overlays/{name}/{r}"),
+                    value,
+                }));
+            }
         }
         assert!(includes_base, "overlay {name} does not build on the base");
 
-        check_patches(&format!("overlay {name}"), &dir, &k, &base, &[]);
+        check_patches(&format!("overlay {name}"), &dir, &k, &base, &own);
         for c in strings(k.get("components")) {
             let path = dir.join(&c);
             let path = path
@@ -1161,4 +714,243 @@ fn durations_parse_like_the_command_line() {
     assert_eq!(parse_duration("10s"), Duration::from_secs(10));
     assert_eq!(parse_duration("1m30s"), Duration::from_secs(90));
     assert_eq!(parse_duration("500ms"), Duration::from_millis(500));
+}
+
+// The ci-job overlay: a headless master Job and a Job of workers.
+
+/// A strategic merge patch as Kubernetes applies it to objects whose lists
+/// have no merge key (as the NetworkPolicy rules the ci-job overlay
+/// patches): mappings merge, everything else is replaced.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Mapping(t), Value::Mapping(p)) => {
+            for (k, v) in p {
+                match t.get_mut(k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        t.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// What `kubectl kustomize overlays/ci-job` makes of the base (less the
+/// objects its `$patch: delete` patches remove, with its other patches
+/// merged) plus its own resources.
+fn ci_job_objects() -> Vec<Obj> {
+    let dir = repo_root().join("deploy/kubernetes/overlays/ci-job");
+    let k = kustomization(&dir);
+    let mut objects = load_base().objects;
+    for p in seq_at(&k, "patches") {
+        let file = str_at(p, "path").expect("patches are files");
+        for patch in documents(&dir.join(file)) {
+            let (kind, name) = (
+                str_at(&patch, "kind").unwrap(),
+                str_at(&patch, "metadata.name"),
+            );
+            let is_target = |o: &Obj| o.kind() == kind && Some(o.name()) == name;
+            if str_at(&patch, "$patch") == Some("delete") {
+                objects.retain(|o| !is_target(o));
+                continue;
+            }
+            assert!(
+                at(&patch, "spec.template").is_none(),
+                "{file}: this model merges no pod templates (their lists have merge keys)"
+            );
+            let target = objects
+                .iter_mut()
+                .find(|o| is_target(o))
+                .unwrap_or_else(|| panic!("{file} patches nothing"));
+            merge(&mut target.value, &patch);
+        }
+    }
+    for r in strings(k.get("resources")) {
+        let path = dir.join(&r);
+        if path.is_file() {
+            objects.extend(documents(&path).into_iter().map(|value| Obj {
+                file: format!("overlays/ci-job/{r}"),
+                value,
+            }));
+        }
+    }
+    objects
+}
+
+/// The one object of `kind` whose container runs `swarmer <role_flag>`.
+fn running<'a>(objects: &'a [Obj], kind: &str, role_flag: &str) -> &'a Obj {
+    let found: Vec<&Obj> = objects
+        .iter()
+        .filter(|o| o.kind() == kind)
+        .filter(|o| {
+            containers(o)
+                .iter()
+                .any(|c| args(c).iter().any(|a| a == role_flag))
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {kind} running `swarmer {role_flag}`"
+    );
+    found[0]
+}
+
+fn u64_at(o: &Obj, path: &str) -> u64 {
+    o.at(path)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("{} {} sets no {path}", o.kind(), o.name()))
+}
+
+#[test]
+fn the_ci_job_master_waits_for_exactly_the_workers_of_the_worker_job() {
+    let objects = ci_job_objects();
+    for o in &objects {
+        assert_ne!(
+            o.kind(),
+            "Deployment",
+            "{} {}: a Deployment would be left running (or restart its workers) after the run",
+            o.kind(),
+            o.name()
+        );
+    }
+    let master = running(&objects, "Job", "--master");
+    let worker = running(&objects, "Job", "--worker");
+    let mc = container(master);
+    assert!(
+        args(mc).iter().any(|a| a == "--headless"),
+        "the master Job runs headless"
+    );
+    let expect: u64 = required(mc, "--expect-workers").parse().expect("a number");
+    assert_eq!(
+        u64_at(worker, "spec.parallelism"),
+        expect,
+        "all expected workers run at once"
+    );
+    assert_eq!(
+        u64_at(worker, "spec.completions"),
+        expect,
+        "the worker Job completes when the workers the master expects have quit"
+    );
+
+    let host = required(container(worker), "--master-host");
+    let svc = objects
+        .iter()
+        .find(|o| o.kind() == "Service" && o.name() == host)
+        .unwrap_or_else(|| panic!("workers join {host}, which no Service of ci-job is"));
+    assert!(
+        selects(&string_map(svc.at("spec.selector")), &pod_labels(master)),
+        "Service {host} must select the master Job's pod"
+    );
+    let bind_port = port_number(&required(mc, "--master-bind-port"), "--master-bind-port");
+    let master_port = port_number(
+        &required(container(worker), "--master-port"),
+        "--master-port",
+    );
+    let port = seq_at(&svc.value, "spec.ports")
+        .iter()
+        .find(|p| at(p, "port").and_then(Value::as_u64) == Some(master_port))
+        .unwrap_or_else(|| panic!("Service {host} has no port {master_port}"));
+    assert_eq!(
+        container_port(mc, port.get("targetPort").unwrap()),
+        Some(bind_port)
+    );
+}
+
+#[test]
+fn the_ci_job_ends_with_a_verdict_and_never_hangs_or_retries() {
+    let objects = ci_job_objects();
+    let master = running(&objects, "Job", "--master");
+    let worker = running(&objects, "Job", "--worker");
+    let mc = container(master);
+    assert_eq!(
+        u64_at(master, "spec.backoffLimit"),
+        0,
+        "a retry would be a second load test"
+    );
+    let master_deadline = u64_at(master, "spec.activeDeadlineSeconds");
+    let worker_deadline = u64_at(worker, "spec.activeDeadlineSeconds");
+    let stop = parse_duration(&required(container(worker), "--stop-timeout"));
+    assert!(
+        Duration::from_secs(worker_deadline) > Duration::from_secs(master_deadline) + stop,
+        "workers must outlive the master's deadline by more than --stop-timeout, or a run near \
+         its deadline loses their last reports"
+    );
+    let max_wait = parse_duration(&required(mc, "--expect-workers-max-wait"));
+    assert!(
+        max_wait < Duration::from_secs(master_deadline),
+        "--expect-workers-max-wait must end before the Job's deadline, so missing workers \
+         fail with their own message"
+    );
+    for job in [master, worker] {
+        assert!(u64_at(job, "spec.ttlSecondsAfterFinished") > 0);
+        assert_eq!(
+            str_at(pod_spec(job), "restartPolicy"),
+            Some("Never"),
+            "{}",
+            job.name()
+        );
+    }
+    assert!(
+        setting(mc, "--stages").is_some() || setting(mc, "-t").is_some(),
+        "the master needs a profile that ends (--stages or -t), or it runs until the deadline"
+    );
+    assert!(
+        setting(mc, "--threshold").is_some(),
+        "the verdict needs thresholds"
+    );
+}
+
+#[test]
+fn the_ci_job_writes_its_reports_to_a_mounted_volume_and_holds_no_api_rights() {
+    let objects = ci_job_objects();
+    let master = running(&objects, "Job", "--master");
+    let mc = container(master);
+    let mounts: Vec<&str> = seq_at(mc, "volumeMounts")
+        .iter()
+        .filter_map(|m| str_at(m, "mountPath"))
+        .collect();
+    for flag in ["--junit", "--html"] {
+        let path = required(mc, flag);
+        assert!(
+            mounts
+                .iter()
+                .any(|m| *m != "/scripts" && path.starts_with(&format!("{m}/"))),
+            "{flag} {path} is not on a writable volume (the root filesystem is read-only)"
+        );
+    }
+    for kind in ["Role", "RoleBinding", "ServiceAccount", "Ingress"] {
+        assert!(
+            objects.iter().all(|o| o.kind() != kind),
+            "ci-job keeps a {kind}, which a headless run does not use"
+        );
+    }
+    for job in objects.iter().filter(|o| o.kind() == "Job") {
+        assert_eq!(
+            at(pod_spec(job), "automountServiceAccountToken").and_then(Value::as_bool),
+            Some(false),
+            "{}: no pod of a headless run calls the Kubernetes API",
+            job.name()
+        );
+    }
+    for np in objects.iter().filter(|o| o.kind() == "NetworkPolicy") {
+        let selector = string_map(np.at("spec.podSelector.matchLabels"));
+        let job = objects
+            .iter()
+            .find(|o| o.kind() == "Job" && selects(&selector, &pod_labels(o)))
+            .unwrap_or_else(|| panic!("NetworkPolicy {} selects no Job's pods", np.name()));
+        for rule in seq_at(&np.value, "spec.ingress") {
+            for p in seq_at(rule, "ports") {
+                let port = p.get("port").unwrap();
+                assert!(
+                    container_port(container(job), port).is_some(),
+                    "NetworkPolicy {} opens {port:?}, which {} does not declare",
+                    np.name(),
+                    job.name()
+                );
+            }
+        }
+    }
 }
