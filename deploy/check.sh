@@ -12,9 +12,9 @@
 #      uses helm-python-sdk, Helm's Go SDK in a PyPI wheel;
 #   5. hadolint on the Dockerfile that builds the image the manifests run;
 #   6. the agreement tests: cargo test -p swarmer --test k8s_manifests --test
-#      helm_chart (names, ports, flags and RBAC across the base, the overlays
-#      and the chart; skip them with --no-cargo when the workspace's tests run
-#      anyway).
+#      k8s_ci_job --test helm_chart (names, ports, flags and RBAC across the
+#      base, the overlays and the chart; skip them with --no-cargo when the
+#      workspace's tests run anyway).
 # Everything works offline once the four PyPI packages are installed; this
 # script installs them when they are missing or at another version. Under
 # CI=true a missing kustomize (kubectl) fails instead of being skipped.
@@ -181,9 +181,10 @@ else
 fi
 
 if [[ $run_cargo -eq 1 ]]; then
-  echo "== cargo test -p swarmer --test k8s_manifests --test helm_chart"
-  if ! cargo test --quiet -p swarmer --test k8s_manifests --test helm_chart; then
-    fail "cargo test -p swarmer --test k8s_manifests --test helm_chart"
+  tests=(--test k8s_manifests --test k8s_ci_job --test helm_chart)
+  echo "== cargo test -p swarmer ${tests[*]}"
+  if ! cargo test --quiet -p swarmer "${tests[@]}"; then
+    fail "cargo test -p swarmer ${tests[*]}"
   fi
 fi
 
