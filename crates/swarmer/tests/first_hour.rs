@@ -358,6 +358,35 @@ fn a_headless_master_is_as_quiet_as_a_standalone_run() {
     );
 }
 
+/// `--html` from the binary: the report of a run that ended (0 users at
+/// the end) shows its peak users, what was asked for, the script, and the
+/// verdict the console's last line gives.
+#[test]
+fn the_html_report_has_the_peak_users_and_the_verdict() {
+    let _serial = common::serial();
+    let dir = TempDir::new("html-report");
+    let path = dir.path().join("report.html");
+    let out = demo_run(dir.path(), &["--html", path.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    let html = std::fs::read_to_string(&path).expect("the report is written");
+    let card = |id: &str| {
+        let start = html.find(&format!("id=\"{id}\"")).expect(id);
+        let strong = &html[start..];
+        let value = &strong[strong.find("<strong>").unwrap() + 8..];
+        value[..value.find("</strong>").unwrap()].replace("&#x2f;", "/")
+    };
+    let peak: u32 = card("card-peak-users").parse().expect("a number");
+    assert!(peak > 0, "peak users {peak}");
+    assert_eq!(card("card-spawn-rate"), "5 users/s");
+    assert_eq!(card("card-run-time"), "3s");
+    assert!(html.contains("quickstart.lua"), "the script's path");
+    let words = stdout.lines().last().unwrap_or_default();
+    let words = words.split(" →").next().unwrap();
+    let verdict = &html[html.find("id=\"verdict\"").expect("a verdict line")..];
+    let verdict = &verdict[..verdict.find("</p>").unwrap()];
+    assert!(verdict.contains(words), "{verdict} vs {words}");
+}
+
 /// `/metrics` of a live run, with traffic, through Prometheus' own linter.
 #[test]
 fn metrics_pass_promtool() {
