@@ -215,8 +215,8 @@ pub struct RunArgs {
     pub history: HistoryArgs,
 
     /// Log level: error, warn, info, debug, trace. Default: warn for a
-    /// headless run without --master (its progress line and summary say
-    /// enough), info otherwise.
+    /// headless run, standalone or --master (its progress line and summary
+    /// say enough), info otherwise.
     #[arg(short = 'L', long, env = "SWARMER_LOGLEVEL", help_heading = "Common")]
     pub loglevel: Option<String>,
     /// A TOML file of defaults (keys are the long flag names).

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use master::{HistoryPoint, Snapshot};
+use master::{HistoryPoint, MasterHandle, Snapshot};
 use stats::csv as locust_csv;
 
 /// Appends rows to `PREFIX_stats_history.csv` as the run goes.
@@ -136,17 +136,18 @@ pub fn final_json(snap: &Snapshot, verdict: &verdict::Verdict) -> serde_json::Va
 
 pub fn write_html(
     path: &Path,
+    master: &MasterHandle,
     snap: &Snapshot,
     verdict: &verdict::Verdict,
     history: &[HistoryPoint],
 ) -> anyhow::Result<()> {
     let html = if snap.checks == verdict.checks {
-        master::web::render_report(snap, history)
+        master::web::render_report(master, snap, history)
     } else {
         // The verdict holds checks the master did not make (regressions).
         let mut judged = snap.clone();
         judged.checks = verdict.checks.clone();
-        master::web::render_report(&judged, history)
+        master::web::render_report(master, &judged, history)
     };
     std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -42,7 +42,9 @@ function buildTabs(ctx) {
   for (const tab of ctx.ui.tabs) {
     const factory = tab.kind === "builtin" ? BUILTINS[tab.id] : KINDS[tab.kind];
     const view = factory ? factory(ctx, tab) : unsupported(tab);
-    const panel = h("section", { class: "panel", id: `panel-${tab.id}`, role: "tabpanel", "aria-labelledby": `tab-${tab.id}` }, view.el);
+    const panel = h("section", {
+      class: "panel", id: `panel-${tab.id}`, role: "tabpanel", "aria-labelledby": `tab-${tab.id}`, tabindex: "0",
+    }, view.el);
     const button = h("button", {
       type: "button", role: "tab", id: `tab-${tab.id}`, "aria-controls": `panel-${tab.id}`,
       onclick: () => select(tab.id),
@@ -52,18 +54,41 @@ function buildTabs(ctx) {
     views.set(tab.id, { view, panel, button });
   }
   let current = null;
+  // On a narrow screen the tab strip scrolls sideways: keep the selected
+  // tab in it (without scrolling the page, as scrollIntoView would).
+  function reveal(button) {
+    if (!button) return;
+    const strip = nav.getBoundingClientRect();
+    const tab = button.getBoundingClientRect();
+    if (tab.left < strip.left) nav.scrollLeft -= strip.left - tab.left;
+    else if (tab.right > strip.right) nav.scrollLeft += tab.right - strip.right;
+  }
   function select(id) {
     if (!views.has(id)) id = ctx.ui.tabs[0]?.id;
     for (const [key, v] of views) {
       const on = key === id;
       v.panel.classList.toggle("active", on);
       v.button.setAttribute("aria-selected", String(on));
+      // The ARIA tab pattern: Tab reaches the selected tab only; the
+      // arrow keys move between tabs.
+      v.button.tabIndex = on ? 0 : -1;
       if (on && key !== current) v.view.show?.();
       if (!on && key === current) v.view.hide?.();
     }
     current = id;
+    reveal(views.get(id)?.button);
     if (location.hash !== `#${id}`) history.replaceState(null, "", `#${id}`);
   }
+  nav.addEventListener("keydown", (event) => {
+    const ids = [...views.keys()];
+    const at = ids.indexOf(current);
+    const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: ids.length - 1 }[event.key];
+    if (to === undefined || !ids.length) return;
+    event.preventDefault();
+    const id = ids[(to + ids.length) % ids.length];
+    select(id);
+    views.get(id).button.focus();
+  });
   window.addEventListener("hashchange", () => select(location.hash.slice(1)));
   select(location.hash.slice(1));
   return views;
@@ -107,21 +132,28 @@ function renderHeader(summary) {
   document.title = active ? `Swarmer · ${summary.state} · ${rate(summary.current_rps)} RPS` : "Swarmer";
 }
 
+// The theme button toggles dark on and off (aria-pressed). Until it is
+// pressed the page follows the system, live; a choice is remembered.
 function setupTheme() {
-  const modes = ["auto", "light", "dark"];
   const button = $("#theme-button");
-  let mode = localStorage.getItem("swarmer-theme") || "auto";
+  const system = window.matchMedia("(prefers-color-scheme: dark)");
+  const saved = () => {
+    const mode = localStorage.getItem("swarmer-theme");
+    return mode === "light" || mode === "dark" ? mode : null;
+  };
   const apply = () => {
-    if (mode === "auto") delete document.documentElement.dataset.theme;
-    else document.documentElement.dataset.theme = mode;
-    button.title = `Theme: ${mode === "auto" ? "follow the system" : mode}`;
+    const mode = saved() || (system.matches ? "dark" : "light");
+    document.documentElement.dataset.theme = mode;
+    button.setAttribute("aria-pressed", String(mode === "dark"));
+    button.title = mode === "dark" ? "Dark theme: on" : "Dark theme: off";
     window.dispatchEvent(new Event("swarmer-theme"));
   };
   button.addEventListener("click", () => {
-    mode = modes[(modes.indexOf(mode) + 1) % modes.length];
-    localStorage.setItem("swarmer-theme", mode);
+    const dark = document.documentElement.dataset.theme === "dark";
+    localStorage.setItem("swarmer-theme", dark ? "light" : "dark");
     apply();
   });
+  system.addEventListener("change", apply);
   apply();
 }
 

@@ -301,6 +301,7 @@ mod tests {
             worker_count: 0,
             lost_workers: 0,
             user_types: Vec::new(),
+            run_user_types: Vec::new(),
             stats: stats::RequestStats::new(0),
             now_ms: 0,
             coordinator_busy_us: 0,

@@ -1,5 +1,6 @@
 // Statistics tab: one row per (method, name) and the Aggregated row, from
-// the live stream. Columns sort on click; Aggregated stays in the footer.
+// the live stream. Columns sort on click, or Enter/Space on a focused
+// header (aria-sort says how); Aggregated stays in the footer.
 
 import { h, fill, count, ms, rate, bytes, table, empty } from "../dom.js";
 
@@ -35,14 +36,23 @@ export default function statistics() {
 
   [...head.children].forEach((th, i) => {
     th.classList.add("sortable");
-    th.addEventListener("click", () => {
+    th.tabIndex = 0;
+    const sortBy = () => {
       const key = COLUMNS[i].key;
       sort = { key, asc: sort.key === key ? !sort.asc : !COLUMNS[i].num };
       [...head.children].forEach((t, j) => {
         t.classList.toggle("sorted", j === i);
         t.classList.toggle("asc", j === i && sort.asc);
+        if (j === i) t.setAttribute("aria-sort", sort.asc ? "ascending" : "descending");
+        else t.removeAttribute("aria-sort");
       });
       render();
+    };
+    th.addEventListener("click", sortBy);
+    th.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter" && event.key !== " ") return;
+      event.preventDefault();
+      sortBy();
     });
   });
 
