@@ -262,6 +262,7 @@ async fn zoom_and_legend(browser: &Client) {
         rps.replace([',', '.'], "").parse::<u64>().is_ok(),
         "{legend}"
     );
+    time_labels_at_1024px(browser).await;
 
     // Drag across the middle of the plot with the pointer, as a user
     // selects a span.
@@ -358,6 +359,44 @@ async fn zoom_and_legend(browser: &Client) {
     )
     .await;
     assert_eq!(unzoomed, json!(true));
+}
+
+/// In the run's first minute and at 1024 px, the time labels are short,
+/// whole seconds, never the same twice, and apart enough not to overlap.
+async fn time_labels_at_1024px(browser: &Client) {
+    browser.set_window_size(1024, 900).await.expect("a resize");
+    until(browser, "the narrow layout", "window.innerWidth <= 1024").await;
+    // A redraw after the resize, with a live point.
+    let points = until(
+        browser,
+        "points",
+        "Number(document.querySelector('#chart-rps').dataset.points)",
+    )
+    .await;
+    let later = format!(
+        "Number(document.querySelector('#chart-rps').dataset.points) > {}",
+        points.as_u64().unwrap()
+    );
+    until(browser, "a live point", &later).await;
+    for id in ["chart-rps", "chart-times", "chart-users"] {
+        let axis = browser
+            .execute(
+                &format!("const d = document.querySelector('#{id} .uplot').dataset; return [d.xLabels, d.xGapPx];"),
+                vec![],
+            )
+            .await
+            .unwrap();
+        let labels: Vec<&str> = axis[0].as_str().unwrap().split(' ').collect();
+        assert!(labels.iter().all(|l| regex_like_hms(l)), "{id}: {axis}");
+        let unique: std::collections::BTreeSet<_> = labels.iter().collect();
+        assert_eq!(unique.len(), labels.len(), "{id}: {axis}");
+        if labels.len() > 1 {
+            let gap: u32 = axis[1].as_str().unwrap().parse().unwrap();
+            assert!(gap >= 70, "{id}: labels {gap} px apart: {axis}");
+        }
+    }
+    screenshot(browser, "run-loop-charts-1024.png").await;
+    browser.set_window_size(1400, 1000).await.expect("a resize");
 }
 
 fn regex_like_hms(text: &str) -> bool {

@@ -25,7 +25,15 @@ export function timeAxis(base) {
     // Room for "00:00:00" and a gap at any width (1024 px included).
     space: 90,
     incrs: STEPS_S,
-    values: (u, splits) => splits.map((v) => hms(v * 1000)),
+    values: (u, splits) => {
+      const labels = splits.map((v) => hms(v * 1000));
+      // What was drawn, on the chart's root, for whoever checks the axis.
+      const xs = splits.map((v) => u.valToPos(v, "x"));
+      const gaps = xs.slice(1).map((x, i) => x - xs[i]);
+      u.root.dataset.xLabels = labels.join(" ");
+      u.root.dataset.xGapPx = gaps.length ? String(Math.round(Math.min(...gaps))) : "";
+      return labels;
+    },
   };
 }
 

@@ -40,6 +40,14 @@ function css(name) {
 
 const PALETTE = ["--accent", "--bad", "--ok", "--warn", "--muted"];
 
+// Steps for an x of whole numbers (ranks, counts): uPlot would otherwise
+// put ticks at 1.1, 1.2, ... between them.
+const WHOLE_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000, 1000000];
+
+function countAxis(axis, x) {
+  return x.every(Number.isInteger) ? { ...axis, space: 50, incrs: WHOLE_STEPS } : axis;
+}
+
 /** A chart card that keeps its uPlot between renders of the same shape. */
 export class Chart {
   constructor() {
@@ -69,7 +77,7 @@ export class Chart {
     this.destroy();
     this.shape = shape;
     const axis = { stroke: css("--muted"), grid: { stroke: css("--line") }, ticks: { stroke: css("--line") } };
-    const xAxis = c.time ? timeAxis(axis) : axis;
+    const xAxis = c.time ? timeAxis(axis) : countAxis(axis, c.x);
     const opts = {
       width: Math.max(this.box.clientWidth, 300), height: 240,
       axes: [xAxis, { ...axis, size: 56 }],
