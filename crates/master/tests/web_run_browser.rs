@@ -105,6 +105,12 @@ async fn steps(
     h.wait_for(|s| s.state == RunState::Stopped).await;
     until(
         browser,
+        "the stopped state",
+        "document.querySelector('#fig-state').textContent === 'stopped'",
+    )
+    .await;
+    until(
+        browser,
         "RPS 0 once stopped",
         "document.querySelector('#fig-rps').textContent === '0'",
     )
@@ -262,7 +268,6 @@ async fn zoom_and_legend(browser: &Client) {
         rps.replace([',', '.'], "").parse::<u64>().is_ok(),
         "{legend}"
     );
-    time_labels_at_1024px(browser).await;
 
     // Drag across the middle of the plot with the pointer, as a user
     // selects a span.
@@ -359,6 +364,8 @@ async fn zoom_and_legend(browser: &Client) {
     )
     .await;
     assert_eq!(unzoomed, json!(true));
+    // Last: the resize moves the plot under any pointer action.
+    time_labels_at_1024px(browser).await;
 }
 
 /// In the run's first minute and at 1024 px, the time labels are short,
@@ -397,6 +404,7 @@ async fn time_labels_at_1024px(browser: &Client) {
     }
     screenshot(browser, "run-loop-charts-1024.png").await;
     browser.set_window_size(1400, 1000).await.expect("a resize");
+    until(browser, "the wide layout", "window.innerWidth > 1024").await;
 }
 
 fn regex_like_hms(text: &str) -> bool {
