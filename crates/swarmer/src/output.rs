@@ -23,55 +23,17 @@ impl HistoryCsv {
         let mut file =
             File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
         // Locust's columns first and unchanged, so its readers still work.
-        writeln!(
-            file,
-            "{},{HISTORY_OWN_HEADER}",
-            locust_csv::STATS_HISTORY_HEADER
-        )?;
+        file.write_all(master::web::history_csv_header().as_bytes())?;
         Ok(Self { file, path, full })
     }
 
     pub fn append(&mut self, snap: &Snapshot) -> anyhow::Result<()> {
-        let rows = locust_csv::stats_history_rows(
-            &snap.stats,
-            u64::from(snap.user_count),
-            snap.now_ms,
-            self.full,
-        );
-        let rows = with_own_columns(&rows, snap);
+        // Shaped by the master, so the UI's full-history CSV has the same columns.
+        let rows = master::web::history_csv_rows(snap, self.full);
         self.file
             .write_all(rows.as_bytes())
             .with_context(|| format!("cannot write {}", self.path.display()))
     }
-}
-
-/// Swarmer's own columns after Locust's in `_stats_history.csv`, so tools
-/// that read Locust's columns by position still do: the users the run aims
-/// at now, the open model's dropped arrivals so far (all types) and its
-/// target rate now.
-const HISTORY_OWN_HEADER: &str = "Target Users,Dropped Iterations,Target Rate";
-
-fn with_own_columns(rows: &str, snap: &Snapshot) -> String {
-    let tail = format!(
-        ",{},{},{:.6}",
-        history_target(snap),
-        snap.stats.dropped_iterations_total(),
-        snap.target_rate
-    );
-    let mut out = String::with_capacity(rows.len() + 32);
-    for line in rows.lines() {
-        out.push_str(line);
-        out.push_str(&tail);
-        out.push('\n');
-    }
-    out
-}
-
-/// The users the run aims at now: the profile's plan, or the fixed count.
-fn history_target(snap: &Snapshot) -> u32 {
-    snap.profile
-        .as_ref()
-        .map_or(snap.target_users, |p| p.planned_users)
 }
 
 /// Writes the three end-of-run CSV files.

@@ -6,6 +6,7 @@ import { $, fill, h, count, rate, percent } from "./dom.js";
 import * as api from "./api.js";
 import { RunForm } from "./run-form.js";
 import { renderThresholds } from "./thresholds.js";
+import { renderClock, ConnectionBanner, renderFailureBadge, confirmReset, renderAbout } from "./run-state.js";
 import statistics from "./tabs/statistics.js";
 import charts from "./tabs/charts.js";
 import failures from "./tabs/failures.js";
@@ -13,12 +14,13 @@ import exceptions from "./tabs/exceptions.js";
 import workers from "./tabs/workers.js";
 import logs from "./tabs/logs.js";
 import downloads from "./tabs/downloads.js";
+import ratio from "./tabs/ratio.js";
 import runHistory from "./tabs/history.js";
 import { extView, extActions } from "./tabs/ext.js";
 
 // Views the page draws itself, by tab id. The tab list comes from the
 // server, so views added later (e.g. by scripts) only need a renderer here.
-const BUILTINS = { statistics, charts, failures, exceptions, workers, logs, history: runHistory, downloads };
+const BUILTINS = { statistics, charts, failures, exceptions, ratio, workers, logs, history: runHistory, downloads };
 // Views the script adds, by tab kind; the server renders their data.
 const KINDS = { "ext-view": extView, "ext-actions": extActions };
 
@@ -121,6 +123,8 @@ function renderHeader(summary) {
   $("#fig-stop-error").title = stopError || "";
   fill($("#fig-workers"), count(summary.worker_count),
     summary.lost_workers ? h("small", { class: "note bad" }, ` (${summary.lost_workers} lost)`) : null);
+  renderClock(summary);
+  renderFailureBadge(summary);
   $("#fig-rps").textContent = rate(summary.current_rps);
   $("#fig-fail").textContent = percent(summary.fail_ratio);
   $("#fig-dropped-box").hidden = !summary.dropped_iterations;
@@ -159,10 +163,12 @@ function setupTheme() {
 
 function connect(ctx, views) {
   const live = $("#live");
+  const banner = new ConnectionBanner();
   const source = new EventSource("api/v1/events");
   source.addEventListener("open", () => { live.className = "live on"; live.title = "Live"; });
-  source.addEventListener("error", () => { live.className = "live off"; live.title = "Reconnecting…"; });
+  source.addEventListener("error", () => { live.className = "live off"; live.title = "Reconnecting…"; banner.lost(); });
   source.addEventListener("update", (event) => {
+    banner.updated();
     const data = JSON.parse(event.data);
     const newRun = ctx.latest && ctx.latest.summary.run_id !== data.summary.run_id;
     ctx.latest = data;
@@ -189,6 +195,7 @@ async function main() {
   const form = new RunForm(ctx);
   const linked = location.hash !== "";
   const views = buildTabs(ctx);
+  renderAbout(ui);
   const state = await api.get("api/v1/state").catch(() => null);
   if (state) renderHeader(state);
   connect(ctx, views);
@@ -199,6 +206,7 @@ async function main() {
     try { toast((await api.post("api/v1/run/stop")).message); } catch (e) { toast(e.message, true); }
   });
   $("#reset-button").addEventListener("click", async () => {
+    if (!confirmReset(ctx.latest?.summary ?? state)) return;
     try { toast((await api.post("api/v1/stats/reset")).message); } catch (e) { toast(e.message, true); }
   });
   // A fresh master has nothing to show yet: offer the start form, unless
