@@ -66,6 +66,40 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// Opens a socket to `host:port` (at `addr` instead of DNS's answer when
+/// given, a DNS override), with TLS when `tls` gives a configuration and
+/// the name to verify and send as SNI. Shared by every protocol of the
+/// script crate (HTTP, WebSocket, raw sockets) so they dial alike.
+pub async fn dial(
+    host: &str,
+    port: u16,
+    addr: Option<SocketAddr>,
+    tls: Option<(Arc<rustls::ClientConfig>, &str)>,
+) -> Result<Stream, String> {
+    let tcp = match addr {
+        Some(a) => TcpStream::connect(a)
+            .await
+            .map_err(|e| format!("connect to {host}:{port} at {a}: {e}")),
+        None => TcpStream::connect((host, port))
+            .await
+            .map_err(|e| format!("connect to {host}:{port}: {e}")),
+    }?;
+    // Requests are small writes followed by a wait for the answer:
+    // Nagle would only delay them.
+    tcp.set_nodelay(true)
+        .map_err(|e| format!("set TCP_NODELAY: {e}"))?;
+    let Some((config, name)) = tls else {
+        return Ok(Stream::Plain(tcp));
+    };
+    let server = ServerName::try_from(name.to_string())
+        .map_err(|e| format!("invalid TLS server name {name:?}: {e}"))?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(server, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake with {name}: {e}"))?;
+    Ok(Stream::Tls(Box::new(tls)))
+}
+
 /// Why an exchange failed.
 #[derive(Debug)]
 pub enum ExchangeError {
@@ -109,31 +143,11 @@ impl Conn {
         addr: Option<SocketAddr>,
         tls: impl FnOnce() -> Result<Arc<rustls::ClientConfig>, String>,
     ) -> Result<Box<Conn>, String> {
-        let tcp = match addr {
-            Some(a) => TcpStream::connect(a)
-                .await
-                .map_err(|e| format!("connect to {}:{} at {a}: {e}", origin.host, origin.port)),
-            None => TcpStream::connect((origin.host.as_str(), origin.port))
-                .await
-                .map_err(|e| format!("connect to {}:{}: {e}", origin.host, origin.port)),
-        }?;
-        // Requests are small writes followed by a wait for the answer:
-        // Nagle would only delay them.
-        tcp.set_nodelay(true)
-            .map_err(|e| format!("set TCP_NODELAY: {e}"))?;
-        let stream = match origin.scheme {
-            Scheme::Http => Stream::Plain(tcp),
-            Scheme::Https => {
-                let config = tls()?;
-                let name = ServerName::try_from(origin.host.clone())
-                    .map_err(|e| format!("invalid TLS server name {:?}: {e}", origin.host))?;
-                let tls = tokio_rustls::TlsConnector::from(config)
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| format!("TLS handshake with {}: {e}", origin.host))?;
-                Stream::Tls(Box::new(tls))
-            }
+        let tls = match origin.scheme {
+            Scheme::Http => None,
+            Scheme::Https => Some((tls()?, origin.host.as_str())),
         };
+        let stream = dial(&origin.host, origin.port, addr, tls).await?;
         Ok(Box::new(Conn {
             scheme: origin.scheme,
             host: origin.host.clone(),
