@@ -25,8 +25,11 @@ pub enum Ret {
     Str(&'static str),
     Text(String),
     /// A value only the Lua state can make (a userdata).
-    Make(Box<dyn FnOnce(&Lua) -> mlua::Result<Value>>),
+    Make(MakeValue),
 }
+
+/// Makes a [`Ret::Make`] value once the Lua state is at hand.
+pub type MakeValue = Box<dyn FnOnce(&Lua) -> mlua::Result<Value>>;
 
 /// The values to return, or the message of the Lua error to raise.
 pub type Reply = Result<Vec<Ret>, String>;

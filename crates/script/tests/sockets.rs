@@ -1,0 +1,115 @@
+//! A user's WebSockets and sockets close when the user stops, even when
+//! the script still holds them (here in a global table, so the Lua
+//! garbage collector cannot be what closes them): no connection leaks
+//! from one user to the next. Checked while the core's Lua state lives.
+
+mod common;
+
+use std::cell::RefCell;
+use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use script::{CoreRuntime, RuntimeConfig};
+use stats::RequestStats;
+use tokio_util::sync::CancellationToken;
+
+/// Accepts connections (upgrading them to WebSockets when `ws`) and
+/// counts those open: each is read until the client closes it.
+fn server(ws: bool) -> (SocketAddr, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let open = Arc::new(AtomicU64::new(0));
+    let counter = open.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let open = counter.clone();
+            std::thread::spawn(move || {
+                use std::io::Read;
+                if ws {
+                    let Ok(mut ws) = tokio_tungstenite::tungstenite::accept(stream) else {
+                        return;
+                    };
+                    open.fetch_add(1, Ordering::SeqCst);
+                    while ws.read().is_ok() {}
+                } else {
+                    open.fetch_add(1, Ordering::SeqCst);
+                    let mut stream = stream;
+                    let mut buf = [0u8; 1024];
+                    while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+                }
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, open)
+}
+
+const SCRIPT: &str = r#"
+keep = {}
+local U = swarmer.user { name = "U", wait = swarmer.constant(0.01) }
+function U:on_start()
+  keep[#keep + 1] = self.ws:connect("ws://WS/", { name = "held" })
+  keep[#keep + 1] = swarmer.tcp.connect("127.0.0.1", TCP)
+end
+U:task(function(self) swarmer.sleep(0.01) end)
+"#;
+
+async fn until(max: Duration, cond: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + max;
+    while !cond() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
+}
+
+#[test]
+fn a_stopped_user_closes_the_connections_its_script_still_holds() {
+    let (ws_addr, ws_open) = server(true);
+    let (tcp_addr, tcp_open) = server(false);
+    let code = SCRIPT
+        .replace("WS", &ws_addr.to_string())
+        .replace("TCP", &tcp_addr.port().to_string());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let stats = Rc::new(RefCell::new(RequestStats::new(0)));
+        let src = common::source(&code);
+        let core = CoreRuntime::new(&src, RuntimeConfig::default(), stats.clone()).unwrap();
+        let stop = CancellationToken::new();
+        let users: Vec<_> = (0..2)
+            .map(|_| tokio::task::spawn_local(core.run_user("U", stop.clone()).unwrap()))
+            .collect();
+        let both = || ws_open.load(Ordering::SeqCst) == 2 && tcp_open.load(Ordering::SeqCst) == 2;
+        assert!(
+            until(Duration::from_secs(10), both).await,
+            "connections never opened; exceptions: {:?}",
+            common::exceptions(&stats.borrow())
+        );
+        stop.cancel();
+        for u in users {
+            tokio::time::timeout(Duration::from_secs(10), u)
+                .await
+                .expect("users did not stop")
+                .unwrap();
+        }
+        let closed = || ws_open.load(Ordering::SeqCst) == 0 && tcp_open.load(Ordering::SeqCst) == 0;
+        assert!(
+            until(Duration::from_secs(10), closed).await,
+            "still open after the users stopped: {} WebSockets, {} sockets",
+            ws_open.load(Ordering::SeqCst),
+            tcp_open.load(Ordering::SeqCst)
+        );
+        // Each session's duration was recorded when its user closed it.
+        assert_eq!(common::count(&stats.borrow(), "WS", "held session"), (2, 0));
+        assert_eq!(common::count(&stats.borrow(), "WS", "held"), (2, 0));
+        // The Lua state (and `keep`) is still alive here.
+        drop(core);
+    });
+}
