@@ -1,10 +1,11 @@
 //! WebSocket and raw sockets end to end through the binary, against real
 //! servers on loopback (`sockets_support`): what the servers counted
-//! equals what swarmer counted, exactly; wss and a TLS socket verify a
-//! test CA given with `--ca-cert`; a refused upgrade is a failure with
-//! its status; bad URLs and options are exceptions naming the problem;
-//! and the Redis example against a real `redis-server` (skipped with a
-//! reason when it is not installed, a failure under CI=true).
+//! equals what swarmer counted, exactly; wss (through `--resolve`) and a
+//! TLS socket verify a test CA given with `--ca-cert`; a refused upgrade
+//! is a failure with its status; bad URLs and options are exceptions
+//! naming the problem; and the Redis example against a real
+//! `redis-server` (skipped with a reason when it is not installed, a
+//! failure under CI=true).
 
 mod common;
 mod sockets_support;
@@ -157,17 +158,21 @@ fn websocket_counts_stay_exact_on_two_cores() {
 
 #[test]
 fn wss_verifies_the_server_with_the_ca_given() {
-    let (ca, config) = certificates("localhost");
+    // A name no DNS knows, aimed at loopback by --resolve: TLS still
+    // verifies (and sends) the URL's name.
+    let (ca, config) = certificates("chat.example.test");
     let server = ws_echo(Some(config));
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca).unwrap();
-    let url = format!("wss://localhost:{}/chat", server.addr.port());
+    let port = server.addr.port();
+    let url = format!("wss://chat.example.test:{port}/chat");
+    let resolve = format!("chat.example.test:{port}:127.0.0.1");
     let ca_arg = ca_file.to_str().unwrap();
     let json = run(
         &example("websocket.lua"),
         (2, 2, 0),
-        &["--ca-cert", ca_arg],
+        &["--ca-cert", ca_arg, "--resolve", &resolve],
         &[("WS_URL", url.clone())],
     );
     assert_counts(&json, &server.counts, "chat");
@@ -175,7 +180,7 @@ fn wss_verifies_the_server_with_the_ca_given() {
     let json = run(
         &example("websocket.lua"),
         (1, 1, 1),
-        &[],
+        &["--resolve", &resolve],
         &[("WS_URL", url)],
     );
     let (n, failed) = entry(&json, "WS", "chat");
