@@ -2,6 +2,8 @@
 //! the script still holds them (here in a global table, so the Lua
 //! garbage collector cannot be what closes them): no connection leaks
 //! from one user to the next. Checked while the core's Lua state lives.
+//! Also: a receive timeout is a Lua error (a script may `pcall` it) that
+//! keeps the bytes read so far for the next receive.
 
 mod common;
 
@@ -112,4 +114,65 @@ fn a_stopped_user_closes_the_connections_its_script_still_holds() {
         // The Lua state (and `keep`) is still alive here.
         drop(core);
     });
+}
+
+/// Sends `abc`, then `def\n` once it reads a line from the client.
+fn slow_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let _ = stream.write_all(b"abc");
+                let mut line = String::new();
+                let mut r = std::io::BufReader::new(stream.try_clone().unwrap());
+                if r.read_line(&mut line).is_ok() {
+                    let _ = stream.write_all(b"def\n");
+                }
+            });
+        }
+    });
+    addr
+}
+
+const TIMEOUT_SCRIPT: &str = r#"
+local U = swarmer.user { name = "U", wait = swarmer.constant(0.01) }
+U:task(function(self)
+  local s = swarmer.tcp.connect("127.0.0.1", PORT)
+  local ok, err = pcall(s.receive, s, 6, { timeout = 0.1 })
+  swarmer.record { type = "T", name = "timeout", duration_ms = 0, success = not ok,
+    error = "no timeout" }
+  if not err:find("socket:receive on 127.0.0.1:PORT: timeout after 100ms", 1, true) then
+    error("unexpected error: " .. err)
+  end
+  -- The 3 bytes read before the timeout are still there.
+  s:send("go\n")
+  local got = s:receive("*l")
+  swarmer.record { type = "T", name = "kept", duration_ms = 0, success = got == "abcdef",
+    error = "got " .. got }
+  s:close()
+end)
+"#;
+
+#[test]
+fn a_receive_timeout_is_an_error_that_keeps_the_bytes_read() {
+    let addr = slow_server();
+    let code = TIMEOUT_SCRIPT.replace("PORT", &addr.port().to_string());
+    let stats = common::run_users(
+        &code,
+        RuntimeConfig::default(),
+        &[("U", 1)],
+        |s| s.entry("T", "kept").is_some_and(|e| e.num_requests >= 2),
+        Duration::from_secs(10),
+    );
+    assert!(
+        common::exceptions(&stats).is_empty(),
+        "{:?}",
+        common::exceptions(&stats)
+    );
+    let (n, failed) = common::count(&stats, "T", "kept");
+    assert!(n >= 2 && failed == 0, "{n} {failed}");
+    assert_eq!(common::count(&stats, "T", "timeout").1, 0);
 }
