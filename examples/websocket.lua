@@ -21,6 +21,8 @@ Chat:task(function(self)
       break
     end
   end
+  ws:send_binary(string.char(0, 1, 2, 255)) -- binary frames too
+  local _, kind = ws:recv({ timeout = 2 }) -- kind: "binary" here
   -- One timed round trip: sends, then waits for the first matching reply.
   ws:request("ping", {
     name = "ping",

@@ -125,8 +125,8 @@ fn assert_counts(json: &Value, counts: &Counts, name: &str) {
         "every session's duration is recorded once"
     );
     assert!(pings > 0 && ping_failures == 0, "{json}");
-    // The example's three messages and one ping per session.
-    assert_eq!(sent, 4 * upgrades, "{json}");
+    // The example's three texts, one binary and one ping per session.
+    assert_eq!(sent, 5 * upgrades, "{json}");
     assert!(exceptions(json).is_empty(), "{:?}", exceptions(json));
 }
 
