@@ -3,7 +3,8 @@
 //! garbage collector cannot be what closes them): no connection leaks
 //! from one user to the next. Checked while the core's Lua state lives.
 //! Also: a receive timeout is a Lua error (a script may `pcall` it) that
-//! keeps the bytes read so far for the next receive.
+//! keeps the bytes read so far for the next receive; pings are answered
+//! while a script waits for a message.
 
 mod common;
 
@@ -175,4 +176,64 @@ fn a_receive_timeout_is_an_error_that_keeps_the_bytes_read() {
     let (n, failed) = common::count(&stats, "T", "kept");
     assert!(n >= 2 && failed == 0, "{n} {failed}");
     assert_eq!(common::count(&stats, "T", "timeout").1, 0);
+}
+
+/// Pings each client, and sends `pong seen` once the client's pong came.
+fn pinging_server() -> SocketAddr {
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let Ok(mut ws) = tokio_tungstenite::tungstenite::accept(stream) else {
+                    return;
+                };
+                if ws
+                    .send(Message::Ping(b"are you there".to_vec().into()))
+                    .is_err()
+                {
+                    return;
+                }
+                while let Ok(msg) = ws.read() {
+                    if matches!(msg, Message::Pong(ref p) if &p[..] == b"are you there") {
+                        let _ = ws.send(Message::text("pong seen"));
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+const PING_SCRIPT: &str = r#"
+local U = swarmer.user { name = "U", wait = swarmer.constant(0.01) }
+U:task(function(self)
+  local ws = self.ws:connect("ws://ADDR/", { name = "pinged" })
+  local msg, why = ws:recv({ timeout = 2 })
+  swarmer.record { type = "T", name = "answered", duration_ms = 0,
+    success = msg == "pong seen", error = tostring(why) }
+  ws:close()
+end)
+"#;
+
+#[test]
+fn pings_are_answered_while_the_script_waits_for_a_message() {
+    let addr = pinging_server();
+    let code = PING_SCRIPT.replace("ADDR", &addr.to_string());
+    let stats = common::run_users(
+        &code,
+        RuntimeConfig::default(),
+        &[("U", 1)],
+        |s| s.entry("T", "answered").is_some(),
+        Duration::from_secs(10),
+    );
+    assert!(
+        common::exceptions(&stats).is_empty(),
+        "{:?}",
+        common::exceptions(&stats)
+    );
+    let (n, failed) = common::count(&stats, "T", "answered");
+    assert!(n >= 1 && failed == 0, "{n} {failed}: {:?}", stats.errors());
 }
