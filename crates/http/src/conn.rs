@@ -72,6 +72,29 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// Opens a socket to `host:port` (at `addr` instead of DNS's answer when
+/// given, a DNS override), with TLS when `tls` gives a configuration and
+/// the name to verify and send as SNI. Shared by every protocol of the
+/// script crate (HTTP, WebSocket, raw sockets) so they dial alike.
+pub async fn dial(
+    host: &str,
+    port: u16,
+    addr: Option<SocketAddr>,
+    tls: Option<(Arc<rustls::ClientConfig>, &str)>,
+) -> Result<Stream, String> {
+    let (tcp, _) = dial_tcp(host, port, addr, &format!("{host}:{port}")).await?;
+    let Some((config, name)) = tls else {
+        return Ok(Stream::Plain(tcp));
+    };
+    let server = ServerName::try_from(name.to_string())
+        .map_err(|e| format!("invalid TLS server name {name:?}: {e}"))?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(server, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake with {name}: {e}"))?;
+    Ok(Stream::Tls(Box::new(tls)))
+}
+
 /// Why an exchange failed.
 #[derive(Debug)]
 pub enum ExchangeError {
@@ -112,7 +135,7 @@ pub struct Conn {
 
 /// Looks `host` up (unless `addr` overrides it) and connects to the first
 /// address that answers, timing both.
-async fn dial(
+async fn dial_tcp(
     host: &str,
     port: u16,
     addr: Option<SocketAddr>,
@@ -175,7 +198,7 @@ impl Conn {
             Some(p) => format!("proxy {}", p.shown),
             None => format!("{host}:{port}"),
         };
-        let (mut tcp, mut opened) = dial(host, port, addr, &what).await?;
+        let (mut tcp, mut opened) = dial_tcp(host, port, addr, &what).await?;
         if let (Some(p), Scheme::Https) = (via, origin.scheme) {
             let t = Instant::now();
             proxy::connect_tunnel(&mut tcp, p, origin).await?;

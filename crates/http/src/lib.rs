@@ -2,7 +2,8 @@
 //! simulated user's connections, cookie jar and timeout timer; it sends one
 //! [`Request`] at a time and hands back a [`Reply`]. The script crate binds
 //! it to Lua (`self.http`); other protocol clients are meant to sit beside
-//! it with the same shape.
+//! it with the same shape, and dial with [`dial`] so they share its TLS
+//! configuration and DNS overrides.
 //!
 //! Everything here is single-threaded (`Rc`, `RefCell`): a session lives
 //! inside its user's future on one core.
@@ -24,6 +25,7 @@ mod tls;
 pub mod wire;
 
 pub use client::{ProxyChoice, Reply, Request, Session};
+pub use conn::{Stream, dial};
 pub use error::Error;
 pub use origin::{Origin, Scheme, is_absolute};
 pub use proxy::{Proxies, Proxy};

@@ -20,6 +20,9 @@ pub struct Tls {
     insecure: bool,
     files: TlsFiles,
     config: OnceCell<Result<Arc<ClientConfig>, String>>,
+    /// The same without ALPN, for raw sockets: their protocol is not
+    /// HTTP, and a server with other ALPN protocols would refuse ours.
+    raw: OnceCell<Result<Arc<ClientConfig>, String>>,
 }
 
 impl Tls {
@@ -34,6 +37,7 @@ impl Tls {
             insecure,
             files,
             config: OnceCell::new(),
+            raw: OnceCell::new(),
         }
     }
 
@@ -43,6 +47,17 @@ impl Tls {
             .get_or_init(|| {
                 client_config(self.insecure, &self.files)
                     .map_err(|e| format!("TLS setup failed: {e}"))
+            })
+            .clone()
+    }
+
+    /// [`Tls::config`] offering no ALPN protocol (raw TLS sockets).
+    pub fn raw_config(&self) -> Result<Arc<ClientConfig>, String> {
+        self.raw
+            .get_or_init(|| {
+                let mut config = ClientConfig::clone(&*self.config()?);
+                config.alpn_protocols.clear();
+                Ok(Arc::new(config))
             })
             .clone()
     }
