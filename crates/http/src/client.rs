@@ -15,15 +15,17 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::Error;
-use crate::conn::{Conn, ExchangeError};
+use crate::conn::ExchangeError;
 use crate::deadline::{self, Timer};
 use crate::decode::decode_body;
+use crate::dial::{self, Dialed};
 use crate::origin::{Origin, Scheme};
 use crate::pool::Pool;
 use crate::proxy::{Proxies, Proxy};
 use crate::settings::HostOverride;
 use crate::timings::Timings;
 use crate::tls::Tls;
+use crate::version::{HttpVersion, Proto};
 use crate::wire::{Message, RequestHead};
 
 /// One user's connections, cookies and timeout timer. All start empty and
@@ -62,6 +64,8 @@ pub struct Request {
     pub accept_encoding: Option<HeaderValue>,
     /// Whether to go through a proxy, and which.
     pub proxy: ProxyChoice,
+    /// Which HTTP it may speak.
+    pub version: HttpVersion,
 }
 
 /// A request's proxy: the run's rule for its origin, none, or its own.
@@ -88,6 +92,8 @@ pub struct Reply {
     pub wire_body_len: usize,
     /// Where the time went, every hop added up (zeros after a timeout).
     pub timings: Timings,
+    /// The protocol of the last hop.
+    pub proto: Proto,
 }
 
 impl Session {
@@ -123,6 +129,7 @@ impl Session {
                 error: Some(Error::Timeout(timeout)),
                 wire_body_len: 0,
                 timings: Timings::default(),
+                proto: Proto::default(),
             },
         }
     }
@@ -157,10 +164,12 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Reques
         max_redirects,
         accept_encoding,
         proxy,
+        version,
         ..
     } = p;
     let mut hop = 0;
     let mut timings = Timings::default();
+    let mut proto = Proto::default();
     loop {
         let exchange = Exchange {
             method: &method,
@@ -170,12 +179,14 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Reques
             body: &body,
             via: net.proxy_for(&origin, &proxy),
             hosts: net.hosts,
+            version,
         };
         let result = send(tls, state, &origin, &exchange).await;
         let message = match result {
-            Ok((m, hop_timings)) => {
-                timings.add(&hop_timings);
-                m
+            Ok(hop) => {
+                timings.add(&hop.timings);
+                proto = hop.proto;
+                hop.message
             }
             Err(error) => {
                 return Reply {
@@ -185,6 +196,7 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Reques
                     error: Some(Error::Transport(error)),
                     wire_body_len: 0,
                     timings,
+                    proto,
                 };
             }
         };
@@ -200,6 +212,7 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Reques
         let Some((next_origin, next_uri)) = target else {
             return Reply {
                 timings,
+                proto,
                 ..decoded(origin, uri, message)
             };
         };
@@ -211,6 +224,7 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Reques
                 message,
                 error: Some(Error::TooManyRedirects(max_redirects)),
                 timings,
+                proto,
             };
         }
         hop += 1;
@@ -255,6 +269,7 @@ fn decoded(origin: Rc<Origin>, uri: Uri, message: Message) -> Reply {
         error,
         wire_body_len,
         timings: Timings::default(),
+        proto: Proto::default(),
     }
 }
 
@@ -350,6 +365,7 @@ struct Exchange<'a> {
     /// The proxy this hop goes through.
     via: Option<&'a Arc<Proxy>>,
     hosts: &'a [HostOverride],
+    version: HttpVersion,
 }
 
 /// One request on one connection, reusing a pooled connection when there
@@ -363,7 +379,7 @@ async fn send(
     state: &RefCell<ClientState>,
     origin: &Origin,
     ex: &Exchange<'_>,
-) -> Result<(Message, Timings), String> {
+) -> Result<Hop, String> {
     let Exchange {
         method, uri, body, ..
     } = *ex;
@@ -386,44 +402,56 @@ async fn send(
         body_len: body.len(),
     };
     let idempotent = method.is_idempotent();
-    let pooled = state.borrow_mut().pool.take(origin, ex.via, !idempotent);
+    let pooled = (state.borrow_mut().pool).take(origin, ex.via, ex.version, !idempotent);
     let mut conn = match pooled {
         Some(c) => c,
         None => connect(tls, origin, ex).await?,
     };
     let mut timings = conn.take_opened();
-    let mut result = conn.exchange(&head, body).await;
+    let mut result = conn.exchange(origin, &head, body).await;
     if let Err(ExchangeError::Stale(e)) = &result
         && idempotent
     {
         tracing::trace!(target: "http_client", "stale keep-alive connection: {e}");
         conn = connect(tls, origin, ex).await?;
         timings.add(&conn.take_opened());
-        result = conn.exchange(&head, body).await;
+        result = conn.exchange(origin, &head, body).await;
     }
     match result {
         Ok((message, (ttfb, receive))) => {
+            let proto = conn.proto();
             state.borrow_mut().pool.put(conn);
             timings.ttfb += ttfb;
             timings.receive += receive;
-            Ok((message, timings))
+            Ok(Hop {
+                message,
+                timings,
+                proto,
+            })
         }
         Err(ExchangeError::Stale(e) | ExchangeError::Failed(e)) => Err(e),
     }
 }
 
-/// Boxed so the (large, TLS-handshake-sized) connect future is not part
-/// of every request's future, which lives inside every user's future.
-/// DNS overrides apply to the proxy's name when there is one.
+/// What one hop brought back.
+struct Hop {
+    message: Message,
+    timings: Timings,
+    proto: Proto,
+}
+
+/// DNS overrides apply to the proxy's name when there is one. Boxed so
+/// the (large, TLS-handshake-sized) connect future is not part of every
+/// request's future, which lives inside every user's future.
 fn connect<'a>(
     tls: &'a Tls,
     origin: &'a Origin,
     ex: &Exchange<'a>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<Conn>, String>> + 'a>> {
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Dialed, String>> + 'a>> {
     let (host, port) = match ex.via {
         Some(p) => (p.host.as_str(), p.port),
         None => (origin.host.as_str(), origin.port),
     };
     let addr = crate::settings::lookup(ex.hosts, host, port);
-    Box::pin(Conn::connect(origin, addr, ex.via, || tls.config()))
+    Box::pin(dial::open(origin, addr, ex.via, ex.version, tls))
 }

@@ -1,28 +1,23 @@
-//! One HTTP/1.1 connection of one user: dialing (TCP_NODELAY, optional
+//! One HTTP/1.1 connection of one user (opened by `dial.rs`, plain or
 //! TLS), and exchanges of one request for one response over reusable read
 //! and write buffers, decoded by `wire.rs`.
-//!
-//! Through a proxy, the socket goes to the proxy (`proxy.rs`).
 //!
 //! The exchange runs inside the user's own future: no task, channel or
 //! lock per request, and a dropped user drops its sockets with it.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
 use crate::origin::{Origin, Scheme};
-use crate::proxy::{self, Proxy};
+use crate::proxy::Proxy;
 use crate::timings::{ExchangeClock, Timings};
 use crate::wire::{self, Decoder, Message, RequestHead};
 
@@ -72,29 +67,6 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// Opens a socket to `host:port` (at `addr` instead of DNS's answer when
-/// given, a DNS override), with TLS when `tls` gives a configuration and
-/// the name to verify and send as SNI. Shared by every protocol of the
-/// script crate (HTTP, WebSocket, raw sockets) so they dial alike.
-pub async fn dial(
-    host: &str,
-    port: u16,
-    addr: Option<SocketAddr>,
-    tls: Option<(Arc<rustls::ClientConfig>, &str)>,
-) -> Result<Stream, String> {
-    let (tcp, _) = dial_tcp(host, port, addr, &format!("{host}:{port}")).await?;
-    let Some((config, name)) = tls else {
-        return Ok(Stream::Plain(tcp));
-    };
-    let server = ServerName::try_from(name.to_string())
-        .map_err(|e| format!("invalid TLS server name {name:?}: {e}"))?;
-    let tls = tokio_rustls::TlsConnector::from(config)
-        .connect(server, tcp)
-        .await
-        .map_err(|e| format!("TLS handshake with {name}: {e}"))?;
-    Ok(Stream::Tls(Box::new(tls)))
-}
-
 /// Why an exchange failed.
 #[derive(Debug)]
 pub enum ExchangeError {
@@ -133,95 +105,16 @@ pub struct Conn {
     opened: Timings,
 }
 
-/// Looks `host` up (unless `addr` overrides it) and connects to the first
-/// address that answers, timing both.
-async fn dial_tcp(
-    host: &str,
-    port: u16,
-    addr: Option<SocketAddr>,
-    what: &str,
-) -> Result<(TcpStream, Timings), String> {
-    let t = Instant::now();
-    let addrs: Vec<SocketAddr> = match addr {
-        Some(a) => vec![a],
-        None => tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| format!("connect to {what}: {e}"))?
-            .collect(),
-    };
-    let dns = t.elapsed();
-    let t = Instant::now();
-    let mut last = None;
-    for a in &addrs {
-        match TcpStream::connect(a).await {
-            Ok(tcp) => {
-                // Requests are small writes followed by a wait for the
-                // answer: Nagle would only delay them.
-                tcp.set_nodelay(true)
-                    .map_err(|e| format!("set TCP_NODELAY: {e}"))?;
-                let connect = t.elapsed();
-                let timings = Timings {
-                    dns,
-                    connect,
-                    ..Timings::default()
-                };
-                return Ok((tcp, timings));
-            }
-            Err(e) => last = Some((a, e)),
-        }
-    }
-    Err(match (last, addr) {
-        (Some((a, e)), Some(_)) => format!("connect to {what} at {a}: {e}"),
-        (Some((_, e)), None) => format!("connect to {what}: {e}"),
-        (None, _) => format!("connect to {what}: the name has no address"),
-    })
-}
-
 impl Conn {
-    /// Dials `origin`, at `addr` instead of its host's DNS answer when
-    /// given (a DNS override); TLS verifies and names the origin's host
-    /// either way.
-    ///
-    /// Through `via`, the socket goes to the proxy instead: plain HTTP is
-    /// then sent to it as is, HTTPS through a CONNECT tunnel.
-    pub async fn connect(
+    /// A connection over `stream`, opened (see `dial.rs`) to reach
+    /// `origin` through `via`, which took `opened`.
+    pub fn new(
         origin: &Origin,
-        addr: Option<SocketAddr>,
         via: Option<&Arc<Proxy>>,
-        tls: impl FnOnce() -> Result<Arc<rustls::ClientConfig>, String>,
-    ) -> Result<Box<Conn>, String> {
-        let (host, port) = match via {
-            Some(p) => (p.host.as_str(), p.port),
-            None => (origin.host.as_str(), origin.port),
-        };
-        let what = match via {
-            Some(p) => format!("proxy {}", p.shown),
-            None => format!("{host}:{port}"),
-        };
-        let (mut tcp, mut opened) = dial_tcp(host, port, addr, &what).await?;
-        if let (Some(p), Scheme::Https) = (via, origin.scheme) {
-            let t = Instant::now();
-            proxy::connect_tunnel(&mut tcp, p, origin).await?;
-            opened.connect += t.elapsed();
-        }
-        let t = Instant::now();
-        let stream = match origin.scheme {
-            Scheme::Http => Stream::Plain(tcp),
-            Scheme::Https => {
-                let config = tls()?;
-                let name = ServerName::try_from(origin.host.clone())
-                    .map_err(|e| format!("invalid TLS server name {:?}: {e}", origin.host))?;
-                let tls = tokio_rustls::TlsConnector::from(config)
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| format!("TLS handshake with {}: {e}", origin.host))?;
-                Stream::Tls(Box::new(tls))
-            }
-        };
-        if origin.scheme == Scheme::Https {
-            opened.tls = t.elapsed();
-        }
-        Ok(Box::new(Conn {
+        stream: Stream,
+        opened: Timings,
+    ) -> Box<Conn> {
+        Box::new(Conn {
             scheme: origin.scheme,
             host: origin.host.clone(),
             port: origin.port,
@@ -232,7 +125,7 @@ impl Conn {
             reused: false,
             keep_alive: false,
             opened,
-        }))
+        })
     }
 
     /// The lookup, connect and handshake phases of opening this

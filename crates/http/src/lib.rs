@@ -1,4 +1,5 @@
-//! The load generator's HTTP/1.1 client, free of Lua: a [`Session`] is one
+//! The load generator's HTTP client (HTTP/1.1 of its own, HTTP/2 through
+//! the h2 crate), free of Lua: a [`Session`] is one
 //! simulated user's connections, cookie jar and timeout timer; it sends one
 //! [`Request`] at a time and hands back a [`Reply`]. The script crate binds
 //! it to Lua (`self.http`); other protocol clients are meant to sit beside
@@ -14,7 +15,9 @@ mod client;
 mod conn;
 mod deadline;
 pub mod decode;
+mod dial;
 mod error;
+mod h2conn;
 pub mod origin;
 mod pool;
 pub mod proxy;
@@ -22,10 +25,12 @@ pub mod settings;
 mod target;
 pub mod timings;
 mod tls;
+pub mod version;
 pub mod wire;
 
 pub use client::{ProxyChoice, Reply, Request, Session};
-pub use conn::{Stream, dial};
+pub use conn::Stream;
+pub use dial::dial;
 pub use error::Error;
 pub use origin::{Origin, Scheme, is_absolute};
 pub use proxy::{Proxies, Proxy};
@@ -33,4 +38,5 @@ pub use settings::{HostOverride, Settings};
 pub use target::encode_target;
 pub use timings::Timings;
 pub use tls::Tls;
+pub use version::{HttpVersion, Proto};
 pub use wire::{Fields, Message};

@@ -4,15 +4,16 @@
 
 use std::sync::Arc;
 
-use crate::conn::Conn;
+use crate::dial::Dialed;
 use crate::origin::Origin;
 use crate::proxy::Proxy;
+use crate::version::HttpVersion;
 
 #[derive(Default)]
 pub struct Pool {
-    // Boxed: a connection is moved in and out of the pool on every request.
-    #[allow(clippy::vec_box)]
-    idle: Vec<Box<Conn>>,
+    /// Either protocol; each is boxed, as a connection is moved in and out
+    /// of the pool on every request.
+    idle: Vec<Dialed>,
 }
 
 /// More idle connections than this per user means the script talks to many
@@ -27,9 +28,11 @@ impl Pool {
         &mut self,
         origin: &Origin,
         via: Option<&Arc<Proxy>>,
+        version: HttpVersion,
         check: bool,
-    ) -> Option<Box<Conn>> {
-        while let Some(i) = self.idle.iter().rposition(|c| c.serves(origin, via)) {
+    ) -> Option<Dialed> {
+        let fits = |c: &Dialed| c.fits(origin, via, version);
+        while let Some(i) = self.idle.iter().rposition(fits) {
             let mut c = self.idle.swap_remove(i);
             if !check || !c.closed_while_idle() {
                 return Some(c);
@@ -39,8 +42,8 @@ impl Pool {
     }
 
     /// Keeps a connection for the next request, if it can take one.
-    pub fn put(&mut self, conn: Box<Conn>) {
-        if !conn.keep_alive() {
+    pub fn put(&mut self, mut conn: Dialed) {
+        if !conn.reusable() {
             return;
         }
         if self.idle.len() >= MAX_IDLE {

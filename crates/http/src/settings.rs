@@ -11,6 +11,7 @@ use http::HeaderValue;
 
 pub use crate::proxy::Proxies;
 pub use crate::tls::{Identity, TlsFiles, load_certs, load_key};
+pub use crate::version::HttpVersion;
 
 /// What the client offers unless told otherwise: every coding it decodes.
 pub const DEFAULT_ACCEPT_ENCODING: &str = "gzip, deflate, br, zstd";
@@ -26,6 +27,8 @@ pub struct Settings {
     pub tls: TlsFiles,
     /// `--proxy`, or the environment's `HTTP_PROXY` and its kin.
     pub proxies: Arc<Proxies>,
+    /// `--http-version`: what requests may speak unless they say.
+    pub version: HttpVersion,
 }
 
 impl Default for Settings {
@@ -35,6 +38,7 @@ impl Default for Settings {
             resolve: Vec::new(),
             tls: TlsFiles::default(),
             proxies: Arc::default(),
+            version: HttpVersion::Auto,
         }
     }
 }

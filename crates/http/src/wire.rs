@@ -24,7 +24,7 @@ pub const MAX_HEADERS: usize = 128;
 /// A chunk-size line (hex digits plus extensions) longer than this is junk.
 const MAX_CHUNK_LINE: usize = 4096;
 
-const USER_AGENT: &str = concat!("swarmer/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("swarmer/", env!("CARGO_PKG_VERSION"));
 
 /// What to write for one request; the body follows the head as it is.
 pub struct RequestHead<'a> {
@@ -196,6 +196,29 @@ impl Message {
 
     pub fn body(&self) -> &[u8] {
         &self.raw[self.head_len..]
+    }
+
+    /// A response that came another way than HTTP/1.1 (HTTP/2), kept in
+    /// the same form: an HTTP/1.1 head written from its status and fields
+    /// (so `headers()` reads it as any other), then the body.
+    pub fn from_parts(status: u16, fields: &http::HeaderMap, body: &[u8]) -> Message {
+        let mut raw = BytesMut::with_capacity(64 + body.len());
+        raw.put_slice(b"HTTP/1.1 ");
+        put_decimal(&mut raw, u64::from(status));
+        raw.put_slice(b" \r\n");
+        for (name, value) in fields {
+            put_field(&mut raw, name.as_str().as_bytes(), value.as_bytes());
+        }
+        raw.put_slice(b"\r\n");
+        let head_len = raw.len();
+        raw.put_slice(body);
+        Message {
+            status,
+            sets_cookie: fields.contains_key(header::SET_COOKIE),
+            content_encoded: fields.contains_key(header::CONTENT_ENCODING),
+            raw: raw.freeze(),
+            head_len,
+        }
     }
 
     /// The same head with another body (the decoded one).

@@ -198,6 +198,7 @@ fn bad_http_flags_exit_2_naming_the_flag_and_value() {
         ("--resolve", "example.test:443:nowhere"),
         ("--resolve", "example.test:port:127.0.0.1"),
         ("--accept-encoding", "gzip\u{1}"),
+        ("--http-version", "3"),
     ] {
         let out = run(
             &[

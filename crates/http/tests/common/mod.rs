@@ -170,6 +170,7 @@ impl User {
             max_redirects: 10,
             accept_encoding: None,
             proxy: Default::default(),
+            version: Default::default(),
         }
     }
 

@@ -91,6 +91,7 @@ impl HttpOp {
             error: reply.error.map(|e| e.to_string()),
             wire_size: reply.wire_body_len as u64,
             timings: reply.timings,
+            proto: reply.proto,
             recorded: Cell::new(false),
         });
         *client.user.pending.borrow_mut() = Some(outcome.clone());
@@ -185,6 +186,7 @@ impl Client {
                 None => self.http.accept_encoding.clone(),
             },
             proxy: opts.proxy,
+            version: opts.version.unwrap_or(self.http.version),
         };
         Ok((prepared, name))
     }

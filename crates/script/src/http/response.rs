@@ -18,7 +18,7 @@ use stats::Sample;
 use crate::convert::json_to_lua;
 use crate::lua_env::LuaEnv;
 use crate::luax::fault;
-use http_client::{Message, Origin, Timings};
+use http_client::{Message, Origin, Proto, Timings};
 
 pub struct Outcome {
     pub shared: Rc<LuaEnv>,
@@ -38,6 +38,8 @@ pub struct Outcome {
     pub wire_size: u64,
     /// Where the time went (`r.timings`).
     pub timings: Timings,
+    /// The protocol it came over (`r.proto`).
+    pub proto: Proto,
     pub recorded: Cell<bool>,
 }
 
@@ -104,6 +106,7 @@ impl UserData for Response {
         fields.add_field_method_get("error", |_, r| Ok(r.0.error.clone()));
         fields.add_field_method_get("wire_size", |_, r| Ok(r.0.wire_size));
         fields.add_field_method_get("timings", |lua, r| timings_table(lua, &r.0.timings));
+        fields.add_field_method_get("proto", |_, r| Ok(r.0.proto.as_str()));
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 use http_client::settings::parse_accept_encoding;
-use http_client::{HostOverride, Proxies, Settings};
+use http_client::{HostOverride, HttpVersion, Proxies, Settings};
 use mlua::{Table, Value};
 
 use crate::luax::{fault, type_name};
@@ -88,6 +88,8 @@ pub struct TypeHttp {
     pub hosts: Rc<[HostOverride]>,
     /// The run's proxies.
     pub proxies: Arc<Proxies>,
+    /// The run's `--http-version`.
+    pub version: HttpVersion,
 }
 
 impl TypeHttp {
@@ -101,6 +103,7 @@ impl TypeHttp {
             accept_encoding,
             hosts: Rc::from(hosts),
             proxies: run.proxies.clone(),
+            version: run.version,
         })
     }
 }

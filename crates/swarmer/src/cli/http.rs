@@ -1,5 +1,6 @@
 //! The flags that shape the script's HTTP client (`--accept-encoding`,
-//! `--resolve`, `--ca-cert`, `--client-cert`/`--client-key`, `--proxy`),
+//! `--resolve`, `--ca-cert`, `--client-cert`/`--client-key`, `--proxy`,
+//! `--http-version`),
 //! in their own group so `--help` shows them together.
 //! Checked once into [`script::HttpSettings`] before the run starts.
 
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use clap::Args;
 use script::HttpSettings;
 use script::http_settings::{
-    HostOverride, Identity, Proxies, load_certs, load_key, parse_accept_encoding,
+    HostOverride, HttpVersion, Identity, Proxies, load_certs, load_key, parse_accept_encoding,
 };
 
 use crate::config::{UsageError, usage};
@@ -62,6 +63,11 @@ pub struct HttpArgs {
     /// IP addresses, CIDR blocks, "*"); replaces NO_PROXY.
     #[arg(long, env = "SWARMER_NO_PROXY", value_name = "HOSTS")]
     pub no_proxy: Option<String>,
+    /// HTTP version: "auto" (HTTPS offers h2 and HTTP/1.1 by ALPN and the
+    /// server picks; plain HTTP is HTTP/1.1), "1.1", or "2" (h2 only over
+    /// TLS, h2c by prior knowledge over plain TCP).
+    #[arg(long, env = "SWARMER_HTTP_VERSION", value_name = "VERSION")]
+    pub http_version: Option<String>,
 }
 
 impl HttpArgs {
@@ -92,6 +98,9 @@ impl HttpArgs {
             s.tls.identity = Some(Arc::new(id));
         }
         s.proxies = Arc::new(self.proxies(|name| std::env::var(name).ok())?);
+        if let Some(v) = &self.http_version {
+            s.version = HttpVersion::parse(v).map_err(|e| usage(format!("--http-version {e}")))?;
+        }
         Ok(s)
     }
 
@@ -130,7 +139,11 @@ impl HttpArgs {
         let files = files
             .into_iter()
             .filter_map(|(flag, path)| Some(format!("{flag}={}", path.as_ref()?.display())));
-        let proxy = [("--proxy", &self.proxy), ("--no-proxy", &self.no_proxy)];
+        let proxy = [
+            ("--proxy", &self.proxy),
+            ("--no-proxy", &self.no_proxy),
+            ("--http-version", &self.http_version),
+        ];
         let proxy = proxy
             .into_iter()
             .filter_map(|(flag, v)| Some(format!("{flag}={}", v.as_ref()?)));
