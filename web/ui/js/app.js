@@ -92,6 +92,10 @@ function buildTabs(ctx) {
     views.get(id).button.focus();
   });
   window.addEventListener("hashchange", () => select(location.hash.slice(1)));
+  // Tabs change width after the first layout (fonts, the failure badge):
+  // keep the selected one in view when they do.
+  const resized = new ResizeObserver(() => reveal(views.get(current)?.button));
+  for (const v of views.values()) resized.observe(v.button);
   select(location.hash.slice(1));
   return views;
 }

@@ -35,6 +35,14 @@ impl Master {
             &port_arg,
         ];
         all.extend_from_slice(args);
+        // A headless master is quiet by default; these tests read its
+        // info lines (where it listens, who joined).
+        if !args
+            .iter()
+            .any(|a| *a == "-L" || a.starts_with("--loglevel"))
+        {
+            all.extend_from_slice(&["--loglevel", "info"]);
+        }
         let proc = Proc::swarmer("master", dir, &all);
         let line = proc.expect_line(Duration::from_secs(20), "waiting for workers on");
         let port = line
