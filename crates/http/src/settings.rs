@@ -1,13 +1,17 @@
 //! The run's HTTP settings, parsed and checked once before any request:
-//! the `Accept-Encoding` offered by default, and DNS overrides (curl's
-//! `--resolve HOST:PORT:ADDR`, k6's `hosts`). A bad value is an error that
-//! quotes it, so the command line or the script can name it.
+//! the `Accept-Encoding` offered by default, proxies, TLS files and DNS
+//! overrides (curl's `--resolve HOST:PORT:ADDR`, k6's `hosts`). A bad
+//! value is an error that quotes it, so the command line or the script
+//! can name it.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use http::HeaderValue;
 
+pub use crate::proxy::Proxies;
 pub use crate::tls::{Identity, TlsFiles, load_certs, load_key};
+pub use crate::version::HttpVersion;
 
 /// What the client offers unless told otherwise: every coding it decodes.
 pub const DEFAULT_ACCEPT_ENCODING: &str = "gzip, deflate, br, zstd";
@@ -21,6 +25,10 @@ pub struct Settings {
     pub resolve: Vec<HostOverride>,
     /// `--ca-cert`, `--client-cert`/`--client-key`, already read.
     pub tls: TlsFiles,
+    /// `--proxy`, or the environment's `HTTP_PROXY` and its kin.
+    pub proxies: Arc<Proxies>,
+    /// `--http-version`: what requests may speak unless they say.
+    pub version: HttpVersion,
 }
 
 impl Default for Settings {
@@ -29,6 +37,8 @@ impl Default for Settings {
             accept_encoding: Some(HeaderValue::from_static(DEFAULT_ACCEPT_ENCODING)),
             resolve: Vec::new(),
             tls: TlsFiles::default(),
+            proxies: Arc::default(),
+            version: HttpVersion::Auto,
         }
     }
 }

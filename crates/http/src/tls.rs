@@ -4,7 +4,7 @@
 //! self-signed certificates), and presenting `--client-cert` when given.
 //! The files are read and checked once, before the run ([`TlsFiles`]).
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,12 +14,20 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use crate::version::HttpVersion;
+
 /// One core's TLS client configuration, built on first HTTPS use (most
 /// runs never need it) and shared by every connection on that core.
 pub struct Tls {
     insecure: bool,
     files: TlsFiles,
     config: OnceCell<Result<Arc<ClientConfig>, String>>,
+    /// The same without ALPN, for raw sockets: their protocol is not
+    /// HTTP, and a server with other ALPN protocols would refuse ours.
+    raw: OnceCell<Result<Arc<ClientConfig>, String>>,
+    /// The same configuration offering other ALPN protocols, by
+    /// [`HttpVersion`]: at most three, each made once.
+    by_version: RefCell<Vec<(HttpVersion, Arc<ClientConfig>)>>,
 }
 
 impl Tls {
@@ -34,15 +42,44 @@ impl Tls {
             insecure,
             files,
             config: OnceCell::new(),
+            raw: OnceCell::new(),
+            by_version: RefCell::default(),
         }
     }
 
-    /// The configuration, or why it could not be built.
+    /// The configuration, or why it could not be built. It offers
+    /// HTTP/1.1 only by ALPN (for other protocols over TLS, such as
+    /// WebSocket).
     pub fn config(&self) -> Result<Arc<ClientConfig>, String> {
-        self.config
+        self.for_version(HttpVersion::Http1)
+    }
+
+    /// The configuration offering `version`'s ALPN protocols.
+    pub fn for_version(&self, version: HttpVersion) -> Result<Arc<ClientConfig>, String> {
+        if let Some((_, c)) = self.by_version.borrow().iter().find(|(v, _)| *v == version) {
+            return Ok(c.clone());
+        }
+        let base = self
+            .config
             .get_or_init(|| {
                 client_config(self.insecure, &self.files)
                     .map_err(|e| format!("TLS setup failed: {e}"))
+            })
+            .clone()?;
+        let mut config = (*base).clone();
+        config.alpn_protocols = version.alpn().iter().map(|p| p.to_vec()).collect();
+        let config = Arc::new(config);
+        self.by_version.borrow_mut().push((version, config.clone()));
+        Ok(config)
+    }
+
+    /// [`Tls::config`] offering no ALPN protocol (raw TLS sockets).
+    pub fn raw_config(&self) -> Result<Arc<ClientConfig>, String> {
+        self.raw
+            .get_or_init(|| {
+                let mut config = ClientConfig::clone(&*self.config()?);
+                config.alpn_protocols.clear();
+                Ok(Arc::new(config))
             })
             .clone()
     }
@@ -120,7 +157,6 @@ fn client_config(insecure: bool, files: &TlsFiles) -> Result<Arc<ClientConfig>, 
         Some(id) => builder.with_client_auth_cert(id.certs.clone(), id.key.clone_key())?,
         None => builder.with_no_client_auth(),
     };
-    // The client speaks HTTP/1.1 only; say so, so servers don't pick h2.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

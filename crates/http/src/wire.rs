@@ -24,12 +24,13 @@ pub const MAX_HEADERS: usize = 128;
 /// A chunk-size line (hex digits plus extensions) longer than this is junk.
 const MAX_CHUNK_LINE: usize = 4096;
 
-const USER_AGENT: &str = concat!("swarmer/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("swarmer/", env!("CARGO_PKG_VERSION"));
 
 /// What to write for one request; the body follows the head as it is.
 pub struct RequestHead<'a> {
     pub method: &'a Method,
-    /// The request target: path and query, starting with '/'.
+    /// The request target: path and query, starting with '/' (the
+    /// absolute URL through a proxy).
     pub target: &'a str,
     /// The `Host` header value.
     pub host: &'a [u8],
@@ -39,6 +40,9 @@ pub struct RequestHead<'a> {
     pub cookie: Option<&'a str>,
     /// The codings to offer, when the script set no `Accept-Encoding`.
     pub accept_encoding: Option<&'a [u8]>,
+    /// `Proxy-Authorization` for the proxy this request goes through as
+    /// is (plain HTTP), unless the script set its own.
+    pub proxy_auth: Option<&'a [u8]>,
     pub body_len: usize,
 }
 
@@ -76,6 +80,11 @@ pub fn encode_request(out: &mut BytesMut, req: &RequestHead<'_>) -> bool {
         && !req.headers.contains_key(header::ACCEPT_ENCODING)
     {
         put_field(out, b"accept-encoding", codings);
+    }
+    if let Some(auth) = req.proxy_auth
+        && !req.headers.contains_key(header::PROXY_AUTHORIZATION)
+    {
+        put_field(out, b"proxy-authorization", auth);
     }
     // As hyper did: a length for any body, and `0` for an empty one when
     // the method gives a body meaning (POST, PUT, PATCH, extensions).
@@ -187,6 +196,29 @@ impl Message {
 
     pub fn body(&self) -> &[u8] {
         &self.raw[self.head_len..]
+    }
+
+    /// A response that came another way than HTTP/1.1 (HTTP/2), kept in
+    /// the same form: an HTTP/1.1 head written from its status and fields
+    /// (so `headers()` reads it as any other), then the body.
+    pub fn from_parts(status: u16, fields: &http::HeaderMap, body: &[u8]) -> Message {
+        let mut raw = BytesMut::with_capacity(64 + body.len());
+        raw.put_slice(b"HTTP/1.1 ");
+        put_decimal(&mut raw, u64::from(status));
+        raw.put_slice(b" \r\n");
+        for (name, value) in fields {
+            put_field(&mut raw, name.as_str().as_bytes(), value.as_bytes());
+        }
+        raw.put_slice(b"\r\n");
+        let head_len = raw.len();
+        raw.put_slice(body);
+        Message {
+            status,
+            sets_cookie: fields.contains_key(header::SET_COOKIE),
+            content_encoded: fields.contains_key(header::CONTENT_ENCODING),
+            raw: raw.freeze(),
+            head_len,
+        }
     }
 
     /// The same head with another body (the decoded one).

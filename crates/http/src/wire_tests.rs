@@ -26,6 +26,7 @@ fn encode(
             headers,
             cookie,
             accept_encoding: None,
+            proxy_auth: None,
             body_len,
         },
     );

@@ -136,6 +136,9 @@ where
             outgoing = rx.recv() => match outgoing {
                 Some(msg) => {
                     if let Err(e) = io.send(msg).await {
+                        // What the worker said before it hung up still
+                        // counts: a goodbye must not read as a lost worker.
+                        drain(io, id, conn, waiting, events).await?;
                         return Some(e.to_string());
                     }
                 }
@@ -146,6 +149,37 @@ where
                 }
             },
         }
+    }
+}
+
+/// Hands the coordinator what a peer that can no longer be written to
+/// had already sent, up to the end of its stream; None when the
+/// coordinator is gone. Bounded: a link that refuses writes has ended, so
+/// its stream ends with what was in flight.
+async fn drain<T>(
+    io: &mut T,
+    id: &str,
+    conn: ConnId,
+    mut waiting: Option<WorkerMessage>,
+    events: &mpsc::Sender<Event>,
+) -> Option<()>
+where
+    T: Stream<Item = Result<WorkerMessage, CodecError>> + Unpin,
+{
+    loop {
+        let msg = match waiting.take() {
+            Some(msg) => msg,
+            None => match io.next().await {
+                Some(Ok(msg)) => msg,
+                Some(Err(_)) | None => return Some(()),
+            },
+        };
+        let event = Event::FromWorker {
+            id: id.to_string(),
+            conn,
+            msg,
+        };
+        events.send(event).await.ok()?;
     }
 }
 
@@ -303,4 +337,41 @@ where
     let reason = refusal.to_string();
     let _ = io.send(MasterMessage::Refused { reason }).await;
     let _ = io.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::SinkExt;
+    use protocol::memory;
+
+    /// A worker that says goodbye and hangs up while the master is sending
+    /// to it: the goodbye reaches the coordinator before the hangup, so
+    /// the worker leaves instead of being lost. Repeated, because the
+    /// pump's select picks its branch at random.
+    #[tokio::test]
+    async fn a_goodbye_before_a_hangup_is_delivered() {
+        for _ in 0..32 {
+            let (mut master_end, mut worker_end) = memory::pair();
+            worker_end.send(WorkerMessage::Quitting).await.unwrap();
+            drop(worker_end);
+            let (tx, mut rx) = mpsc::channel(4);
+            tx.send(MasterMessage::Heartbeat).await.unwrap();
+            let (events_tx, mut events) = mpsc::channel(4);
+            let seen = AtomicU64::new(0);
+            let reason = pump(&mut master_end, "w1", 1, &seen, &mut rx, &events_tx).await;
+            assert!(reason.is_some(), "the link ended, the coordinator is there");
+            let got = events.try_recv().expect("the goodbye was handed on");
+            assert!(
+                matches!(
+                    got,
+                    Event::FromWorker {
+                        msg: WorkerMessage::Quitting,
+                        ..
+                    }
+                ),
+                "expected the goodbye"
+            );
+        }
+    }
 }

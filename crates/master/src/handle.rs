@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use futures::{Sink, Stream};
-use protocol::{CodecError, FrameLimit, MasterMessage, WorkerMessage};
+use protocol::{CodecError, FrameLimit, MasterMessage, ScriptText, WorkerMessage};
 use script::ScriptInfo;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -24,6 +24,7 @@ pub struct MasterHandle {
     greeting: Greeting,
     next_conn: Arc<AtomicU64>,
     info: Arc<ScriptInfo>,
+    script: Arc<ScriptText>,
     max_users: u32,
 }
 
@@ -51,6 +52,7 @@ pub fn start(
         worker_count: 0,
         lost_workers: 0,
         user_types: info.user_types.iter().map(|t| t.name.clone()).collect(),
+        run_user_types: Vec::new(),
         stats: stats::RequestStats::new(now_ms()),
         now_ms: now_ms(),
         coordinator_busy_us: 0,
@@ -73,6 +75,7 @@ pub fn start(
         greeting,
         next_conn: Arc::new(AtomicU64::new(1)),
         info: Arc::new(info.clone()),
+        script: Arc::new(config.script.clone()),
         max_users: config.max_users,
     };
     let coordinator = Coordinator::new(config, info, events_rx, published, history);
@@ -182,6 +185,11 @@ impl MasterHandle {
     /// The user types of the script as loaded at start.
     pub fn script_info(&self) -> &ScriptInfo {
         &self.info
+    }
+
+    /// The script as loaded at start (its path and text), for the report.
+    pub fn script(&self) -> &ScriptText {
+        &self.script
     }
 
     /// Serves one worker connection (TCP or in-memory) until it ends. A

@@ -63,6 +63,8 @@ pub struct Snapshot {
     /// Workers lost during this run: their last unreported second is missing.
     pub lost_workers: u32,
     pub user_types: Vec<String>,
+    /// The user types the current (or last) run asked for; empty: all.
+    pub run_user_types: Vec<String>,
     pub stats: RequestStats,
     pub now_ms: u64,
     /// Time the coordinator has spent working since it started: its rate

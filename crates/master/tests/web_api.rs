@@ -32,6 +32,7 @@ async fn a_run_through_the_json_api() {
             "charts",
             "failures",
             "exceptions",
+            "ratio",
             "workers",
             "logs",
             "history",

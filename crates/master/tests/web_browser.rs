@@ -181,8 +181,8 @@ async fn steps(browser: &Client, h: &Harness, scaler: &FakeScaler, url: &str) {
     click(browser, "#tab-statistics").await;
     screenshot(browser, "stopped.png").await;
 
-    // The theme button pins dark mode; the charts redraw in its colours.
-    click(browser, "#theme-button").await;
+    // The theme button (light by default in headless Chromium) turns dark
+    // mode on; the charts redraw in its colours.
     click(browser, "#theme-button").await;
     until(
         browser,

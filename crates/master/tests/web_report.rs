@@ -60,7 +60,7 @@ fn check(scope: &str, expr: &str, observed: Option<f64>, ok: bool) -> verdict::C
 async fn the_report_lists_thresholds_with_their_result() {
     let h = Harness::new().await;
     let snap = hostile_snapshot(&h.master.snapshot());
-    let html = render_report(&snap, &history(snap.now_ms));
+    let html = render_report(&h.master, &snap, &history(snap.now_ms));
     let section = &html[html.find("id=\"thresholds\"").expect("a thresholds table")..];
     let section = &section[..section.find("</table>").unwrap()];
     assert_eq!(
@@ -76,7 +76,7 @@ async fn the_report_lists_thresholds_with_their_result() {
     assert!(section.contains("&lt; 300 ms"), "{section}");
     let mut quiet = snap.clone();
     quiet.checks.clear();
-    let html = render_report(&quiet, &history(snap.now_ms));
+    let html = render_report(&h.master, &quiet, &history(snap.now_ms));
     assert!(
         !html.contains("id=\"thresholds\""),
         "no table without thresholds"
@@ -103,7 +103,7 @@ fn history(now: u64) -> Vec<HistoryPoint> {
 async fn the_report_escapes_everything_a_script_produced() {
     let h = Harness::new().await;
     let snap = hostile_snapshot(&h.master.snapshot());
-    let html = render_report(&snap, &history(snap.now_ms));
+    let html = render_report(&h.master, &snap, &history(snap.now_ms));
     assert!(
         html.starts_with("<!doctype html>"),
         "{}",
@@ -129,7 +129,7 @@ async fn the_report_is_self_contained() {
     let h = Harness::new().await;
     let snap = hostile_snapshot(&h.master.snapshot());
     let points = history(snap.now_ms);
-    let html = render_report(&snap, &points);
+    let html = render_report(&h.master, &snap, &points);
     assert!(
         html.contains("/*! https://github.com/leeoniya/uPlot"),
         "uPlot is inlined"
@@ -156,7 +156,7 @@ async fn the_report_is_self_contained() {
     assert_eq!(data.as_array().unwrap().len(), points.len());
     assert_eq!(data[0]["rps"], 3.5);
 
-    let empty = render_report(&h.master.snapshot(), &[]);
+    let empty = render_report(&h.master, &h.master.snapshot(), &[]);
     assert!(empty.contains("No history was recorded"));
     assert!(empty.contains("No failures."));
 }

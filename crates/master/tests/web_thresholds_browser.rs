@@ -75,7 +75,7 @@ async fn steps(browser: &Client, h: &Harness, url: &str) {
     )
     .await;
     assert!(
-        red.as_str().unwrap().starts_with("rgb(220, 38, 38)")
+        red.as_str().unwrap().starts_with("rgb(185, 28, 28)")
             || red.as_str().unwrap().starts_with("rgb(248, 113, 113)"),
         "{red}"
     );

@@ -1,6 +1,6 @@
 //! The `swarmer` global: everything a script calls that is not a user type
 //! declaration or HTTP (random numbers, sleep, logging, environment, data
-//! files, custom requests, JSON, the clock).
+//! files, custom requests, JSON, the clock, raw sockets).
 
 use std::time::Duration;
 
@@ -51,6 +51,7 @@ pub fn install(lua: &Lua, swarmer: &Table) -> mlua::Result<()> {
         })?,
     )?;
     swarmer.set("json", json)?;
+    swarmer.set("tcp", crate::tcp::table(lua)?)?;
     Ok(())
 }
 

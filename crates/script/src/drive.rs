@@ -1,9 +1,9 @@
 //! Driving a coroutine: resume it, and whenever it yields, do the work it
-//! parked in its [`UserCtx`] (an HTTP request, a sleep; [`perform`]) and
-//! resume it with the result, until it returns. [`drive`] is the loop of the
-//! master's extension calls; a user's task runs the same [`perform`] from
-//! its own loop (`user.rs`), which keeps its coroutine in the Lua registry
-//! between resumes.
+//! parked in its [`UserCtx`] (an HTTP request, a sleep, other I/O;
+//! [`perform`]) and resume it with the result, until it returns. [`drive`]
+//! is the loop of the master's extension calls; a user's task runs the
+//! same [`perform`] from its own loop (`user.rs`), which keeps its
+//! coroutine in the Lua registry between resumes.
 //!
 //! Parking the work and yielding keeps mlua's async machinery (a boxed
 //! future and an internal userdata per call) off the per-request path.
@@ -61,6 +61,10 @@ pub(crate) async fn perform(lua: &Lua, shared: &LuaEnv, ctx: &UserCtx) -> Value 
                 Ok(ud) => Value::UserData(ud),
                 Err(e) => Value::Error(Box::new(e)),
             }
+        }
+        Some(Op::Io(work)) => {
+            let reply = work.await;
+            crate::io::to_lua(lua, reply).unwrap_or_else(|e| Value::Error(Box::new(e)))
         }
         Some(Op::Sleep(d)) if d.is_zero() => {
             tokio::task::yield_now().await;

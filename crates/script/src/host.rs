@@ -111,6 +111,7 @@ impl Host {
     /// the run's statistics).
     pub fn finish(&self, call: &CallUser) {
         call.0.settle_pending();
+        crate::io::close_all(&call.0);
         self.shared.stats.borrow_mut().take();
     }
 }

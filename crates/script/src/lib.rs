@@ -27,13 +27,16 @@ mod drive;
 mod held;
 pub mod host;
 mod http;
+mod io;
 mod lua_env;
 pub mod luax;
 mod runtime;
+mod tcp;
 mod user;
 pub mod wait;
 #[allow(unsafe_code)]
 mod watchdog;
+mod ws;
 
 pub use user::IdlePool;
 pub use watchdog::LuaLimits;

@@ -47,6 +47,11 @@ pub struct UserCtx {
     pub pending: RefCell<Option<Rc<crate::http::response::Outcome>>>,
     /// What the user's coroutine yielded for (set just before it yields).
     pub op: RefCell<Option<Op>>,
+    /// DNS overrides for its non-HTTP connections (its type's, with
+    /// `--resolve`), as `self.http` uses them.
+    pub hosts: Rc<[http_client::HostOverride]>,
+    /// WebSockets and sockets it opened, closed when it ends (`io.rs`).
+    pub sockets: RefCell<Vec<std::rc::Weak<dyn crate::io::Closable>>>,
 }
 
 /// Work a task's coroutine hands to its driver when it yields.
@@ -55,6 +60,8 @@ pub enum Op {
     Http(Box<crate::http::HttpOp>),
     /// `swarmer.sleep(s)`; zero means "let the other users run".
     Sleep(std::time::Duration),
+    /// A WebSocket or socket call (`io.rs`).
+    Io(crate::io::IoFuture),
 }
 
 impl UserCtx {
@@ -66,6 +73,8 @@ impl UserCtx {
             lateness_us: std::cell::Cell::new(None),
             pending: RefCell::new(None),
             op: RefCell::new(None),
+            hosts: Rc::from([]),
+            sockets: RefCell::new(Vec::new()),
         }
     }
 

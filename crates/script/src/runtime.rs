@@ -47,6 +47,8 @@ pub struct LoadedScript {
     pub slots: Slots,
     /// Interrupts Lua code that runs too long without yielding.
     pub watchdog: Watchdog,
+    /// `self.ws`: one table for every user (it acts for the running one).
+    pub ws: Table,
 }
 
 /// Enough for every user of a busy core to find one without growing the
@@ -257,6 +259,7 @@ pub fn build(
             http,
         });
     }
+    let ws = crate::ws::table(&lua).map_err(|e| internal(src, e))?;
     Ok(LoadedScript {
         lua,
         shared,
@@ -267,6 +270,7 @@ pub fn build(
         threads: RefCell::new(Vec::new()),
         slots: Slots::new(HANDLE_SLOTS),
         watchdog,
+        ws,
     })
 }
 

@@ -42,6 +42,8 @@ pub fn start(
         lateness_us: Cell::new(None),
         pending: RefCell::new(None),
         op: RefCell::new(None),
+        hosts: rt.http.hosts.clone(),
+        sockets: RefCell::new(Vec::new()),
     });
     let this = user_table(&core, rt, &ctx)?;
     let this = Held::new(&core.lua, &core.slots, this)?;
@@ -205,6 +207,7 @@ fn user_table(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>) -> mlua::Res
         rt.http.clone(),
     )));
     t.raw_set("http", core.lua.create_userdata(http)?)?;
+    t.raw_set("ws", core.ws.clone())?;
     t.raw_set("id", ctx.id)?;
     t.raw_set("user_type", &*rt.name)?;
     t.set_metatable(Some(rt.user_meta.clone()))?;
@@ -293,8 +296,11 @@ fn resume(
 struct SettleOnDrop(Rc<UserCtx>);
 
 impl Drop for SettleOnDrop {
+    /// Also closes the user's sockets: when it ends, or when the engine
+    /// drops it at the stop timeout.
     fn drop(&mut self) {
         self.0.settle_pending();
+        crate::io::close_all(&self.0);
     }
 }
 

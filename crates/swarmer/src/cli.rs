@@ -143,7 +143,8 @@ pub struct RunArgs {
         help_heading = "Output"
     )]
     pub csv: Option<String>,
-    /// Write every entry to the _stats_history.csv, not only the aggregated row.
+    /// Write every entry to the _stats_history.csv, not only the aggregated
+    /// row; with the web UI, serve those rows at /stats/requests_full_history/csv.
     #[arg(long, env = "SWARMER_CSV_FULL_HISTORY", help_heading = "Output")]
     pub csv_full_history: bool,
     /// Write a self-contained HTML report here at the end.
@@ -215,8 +216,8 @@ pub struct RunArgs {
     pub history: HistoryArgs,
 
     /// Log level: error, warn, info, debug, trace. Default: warn for a
-    /// headless run without --master (its progress line and summary say
-    /// enough), info otherwise.
+    /// headless run, standalone or --master (its progress line and summary
+    /// say enough), info otherwise.
     #[arg(short = 'L', long, env = "SWARMER_LOGLEVEL", help_heading = "Common")]
     pub loglevel: Option<String>,
     /// A TOML file of defaults (keys are the long flag names).

@@ -395,6 +395,7 @@ fn web_mode(args: &RunArgs) -> Result<Mode, UsageError> {
         ]
         .concat(),
         limits: master::web::ServeLimits::default(),
+        full_history: args.csv_full_history,
         ..WebConfig::default()
     };
     Ok(Mode::Web {

@@ -110,7 +110,7 @@ async fn conclude(
     }
     .into();
     // The files first: a history that fails must not lose them.
-    let written = report(out, &points, snap, &verdict, recording, &record);
+    let written = report(master, out, &points, snap, &verdict, recording, &record);
     recording.record(&record).await;
     if outcome.requests == 0 {
         // Nothing was measured: whatever went wrong (a target that never
@@ -175,6 +175,7 @@ async fn finish(master: &MasterHandle, stop_timeout: Duration) -> std::sync::Arc
 }
 
 fn report(
+    master: &MasterHandle,
     out: &Outputs,
     points: &[master::HistoryPoint],
     snap: &Snapshot,
@@ -220,7 +221,7 @@ fn report(
         output::write_final_csv(prefix, snap).context("writing CSV files")?;
     }
     if let Some(path) = &out.html {
-        output::write_html(path, snap, verdict, points)?;
+        output::write_html(path, master, snap, verdict, points)?;
     }
     if let Some(path) = &out.junit {
         output::write_junit(path, verdict)?;

@@ -170,18 +170,17 @@ async fn watch_signals(shutdown: CancellationToken) {
     }
 }
 
-/// What `-L` asks for, or the default: a headless standalone run shows
-/// only its progress line, its summary, warnings and the script's own
-/// `swarmer.log` lines (the rest is `-L info`); a master, a worker or the
-/// web UI tell at info what they are doing, which is their progress.
+/// What `-L` asks for, or the default: a headless run (standalone or
+/// `--master`) shows only its progress line, its summary, warnings and the
+/// script's own `swarmer.log` lines (the rest is `-L info`); a worker or
+/// the web UI tell at info what they are doing, which is their progress.
 fn log_filter(cli: &Cli) -> String {
     if let Some(level) = &cli.run.loglevel {
         return level.clone();
     }
     let run = &cli.run;
-    let standalone_headless =
-        cli.command.is_none() && run.headless && !run.cluster.master && !run.cluster.worker;
-    if standalone_headless {
+    let headless = cli.command.is_none() && run.headless && !run.cluster.worker;
+    if headless {
         "warn,script=info".into()
     } else {
         "info".into()

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use master::{HistoryPoint, Snapshot};
+use master::{HistoryPoint, MasterHandle, Snapshot};
 use stats::csv as locust_csv;
 
 /// Appends rows to `PREFIX_stats_history.csv` as the run goes.
@@ -23,55 +23,17 @@ impl HistoryCsv {
         let mut file =
             File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
         // Locust's columns first and unchanged, so its readers still work.
-        writeln!(
-            file,
-            "{},{HISTORY_OWN_HEADER}",
-            locust_csv::STATS_HISTORY_HEADER
-        )?;
+        file.write_all(master::web::history_csv_header().as_bytes())?;
         Ok(Self { file, path, full })
     }
 
     pub fn append(&mut self, snap: &Snapshot) -> anyhow::Result<()> {
-        let rows = locust_csv::stats_history_rows(
-            &snap.stats,
-            u64::from(snap.user_count),
-            snap.now_ms,
-            self.full,
-        );
-        let rows = with_own_columns(&rows, snap);
+        // Shaped by the master, so the UI's full-history CSV has the same columns.
+        let rows = master::web::history_csv_rows(snap, self.full);
         self.file
             .write_all(rows.as_bytes())
             .with_context(|| format!("cannot write {}", self.path.display()))
     }
-}
-
-/// Swarmer's own columns after Locust's in `_stats_history.csv`, so tools
-/// that read Locust's columns by position still do: the users the run aims
-/// at now, the open model's dropped arrivals so far (all types) and its
-/// target rate now.
-const HISTORY_OWN_HEADER: &str = "Target Users,Dropped Iterations,Target Rate";
-
-fn with_own_columns(rows: &str, snap: &Snapshot) -> String {
-    let tail = format!(
-        ",{},{},{:.6}",
-        history_target(snap),
-        snap.stats.dropped_iterations_total(),
-        snap.target_rate
-    );
-    let mut out = String::with_capacity(rows.len() + 32);
-    for line in rows.lines() {
-        out.push_str(line);
-        out.push_str(&tail);
-        out.push('\n');
-    }
-    out
-}
-
-/// The users the run aims at now: the profile's plan, or the fixed count.
-fn history_target(snap: &Snapshot) -> u32 {
-    snap.profile
-        .as_ref()
-        .map_or(snap.target_users, |p| p.planned_users)
 }
 
 /// Writes the three end-of-run CSV files.
@@ -136,17 +98,18 @@ pub fn final_json(snap: &Snapshot, verdict: &verdict::Verdict) -> serde_json::Va
 
 pub fn write_html(
     path: &Path,
+    master: &MasterHandle,
     snap: &Snapshot,
     verdict: &verdict::Verdict,
     history: &[HistoryPoint],
 ) -> anyhow::Result<()> {
     let html = if snap.checks == verdict.checks {
-        master::web::render_report(snap, history)
+        master::web::render_report(master, snap, history)
     } else {
         // The verdict holds checks the master did not make (regressions).
         let mut judged = snap.clone();
         judged.checks = verdict.checks.clone();
-        master::web::render_report(&judged, history)
+        master::web::render_report(master, &judged, history)
     };
     std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -2,7 +2,7 @@
 //! `--help` describes every flag, a typo's usage line, the console summary's
 //! precision and its verdict line, logs without escape codes in a pipe (and
 //! with colours on a terminal unless `NO_COLOR`), the quiet default of a
-//! headless run, the README's distributed recipe with `--demo-target`, the
+//! headless run (standalone or `--master`), the README's distributed recipe with `--demo-target`, the
 //! advice when every connection is refused, `swarmer inspect`, and a
 //! `/metrics` that `promtool check metrics` accepts.
 
@@ -295,6 +295,96 @@ fn the_readme_distributed_recipe_runs_against_the_demo_target() {
         from_workers.iter().all(|l| l.starts_with("[worker ")),
         "{from_workers:#?}"
     );
+}
+
+#[test]
+fn a_headless_master_is_as_quiet_as_a_standalone_run() {
+    let _serial = common::serial();
+    let dir = TempDir::new("quiet-master");
+    let script = quickstart();
+    let port = free_port().to_string();
+    let master = |extra: &[&str]| {
+        let mut args = vec![
+            "-f",
+            script.to_str().unwrap(),
+            "--master",
+            "--master-bind-port",
+            &port,
+            "--scaler",
+            "local",
+            "--workers",
+            "1",
+            "--demo-target",
+            "--headless",
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "-t",
+            "2s",
+        ];
+        args.extend_from_slice(extra);
+        run(dir.path(), &args)
+    };
+    // The master's own lines: its workers' (prefixed) keep their level.
+    let own = |stderr: &str| -> Vec<String> {
+        stderr
+            .lines()
+            .filter(|l| !l.starts_with("[worker "))
+            .map(str::to_string)
+            .collect()
+    };
+    let out = master(&[]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let noise: Vec<String> = own(&stderr)
+        .into_iter()
+        .filter(|l| l.contains(" INFO "))
+        .collect();
+    assert!(noise.is_empty(), "more than progress: {noise:#?}");
+    assert!(stderr.contains("users 2/2"), "no progress line: {stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("Aggregated")),
+        "no summary: {stdout}"
+    );
+
+    // -L info still tells what the master does.
+    let out = master(&["-L", "info"]);
+    let stderr = text(&out.stderr);
+    assert!(
+        own(&stderr).iter().any(|l| l.contains(" INFO ")),
+        "{stderr}"
+    );
+}
+
+/// `--html` from the binary: the report of a run that ended (0 users at
+/// the end) shows its peak users, what was asked for, the script, and the
+/// verdict the console's last line gives.
+#[test]
+fn the_html_report_has_the_peak_users_and_the_verdict() {
+    let _serial = common::serial();
+    let dir = TempDir::new("html-report");
+    let path = dir.path().join("report.html");
+    let out = demo_run(dir.path(), &["--html", path.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    let html = std::fs::read_to_string(&path).expect("the report is written");
+    let card = |id: &str| {
+        let start = html.find(&format!("id=\"{id}\"")).expect(id);
+        let strong = &html[start..];
+        let value = &strong[strong.find("<strong>").unwrap() + 8..];
+        value[..value.find("</strong>").unwrap()].replace("&#x2f;", "/")
+    };
+    let peak: u32 = card("card-peak-users").parse().expect("a number");
+    assert!(peak > 0, "peak users {peak}");
+    assert_eq!(card("card-spawn-rate"), "5 users/s");
+    assert_eq!(card("card-run-time"), "3s");
+    assert!(html.contains("quickstart.lua"), "the script's path");
+    let words = stdout.lines().last().unwrap_or_default();
+    let words = words.split(" →").next().unwrap();
+    let verdict = &html[html.find("id=\"verdict\"").expect("a verdict line")..];
+    let verdict = &verdict[..verdict.find("</p>").unwrap()];
+    assert!(verdict.contains(words), "{verdict} vs {words}");
 }
 
 /// `/metrics` of a live run, with traffic, through Prometheus' own linter.

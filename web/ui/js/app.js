@@ -6,6 +6,7 @@ import { $, fill, h, count, rate, percent } from "./dom.js";
 import * as api from "./api.js";
 import { RunForm } from "./run-form.js";
 import { renderThresholds } from "./thresholds.js";
+import { renderClock, ConnectionBanner, renderFailureBadge, confirmReset, renderAbout } from "./run-state.js";
 import statistics from "./tabs/statistics.js";
 import charts from "./tabs/charts.js";
 import failures from "./tabs/failures.js";
@@ -13,12 +14,13 @@ import exceptions from "./tabs/exceptions.js";
 import workers from "./tabs/workers.js";
 import logs from "./tabs/logs.js";
 import downloads from "./tabs/downloads.js";
+import ratio from "./tabs/ratio.js";
 import runHistory from "./tabs/history.js";
 import { extView, extActions } from "./tabs/ext.js";
 
 // Views the page draws itself, by tab id. The tab list comes from the
 // server, so views added later (e.g. by scripts) only need a renderer here.
-const BUILTINS = { statistics, charts, failures, exceptions, workers, logs, history: runHistory, downloads };
+const BUILTINS = { statistics, charts, failures, exceptions, ratio, workers, logs, history: runHistory, downloads };
 // Views the script adds, by tab kind; the server renders their data.
 const KINDS = { "ext-view": extView, "ext-actions": extActions };
 
@@ -42,7 +44,9 @@ function buildTabs(ctx) {
   for (const tab of ctx.ui.tabs) {
     const factory = tab.kind === "builtin" ? BUILTINS[tab.id] : KINDS[tab.kind];
     const view = factory ? factory(ctx, tab) : unsupported(tab);
-    const panel = h("section", { class: "panel", id: `panel-${tab.id}`, role: "tabpanel", "aria-labelledby": `tab-${tab.id}` }, view.el);
+    const panel = h("section", {
+      class: "panel", id: `panel-${tab.id}`, role: "tabpanel", "aria-labelledby": `tab-${tab.id}`, tabindex: "0",
+    }, view.el);
     const button = h("button", {
       type: "button", role: "tab", id: `tab-${tab.id}`, "aria-controls": `panel-${tab.id}`,
       onclick: () => select(tab.id),
@@ -52,18 +56,41 @@ function buildTabs(ctx) {
     views.set(tab.id, { view, panel, button });
   }
   let current = null;
+  // On a narrow screen the tab strip scrolls sideways: keep the selected
+  // tab in it (without scrolling the page, as scrollIntoView would).
+  function reveal(button) {
+    if (!button) return;
+    const strip = nav.getBoundingClientRect();
+    const tab = button.getBoundingClientRect();
+    if (tab.left < strip.left) nav.scrollLeft -= strip.left - tab.left;
+    else if (tab.right > strip.right) nav.scrollLeft += tab.right - strip.right;
+  }
   function select(id) {
     if (!views.has(id)) id = ctx.ui.tabs[0]?.id;
     for (const [key, v] of views) {
       const on = key === id;
       v.panel.classList.toggle("active", on);
       v.button.setAttribute("aria-selected", String(on));
+      // The ARIA tab pattern: Tab reaches the selected tab only; the
+      // arrow keys move between tabs.
+      v.button.tabIndex = on ? 0 : -1;
       if (on && key !== current) v.view.show?.();
       if (!on && key === current) v.view.hide?.();
     }
     current = id;
+    reveal(views.get(id)?.button);
     if (location.hash !== `#${id}`) history.replaceState(null, "", `#${id}`);
   }
+  nav.addEventListener("keydown", (event) => {
+    const ids = [...views.keys()];
+    const at = ids.indexOf(current);
+    const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: ids.length - 1 }[event.key];
+    if (to === undefined || !ids.length) return;
+    event.preventDefault();
+    const id = ids[(to + ids.length) % ids.length];
+    select(id);
+    views.get(id).button.focus();
+  });
   window.addEventListener("hashchange", () => select(location.hash.slice(1)));
   select(location.hash.slice(1));
   return views;
@@ -96,6 +123,8 @@ function renderHeader(summary) {
   $("#fig-stop-error").title = stopError || "";
   fill($("#fig-workers"), count(summary.worker_count),
     summary.lost_workers ? h("small", { class: "note bad" }, ` (${summary.lost_workers} lost)`) : null);
+  renderClock(summary);
+  renderFailureBadge(summary);
   $("#fig-rps").textContent = rate(summary.current_rps);
   $("#fig-fail").textContent = percent(summary.fail_ratio);
   $("#fig-dropped-box").hidden = !summary.dropped_iterations;
@@ -107,30 +136,39 @@ function renderHeader(summary) {
   document.title = active ? `Swarmer · ${summary.state} · ${rate(summary.current_rps)} RPS` : "Swarmer";
 }
 
+// The theme button toggles dark on and off (aria-pressed). Until it is
+// pressed the page follows the system, live; a choice is remembered.
 function setupTheme() {
-  const modes = ["auto", "light", "dark"];
   const button = $("#theme-button");
-  let mode = localStorage.getItem("swarmer-theme") || "auto";
+  const system = window.matchMedia("(prefers-color-scheme: dark)");
+  const saved = () => {
+    const mode = localStorage.getItem("swarmer-theme");
+    return mode === "light" || mode === "dark" ? mode : null;
+  };
   const apply = () => {
-    if (mode === "auto") delete document.documentElement.dataset.theme;
-    else document.documentElement.dataset.theme = mode;
-    button.title = `Theme: ${mode === "auto" ? "follow the system" : mode}`;
+    const mode = saved() || (system.matches ? "dark" : "light");
+    document.documentElement.dataset.theme = mode;
+    button.setAttribute("aria-pressed", String(mode === "dark"));
+    button.title = mode === "dark" ? "Dark theme: on" : "Dark theme: off";
     window.dispatchEvent(new Event("swarmer-theme"));
   };
   button.addEventListener("click", () => {
-    mode = modes[(modes.indexOf(mode) + 1) % modes.length];
-    localStorage.setItem("swarmer-theme", mode);
+    const dark = document.documentElement.dataset.theme === "dark";
+    localStorage.setItem("swarmer-theme", dark ? "light" : "dark");
     apply();
   });
+  system.addEventListener("change", apply);
   apply();
 }
 
 function connect(ctx, views) {
   const live = $("#live");
+  const banner = new ConnectionBanner();
   const source = new EventSource("api/v1/events");
   source.addEventListener("open", () => { live.className = "live on"; live.title = "Live"; });
-  source.addEventListener("error", () => { live.className = "live off"; live.title = "Reconnecting…"; });
+  source.addEventListener("error", () => { live.className = "live off"; live.title = "Reconnecting…"; banner.lost(); });
   source.addEventListener("update", (event) => {
+    banner.updated();
     const data = JSON.parse(event.data);
     const newRun = ctx.latest && ctx.latest.summary.run_id !== data.summary.run_id;
     ctx.latest = data;
@@ -157,6 +195,7 @@ async function main() {
   const form = new RunForm(ctx);
   const linked = location.hash !== "";
   const views = buildTabs(ctx);
+  renderAbout(ui);
   const state = await api.get("api/v1/state").catch(() => null);
   if (state) renderHeader(state);
   connect(ctx, views);
@@ -167,6 +206,7 @@ async function main() {
     try { toast((await api.post("api/v1/run/stop")).message); } catch (e) { toast(e.message, true); }
   });
   $("#reset-button").addEventListener("click", async () => {
+    if (!confirmReset(ctx.latest?.summary ?? state)) return;
     try { toast((await api.post("api/v1/stats/reset")).message); } catch (e) { toast(e.message, true); }
   });
   // A fresh master has nothing to show yet: offer the start form, unless

@@ -1,11 +1,15 @@
 // The start / change-the-run dialog. Validates in the browser so mistakes
 // are caught as they are typed; the server checks everything again.
+// The last values started with are remembered in localStorage and filled
+// in again (users, rate, host, run time, user types).
 
 import { $, h } from "./dom.js";
 
 const WHOLE = /^\d+$/;
 const RUN_TIME = /^\s*(\d+\s*(h|m|min|s)?\s*)+$/i;
 const URL_RE = /^https?:\/\/\S+$/;
+
+const REMEMBER_KEY = "swarmer-run-form";
 
 const STAGES = /^\s*[^:,\s]+\s*:\s*\d+\s*(,\s*[^:,\s]+\s*:\s*\d+\s*)*$/;
 
@@ -44,6 +48,7 @@ export class RunForm {
       $("#shape-choice").hidden = false;
       this.form.elements.use_shape.checked = true;
     }
+    this.restore();
     $("#run-cancel").addEventListener("click", () => this.dialog.close());
     this.form.addEventListener("submit", (event) => { event.preventDefault(); this.submit(); });
     this.form.addEventListener("input", () => this.check(false));
@@ -57,6 +62,29 @@ export class RunForm {
     }
   }
 
+  /** Fills in the values the last start used, if any were kept. */
+  restore() {
+    let kept;
+    try {
+      kept = JSON.parse(localStorage.getItem(REMEMBER_KEY) || "null");
+    } catch {
+      kept = null;
+    }
+    if (!kept || typeof kept !== "object") return;
+    const el = this.form.elements;
+    for (const name of ["user_count", "spawn_rate", "host", "run_time"]) {
+      if (typeof kept[name] === "string") el[name].value = kept[name];
+    }
+    if (Array.isArray(kept.user_types)) {
+      for (const box of this.types.querySelectorAll("input")) box.checked = kept.user_types.includes(box.value);
+    }
+  }
+
+  remember(v) {
+    const { user_count, spawn_rate, host, run_time, user_types } = v;
+    localStorage.setItem(REMEMBER_KEY, JSON.stringify({ user_count, spawn_rate, host, run_time, user_types }));
+  }
+
   open(retune) {
     this.retune = retune;
     this.dialog.classList.toggle("retune", retune);
@@ -66,6 +94,8 @@ export class RunForm {
     if (retune && latest) {
       this.form.elements.user_count.value = latest.target_users;
       this.form.elements.spawn_rate.value = latest.spawn_rate;
+    } else if (!retune) {
+      this.restore();
     }
     this.error.textContent = "";
     this.check(false);
@@ -118,6 +148,7 @@ export class RunForm {
     button.disabled = true;
     try {
       const result = await this.ctx.api.post("api/v1/run", body);
+      if (!this.retune) this.remember(v);
       this.dialog.close();
       this.ctx.toast(result.message);
     } catch (e) {

@@ -169,6 +169,8 @@ impl User {
             timeout: MAX,
             max_redirects: 10,
             accept_encoding: None,
+            proxy: Default::default(),
+            version: Default::default(),
         }
     }
 

@@ -168,6 +168,7 @@ impl Coordinator {
                 .iter()
                 .map(|t| t.name.clone())
                 .collect(),
+            run_user_types: run.map_or_else(Vec::new, |r| r.request.user_types.clone()),
             checks: verdict::Verdict::of_thresholds(&self.config.thresholds, &self.stats, now)
                 .checks,
             stats: self.stats.clone(),

@@ -48,8 +48,8 @@ pub fn entry_json(e: &StatsEntry, snap: &Snapshot) -> EntryJson {
         num_failures: e.num_failures,
         min_response_time: e.min_response_time_ms(),
         max_response_time: e.max_response_time_ms(),
-        current_rps: e.current_rps(snap.now_ms),
-        current_fail_per_sec: e.current_fail_per_sec(snap.now_ms),
+        current_rps: current_rps(e, snap),
+        current_fail_per_sec: current_fail_per_sec(e, snap),
         avg_response_time: e.avg_response_time_ms(),
         median_response_time: e.median_response_time_ms(),
         total_rps: e.total_rps(start, end),
@@ -58,6 +58,31 @@ pub fn entry_json(e: &StatsEntry, snap: &Snapshot) -> EntryJson {
         p99: e.percentile_ms(0.99),
         avg_content_length: e.avg_content_length(),
     }
+}
+
+/// Requests per second now: Locust's window (the 10 s before the last 2 s)
+/// while users run, and 0 once the run has stopped. The window alone would
+/// keep the rate sliding down for 12 s after Stop, as if requests were
+/// still being sent.
+pub fn current_rps(e: &StatsEntry, snap: &Snapshot) -> f64 {
+    if stopped(snap) {
+        0.0
+    } else {
+        e.current_rps(snap.now_ms)
+    }
+}
+
+/// Like [`current_rps`], for failures.
+pub fn current_fail_per_sec(e: &StatsEntry, snap: &Snapshot) -> f64 {
+    if stopped(snap) {
+        0.0
+    } else {
+        e.current_fail_per_sec(snap.now_ms)
+    }
+}
+
+fn stopped(snap: &Snapshot) -> bool {
+    matches!(snap.state, RunState::Stopped | RunState::Ready)
 }
 
 /// The table's rows, capped like Locust's, with `Aggregated` last.
@@ -144,6 +169,9 @@ pub struct Summary {
     pub current_p95_ms: Option<f64>,
     pub run_started_ms: Option<u64>,
     pub run_time_ms: Option<u64>,
+    /// When the statistics began (a run's start or the last reset): the
+    /// charts drop older points, so they and the table reset together.
+    pub stats_started_ms: u64,
     pub now_ms: u64,
     pub error_groups: usize,
     pub exception_count: usize,
@@ -184,6 +212,7 @@ pub fn summary(snap: &Snapshot) -> Summary {
             .current_response_time_percentile_ms(0.95, snap.now_ms),
         run_started_ms: snap.run_started_ms,
         run_time_ms: snap.run_time_ms,
+        stats_started_ms: snap.stats.start_ms(),
         profile: snap.profile.clone(),
         rate_plan: snap.rate_plan.clone(),
         stop_error: snap.stop_error.clone(),

@@ -46,6 +46,7 @@ pub fn builtin_tabs() -> Vec<TabInfo> {
         ("charts", "Charts"),
         ("failures", "Failures"),
         ("exceptions", "Exceptions"),
+        ("ratio", "Current ratio"),
         ("workers", "Workers"),
         ("logs", "Logs"),
         ("history", "History"),
@@ -92,6 +93,8 @@ pub async fn ui(State(app): State<Shared>) -> Json<Value> {
         "scaler": app.config.scaler.as_ref().map(|s| s.name()),
         "max_workers": app.config.max_workers,
         "logs": app.config.logs.is_some(),
+        // Whether `/stats/requests_full_history/csv` has rows (--csv-full-history).
+        "full_history": app.config.full_history,
         // The run form offers the script's shape: "stages", "function" or null.
         "shape": match app.master.script_info().shape {
             Some(script::declare::shape::ShapeInfo::Stages { .. }) => Some("stages"),

@@ -31,6 +31,10 @@ pub fn routes(base: &str) -> Routes {
         .get("/stats/requests", stats_requests)
         .get("/stats/requests/csv", requests_csv)
         .get("/stats/failures/csv", failures_csv)
+        .get(
+            "/stats/requests_full_history/csv",
+            super::full_history::csv_route,
+        )
         .get("/exceptions", exceptions)
         .get("/exceptions/csv", exceptions_csv)
         .get("/stats/report", super::report::report)

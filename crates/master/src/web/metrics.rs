@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use protocol::WorkerState;
 
 use super::state::Shared;
+use crate::snapshot::views;
 use crate::{RunState, Snapshot};
 
 const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 1.0];
@@ -184,7 +185,7 @@ fn entry_families(out: &mut String, snap: &Snapshot) {
         let _ = writeln!(
             out,
             "swarmer_current_requests_per_second{{{l}}} {}",
-            e.current_rps(snap.now_ms)
+            views::current_rps(e, snap)
         );
     }
 }
@@ -215,12 +216,12 @@ fn run_families(out: &mut String, snap: &Snapshot) {
         (
             "swarmer_total_current_requests_per_second",
             "All requests per second now.",
-            total.current_rps(snap.now_ms),
+            views::current_rps(total, snap),
         ),
         (
             "swarmer_total_current_failures_per_second",
             "All failures per second now.",
-            total.current_fail_per_sec(snap.now_ms),
+            views::current_fail_per_sec(total, snap),
         ),
         (
             "swarmer_fail_ratio",
@@ -301,6 +302,7 @@ mod tests {
             worker_count: 0,
             lost_workers: 0,
             user_types: Vec::new(),
+            run_user_types: Vec::new(),
             stats: stats::RequestStats::new(0),
             now_ms: 0,
             coordinator_busy_us: 0,

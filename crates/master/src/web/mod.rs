@@ -22,6 +22,7 @@ mod error;
 mod events;
 mod ext;
 mod forms;
+mod full_history;
 mod history;
 mod hosts;
 mod locust;
@@ -45,6 +46,7 @@ use crate::MasterHandle;
 use crate::scale::Scaler;
 
 pub use error::ApiError;
+pub use full_history::{HISTORY_OWN_HEADER, history_csv_header, history_csv_rows};
 pub use logs::{LogBuffer, LogLine};
 pub use report::render_report;
 pub use router::{route_table, router};
@@ -75,6 +77,9 @@ pub struct WebConfig {
     /// The run history the History tab and `/api/v1/history` read (None:
     /// `--no-history`).
     pub history: Option<::history::Store>,
+    /// `--csv-full-history`: record every entry's row each second of a run
+    /// for `/stats/requests_full_history/csv` (404 without it, as Locust).
+    pub full_history: bool,
 }
 
 /// Serves the web UI and API on `listener` until `shutdown`.

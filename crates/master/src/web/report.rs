@@ -2,7 +2,9 @@
 //! `--html FILE`.
 //!
 //! One file with the tables, the charts and the chart library inlined, so it
-//! opens offline years later. Rendered by minijinja with HTML auto-escaping
+//! opens offline years later. It opens with what a reader asks first: did
+//! the run pass, against what, with how many users at the peak, from which
+//! script (its text folded away). Rendered by minijinja with HTML auto-escaping
 //! from `web/report/report.html`: every name, error message and traceback a
 //! script produced is escaped, and the chart data is embedded as JSON that
 //! cannot close its `<script>` element.
@@ -17,7 +19,7 @@ use stats::StatsEntry;
 
 use super::state::Shared;
 use crate::snapshot::views;
-use crate::{HistoryPoint, Snapshot};
+use crate::{HistoryPoint, MasterHandle, Snapshot};
 
 const TEMPLATE: &str = include_str!("../../../../web/report/report.html");
 const REPORT_JS: &str = include_str!("../../../../web/report/report.js");
@@ -81,8 +83,17 @@ struct ReportContext<'a> {
     started: Option<String>,
     ended: String,
     duration: Option<String>,
+    verdict: VerdictLine,
+    /// The most users that ran at once (a stopped run ends with 0).
+    peak_users: u32,
     target_users: u32,
     user_count: u32,
+    spawn_rate: String,
+    /// The run time asked for, or how the run was meant to end.
+    run_time: String,
+    user_types: Vec<TypeRow>,
+    script_path: &'a str,
+    script_code: &'a str,
     worker_count: usize,
     lost_workers: u32,
     num_requests: u64,
@@ -102,6 +113,108 @@ struct ReportContext<'a> {
     uplot_css: &'static str,
     report_js: &'static str,
     report_css: &'static str,
+}
+
+/// The run's pass/fail line: the thresholds when there are any, else
+/// the failures, in words.
+#[derive(Serialize)]
+struct VerdictLine {
+    passed: bool,
+    text: String,
+}
+
+fn plural(n: u64, one: &str) -> String {
+    if n == 1 {
+        one.to_string()
+    } else {
+        format!("{one}s")
+    }
+}
+
+/// The failures in words, as the console's last line says them.
+fn failures_text(snap: &Snapshot) -> String {
+    let total = snap.stats.total();
+    let (n, f) = (total.num_requests, total.num_failures);
+    let raised: u64 = snap.stats.exceptions().map(|x| x.count).sum();
+    let requests = match (n, f) {
+        (0, _) => "no request completed".to_string(),
+        (n, 0) => format!("all {n} {} succeeded", plural(n, "request")),
+        (n, f) => format!("{f} of {n} {} failed", plural(n, "request")),
+    };
+    if raised == 0 {
+        requests
+    } else {
+        format!(
+            "{requests}; tasks raised {raised} {}",
+            plural(raised, "error")
+        )
+    }
+}
+
+fn verdict_line(snap: &Snapshot) -> VerdictLine {
+    let failures = failures_text(snap);
+    if !snap.checks.is_empty() {
+        let n = snap.checks.len() as u64;
+        let crossed = snap.checks.iter().filter(|c| !c.ok).count() as u64;
+        let (passed, checks) = if crossed == 0 {
+            (true, format!("all {n} {} held", plural(n, "threshold")))
+        } else {
+            let what = plural(n, "threshold");
+            (false, format!("{crossed} of {n} {what} not met"))
+        };
+        let verdict = if passed { "Passed" } else { "Failed" };
+        return VerdictLine {
+            passed,
+            text: format!("{verdict}: {checks} ({failures})"),
+        };
+    }
+    let total = snap.stats.total();
+    let raised = snap.stats.exceptions().next().is_some();
+    let passed = total.num_requests > 0 && total.num_failures == 0 && !raised;
+    let verdict = if passed { "Passed" } else { "Failed" };
+    VerdictLine {
+        passed,
+        text: format!("{verdict}: {failures}"),
+    }
+}
+
+/// A user type the run ran, as the script declares it.
+#[derive(Serialize)]
+struct TypeRow {
+    name: String,
+    weight: u32,
+    fixed_count: Option<u32>,
+    host: Option<String>,
+}
+
+fn user_types(master: &MasterHandle, snap: &Snapshot) -> Vec<TypeRow> {
+    let ran = |name: &str| {
+        snap.run_user_types.is_empty() || snap.run_user_types.iter().any(|t| t == name)
+    };
+    master
+        .script_info()
+        .user_types
+        .iter()
+        .filter(|t| ran(&t.name))
+        .map(|t| TypeRow {
+            name: t.name.clone(),
+            weight: t.weight,
+            fixed_count: t.fixed_count,
+            host: t.host.clone(),
+        })
+        .collect()
+}
+
+/// How the run was meant to end: its run time, its profile, or a person.
+fn run_time_text(snap: &Snapshot) -> String {
+    match (snap.run_time_ms, &snap.profile) {
+        (Some(ms), _) => {
+            humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
+        }
+        (None, Some(_)) => "as the load profile ends".into(),
+        (None, None) if snap.run_started_ms.is_some() => "until stopped".into(),
+        (None, None) => "no run".into(),
+    }
 }
 
 /// One threshold or regression check, formatted for reading.
@@ -152,8 +265,11 @@ fn percentile_labels() -> Vec<String> {
         .collect()
 }
 
-/// The report as one HTML document.
+/// The report as one HTML document: `snapshot`'s figures (passed apart
+/// from `master` so a caller may add checks), with the script `master`
+/// loaded.
 pub fn try_render_report(
+    master: &MasterHandle,
     snapshot: &Snapshot,
     history: &[HistoryPoint],
 ) -> Result<String, ReportError> {
@@ -180,8 +296,20 @@ pub fn try_render_report(
         started: start_ms.map(readable_time),
         ended: readable_time(end_ms),
         duration,
+        verdict: verdict_line(snap),
+        peak_users: history
+            .iter()
+            .map(|p| p.user_count)
+            .chain([snap.user_count])
+            .max()
+            .unwrap_or(0),
         target_users: snap.target_users,
         user_count: snap.user_count,
+        spawn_rate: format!("{} users/s", verdict::number_text(snap.spawn_rate)),
+        run_time: run_time_text(snap),
+        user_types: user_types(master, snap),
+        script_path: &master.script().path,
+        script_code: &master.script().code,
         worker_count: snap.worker_count,
         lost_workers: snap.lost_workers,
         num_requests: summary.num_requests,
@@ -209,8 +337,12 @@ pub fn try_render_report(
 
 /// As [`try_render_report`]; a rendering failure (a bug in the template)
 /// becomes a plain-text explanation rather than a panic in a headless run.
-pub fn render_report(snapshot: &Snapshot, history: &[HistoryPoint]) -> String {
-    try_render_report(snapshot, history).unwrap_or_else(|e| {
+pub fn render_report(
+    master: &MasterHandle,
+    snapshot: &Snapshot,
+    history: &[HistoryPoint],
+) -> String {
+    try_render_report(master, snapshot, history).unwrap_or_else(|e| {
         tracing::error!("{e}");
         e.to_string()
     })
@@ -224,7 +356,7 @@ pub struct ReportQuery {
 /// `GET /stats/report[?download=1]`.
 pub async fn report(State(app): State<Shared>, Query(q): Query<ReportQuery>) -> Response {
     let snap = app.master.snapshot();
-    let html = render_report(&snap, &app.master.history());
+    let html = render_report(&app.master, &snap, &app.master.history());
     let mut response = html.into_response();
     let h = response.headers_mut();
     h.insert(

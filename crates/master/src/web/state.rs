@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::WebConfig;
+use super::full_history::{self, FullHistory};
 use super::hosts::AllowedHosts;
 use crate::MasterHandle;
 
@@ -22,6 +23,9 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// From `config.allowed_hosts`.
     pub allowed_hosts: AllowedHosts,
+    /// The rows `/stats/requests_full_history/csv` serves, recorded while
+    /// `config.full_history` (`--csv-full-history`) is on.
+    pub full_history: Option<Arc<FullHistory>>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -34,7 +38,13 @@ impl AppState {
             .map(|b| format!("{b:02x}"))
             .collect();
         let allowed_hosts = AllowedHosts::new(&config.allowed_hosts);
+        let full_history = config.full_history.then(|| {
+            let history = Arc::new(FullHistory::default());
+            full_history::spawn_recorder(master.clone(), history.clone(), shutdown.clone());
+            history
+        });
         Self {
+            full_history,
             master,
             config,
             allowed_hosts,

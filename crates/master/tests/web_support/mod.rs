@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod contrast;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -90,6 +90,8 @@ impl HttpOp {
             due_latency_us: client.user.lateness_us.get().map(|late| elapsed_us + late),
             error: reply.error.map(|e| e.to_string()),
             wire_size: reply.wire_body_len as u64,
+            timings: reply.timings,
+            proto: reply.proto,
             recorded: Cell::new(false),
         });
         *client.user.pending.borrow_mut() = Some(outcome.clone());
@@ -108,7 +110,7 @@ impl Client {
             user,
             shared,
             base,
-            session: Session::with_hosts(http.hosts.clone()),
+            session: Session::with_network(http.hosts.clone(), http.proxies.clone()),
             http,
             last: RefCell::new(None),
         }
@@ -183,6 +185,8 @@ impl Client {
                 Some(a) => a,
                 None => self.http.accept_encoding.clone(),
             },
+            proxy: opts.proxy,
+            version: opts.version.unwrap_or(self.http.version),
         };
         Ok((prepared, name))
     }

@@ -1,12 +1,14 @@
 //! The `opts` table of a request (`headers`, `query`, `form`, `json`,
-//! `body`, `name`, `timeout`, `allow_redirects`, `accept_encoding`), checked strictly so a typo
-//! is an error naming the option rather than a silently ignored setting.
+//! `body`, `name`, `timeout`, `allow_redirects`, `accept_encoding`,
+//! `proxy`, `http_version`), checked strictly so a typo is an error naming the option
+//! rather than a silently ignored setting.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http_client::{HttpVersion, Proxy, ProxyChoice};
 use mlua::{Table, Value};
 
 use crate::luax::{fault, number, type_name};
@@ -14,8 +16,8 @@ use crate::luax::{fault, number, type_name};
 /// Locust's FastHttpUser default; a request should never hang a user for
 /// the whole run.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-const OPTION_KEYS: &str =
-    "headers, query, form, json, body, name, timeout, allow_redirects, accept_encoding";
+const OPTION_KEYS: &str = "headers, query, form, json, body, name, timeout, allow_redirects, accept_encoding, proxy, \
+     http_version";
 
 /// The `opts` table of a request.
 pub struct RequestOptions {
@@ -27,6 +29,10 @@ pub struct RequestOptions {
     pub allow_redirects: bool,
     /// `Some(None)`: send no `Accept-Encoding`; `None`: the type's default.
     pub accept_encoding: Option<Option<HeaderValue>>,
+    /// `proxy = "http://..."` or `proxy = false`; the run's rule otherwise.
+    pub proxy: ProxyChoice,
+    /// `http_version = "1.1" | "2" | "auto"`; the run's otherwise.
+    pub version: Option<HttpVersion>,
 }
 
 impl Default for RequestOptions {
@@ -39,6 +45,8 @@ impl Default for RequestOptions {
             timeout: DEFAULT_TIMEOUT,
             allow_redirects: true,
             accept_encoding: None,
+            proxy: ProxyChoice::Run,
+            version: None,
         }
     }
 }
@@ -124,6 +132,23 @@ impl RequestOptions {
                 self.accept_encoding =
                     Some(super::type_options::accept_encoding(method.as_str(), v)?)
             }
+            "proxy" => self.proxy = parse_proxy(method, v)?,
+            "http_version" => {
+                let text = match &v {
+                    Value::String(s) => s.to_str()?.to_string(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Integer(n) => n.to_string(),
+                    other => {
+                        return Err(fault(format!(
+                            "{method}: http_version must be \"auto\", \"1.1\" or \"2\", got a {}",
+                            type_name(other)
+                        )));
+                    }
+                };
+                let version = HttpVersion::parse(&text)
+                    .map_err(|e| fault(format!("{method}: http_version {e}")))?;
+                self.version = Some(version);
+            }
             other => {
                 return Err(fault(format!(
                     "{method}: unknown option {other:?} (expected one of: {OPTION_KEYS})"
@@ -131,6 +156,20 @@ impl RequestOptions {
             }
         }
         Ok(())
+    }
+}
+
+/// A URL to go through that proxy, `false` to go direct.
+fn parse_proxy(method: &Method, v: Value) -> mlua::Result<ProxyChoice> {
+    match v {
+        Value::Boolean(false) => Ok(ProxyChoice::Direct),
+        Value::String(s) => Proxy::parse(&s.to_str()?)
+            .map(ProxyChoice::Via)
+            .map_err(|e| fault(format!("{method}: proxy {e}"))),
+        other => Err(fault(format!(
+            "{method}: proxy must be a proxy URL or false, got a {}",
+            type_name(&other)
+        ))),
     }
 }
 

@@ -18,7 +18,7 @@ use stats::Sample;
 use crate::convert::json_to_lua;
 use crate::lua_env::LuaEnv;
 use crate::luax::fault;
-use http_client::{Message, Origin};
+use http_client::{Message, Origin, Proto, Timings};
 
 pub struct Outcome {
     pub shared: Rc<LuaEnv>,
@@ -36,6 +36,10 @@ pub struct Outcome {
     /// The body's size as received, before content decoding (the stats
     /// count the decoded size, as Locust does).
     pub wire_size: u64,
+    /// Where the time went (`r.timings`).
+    pub timings: Timings,
+    /// The protocol it came over (`r.proto`).
+    pub proto: Proto,
     pub recorded: Cell<bool>,
 }
 
@@ -101,6 +105,8 @@ impl UserData for Response {
         fields.add_field_method_get("elapsed_ms", |_, r| Ok(r.0.elapsed_us as f64 / 1000.0));
         fields.add_field_method_get("error", |_, r| Ok(r.0.error.clone()));
         fields.add_field_method_get("wire_size", |_, r| Ok(r.0.wire_size));
+        fields.add_field_method_get("timings", |lua, r| timings_table(lua, &r.0.timings));
+        fields.add_field_method_get("proto", |_, r| Ok(r.0.proto.as_str()));
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
@@ -120,6 +126,19 @@ impl UserData for Response {
             Ok(format!("<Response {} {}>", r.0.message.status, r.0.url()))
         });
     }
+}
+
+/// `r.timings`: each phase in milliseconds (fractions of a millisecond
+/// kept), as k6's `res.timings`.
+fn timings_table(lua: &Lua, t: &Timings) -> mlua::Result<mlua::Table> {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let table = lua.create_table_with_capacity(0, 5)?;
+    table.raw_set("dns", ms(t.dns))?;
+    table.raw_set("connect", ms(t.connect))?;
+    table.raw_set("tls", ms(t.tls))?;
+    table.raw_set("ttfb", ms(t.ttfb))?;
+    table.raw_set("receive", ms(t.receive))?;
+    Ok(table)
 }
 
 /// Header names are lowercase (HTTP/1 names are case-insensitive); repeated

@@ -5,10 +5,11 @@
 //! the script's host.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use http::HeaderValue;
 use http_client::settings::parse_accept_encoding;
-use http_client::{HostOverride, Settings};
+use http_client::{HostOverride, HttpVersion, Proxies, Settings};
 use mlua::{Table, Value};
 
 use crate::luax::{fault, type_name};
@@ -85,6 +86,10 @@ fn parse_hosts(t: &Table) -> mlua::Result<Vec<HostOverride>> {
 pub struct TypeHttp {
     pub accept_encoding: Option<HeaderValue>,
     pub hosts: Rc<[HostOverride]>,
+    /// The run's proxies.
+    pub proxies: Arc<Proxies>,
+    /// The run's `--http-version`.
+    pub version: HttpVersion,
 }
 
 impl TypeHttp {
@@ -97,6 +102,8 @@ impl TypeHttp {
         Rc::new(TypeHttp {
             accept_encoding,
             hosts: Rc::from(hosts),
+            proxies: run.proxies.clone(),
+            version: run.version,
         })
     }
 }

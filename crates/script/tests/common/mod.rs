@@ -3,6 +3,8 @@
 //! `CoreRuntime` on a current-thread runtime until a condition holds.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::cell::RefCell;
 use std::convert::Infallible;
 use std::net::SocketAddr;

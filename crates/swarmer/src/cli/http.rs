@@ -1,5 +1,7 @@
 //! The flags that shape the script's HTTP client (`--accept-encoding`,
-//! `--resolve`, `--ca-cert`, `--client-cert`/`--client-key`), in their own group so `--help` shows them together.
+//! `--resolve`, `--ca-cert`, `--client-cert`/`--client-key`, `--proxy`,
+//! `--http-version`),
+//! in their own group so `--help` shows them together.
 //! Checked once into [`script::HttpSettings`] before the run starts.
 
 use std::path::PathBuf;
@@ -7,7 +9,9 @@ use std::sync::Arc;
 
 use clap::Args;
 use script::HttpSettings;
-use script::http_settings::{HostOverride, Identity, load_certs, load_key, parse_accept_encoding};
+use script::http_settings::{
+    HostOverride, HttpVersion, Identity, Proxies, load_certs, load_key, parse_accept_encoding,
+};
 
 use crate::config::{UsageError, usage};
 
@@ -49,6 +53,21 @@ pub struct HttpArgs {
         requires = "client_cert"
     )]
     pub client_key: Option<PathBuf>,
+    /// Send requests through this http:// proxy (user:password@ in the URL
+    /// for its credentials; HTTPS goes through a CONNECT tunnel); "none"
+    /// ignores HTTP_PROXY/HTTPS_PROXY. Without it those variables are used,
+    /// except for localhost and loopback addresses.
+    #[arg(long, env = "SWARMER_PROXY", value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Hosts that go direct (NO_PROXY's syntax: names and their subdomains,
+    /// IP addresses, CIDR blocks, "*"); replaces NO_PROXY.
+    #[arg(long, env = "SWARMER_NO_PROXY", value_name = "HOSTS")]
+    pub no_proxy: Option<String>,
+    /// HTTP version: "auto" (HTTPS offers h2 and HTTP/1.1 by ALPN and the
+    /// server picks; plain HTTP is HTTP/1.1), "1.1", or "2" (h2 only over
+    /// TLS, h2c by prior knowledge over plain TCP).
+    #[arg(long, env = "SWARMER_HTTP_VERSION", value_name = "VERSION")]
+    pub http_version: Option<String>,
 }
 
 impl HttpArgs {
@@ -78,7 +97,31 @@ impl HttpArgs {
             })?;
             s.tls.identity = Some(Arc::new(id));
         }
+        s.proxies = Arc::new(self.proxies(|name| std::env::var(name).ok())?);
+        if let Some(v) = &self.http_version {
+            s.version = HttpVersion::parse(v).map_err(|e| usage(format!("--http-version {e}")))?;
+        }
         Ok(s)
+    }
+
+    /// `--proxy`, `--no-proxy`, and the environment (read through `env`).
+    fn proxies(&self, env: impl Fn(&str) -> Option<String>) -> Result<Proxies, UsageError> {
+        let no_proxy = || {
+            self.no_proxy
+                .clone()
+                .or_else(|| env("NO_PROXY"))
+                .or_else(|| env("no_proxy"))
+        };
+        match self.proxy.as_deref().map(str::trim) {
+            Some(p) if p.eq_ignore_ascii_case("none") => Ok(Proxies::none()),
+            Some(p) => Proxies::explicit(p, no_proxy().as_deref())
+                .map_err(|e| usage(format!("--proxy {e}"))),
+            None => Proxies::from_env(|name| match name {
+                "NO_PROXY" | "no_proxy" if self.no_proxy.is_some() => self.no_proxy.clone(),
+                _ => env(name),
+            })
+            .map_err(|e| usage(format!("{e} (or set --proxy)"))),
+        }
     }
 
     /// The same flags for a local worker process.
@@ -96,6 +139,14 @@ impl HttpArgs {
         let files = files
             .into_iter()
             .filter_map(|(flag, path)| Some(format!("{flag}={}", path.as_ref()?.display())));
-        accept.chain(resolve).chain(files).collect()
+        let proxy = [
+            ("--proxy", &self.proxy),
+            ("--no-proxy", &self.no_proxy),
+            ("--http-version", &self.http_version),
+        ];
+        let proxy = proxy
+            .into_iter()
+            .filter_map(|(flag, v)| Some(format!("{flag}={}", v.as_ref()?)));
+        accept.chain(resolve).chain(files).chain(proxy).collect()
     }
 }

@@ -4,6 +4,7 @@
 // attribute setters in dom.js, never as markup.
 
 import { h, fill, table } from "../dom.js";
+import { timeAxis, legendValue, refreshLegend } from "../chart-axis.js";
 
 const nf = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 
@@ -39,6 +40,14 @@ function css(name) {
 
 const PALETTE = ["--accent", "--bad", "--ok", "--warn", "--muted"];
 
+// Steps for an x of whole numbers (ranks, counts): uPlot would otherwise
+// put ticks at 1.1, 1.2, ... between them.
+const WHOLE_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000, 1000000];
+
+function countAxis(axis, x) {
+  return x.every(Number.isInteger) ? { ...axis, space: 50, incrs: WHOLE_STEPS } : axis;
+}
+
 /** A chart card that keeps its uPlot between renders of the same shape. */
 export class Chart {
   constructor() {
@@ -62,23 +71,23 @@ export class Chart {
     const shape = JSON.stringify([c.time, c.series.map((s) => s.label)]);
     if (this.plot && shape === this.shape) {
       this.plot.setData(this.data(c));
+      refreshLegend(this.plot);
       return;
     }
     this.destroy();
     this.shape = shape;
     const axis = { stroke: css("--muted"), grid: { stroke: css("--line") }, ticks: { stroke: css("--line") } };
-    const xAxis = c.time
-      ? { ...axis, values: (u, splits) => splits.map((v) => new Date(v * 1000).toLocaleTimeString()) }
-      : axis;
+    const xAxis = c.time ? timeAxis(axis) : countAxis(axis, c.x);
     const opts = {
       width: Math.max(this.box.clientWidth, 300), height: 240,
       axes: [xAxis, { ...axis, size: 56 }],
       scales: { x: { time: Boolean(c.time) } },
-      series: [{}, ...c.series.map((s, i) => ({
-        label: s.label, stroke: css(PALETTE[i % PALETTE.length]), width: 2, spanGaps: true,
+      series: [{ value: legendValue(Boolean(c.time)) }, ...c.series.map((s, i) => ({
+        label: s.label, stroke: css(PALETTE[i % PALETTE.length]), width: 2, spanGaps: true, value: legendValue(),
       }))],
     };
     this.plot = new uPlot(opts, this.data(c), this.box);
+    refreshLegend(this.plot);
   }
 
   resize() {

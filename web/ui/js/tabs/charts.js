@@ -4,8 +4,11 @@
 // profile's plan is known ahead: it is drawn dashed to its end under the
 // actual users, and the open model's target rate under the RPS. A recorded
 // run picked as the baseline is overlaid, shifted to start with this run.
+// A drag-zoom holds across live updates until a double-click; a reset of
+// the statistics drops the points before it, as the table empties.
 
 import { fill, h } from "../dom.js";
+import { timeAxis, legendValue, refreshLegend } from "../chart-axis.js";
 
 const MAX_POINTS = 24 * 3600;
 
@@ -45,6 +48,12 @@ export default function charts(ctx) {
   let ratePlan = [];
   // The picked baseline's per-second points, as offsets from its start.
   let baseline = [];
+  // Points before this (ms) predate the last reset of the statistics.
+  let since = 0;
+  // A drag-zoom's x range (s), per chart id; kept until a double-click.
+  const zooms = new Map();
+  // Set while the page itself sets data, so only the user's zooms count.
+  let applying = false;
 
   // The history's rows with the plans' corners merged in, in time order
   // (a jump in the plan is two corners at one time). A run with no arrival
@@ -104,22 +113,45 @@ export default function charts(ctx) {
       const width = Math.max(box.el.clientWidth, 300);
       const opts = {
         width, height: 240,
-        // Clock times only: uPlot's default adds the date to every label.
-        axes: [{ ...axis, values: (u, splits) => splits.map((v) => new Date(v * 1000).toLocaleTimeString()) }, { ...axis, size: 56 }],
-        series: [{}, ...box.series.map(([label, color, , dashed]) =>
-          ({ label, stroke: css(color), width: dashed ? 1.5 : 2, dash: dashed ? [6, 4] : undefined, spanGaps: true }))],
+        axes: [timeAxis(axis), { ...axis, size: 56 }],
+        series: [{ value: legendValue(true) }, ...box.series.map(([label, color, , dashed]) =>
+          ({ label, stroke: css(color), width: dashed ? 1.5 : 2, dash: dashed ? [6, 4] : undefined, spanGaps: true, value: legendValue() }))],
         scales: { x: { time: true } },
+        hooks: { setScale: [(u, key) => { if (key === "x") scaled(u, box); }] },
       };
+      applying = true;
       const plot = new uPlot(opts, data(box.series, rows()), box.el);
+      applying = false;
+      // uPlot's double-click shows all again; say so even when it was all.
+      plot.over.addEventListener("dblclick", () => { zooms.delete(box.id); draw(); });
       plots.push({ plot, box });
     }
     draw();
   }
 
+  // The x range changed: by the page's own data (uPlot may commit it a
+  // moment later, so `applying` is not the only clue), by a drag-zoom, or
+  // by a double-click showing all. A range narrower than the data is a zoom.
+  function scaled(u, box) {
+    const xs = u.data[0];
+    const { min, max } = u.scales.x;
+    box.el.dataset.xRange = `${min},${max}`;
+    if (applying) return;
+    const all = xs.length === 0 || (min <= xs[0] && max >= xs[xs.length - 1]);
+    if (all) zooms.delete(box.id); else zooms.set(box.id, { min, max });
+    box.el.dataset.zoomed = all ? "" : `${min},${max}`;
+  }
+
   function draw() {
     const all = rows();
     for (const { plot, box } of plots) {
+      applying = true;
       plot.setData(data(box.series, all));
+      const zoom = zooms.get(box.id);
+      if (zoom) plot.setScale("x", zoom);
+      applying = false;
+      box.el.dataset.zoomed = zoom ? `${zoom.min},${zoom.max}` : "";
+      refreshLegend(plot);
       box.el.dataset.points = String(points.length);
       // Where each plan line ends (ms), for whoever checks the drawing.
       for (const [, , key, dashed] of box.series) {
@@ -134,7 +166,7 @@ export default function charts(ctx) {
     try {
       const history = await ctx.api.get("api/v1/history");
       runId = history.run_id;
-      points = history.points;
+      points = history.points.filter((p) => p.time_ms >= since);
       draw();
     } catch (e) {
       ctx.toast(`Cannot load the chart history: ${e.message}`, true);
@@ -170,11 +202,21 @@ export default function charts(ctx) {
       if (newRun || (runId !== null && live.summary.run_id !== runId)) {
         runId = live.summary.run_id;
         points = [];
+        zooms.clear();
         loadHistory();
         return;
       }
+      // A reset of the statistics: the charts start over with the table.
       let added = false;
+      const start = live.summary.stats_started_ms ?? 0;
+      if (start > since) {
+        since = start;
+        const kept = points.filter((p) => p.time_ms >= since);
+        added = kept.length !== points.length;
+        points = kept;
+      }
       for (const p of live.points) {
+        if (p.time_ms < since) continue;
         if (points.length === 0 || p.time_ms > points[points.length - 1].time_ms) {
           points.push(p);
           added = true;

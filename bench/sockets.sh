@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Messages per second on one core for the protocols beside HTTP:
+#
+# 1. WebSocket: 50 users each doing send + recv round trips on one held
+#    connection (bench/ws.lua) against a Python `websockets` echo server
+#    pinned to core 0; swarmer runs with --cores 1 on core 1. Prints
+#    messages sent + received per second.
+# 2. Raw sockets: 50 users each doing Redis GETs over swarmer.tcp
+#    (bench/redis.lua, a RESP request parsed in Lua and timed with
+#    swarmer.record) against Debian's redis-server on core 0. Prints
+#    round trips per second.
+#
+# Run it on a quiet machine (two free cores).
+# Usage: bench/sockets.sh [seconds per measurement, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+out=bench/out
+mkdir -p "$out"
+
+command -v redis-server >/dev/null || {
+  echo "installing redis-server…"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+}
+python3 -c "import websockets" 2>/dev/null || {
+  echo "installing the websockets Python package (the echo peer)…"
+  python3 -m pip install -q websockets
+}
+cargo build --release -q -p swarmer
+bin=target/release/swarmer
+
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+
+rate() { # rate FILE METHOD NAME: requests per second of one entry
+  python3 - "$1" "$2" "$3" "$secs" <<'PY'
+import json, sys
+f, method, name, secs = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+for e in json.load(open(f))["stats"]:
+    if e["method"] == method and e["name"] == name:
+        print(f"{e['num_requests'] / secs:,.0f}")
+        break
+else:
+    print("no entry")
+PY
+}
+
+# 1. WebSocket
+taskset -c 0 python3 - <<'PY' &
+import asyncio, websockets
+async def echo(ws):
+    async for m in ws:
+        await ws.send(m)
+async def main():
+    async with websockets.serve(echo, "127.0.0.1", 18765):
+        await asyncio.Future()
+asyncio.run(main())
+PY
+pids+=($!)
+sleep 1
+WS_URL=ws://127.0.0.1:18765/ taskset -c 1 "$bin" -f bench/ws.lua --headless --cores 1 \
+  -u 50 -r 1000 -t "${secs}s" --json --no-history > "$out/ws.json" 2>/dev/null || true
+sent=$(rate "$out/ws.json" COUNT "bench sent")
+received=$(rate "$out/ws.json" COUNT "bench received")
+echo "websocket: $sent messages sent/s + $received received/s (one core, 50 users)"
+
+# 2. Raw sockets (Redis)
+taskset -c 0 redis-server --port 18379 --bind 127.0.0.1 --save "" --appendonly no \
+  >/dev/null 2>&1 &
+pids+=($!)
+sleep 1
+REDIS_PORT=18379 taskset -c 1 "$bin" -f bench/redis.lua --headless --cores 1 \
+  -u 50 -r 1000 -t "${secs}s" --json --no-history > "$out/redis.json" 2>/dev/null || true
+echo "tcp (redis GET): $(rate "$out/redis.json" REDIS GET) round trips/s (one core, 50 users)"
