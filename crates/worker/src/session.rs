@@ -364,6 +364,8 @@ async fn spawn<T>(plan: SpawnPlan, io: &mut T, engine: &mut Engine, outbox: &mut
 where
     T: Sink<WorkerMessage, Error = CodecError> + Unpin,
 {
+    // The ramp counts from here, load time included.
+    let received = std::time::Instant::now();
     let hash = plan.script.hash.clone();
     let Some(bundle) = outbox.script(plan.script) else {
         // The master sends this plan again with the bundle.
@@ -402,7 +404,7 @@ where
     outbox.target_users = plan.users.values().sum();
     outbox.state = Some(WorkerState::Spawning);
     if let Err(e) = engine
-        .apply(&plan.users, plan.spawn_rate)
+        .apply(&plan.users, plan.spawn_rate, received)
         .and_then(|()| engine.apply_arrivals(&plan.arrivals))
     {
         return Err(SessionEnd::Disconnected(e.to_string()));
