@@ -321,6 +321,7 @@ fn kind(msg: &WorkerMessage) -> &'static str {
         WorkerMessage::Proof { .. } => "a proof",
         WorkerMessage::Heartbeat(_) => "a heartbeat",
         WorkerMessage::Report(_) => "a report",
+        WorkerMessage::ScriptWanted { .. } => "a script request",
         WorkerMessage::ScriptError { .. } => "a script error",
         WorkerMessage::Stopped { .. } => "a stopped notice",
         WorkerMessage::Quitting => "a goodbye",

@@ -341,6 +341,13 @@ impl Coordinator {
                 member.state = WorkerState::Ready;
                 self.check_stopped();
             }
+            WorkerMessage::ScriptWanted { hash } => {
+                // Its plan again, this time with the bundle.
+                tracing::info!("worker {id} does not hold script {hash}; sending it");
+                member.script_sent = None;
+                member.plan_run = 0;
+                self.rebalance(false);
+            }
             WorkerMessage::ScriptError { message } => {
                 tracing::error!("worker {id} cannot load the script: {message}");
             }

@@ -42,6 +42,9 @@ pub struct Member {
     /// Its part of each arrival-driven type in that plan (`elapsed_ms` 0,
     /// so only a changed share counts as a change).
     pub plan_arrivals: BTreeMap<String, protocol::ArrivalShare>,
+    /// The script bundle this connection was sent: later plans name it by
+    /// hash only. A new connection (reconnect, restart) starts without.
+    pub script_sent: Option<protocol::ScriptHash>,
     /// The last run this worker confirmed as stopped.
     pub stopped_run: Option<u64>,
     pub hot_since: Option<Instant>,
@@ -90,6 +93,7 @@ impl Member {
             plan: BTreeMap::new(),
             plan_run: 0,
             plan_arrivals: BTreeMap::new(),
+            script_sent: None,
             stopped_run: None,
             hot_since: None,
             hot_warned: false,

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod bundle;
 mod codec;
 mod handshake;
 pub mod memory;
@@ -18,6 +19,7 @@ mod messages;
 mod text;
 
 pub use auth::{Exchange, NONCE_BYTES, new_nonce};
+pub use bundle::{BundleFile, ScriptBundle, ScriptHash, ScriptRef};
 pub use codec::{CodecError, FrameLimit, MessageCodec, framed, guarded};
 pub use handshake::{HandshakeError, check_hello, valid_worker_id};
 pub use messages::*;
@@ -25,7 +27,10 @@ pub use text::printable;
 
 /// Bumped whenever a message changes shape; both sides must agree exactly.
 /// 3: the cluster token is proven by HMAC both ways and never sent.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: histograms travel as varint bucket-index gaps and counts; a plan
+/// names its script by hash and carries the text only when the worker
+/// may not hold it (`ScriptRef`, `WorkerMessage::ScriptWanted`).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The swarmer release, sent in the handshake so refusals can name both.
 pub const SWARMER_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -87,8 +87,10 @@ pub struct SpawnPlan {
     pub host: Option<String>,
     pub tags: Vec<String>,
     pub exclude_tags: Vec<String>,
-    /// The script to run; a worker reloads when it differs from its own.
-    pub script: ScriptText,
+    /// The script to run, by hash; the bundle comes along only the first
+    /// time this connection hears of it. A worker reloads when it differs
+    /// from its own.
+    pub script: crate::ScriptRef,
     /// This worker's part of each arrival-driven (open model) user type;
     /// a type missing here has no arrivals on this worker.
     #[serde(default)]
@@ -111,12 +113,18 @@ pub struct ArrivalShare {
 }
 
 /// A script as the master holds it. Plain text here, so the protocol does
-/// not depend on the Lua runtime.
+/// not depend on the Lua runtime. It travels as a [`crate::ScriptBundle`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScriptText {
     /// The path on the master, for error messages (`file:line`).
     pub path: String,
     pub code: String,
+}
+
+impl From<&ScriptText> for crate::ScriptBundle {
+    fn from(script: &ScriptText) -> Self {
+        crate::ScriptBundle::script(&script.path, &script.code)
+    }
 }
 
 /// What a worker says. `Hello` comes first and keeps its shape across
@@ -132,6 +140,11 @@ pub enum WorkerMessage {
     Heartbeat(WorkerStatus),
     /// Boxed: a report dwarfs every other message.
     Report(Box<Report>),
+    /// A plan named a script by a hash this worker does not hold: the
+    /// master sends the plan again with the bundle.
+    ScriptWanted {
+        hash: crate::ScriptHash,
+    },
     /// The worker could not load the script the master sent.
     ScriptError {
         message: String,

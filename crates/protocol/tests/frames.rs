@@ -10,7 +10,7 @@ use bytes::{BufMut, BytesMut};
 use proptest::prelude::*;
 use protocol::{
     CodecError, Hello, MAX_FRAME_BYTES, MasterMessage, MessageCodec, PROTOCOL_VERSION, Report,
-    ScriptText, SpawnPlan, WorkerMessage, WorkerState, WorkerStatus,
+    ScriptBundle, ScriptRef, SpawnPlan, WorkerMessage, WorkerState, WorkerStatus,
 };
 use stats::{RequestStats, Sample};
 use tokio_util::codec::{Decoder, Encoder};
@@ -139,6 +139,9 @@ fn worker_message() -> impl Strategy<Value = WorkerMessage> {
         heartbeat,
         report,
         ".{0,200}".prop_map(|message| WorkerMessage::ScriptError { message }),
+        ".{0,200}".prop_map(|code| WorkerMessage::ScriptWanted {
+            hash: ScriptBundle::script("s.lua", &code).hash()
+        }),
         any::<u64>().prop_map(|run_id| WorkerMessage::Stopped { run_id }),
         prop::collection::vec(any::<u8>(), 0..40).prop_map(|mac| WorkerMessage::Proof { mac }),
         Just(WorkerMessage::Quitting),
@@ -298,10 +301,11 @@ fn master_messages_round_trip() {
         tags: vec!["t".into()],
         exclude_tags: vec![],
         arrivals: Default::default(),
-        script: ScriptText {
-            path: "s.lua".into(),
-            code: "-- code".into(),
-        },
+        script: ScriptRef::sending(ScriptBundle::script("s.lua", "-- code")),
+    };
+    let by_hash = SpawnPlan {
+        script: ScriptRef::by_hash(plan.script.hash.clone()),
+        ..plan.clone()
     };
     let msgs = vec![
         MasterMessage::Welcome {
@@ -316,6 +320,7 @@ fn master_messages_round_trip() {
         },
         MasterMessage::Ack { seq: 9 },
         MasterMessage::Spawn(plan),
+        MasterMessage::Spawn(by_hash),
         MasterMessage::Stop {
             run_id: 3,
             stop_timeout_ms: 10,
@@ -334,5 +339,5 @@ fn master_messages_round_trip() {
         let got = worker.decode(&mut buf).expect("decode").expect("a message");
         assert_eq!(format!("{got:?}"), format!("{m:?}"));
     }
-    assert_eq!(PROTOCOL_VERSION, 3, "bump this test with the version");
+    assert_eq!(PROTOCOL_VERSION, 4, "bump this test with the version");
 }

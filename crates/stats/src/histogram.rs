@@ -3,36 +3,126 @@
 //!
 //! The wrapper exists so the rest of the system never sees hdrhistogram's
 //! fallible API (recording and adding cannot fail here: the histogram grows),
-//! and so it can travel over the wire as a sparse list of `(bucket value,
-//! count)` pairs that rebuilds every bucket exactly on the other side.
+//! and so it travels over the wire in the compact form of [`crate::sparse`].
+//! A histogram read off the wire stays in that form: a report's histograms
+//! are only ever merged into the master's, and adding their few buckets
+//! one by one costs neither a dense array nor a walk over every bucket.
 
 use std::fmt;
 
 use hdrhistogram::Histogram;
 use serde::de::{SeqAccess, Visitor};
-use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Significant figures kept: at most 1% relative error per value.
+use crate::sparse::{self, SparseError};
+
+/// Significant figures kept: at most 1% relative error per value. The
+/// wire form's bucket indices assume this layout.
 const SIGFIG: u8 = 2;
 
 /// hdrhistogram auto-resizes only up to `i64::MAX / 2`; larger values (which
 /// no real latency reaches, ~146 000 years in µs) are clamped so recording
 /// never fails.
-const MAX_TRACKABLE_US: u64 = (i64::MAX / 2) as u64;
+pub(crate) const MAX_TRACKABLE_US: u64 = (i64::MAX / 2) as u64;
 
 /// A mergeable latency histogram in microseconds (≤ 1% relative error).
 #[derive(Clone)]
 pub struct LatencyHistogram {
-    inner: Histogram<u64>,
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    /// Where values are recorded and merged into.
+    Dense(Histogram<u64>),
+    /// As decoded from the wire: validated bytes and their total count.
+    /// Turned dense the first time something is recorded into it.
+    Sparse { len: u64, bytes: Box<[u8]> },
+}
+
+fn new_dense() -> Histogram<u64> {
+    // `Histogram::new` only fails for sigfig > 5; SIGFIG is a constant 2.
+    Histogram::new(SIGFIG).expect("sigfig 2 is always valid")
+}
+
+/// Adds `count` values of `us` to `h`, clamped so it cannot fail.
+#[inline]
+fn record_into(h: &mut Histogram<u64>, us: u64, count: u64) {
+    // Cannot fail: auto-resize is on and the value is within its limit.
+    // Saturating keeps this panic-free should that ever change.
+    let us = us.min(MAX_TRACKABLE_US);
+    if h.record_n(us, count).is_err() {
+        h.saturating_record_n(us, count);
+    }
+}
+
+/// Adds the buckets of a validated encoding to `h`: one record per bucket,
+/// no allocation once `h` covers their range.
+fn add_sparse(h: &mut Histogram<u64>, bytes: &[u8]) {
+    for (index, count) in sparse::decode(bytes).map_while(Result::ok) {
+        record_into(h, sparse::lowest_value_of(index), count);
+    }
 }
 
 impl LatencyHistogram {
     /// An empty histogram that grows to fit whatever is recorded.
     pub fn new() -> Self {
-        // `Histogram::new` only fails for sigfig > 5; SIGFIG is a constant 2.
-        let inner = Histogram::new(SIGFIG).expect("sigfig 2 is always valid");
-        Self { inner }
+        Self {
+            repr: Repr::Dense(new_dense()),
+        }
+    }
+
+    /// The histogram `bytes` encode (the form it travels in), or why they
+    /// do not: a peer's bytes are checked in full here, never trusted.
+    pub fn decode_sparse(bytes: &[u8]) -> Result<Self, SparseError> {
+        let len = sparse::validate(bytes)?;
+        Ok(Self {
+            repr: Repr::Sparse {
+                len,
+                bytes: bytes.into(),
+            },
+        })
+    }
+
+    /// The compact form this histogram travels in: only its non-empty
+    /// buckets, as varint index gaps and counts.
+    pub fn encode_sparse(&self) -> Vec<u8> {
+        match &self.repr {
+            Repr::Sparse { bytes, .. } => bytes.to_vec(),
+            Repr::Dense(_) => {
+                let mut out = Vec::new();
+                sparse::encode(self.buckets(), &mut out);
+                out
+            }
+        }
+    }
+
+    /// The dense histogram to record into, made from the sparse form first
+    /// if need be.
+    #[inline]
+    fn dense_mut(&mut self) -> &mut Histogram<u64> {
+        if let Repr::Sparse { bytes, .. } = &self.repr {
+            let mut h = new_dense();
+            add_sparse(&mut h, bytes);
+            self.repr = Repr::Dense(h);
+        }
+        match &mut self.repr {
+            Repr::Dense(h) => h,
+            Repr::Sparse { .. } => unreachable!("made dense just above"),
+        }
+    }
+
+    /// Runs a query on the dense form (built for the occasion when this
+    /// histogram came off the wire and was never merged into).
+    fn query<R>(&self, f: impl FnOnce(&Histogram<u64>) -> R) -> R {
+        match &self.repr {
+            Repr::Dense(h) => f(h),
+            Repr::Sparse { bytes, .. } => {
+                let mut h = new_dense();
+                add_sparse(&mut h, bytes);
+                f(&h)
+            }
+        }
     }
 
     /// Records one response time.
@@ -47,45 +137,59 @@ impl LatencyHistogram {
         if n == 0 {
             return;
         }
-        // Cannot fail: auto-resize is on and the value is within its limit.
-        // Saturating keeps this panic-free should that ever change.
-        let us = us.min(MAX_TRACKABLE_US);
-        if self.inner.record_n(us, n).is_err() {
-            self.inner.saturating_record_n(us, n);
-        }
+        record_into(self.dense_mut(), us, n);
     }
 
     /// Adds every count of `other` to this histogram (exact, commutative).
+    /// From a decoded (sparse) `other` this costs one record per bucket it
+    /// holds and allocates nothing once `self` covers its range.
     pub fn merge(&mut self, other: &LatencyHistogram) {
         if other.is_empty() {
             return;
         }
-        if self.inner.add(&other.inner).is_err() {
-            // Only possible without auto-resize; fall back bucket by bucket.
-            for (value, count) in other.buckets() {
-                self.record_n(value, count);
+        let mine = self.dense_mut();
+        match &other.repr {
+            Repr::Sparse { bytes, .. } => add_sparse(mine, bytes),
+            Repr::Dense(theirs) => {
+                if mine.add(theirs).is_err() {
+                    // Only possible without auto-resize; bucket by bucket.
+                    for v in theirs.iter_recorded() {
+                        record_into(mine, v.value_iterated_to(), v.count_at_value());
+                    }
+                }
             }
         }
     }
 
     /// Number of recorded values.
     pub fn len(&self) -> u64 {
-        self.inner.len()
+        match &self.repr {
+            Repr::Dense(h) => h.len(),
+            Repr::Sparse { len, .. } => *len,
+        }
     }
 
     /// Whether nothing has been recorded.
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
+        self.len() == 0
     }
 
     /// Lowest recorded value (bucket precision); 0 when empty.
     pub fn min_us(&self) -> u64 {
-        if self.is_empty() { 0 } else { self.inner.min() }
+        if self.is_empty() {
+            0
+        } else {
+            self.query(Histogram::min)
+        }
     }
 
     /// Highest recorded value (bucket precision); 0 when empty.
     pub fn max_us(&self) -> u64 {
-        if self.is_empty() { 0 } else { self.inner.max() }
+        if self.is_empty() {
+            0
+        } else {
+            self.query(Histogram::max)
+        }
     }
 
     /// Mean of the recorded values (bucket precision); 0.0 when empty.
@@ -93,7 +197,7 @@ impl LatencyHistogram {
         if self.is_empty() {
             0.0
         } else {
-            self.inner.mean()
+            self.query(Histogram::mean)
         }
     }
 
@@ -104,14 +208,25 @@ impl LatencyHistogram {
             return 0;
         }
         let q = if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) };
-        self.inner.value_at_quantile(q)
+        self.query(|h| h.value_at_quantile(q))
     }
 
     /// The non-empty buckets as `(highest value in bucket, count)`, ascending.
     pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.inner
-            .iter_recorded()
-            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        let (dense, sparse) = match &self.repr {
+            Repr::Dense(h) => (Some(h.iter_recorded()), None),
+            Repr::Sparse { bytes, .. } => (None, Some(sparse::decode(bytes))),
+        };
+        let dense = dense
+            .into_iter()
+            .flatten()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()));
+        let sparse = sparse
+            .into_iter()
+            .flatten()
+            .map_while(Result::ok)
+            .map(|(index, count)| (sparse::highest_value_of(index), count));
+        dense.chain(sparse)
     }
 }
 
@@ -144,39 +259,38 @@ impl fmt::Debug for LatencyHistogram {
 
 impl Serialize for LatencyHistogram {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // msgpack needs the length up front; hdrhistogram's
-        // `distinct_values` counts every slot, not the non-empty ones.
-        let n = self.buckets().count();
-        let mut seq = serializer.serialize_seq(Some(n))?;
-        for pair in self.buckets() {
-            seq.serialize_element(&pair)?;
+        match &self.repr {
+            Repr::Sparse { bytes, .. } => serializer.serialize_bytes(bytes),
+            Repr::Dense(_) => serializer.serialize_bytes(&self.encode_sparse()),
         }
-        seq.end()
     }
 }
 
 impl<'de> Deserialize<'de> for LatencyHistogram {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_seq(BucketsVisitor)
+        deserializer.deserialize_bytes(SparseVisitor)
     }
 }
 
-struct BucketsVisitor;
+struct SparseVisitor;
 
-impl<'de> Visitor<'de> for BucketsVisitor {
+impl<'de> Visitor<'de> for SparseVisitor {
     type Value = LatencyHistogram;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a sequence of (bucket value, count) pairs")
+        f.write_str("a histogram's bytes (varint bucket index gaps and counts)")
     }
 
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+        LatencyHistogram::decode_sparse(bytes).map_err(E::custom)
+    }
+
+    /// Text formats (JSON) write bytes as a list of numbers.
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut h = LatencyHistogram::new();
-        // Recording a bucket's highest value lands in that same bucket, so
-        // the rebuilt histogram answers every query exactly as the original.
-        while let Some((value, count)) = seq.next_element::<(u64, u64)>()? {
-            h.record_n(value, count);
+        let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64 * 1024));
+        while let Some(byte) = seq.next_element::<u8>()? {
+            bytes.push(byte);
         }
-        Ok(h)
+        self.visit_bytes(&bytes)
     }
 }

@@ -17,11 +17,13 @@ mod errors;
 mod histogram;
 mod request_stats;
 mod serde_maps;
+mod sparse;
 
 pub use entry::{EntryKey, Sample, StatsEntry};
 pub use errors::{ErrorEntry, ErrorKey, ExceptionEntry};
 pub use histogram::LatencyHistogram;
 pub use request_stats::RequestStats;
+pub use sparse::SparseError;
 
 /// Unix time in milliseconds, the timestamp every recorded sample and
 /// report carries (0 if the clock is before 1970).

@@ -195,7 +195,12 @@ impl RequestStats {
             match self.entries.get_mut(key) {
                 Some(mine) => mine.merge(entry),
                 None => {
-                    self.entries.insert(key.clone(), entry.clone());
+                    // Merged into an empty entry rather than cloned, so a
+                    // histogram decoded from a report becomes a dense one
+                    // here, once, not at every later merge or query.
+                    let mut mine = StatsEntry::new(&key.method, &key.name);
+                    mine.merge(entry);
+                    self.entries.insert(key.clone(), mine);
                 }
             }
         }

@@ -1,5 +1,5 @@
 //! Tests of `LatencyHistogram`: accuracy against known distributions, exact
-//! merging, odd input, and the sparse serde form's exact round trip.
+//! merging, odd input, and the compact serde form's exact round trip.
 
 use stats::LatencyHistogram;
 
@@ -151,11 +151,12 @@ fn serde_round_trip_keeps_every_bucket() {
 }
 
 #[test]
-fn serde_form_is_sparse_pairs() {
+fn serde_form_is_bucket_index_gaps_and_counts() {
     let mut h = LatencyHistogram::new();
     h.record_n(5, 2);
     h.record(0);
-    assert_eq!(serde_json::to_string(&h).unwrap(), "[[0,1],[5,2]]");
+    // Bucket 0 once, then 4 empty buckets skipped, then bucket 5 twice.
+    assert_eq!(serde_json::to_string(&h).unwrap(), "[0,1,4,2]");
     let empty: LatencyHistogram = serde_json::from_str("[]").unwrap();
     assert!(empty.is_empty());
 }

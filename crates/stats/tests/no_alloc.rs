@@ -77,3 +77,23 @@ fn record_into_existing_entries_does_not_allocate() {
     assert_eq!(after - before, 0, "record allocated");
     assert_eq!(stats.num_requests(), 100_150);
 }
+
+#[test]
+fn merging_a_decoded_histogram_into_a_grown_one_does_not_allocate() {
+    use stats::LatencyHistogram;
+    // The master's histogram, already grown to a 10 s range.
+    let mut master = LatencyHistogram::new();
+    master.record(10_000_000);
+    let mut delta = LatencyHistogram::new();
+    for i in 0..5_000u64 {
+        delta.record(i * 7919 % 2_000_000);
+    }
+    let decoded = LatencyHistogram::decode_sparse(&delta.encode_sparse()).unwrap();
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    WATCHED.with(|w| w.set(true));
+    master.merge(&decoded);
+    WATCHED.with(|w| w.set(false));
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    assert_eq!(after - before, 0, "merge allocated");
+    assert_eq!(master.len(), 5_001);
+}

@@ -292,10 +292,10 @@ fn a_worker_gives_an_impostor_neither_its_token_nor_its_users() {
         tags: vec![],
         exclude_tags: vec![],
         arrivals: Default::default(),
-        script: protocol::ScriptText {
-            path: "evil.lua".into(),
-            code: "local U = swarmer.user { name = \"U\" }\nU:task(function(self) end)".into(),
-        },
+        script: protocol::ScriptRef::sending(protocol::ScriptBundle::script(
+            "evil.lua",
+            "local U = swarmer.user { name = \"U\" }\nU:task(function(self) end)",
+        )),
     });
     let welcome = |proof| MasterMessage::Welcome {
         heartbeat_interval_ms: 50,

@@ -30,6 +30,8 @@ pub enum CoreCommand {
     SetUsers {
         target: BTreeMap<String, u32>,
         rate_per_sec: f64,
+        /// Where the ramp's clock starts (the plan's arrival).
+        since: Instant,
     },
     /// Run these arrival-driven types at these shares; stop the others.
     SetArrivals {
@@ -153,10 +155,11 @@ impl Core {
             CoreCommand::SetUsers {
                 target,
                 rate_per_sec,
+                since,
             } => {
                 self.target = target;
                 self.ramp = Some(Ramp {
-                    started: Instant::now(),
+                    started: since,
                     pace: RampPace::new(rate_per_sec),
                 });
                 self.step();

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use script::{LuaLimits, RuntimeConfig, ScriptSource};
 use stats::RequestStats;
@@ -161,7 +161,17 @@ impl Engine {
 
     /// Moves towards `users` (per type, for this whole worker) at
     /// `spawn_rate` users per second in total.
-    pub fn apply(&self, users: &BTreeMap<String, u32>, spawn_rate: f64) -> Result<(), EngineError> {
+    ///
+    /// The ramp counts from `since`, when the plan arrived: time spent
+    /// loading the script before it could start is made up at once, so
+    /// the users follow the master's profile clock, not one that starts a
+    /// load late.
+    pub fn apply(
+        &self,
+        users: &BTreeMap<String, u32>,
+        spawn_rate: f64,
+        since: Instant,
+    ) -> Result<(), EngineError> {
         self.check_open_files(users.values().map(|&n| u64::from(n)).sum());
         let per_core = split_across_cores(users, self.cores.len());
         let rate = spawn_rate / self.cores.len() as f64;
@@ -169,6 +179,7 @@ impl Engine {
             let cmd = CoreCommand::SetUsers {
                 target,
                 rate_per_sec: rate,
+                since,
             };
             core.tx.send(cmd).map_err(|_| EngineError::CoreGone)?;
         }

@@ -12,7 +12,8 @@ use std::time::Duration;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use protocol::{
     CodecError, Exchange, Hello, MasterMessage, NONCE_BYTES, PROTOCOL_VERSION, Report,
-    SWARMER_VERSION, SpawnPlan, WorkerMessage, WorkerState, WorkerStatus, new_nonce,
+    SWARMER_VERSION, ScriptBundle, ScriptHash, ScriptRef, SpawnPlan, WorkerMessage, WorkerState,
+    WorkerStatus, new_nonce,
 };
 use script::ScriptSource;
 use tokio::time::{Instant, MissedTickBehavior, interval, timeout_at};
@@ -75,6 +76,9 @@ pub struct Outbox {
     /// Users running at the last report, for heartbeats in between.
     user_count: u32,
     heartbeat: Duration,
+    /// The last script bundle a master sent, by its hash: later plans name
+    /// it by hash only.
+    script: Option<(ScriptHash, ScriptBundle)>,
 }
 
 impl Outbox {
@@ -94,6 +98,18 @@ impl Outbox {
         while self.pending.front().is_some_and(|r| r.seq <= seq) {
             self.pending.pop_front();
         }
+    }
+
+    /// The bundle `script` names: the one it carries (kept for later plans),
+    /// or the one kept from before if the hash matches; `None` when this
+    /// worker does not hold it.
+    fn script(&mut self, script: ScriptRef) -> Option<&ScriptBundle> {
+        match script.bundle {
+            Some(bundle) => self.script = Some((script.hash, bundle)),
+            None if self.script.as_ref().is_some_and(|(h, _)| *h == script.hash) => {}
+            None => return None,
+        }
+        self.script.as_ref().map(|(_, bundle)| bundle)
     }
 
     fn keep(&mut self, report: Report) {
@@ -348,9 +364,17 @@ async fn spawn<T>(plan: SpawnPlan, io: &mut T, engine: &mut Engine, outbox: &mut
 where
     T: Sink<WorkerMessage, Error = CodecError> + Unpin,
 {
+    // The ramp counts from here, load time included.
+    let received = std::time::Instant::now();
+    let hash = plan.script.hash.clone();
+    let Some(bundle) = outbox.script(plan.script) else {
+        // The master sends this plan again with the bundle.
+        tracing::info!("the plan names script {hash}, which this worker does not hold");
+        return send(io, WorkerMessage::ScriptWanted { hash }).await;
+    };
     let script = ScriptSource {
-        path: plan.script.path.clone(),
-        code: plan.script.code.clone(),
+        path: bundle.path.clone(),
+        code: bundle.code.clone(),
     };
     if outbox.run_id != plan.run_id || engine.loaded_script() != Some(&script) {
         // A new run: what the cores still hold belongs to the old one.
@@ -380,7 +404,7 @@ where
     outbox.target_users = plan.users.values().sum();
     outbox.state = Some(WorkerState::Spawning);
     if let Err(e) = engine
-        .apply(&plan.users, plan.spawn_rate)
+        .apply(&plan.users, plan.spawn_rate, received)
         .and_then(|()| engine.apply_arrivals(&plan.arrivals))
     {
         return Err(SessionEnd::Disconnected(e.to_string()));
@@ -554,5 +578,18 @@ mod tests {
         outbox.users_stopped();
         assert_eq!(outbox.state, Some(WorkerState::Ready));
         assert_eq!((outbox.user_count, outbox.target_users), (0, 0));
+    }
+
+    #[test]
+    fn a_script_is_kept_by_hash_and_an_unknown_hash_is_not_guessed() {
+        let mut outbox = Outbox::default();
+        let one = ScriptBundle::script("a.lua", "return 1");
+        let two = ScriptBundle::script("a.lua", "return 2");
+        assert_eq!(outbox.script(ScriptRef::by_hash(one.hash())), None);
+        assert_eq!(outbox.script(ScriptRef::sending(one.clone())), Some(&one));
+        assert_eq!(outbox.script(ScriptRef::by_hash(one.hash())), Some(&one));
+        assert_eq!(outbox.script(ScriptRef::by_hash(two.hash())), None);
+        assert_eq!(outbox.script(ScriptRef::sending(two.clone())), Some(&two));
+        assert_eq!(outbox.script(ScriptRef::by_hash(one.hash())), None);
     }
 }

@@ -41,7 +41,9 @@ async fn a_busy_core_delays_its_numbers_but_never_loses_them() {
     };
     engine.load(&src, None, vec![], vec![]).await.unwrap();
     let users = BTreeMap::from([("U".to_string(), 1)]);
-    engine.apply(&users, 0.0).unwrap();
+    engine
+        .apply(&users, 0.0, std::time::Instant::now())
+        .unwrap();
 
     let wait = Duration::from_millis(50);
     let deadline = Instant::now() + Duration::from_secs(20);

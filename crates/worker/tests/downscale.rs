@@ -62,14 +62,14 @@ async fn a_downscaled_user_finishes_its_request_after_a_cleared_run() {
     };
     engine.load(&src, None, vec![], vec![]).await.unwrap();
     engine
-        .apply(&BTreeMap::from([("U".to_string(), 1)]), 0.0)
+        .apply(&BTreeMap::from([("U".to_string(), 1)]), 0.0, Instant::now())
         .unwrap();
     tokio::time::timeout(Duration::from_secs(10), seen.recv())
         .await
         .expect("the user's request reached the target");
     // The downscale, while that request is on the wire.
     engine
-        .apply(&BTreeMap::from([("U".to_string(), 0)]), 0.0)
+        .apply(&BTreeMap::from([("U".to_string(), 0)]), 0.0, Instant::now())
         .unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(10);

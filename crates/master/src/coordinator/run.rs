@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use protocol::{MasterMessage, SpawnPlan};
+use protocol::{MasterMessage, ScriptBundle, ScriptRef, SpawnPlan};
 use script::{ScriptInfo, ScriptSource};
 
 use super::{Coordinator, Run, RunRequest, now_ms};
@@ -146,6 +146,9 @@ impl Coordinator {
         let open_types = chosen_types(&self.info, &run.request);
         let elapsed_ms = now_ms().saturating_sub(run.started_ms);
         let mut open_plans = split_arrivals(&open_types, &workers, elapsed_ms);
+        // Hashed once here, sent in full once per connection.
+        let bundle = ScriptBundle::from(&self.config.script);
+        let hash = bundle.hash();
         for m in self.members.live_mut() {
             let users = plans.remove(&m.id).unwrap_or_default();
             let arrivals = open_plans.remove(&m.id).unwrap_or_default();
@@ -170,7 +173,14 @@ impl Coordinator {
                     .or_else(|| self.config.host.clone()),
                 tags: self.config.tags.clone(),
                 exclude_tags: self.config.exclude_tags.clone(),
-                script: self.config.script.clone(),
+                script: if m.script_sent.as_ref() == Some(&hash) {
+                    ScriptRef::by_hash(hash.clone())
+                } else {
+                    ScriptRef {
+                        hash: hash.clone(),
+                        bundle: Some(bundle.clone()),
+                    }
+                },
                 arrivals: arrivals.clone(),
             };
             m.stopped_run = None;
@@ -183,6 +193,7 @@ impl Coordinator {
             }
             m.plan = users;
             m.plan_run = run.id;
+            m.script_sent = Some(hash.clone());
             m.plan_arrivals = arrivals
                 .into_iter()
                 .map(|(name, a)| (name, protocol::ArrivalShare { elapsed_ms: 0, ..a }))
