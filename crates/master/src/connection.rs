@@ -3,6 +3,10 @@
 //!
 //! A malformed or oversized frame ends this connection only; the
 //! coordinator hears `Closed` and decides whether the worker is lost.
+//! The connection, not the coordinator, tells when the worker was last
+//! heard from: it timestamps every frame as it reads it, and keeps reading
+//! while the coordinator is busy (see [`Inbox`]), so a master that is
+//! behind never takes its own slowness for its workers' silence.
 //! Until a peer has passed the handshake it is a stranger, and costs the
 //! master little: its frames are capped at a few KiB (the link's
 //! [`FrameLimit`] opens only after), the whole handshake has a deadline,
@@ -22,7 +26,9 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::{Instant, timeout_at};
 
 use crate::coordinator::Event;
-use crate::membership::{ConnId, mono_ms};
+use crate::inbox::{Inbox, ReportBudget, report_budget};
+use crate::membership::{ConnId, HELD, mono_ms};
+use crate::wire::Incoming;
 
 /// How long a new connection has to pass the whole handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,6 +48,8 @@ pub struct Greeting {
     pub master_id: u64,
     /// Permits for connections in the handshake, shared by all of them.
     pub pending: Arc<Semaphore>,
+    /// Permits for decoded reports, shared by all connections.
+    pub budget: ReportBudget,
 }
 
 impl Greeting {
@@ -56,16 +64,18 @@ impl Greeting {
             report_interval,
             master_id: rand::random(),
             pending: Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES)),
+            budget: report_budget(),
         }
     }
 }
 
-pub async fn serve<T>(mut io: T, conn: ConnId, greeting: Greeting, events: mpsc::Sender<Event>)
+pub async fn serve<T, I>(mut io: T, conn: ConnId, greeting: Greeting, events: mpsc::Sender<Event>)
 where
-    T: Stream<Item = Result<WorkerMessage, CodecError>>
+    T: Stream<Item = Result<I, CodecError>>
         + Sink<MasterMessage, Error = CodecError>
         + FrameLimit
         + Unpin,
+    I: Incoming,
 {
     let Ok(permit) = greeting.pending.clone().try_acquire_owned() else {
         tracing::warn!(
@@ -93,48 +103,75 @@ where
     if events.send(joined).await.is_err() {
         return;
     }
-    let Some(reason) = pump(&mut io, &id, conn, &seen, &mut rx, &events).await else {
+    let budget = &greeting.budget;
+    let Some(reason) = pump(&mut io, &id, conn, &seen, &mut rx, &events, budget).await else {
         return;
     };
     let _ = events.send(Event::Closed { id, conn, reason }).await;
 }
 
 /// Moves messages both ways until the link ends, and says why; None when
-/// the coordinator is gone. A worker message waiting for room in the
-/// coordinator's queue does not hold up what the master sends (heartbeats
-/// above all), so a master that is busy still sounds alive to its workers.
-async fn pump<T>(
+/// the coordinator is gone. The socket is read whether or not the
+/// coordinator has room: what it has no room for waits in the [`Inbox`]
+/// (reports merged into one), so a busy master still hears its workers and
+/// still sounds alive to them. Only a report that would need a decoded
+/// copy beyond the master's budget stops the reading, and then the worker
+/// is not judged by its silence ([`HELD`]): the master is the one behind.
+async fn pump<T, I>(
     io: &mut T,
     id: &str,
     conn: ConnId,
     seen: &AtomicU64,
     rx: &mut mpsc::Receiver<MasterMessage>,
     events: &mpsc::Sender<Event>,
+    budget: &ReportBudget,
 ) -> Option<String>
 where
-    T: Stream<Item = Result<WorkerMessage, CodecError>>
-        + Sink<MasterMessage, Error = CodecError>
-        + Unpin,
+    T: Stream<Item = Result<I, CodecError>> + Sink<MasterMessage, Error = CodecError> + Unpin,
+    I: Incoming,
 {
-    let mut waiting: Option<WorkerMessage> = None;
+    let mut inbox = Inbox::default();
+    // A large frame read and not decoded yet: it waits for a permit.
+    let mut raw: Option<I> = None;
+    let mut was_held = false;
     loop {
+        let reading = raw.is_none() && inbox.open();
+        if reading == was_held {
+            was_held = !reading;
+            seen.store(if was_held { HELD } else { mono_ms() }, Ordering::Relaxed);
+        }
         tokio::select! {
-            incoming = io.next(), if waiting.is_none() => match incoming {
-                Some(Ok(msg)) => {
+            incoming = io.next(), if reading => match incoming {
+                Some(Ok(frame)) => {
                     seen.store(mono_ms(), Ordering::Relaxed);
-                    waiting = Some(msg);
+                    match take_in(frame, &mut inbox, budget) {
+                        Ok(waiting) => raw = waiting,
+                        Err(e) => return Some(e.to_string()),
+                    }
                 }
                 Some(Err(e)) => return Some(e.to_string()),
                 None => return Some("the worker closed the connection".to_string()),
             },
-            permit = events.reserve(), if waiting.is_some() => {
-                let (Ok(permit), Some(msg)) = (permit, waiting.take()) else {
+            permit = budget.clone().acquire_owned(), if raw.is_some() && !inbox.holds_report() => {
+                let (Ok(permit), Some(frame)) = (permit, raw.take()) else {
                     return None;
                 };
-                permit.send(Event::FromWorker { id: id.to_string(), conn, msg });
+                match frame.decode() {
+                    Ok(msg) => inbox.put(msg, Some(permit)),
+                    Err(e) => return Some(e.to_string()),
+                }
+            }
+            slot = events.reserve(), if !inbox.is_empty() => {
+                let (Ok(slot), Some((msg, permit))) = (slot, inbox.next()) else {
+                    return None;
+                };
+                slot.send(Event::FromWorker { id: id.to_string(), conn, msg, permit });
             }
             outgoing = rx.recv() => match outgoing {
                 Some(msg) => {
+                    if let MasterMessage::Ack { seq } = &msg {
+                        inbox.acked(*seq);
+                    }
                     if let Err(e) = io.send(msg).await {
                         return Some(e.to_string());
                     }
@@ -149,16 +186,41 @@ where
     }
 }
 
+/// Takes a frame into the inbox, decoding it when that costs little or a
+/// permit is free; otherwise hands it back to wait, undecoded.
+fn take_in<I: Incoming>(
+    frame: I,
+    inbox: &mut Inbox,
+    budget: &ReportBudget,
+) -> Result<Option<I>, CodecError> {
+    // Merged into the held report at once, a decoded copy lives only here.
+    if !frame.is_large() || inbox.can_merge() {
+        inbox.put(frame.decode()?, None);
+        return Ok(None);
+    }
+    if inbox.holds_report() {
+        return Ok(Some(frame));
+    }
+    match budget.clone().try_acquire_owned() {
+        Ok(permit) => {
+            inbox.put(frame.decode()?, Some(permit));
+            Ok(None)
+        }
+        Err(_) => Ok(Some(frame)),
+    }
+}
+
 /// Greets a new connection: its hello is checked, then (when the master
 /// has a token) the worker proves it knows the token and the master proves
 /// it back in its welcome. Returns the hello once the worker is welcome;
 /// None when it was refused or gave up.
-async fn handshake<T>(io: &mut T, greeting: &Greeting, deadline: Instant) -> Option<Hello>
+async fn handshake<T, I>(io: &mut T, greeting: &Greeting, deadline: Instant) -> Option<Hello>
 where
-    T: Stream<Item = Result<WorkerMessage, CodecError>>
+    T: Stream<Item = Result<I, CodecError>>
         + Sink<MasterMessage, Error = CodecError>
         + FrameLimit
         + Unpin,
+    I: Incoming,
 {
     let hello = receive_hello(io, deadline).await?;
     if let Err(refusal) = check_hello(&hello, greeting.token.as_deref()) {
@@ -202,13 +264,12 @@ where
 }
 
 /// The first message, which must be a hello.
-async fn receive_hello<T>(io: &mut T, deadline: Instant) -> Option<Hello>
+async fn receive_hello<T, I>(io: &mut T, deadline: Instant) -> Option<Hello>
 where
-    T: Stream<Item = Result<WorkerMessage, CodecError>>
-        + Sink<MasterMessage, Error = CodecError>
-        + Unpin,
+    T: Stream<Item = Result<I, CodecError>> + Sink<MasterMessage, Error = CodecError> + Unpin,
+    I: Incoming,
 {
-    match timeout_at(deadline, io.next()).await {
+    match timeout_at(deadline, next_message(io)).await {
         Ok(Some(Ok(WorkerMessage::Hello(hello)))) => Some(hello),
         Ok(Some(Ok(other))) => {
             tracing::warn!(
@@ -251,11 +312,12 @@ where
 }
 
 /// The worker's answer to the challenge.
-async fn receive_proof<T>(io: &mut T, worker_id: &str, deadline: Instant) -> Option<Vec<u8>>
+async fn receive_proof<T, I>(io: &mut T, worker_id: &str, deadline: Instant) -> Option<Vec<u8>>
 where
-    T: Stream<Item = Result<WorkerMessage, CodecError>> + Unpin,
+    T: Stream<Item = Result<I, CodecError>> + Unpin,
+    I: Incoming,
 {
-    match timeout_at(deadline, io.next()).await {
+    match timeout_at(deadline, next_message(io)).await {
         Ok(Some(Ok(WorkerMessage::Proof { mac }))) => Some(mac),
         Ok(Some(Ok(other))) => {
             tracing::warn!(
@@ -278,6 +340,15 @@ where
             None
         }
     }
+}
+
+/// The next message, decoded (handshake frames are small).
+async fn next_message<T, I>(io: &mut T) -> Option<Result<WorkerMessage, CodecError>>
+where
+    T: Stream<Item = Result<I, CodecError>> + Unpin,
+    I: Incoming,
+{
+    Some(io.next().await?.and_then(Incoming::decode))
 }
 
 /// A message's name, without what it carries (a stranger's bytes).

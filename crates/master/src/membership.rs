@@ -15,6 +15,11 @@ use tokio::sync::mpsc;
 /// the same worker's newer one.
 pub type ConnId = u64;
 
+/// A connection's `seen` while the master holds it up (it has left a
+/// frame unread for want of room): the worker is not silent, the master
+/// is behind.
+pub const HELD: u64 = u64::MAX;
+
 /// Milliseconds on a monotonic clock that starts with the process.
 pub fn mono_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
@@ -31,8 +36,9 @@ pub struct Member {
     /// The highest report number merged from this incarnation.
     pub last_seq: u64,
     /// When a frame last arrived from this worker ([`mono_ms`]), set by
-    /// its connection as bytes come in: a busy coordinator that is slow to
-    /// handle a heartbeat must not take the worker for silent.
+    /// its connection as bytes come in, or [`HELD`]: a busy coordinator
+    /// that is slow to handle a heartbeat must not take the worker for
+    /// silent.
     pub seen: Arc<AtomicU64>,
     pub last_heartbeat_ms: u64,
     pub status: WorkerStatus,
@@ -191,8 +197,9 @@ impl Members {
         self.map
             .values()
             .filter(|m| {
-                let silent_ms = mono_ms().saturating_sub(m.seen.load(Ordering::Relaxed));
-                m.is_live() && u128::from(silent_ms) > limit.as_millis()
+                let seen = m.seen.load(Ordering::Relaxed);
+                let silent_ms = mono_ms().saturating_sub(seen);
+                m.is_live() && seen != HELD && u128::from(silent_ms) > limit.as_millis()
             })
             .map(|m| (m.id.clone(), m.conn))
             .collect()
