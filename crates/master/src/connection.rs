@@ -14,7 +14,7 @@
 //! logged only once checked or made [`printable`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -22,12 +22,12 @@ use protocol::{
     CodecError, Exchange, FrameLimit, HandshakeError, Hello, MasterMessage, PROTOCOL_VERSION,
     SWARMER_VERSION, WorkerMessage, check_hello, new_nonce, printable,
 };
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::{Instant, timeout_at};
 
 use crate::coordinator::Event;
 use crate::inbox::{Inbox, ReportBudget, report_budget};
-use crate::membership::{ConnId, HELD, mono_ms};
+use crate::membership::{ConnId, HELD, Liveness, mono_ms};
 use crate::wire::Incoming;
 
 /// How long a new connection has to pass the whole handshake.
@@ -93,21 +93,86 @@ where
     drop(permit);
     let id = hello.worker_id.clone();
     let (tx, mut rx) = mpsc::channel(256);
-    let seen = Arc::new(AtomicU64::new(mono_ms()));
+    let liveness = Liveness::new();
     let joined = Event::Joined {
         hello,
         conn,
         tx,
-        seen: seen.clone(),
+        liveness: liveness.clone(),
     };
     if events.send(joined).await.is_err() {
         return;
     }
-    let budget = &greeting.budget;
-    let Some(reason) = pump(&mut io, &id, conn, &seen, &mut rx, &events, budget).await else {
+    let to = ToCoordinator {
+        id: &id,
+        conn,
+        events: &events,
+        budget: &greeting.budget,
+    };
+    let mut unsent = Unsent {
+        inbox: Inbox::default(),
+        raw: None,
+    };
+    let Some(reason) = pump(&mut io, &to, &liveness, &mut rx, &mut unsent).await else {
         return;
     };
+    // A worker that reported and hung up: what it said still counts, and
+    // before its goodbye.
+    if !hand_over(&to, unsent).await {
+        return;
+    }
     let _ = events.send(Event::Closed { id, conn, reason }).await;
+}
+
+/// Where a connection's messages go.
+struct ToCoordinator<'a> {
+    id: &'a str,
+    conn: ConnId,
+    events: &'a mpsc::Sender<Event>,
+    budget: &'a ReportBudget,
+}
+
+impl ToCoordinator<'_> {
+    /// False when the coordinator is gone.
+    async fn send(&self, msg: WorkerMessage, permit: Option<OwnedSemaphorePermit>) -> bool {
+        let event = Event::FromWorker {
+            id: self.id.to_string(),
+            conn: self.conn,
+            msg,
+            permit,
+        };
+        self.events.send(event).await.is_ok()
+    }
+}
+
+/// What a connection has read and not handed over yet.
+struct Unsent<I> {
+    inbox: Inbox,
+    /// A large frame not decoded yet: it waits for a permit.
+    raw: Option<I>,
+}
+
+/// Hands everything unsent to the coordinator, waiting as long as it
+/// takes; false when the coordinator is gone.
+async fn hand_over<I: Incoming>(to: &ToCoordinator<'_>, mut unsent: Unsent<I>) -> bool {
+    loop {
+        while let Some((msg, permit)) = unsent.inbox.next() {
+            if !to.send(msg, permit).await {
+                return false;
+            }
+        }
+        let Some(frame) = unsent.raw.take() else {
+            return true;
+        };
+        let Ok(permit) = to.budget.clone().acquire_owned().await else {
+            return false;
+        };
+        match frame.decode() {
+            Ok(msg) => unsent.inbox.put(msg, Some(permit)),
+            // The link failed anyway; what came before is handed over.
+            Err(_) => return true,
+        }
+    }
 }
 
 /// Moves messages both ways until the link ends, and says why; None when
@@ -119,40 +184,40 @@ where
 /// is not judged by its silence ([`HELD`]): the master is the one behind.
 async fn pump<T, I>(
     io: &mut T,
-    id: &str,
-    conn: ConnId,
-    seen: &AtomicU64,
+    to: &ToCoordinator<'_>,
+    liveness: &Liveness,
     rx: &mut mpsc::Receiver<MasterMessage>,
-    events: &mpsc::Sender<Event>,
-    budget: &ReportBudget,
+    unsent: &mut Unsent<I>,
 ) -> Option<String>
 where
     T: Stream<Item = Result<I, CodecError>> + Sink<MasterMessage, Error = CodecError> + Unpin,
     I: Incoming,
 {
-    let mut inbox = Inbox::default();
-    // A large frame read and not decoded yet: it waits for a permit.
-    let mut raw: Option<I> = None;
+    let Unsent { inbox, raw } = unsent;
     let mut was_held = false;
     loop {
         let reading = raw.is_none() && inbox.open();
         if reading == was_held {
             was_held = !reading;
-            seen.store(if was_held { HELD } else { mono_ms() }, Ordering::Relaxed);
+            let seen = if was_held { HELD } else { mono_ms() };
+            liveness.seen.store(seen, Ordering::Relaxed);
         }
+        // Biased: what the worker sent is read before the master's
+        // heartbeat goes out, so passing one on means the socket was empty.
         tokio::select! {
+            biased;
             incoming = io.next(), if reading => match incoming {
                 Some(Ok(frame)) => {
-                    seen.store(mono_ms(), Ordering::Relaxed);
-                    match take_in(frame, &mut inbox, budget) {
-                        Ok(waiting) => raw = waiting,
+                    liveness.seen.store(mono_ms(), Ordering::Relaxed);
+                    match take_in(frame, inbox, to.budget) {
+                        Ok(waiting) => *raw = waiting,
                         Err(e) => return Some(e.to_string()),
                     }
                 }
                 Some(Err(e)) => return Some(e.to_string()),
                 None => return Some("the worker closed the connection".to_string()),
             },
-            permit = budget.clone().acquire_owned(), if raw.is_some() && !inbox.holds_report() => {
+            permit = to.budget.clone().acquire_owned(), if raw.is_some() && !inbox.holds_report() => {
                 let (Ok(permit), Some(frame)) = (permit, raw.take()) else {
                     return None;
                 };
@@ -161,16 +226,20 @@ where
                     Err(e) => return Some(e.to_string()),
                 }
             }
-            slot = events.reserve(), if !inbox.is_empty() => {
+            slot = to.events.reserve(), if !inbox.is_empty() => {
                 let (Ok(slot), Some((msg, permit))) = (slot, inbox.next()) else {
                     return None;
                 };
-                slot.send(Event::FromWorker { id: id.to_string(), conn, msg, permit });
+                slot.send(Event::FromWorker { id: to.id.to_string(), conn: to.conn, msg, permit });
             }
             outgoing = rx.recv() => match outgoing {
                 Some(msg) => {
-                    if let MasterMessage::Ack { seq } = &msg {
-                        inbox.acked(*seq);
+                    match &msg {
+                        MasterMessage::Ack { seq } => inbox.acked(*seq),
+                        MasterMessage::Heartbeat => {
+                            liveness.drained.store(mono_ms(), Ordering::Relaxed);
+                        }
+                        _ => {}
                     }
                     if let Err(e) = io.send(msg).await {
                         return Some(e.to_string());
@@ -373,4 +442,47 @@ where
     let reason = refusal.to_string();
     let _ = io.send(MasterMessage::Refused { reason }).await;
     let _ = io.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::{Report, WorkerStatus};
+
+    #[tokio::test]
+    async fn what_a_worker_said_before_hanging_up_reaches_the_coordinator_in_order() {
+        let (events, mut queue) = mpsc::channel(8);
+        let budget = report_budget();
+        let to = ToCoordinator {
+            id: "w1",
+            conn: 1,
+            events: &events,
+            budget: &budget,
+        };
+        let mut unsent = Unsent {
+            inbox: Inbox::default(),
+            raw: Some(WorkerMessage::Stopped { run_id: 1 }),
+        };
+        let report = Report {
+            run_id: 1,
+            seq: 3,
+            stats: stats::RequestStats::new(0),
+            user_count: 0,
+            users_by_type: Default::default(),
+            pool_users: 0,
+        };
+        unsent
+            .inbox
+            .put(WorkerMessage::Report(Box::new(report)), None);
+        unsent
+            .inbox
+            .put(WorkerMessage::Heartbeat(WorkerStatus::default()), None);
+        assert!(hand_over(&to, unsent).await);
+        drop(events);
+        let mut kinds = Vec::new();
+        while let Some(Event::FromWorker { msg, .. }) = queue.recv().await {
+            kinds.push(kind(&msg));
+        }
+        assert_eq!(kinds, ["a report", "a heartbeat", "a stopped notice"]);
+    }
 }

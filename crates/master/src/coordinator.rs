@@ -15,7 +15,6 @@ mod run;
 mod tick;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::MasterError;
-use crate::membership::{ConnId, Joined, Member, Members};
+use crate::membership::{ConnId, Joined, Liveness, Member, Members};
 use crate::profile::Profile;
 use crate::snapshot::{HistoryPoint, RunState, Snapshot};
 
@@ -72,8 +71,8 @@ pub enum Event {
         hello: Hello,
         conn: ConnId,
         tx: mpsc::Sender<MasterMessage>,
-        /// Updated by the connection whenever a frame arrives.
-        seen: Arc<AtomicU64>,
+        /// Updated by the connection as it reads.
+        liveness: Arc<Liveness>,
     },
     FromWorker {
         id: String,
@@ -269,8 +268,8 @@ impl Coordinator {
                 hello,
                 conn,
                 tx,
-                seen,
-            } => self.on_join(hello, conn, tx, seen),
+                liveness,
+            } => self.on_join(hello, conn, tx, liveness),
             Event::FromWorker {
                 id,
                 conn,
@@ -330,9 +329,9 @@ impl Coordinator {
         hello: Hello,
         conn: ConnId,
         tx: mpsc::Sender<MasterMessage>,
-        seen: Arc<AtomicU64>,
+        liveness: Arc<Liveness>,
     ) {
-        let member = Member::new(&hello, conn, tx, seen, now_ms());
+        let member = Member::new(&hello, conn, tx, liveness, now_ms());
         let verb = match self.members.join(member) {
             Joined::New => "joined",
             Joined::Returned => "rejoined",
