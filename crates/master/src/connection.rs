@@ -26,7 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::{Instant, timeout_at};
 
 use crate::coordinator::Event;
-use crate::inbox::{Inbox, ReportBudget, report_budget};
+use crate::inbox::{Inbox, ReportBudget, permits_for, report_budget};
 use crate::membership::{ConnId, HELD, Liveness, mono_ms};
 use crate::wire::Incoming;
 
@@ -164,7 +164,8 @@ async fn hand_over<I: Incoming>(to: &ToCoordinator<'_>, mut unsent: Unsent<I>) -
         let Some(frame) = unsent.raw.take() else {
             return true;
         };
-        let Ok(permit) = to.budget.clone().acquire_owned().await else {
+        let n = permits_for(frame.wire_bytes());
+        let Ok(permit) = to.budget.clone().acquire_many_owned(n).await else {
             return false;
         };
         match frame.decode() {
@@ -217,7 +218,8 @@ where
                 Some(Err(e)) => return Some(e.to_string()),
                 None => return Some("the worker closed the connection".to_string()),
             },
-            permit = to.budget.clone().acquire_owned(), if raw.is_some() && !inbox.holds_report() => {
+            permit = to.budget.clone().acquire_many_owned(raw.as_ref().map_or(1, |f| permits_for(f.wire_bytes()))),
+                if raw.is_some() && !inbox.holds_report() => {
                 let (Ok(permit), Some(frame)) = (permit, raw.take()) else {
                     return None;
                 };
@@ -270,7 +272,10 @@ fn take_in<I: Incoming>(
     if inbox.holds_report() {
         return Ok(Some(frame));
     }
-    match budget.clone().try_acquire_owned() {
+    match budget
+        .clone()
+        .try_acquire_many_owned(permits_for(frame.wire_bytes()))
+    {
         Ok(permit) => {
             inbox.put(frame.decode()?, Some(permit));
             Ok(None)

@@ -16,15 +16,23 @@ use protocol::{Report, WorkerMessage, WorkerStatus};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Decoded reports held master-wide (queued for the coordinator or held by
-/// connections), each up to about a megabyte: this bounds the master's
-/// memory however far behind it is.
+/// connections), counted in reports of [`BUDGET_UNIT_BYTES`] on the wire
+/// (a report of 50 entries, about a megabyte decoded; a larger one takes
+/// as many permits as it is units long): this bounds the master's memory
+/// however far behind it is.
 pub const DECODED_REPORTS: usize = 128;
+pub const BUDGET_UNIT_BYTES: usize = 64 * 1024;
 
 /// Permits for holding a decoded report, shared by all connections.
 pub type ReportBudget = Arc<Semaphore>;
 
 pub fn report_budget() -> ReportBudget {
     Arc::new(Semaphore::new(DECODED_REPORTS))
+}
+
+/// The permits a frame of `wire_bytes` takes.
+pub fn permits_for(wire_bytes: usize) -> u32 {
+    (wire_bytes / BUDGET_UNIT_BYTES).clamp(1, DECODED_REPORTS) as u32
 }
 
 /// A report on its way to the coordinator, with what it cost.

@@ -28,6 +28,8 @@ pub trait Incoming: Send + 'static {
     /// Whether decoding it may cost much memory: a frame larger than a
     /// handshake's, not yet decoded.
     fn is_large(&self) -> bool;
+    /// Its size on the wire (0 when it never was bytes).
+    fn wire_bytes(&self) -> usize;
     fn decode(self) -> Result<WorkerMessage, CodecError>;
 }
 
@@ -35,6 +37,10 @@ pub trait Incoming: Send + 'static {
 impl Incoming for WorkerMessage {
     fn is_large(&self) -> bool {
         false
+    }
+
+    fn wire_bytes(&self) -> usize {
+        0
     }
 
     fn decode(self) -> Result<WorkerMessage, CodecError> {
@@ -48,6 +54,10 @@ pub struct RawFrame(BytesMut);
 impl Incoming for RawFrame {
     fn is_large(&self) -> bool {
         self.0.len() > MAX_HANDSHAKE_FRAME_BYTES
+    }
+
+    fn wire_bytes(&self) -> usize {
+        self.0.len()
     }
 
     fn decode(mut self) -> Result<WorkerMessage, CodecError> {
