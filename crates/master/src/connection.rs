@@ -28,7 +28,7 @@ use tokio::time::{Instant, timeout_at};
 use crate::coordinator::Event;
 use crate::inbox::{Inbox, ReportBudget, permits_for, report_budget};
 use crate::membership::{ConnId, HELD, Liveness, mono_ms};
-use crate::wire::Incoming;
+use crate::wire::{Heard, Incoming};
 
 /// How long a new connection has to pass the whole handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,6 +74,7 @@ where
     T: Stream<Item = Result<I, CodecError>>
         + Sink<MasterMessage, Error = CodecError>
         + FrameLimit
+        + Heard
         + Unpin,
     I: Incoming,
 {
@@ -191,7 +192,10 @@ async fn pump<T, I>(
     unsent: &mut Unsent<I>,
 ) -> Option<String>
 where
-    T: Stream<Item = Result<I, CodecError>> + Sink<MasterMessage, Error = CodecError> + Unpin,
+    T: Stream<Item = Result<I, CodecError>>
+        + Sink<MasterMessage, Error = CodecError>
+        + Heard
+        + Unpin,
     I: Incoming,
 {
     let Unsent { inbox, raw } = unsent;
@@ -239,6 +243,10 @@ where
                     match &msg {
                         MasterMessage::Ack { seq } => inbox.acked(*seq),
                         MasterMessage::Heartbeat => {
+                            // Part of a frame is news of the worker too.
+                            if let (true, Some(heard)) = (reading, io.heard_ms()) {
+                                liveness.seen.fetch_max(heard, Ordering::Relaxed);
+                            }
                             liveness.drained.store(mono_ms(), Ordering::Relaxed);
                         }
                         _ => {}

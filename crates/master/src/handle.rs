@@ -16,7 +16,7 @@ use crate::connection::{self, Greeting};
 use crate::coordinator::{Coordinator, Event, MasterConfig, RunRequest, now_ms};
 use crate::error::MasterError;
 use crate::snapshot::{HistoryPoint, RunState, Snapshot};
-use crate::wire::Incoming;
+use crate::wire::{Heard, Incoming};
 
 #[derive(Clone)]
 pub struct MasterHandle {
@@ -212,6 +212,7 @@ impl MasterHandle {
         T: Stream<Item = Result<I, CodecError>>
             + Sink<MasterMessage, Error = CodecError>
             + FrameLimit
+            + Heard
             + Unpin
             + Send
             + 'static,

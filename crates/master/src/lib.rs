@@ -27,7 +27,7 @@ pub use error::MasterError;
 pub use handle::{MasterHandle, start, start_slowed};
 pub use membership::WorkerView;
 pub use snapshot::{HistoryPoint, ProfileView, RunState, Snapshot};
-pub use wire::Incoming;
+pub use wire::{Heard, Incoming};
 pub mod scale;
 pub mod validate;
 pub mod web;

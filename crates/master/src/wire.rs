@@ -110,12 +110,81 @@ impl Encoder<MasterMessage> for RawCodec {
     }
 }
 
+/// A link that can tell when its last bytes came in, before they make a
+/// whole frame: a large report arriving slowly is a worker talking.
+pub trait Heard {
+    /// [`crate::membership::mono_ms`] of the last bytes read; None when the
+    /// link does not know.
+    fn heard_ms(&self) -> Option<u64>;
+}
+
+impl<T, C> Heard for Framed<T, C> {
+    fn heard_ms(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl<In, Out> Heard for protocol::memory::MemoryEnd<In, Out> {
+    fn heard_ms(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// A byte stream that notes when bytes last came in.
+pub struct Stamped<T> {
+    io: T,
+    heard_ms: u64,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Stamped<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.heard_ms = crate::membership::mono_ms();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Stamped<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
 /// A worker's TCP link as the master reads it.
-pub struct RawLink<T>(Framed<T, RawCodec>);
+pub struct RawLink<T>(Framed<Stamped<T>, RawCodec>);
 
 /// Wraps a new connection: small frames until the handshake is passed.
 pub fn raw_link<T: AsyncRead + AsyncWrite>(io: T) -> RawLink<T> {
+    let io = Stamped {
+        io,
+        heard_ms: crate::membership::mono_ms(),
+    };
     RawLink(Framed::new(io, RawCodec::guarded()))
+}
+
+impl<T> Heard for RawLink<T> {
+    fn heard_ms(&self) -> Option<u64> {
+        Some(self.0.get_ref().heard_ms)
+    }
 }
 
 impl<T> FrameLimit for RawLink<T> {
