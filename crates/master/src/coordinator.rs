@@ -15,18 +15,17 @@ mod run;
 mod tick;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use protocol::{Hello, MasterMessage, ScriptText, WorkerMessage, WorkerState};
 use script::ScriptInfo;
 use stats::RequestStats;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::MasterError;
-use crate::membership::{ConnId, Joined, Member, Members};
+use crate::membership::{ConnId, Joined, Liveness, Member, Members};
 use crate::profile::Profile;
 use crate::snapshot::{HistoryPoint, RunState, Snapshot};
 
@@ -72,13 +71,16 @@ pub enum Event {
         hello: Hello,
         conn: ConnId,
         tx: mpsc::Sender<MasterMessage>,
-        /// Updated by the connection whenever a frame arrives.
-        seen: Arc<AtomicU64>,
+        /// Updated by the connection as it reads.
+        liveness: Arc<Liveness>,
     },
     FromWorker {
         id: String,
         conn: ConnId,
         msg: WorkerMessage,
+        /// Held until the message is handled: a decoded report counts
+        /// against the master's budget until merged.
+        permit: Option<OwnedSemaphorePermit>,
     },
     Closed {
         id: String,
@@ -137,6 +139,15 @@ pub struct Coordinator {
     /// Time spent handling events and ticks, for the scale bench and
     /// anyone wondering how close the coordinator is to one full core.
     busy: Duration,
+    /// A worker's message changed user counts: see whether the run is
+    /// fully spawned after this batch (a look at every worker, so not
+    /// once per message).
+    spawn_check_due: bool,
+    /// Tests only ([`crate::handle::start_slowed`]): time each merge is
+    /// made to take, to see a master that cannot keep up.
+    merge_delay: Duration,
+    /// That time, owed by the merges of the batch at hand.
+    delay_owed: Duration,
 }
 
 /// Events handled in one batch before the deferred work is done.
@@ -165,7 +176,16 @@ impl Coordinator {
             rebalance_due: false,
             publish_due: false,
             busy: Duration::ZERO,
+            spawn_check_due: false,
+            merge_delay: Duration::ZERO,
+            delay_owed: Duration::ZERO,
         }
+    }
+
+    /// Makes every merge take `delay` longer (a test hook).
+    pub fn slowed(mut self, delay: Duration) -> Self {
+        self.merge_delay = delay;
+        self
     }
 
     /// Serves events until `shutdown`; a run still going then is stopped
@@ -178,7 +198,16 @@ impl Coordinator {
         while !draining || self.state == RunState::Stopping {
             tokio::select! {
                 event = self.events.recv() => match event {
-                    Some(event) => self.handle_batch(event),
+                    Some(event) => {
+                        self.handle_batch(event);
+                        let owed = std::mem::take(&mut self.delay_owed);
+                        if !owed.is_zero() {
+                            // The test hook: busy for as long, handling
+                            // nothing, without holding up the runtime's
+                            // other tasks (a test's simulated workers).
+                            tokio::time::sleep(owed).await;
+                        }
+                    }
                     None => break,
                 },
                 _ = tick.tick() => {
@@ -216,6 +245,9 @@ impl Coordinator {
     }
 
     fn flush(&mut self) {
+        if std::mem::take(&mut self.spawn_check_due) {
+            self.check_spawned();
+        }
         if std::mem::take(&mut self.rebalance_due) {
             self.rebalance(false);
         }
@@ -236,9 +268,17 @@ impl Coordinator {
                 hello,
                 conn,
                 tx,
-                seen,
-            } => self.on_join(hello, conn, tx, seen),
-            Event::FromWorker { id, conn, msg } => self.on_message(&id, conn, msg),
+                liveness,
+            } => self.on_join(hello, conn, tx, liveness),
+            Event::FromWorker {
+                id,
+                conn,
+                msg,
+                permit,
+            } => {
+                self.on_message(&id, conn, msg);
+                drop(permit);
+            }
             Event::Closed { id, conn, reason } => {
                 if self.members.mark_lost(&id, conn) {
                     tracing::warn!(
@@ -289,9 +329,9 @@ impl Coordinator {
         hello: Hello,
         conn: ConnId,
         tx: mpsc::Sender<MasterMessage>,
-        seen: Arc<AtomicU64>,
+        liveness: Arc<Liveness>,
     ) {
-        let member = Member::new(&hello, conn, tx, seen, now_ms());
+        let member = Member::new(&hello, conn, tx, liveness, now_ms());
         let verb = match self.members.join(member) {
             Joined::New => "joined",
             Joined::Returned => "rejoined",
@@ -319,7 +359,7 @@ impl Coordinator {
                     member.state = state;
                 }
                 member.status = status;
-                self.check_spawned();
+                self.spawn_check_due = true;
             }
             WorkerMessage::Report(report) => {
                 let fresh = report.seq > member.last_seq;
@@ -329,12 +369,13 @@ impl Coordinator {
                 member.users_counted_ms = now_ms();
                 if fresh && Some(report.run_id) == run_id {
                     self.stats.merge(&report.stats);
+                    self.delay_owed += self.merge_delay;
                 }
                 // Cumulative: a lost ack is covered by the next one.
                 let _ = member.tx.try_send(MasterMessage::Ack {
                     seq: member.last_seq,
                 });
-                self.check_spawned();
+                self.spawn_check_due = true;
             }
             WorkerMessage::Stopped { run_id } => {
                 member.stopped_run = Some(run_id);

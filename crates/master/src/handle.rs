@@ -3,9 +3,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use futures::{Sink, Stream};
-use protocol::{CodecError, FrameLimit, MasterMessage, ScriptText, WorkerMessage};
+use protocol::{CodecError, FrameLimit, MasterMessage, ScriptText};
 use script::ScriptInfo;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -15,6 +16,7 @@ use crate::connection::{self, Greeting};
 use crate::coordinator::{Coordinator, Event, MasterConfig, RunRequest, now_ms};
 use crate::error::MasterError;
 use crate::snapshot::{HistoryPoint, RunState, Snapshot};
+use crate::wire::{Heard, Incoming};
 
 #[derive(Clone)]
 pub struct MasterHandle {
@@ -28,15 +30,32 @@ pub struct MasterHandle {
     max_users: u32,
 }
 
+/// Events queued for the coordinator at most.
+const EVENTS_QUEUED: usize = 64;
+
 /// Starts the coordinator; it runs until `shutdown` fires.
 pub fn start(
     config: MasterConfig,
     info: ScriptInfo,
     shutdown: CancellationToken,
 ) -> (MasterHandle, JoinHandle<()>) {
-    // Bounded in messages, and a decoded report can weigh a megabyte: past
-    // this, connections wait (holding one message each) and TCP pushes back.
-    let (events_tx, events_rx) = mpsc::channel(1024);
+    start_slowed(config, info, shutdown, Duration::ZERO)
+}
+
+/// [`start`], with every merge of a report made to take `merge_delay`
+/// longer: how tests see a master that cannot keep up with its workers.
+#[doc(hidden)]
+pub fn start_slowed(
+    config: MasterConfig,
+    info: ScriptInfo,
+    shutdown: CancellationToken,
+    merge_delay: Duration,
+) -> (MasterHandle, JoinHandle<()>) {
+    // Short on purpose: what waits here is past merging into later reports
+    // of its worker, so a long queue would only add delay. Past it,
+    // connections hold their worker's messages (one report, merged) and,
+    // past the report budget, TCP pushes back.
+    let (events_tx, events_rx) = mpsc::channel(EVENTS_QUEUED);
     let initial = Snapshot {
         state: RunState::Ready,
         run_id: 0,
@@ -78,7 +97,8 @@ pub fn start(
         script: Arc::new(config.script.clone()),
         max_users: config.max_users,
     };
-    let coordinator = Coordinator::new(config, info, events_rx, published, history);
+    let coordinator =
+        Coordinator::new(config, info, events_rx, published, history).slowed(merge_delay);
     let task = tokio::spawn(coordinator.run(shutdown));
     (handle, task)
 }
@@ -195,14 +215,16 @@ impl MasterHandle {
     /// Serves one worker connection (TCP or in-memory) until it ends. A
     /// TCP link should come [`protocol::guarded`]: it opens after the
     /// handshake.
-    pub fn attach<T>(&self, io: T) -> JoinHandle<()>
+    pub fn attach<T, I>(&self, io: T) -> JoinHandle<()>
     where
-        T: Stream<Item = Result<WorkerMessage, CodecError>>
+        T: Stream<Item = Result<I, CodecError>>
             + Sink<MasterMessage, Error = CodecError>
             + FrameLimit
+            + Heard
             + Unpin
             + Send
             + 'static,
+        I: Incoming,
     {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(connection::serve(

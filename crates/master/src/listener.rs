@@ -14,8 +14,9 @@ pub async fn run(listener: TcpListener, master: MasterHandle, shutdown: Cancella
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     tracing::debug!(%peer, "worker connection");
-                    // Small frames only, until the peer passes the handshake.
-                    master.attach(protocol::guarded(stream));
+                    // Small frames only, until the peer passes the handshake;
+                    // read whole and decoded when the master can afford it.
+                    master.attach(crate::wire::raw_link(stream));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.

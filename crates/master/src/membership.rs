@@ -15,6 +15,47 @@ use tokio::sync::mpsc;
 /// the same worker's newer one.
 pub type ConnId = u64;
 
+/// A connection's `seen` while the master holds it up (it has left a
+/// frame unread for want of room): the worker is not silent, the master
+/// is behind.
+pub const HELD: u64 = u64::MAX;
+
+/// What a connection knows of its worker's liveness: written by the
+/// connection as it reads, read by the coordinator's tick. The silence it
+/// measures is the connection's own observation, so neither a busy
+/// coordinator nor a connection task the runtime has not run for a while
+/// turns into a worker's silence.
+pub struct Liveness {
+    /// When a frame last arrived ([`mono_ms`]), or [`HELD`].
+    pub seen: AtomicU64,
+    /// When the connection last found nothing left to read (as it passed
+    /// on the master's heartbeat); 0 before the first time.
+    pub drained: AtomicU64,
+}
+
+impl Liveness {
+    pub fn new() -> Arc<Liveness> {
+        Arc::new(Liveness {
+            seen: AtomicU64::new(mono_ms()),
+            drained: AtomicU64::new(0),
+        })
+    }
+
+    /// How long the worker had been silent when its connection last
+    /// looked; None while the master holds the connection up.
+    pub fn silent_ms(&self) -> Option<u64> {
+        let seen = self.seen.load(Ordering::Relaxed);
+        if seen == HELD {
+            return None;
+        }
+        let until = match self.drained.load(Ordering::Relaxed) {
+            0 => mono_ms(),
+            drained => drained,
+        };
+        Some(until.saturating_sub(seen))
+    }
+}
+
 /// Milliseconds on a monotonic clock that starts with the process.
 pub fn mono_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
@@ -31,9 +72,10 @@ pub struct Member {
     /// The highest report number merged from this incarnation.
     pub last_seq: u64,
     /// When a frame last arrived from this worker ([`mono_ms`]), set by
-    /// its connection as bytes come in: a busy coordinator that is slow to
-    /// handle a heartbeat must not take the worker for silent.
-    pub seen: Arc<AtomicU64>,
+    /// its connection as bytes come in, or [`HELD`]: a busy coordinator
+    /// that is slow to handle a heartbeat must not take the worker for
+    /// silent.
+    pub liveness: Arc<Liveness>,
     pub last_heartbeat_ms: u64,
     pub status: WorkerStatus,
     /// Users per type this worker was last told to run, in run `plan_run`.
@@ -76,7 +118,7 @@ impl Member {
         hello: &Hello,
         conn: ConnId,
         tx: mpsc::Sender<MasterMessage>,
-        seen: Arc<AtomicU64>,
+        liveness: Arc<Liveness>,
         now_ms: u64,
     ) -> Member {
         Member {
@@ -87,7 +129,7 @@ impl Member {
             tx,
             incarnation: hello.incarnation,
             last_seq: 0,
-            seen,
+            liveness,
             last_heartbeat_ms: now_ms,
             status: WorkerStatus::default(),
             plan: BTreeMap::new(),
@@ -195,7 +237,7 @@ impl Members {
         self.map
             .values()
             .filter(|m| {
-                let silent_ms = mono_ms().saturating_sub(m.seen.load(Ordering::Relaxed));
+                let silent_ms = m.liveness.silent_ms().unwrap_or(0);
                 m.is_live() && u128::from(silent_ms) > limit.as_millis()
             })
             .map(|m| (m.id.clone(), m.conn))
@@ -308,8 +350,7 @@ mod tests {
             nonce: None,
         };
         let (tx, rx) = mpsc::channel(8);
-        let seen = Arc::new(AtomicU64::new(mono_ms()));
-        (Member::new(&hello, conn, tx, seen, 0), rx)
+        (Member::new(&hello, conn, tx, Liveness::new(), 0), rx)
     }
 
     #[test]
@@ -354,15 +395,25 @@ mod tests {
     fn silence_is_judged_by_the_connection_clock_and_lost_ones_are_forgotten() {
         let mut m = Members::default();
         let (a, _rx) = member("w1", 1, 7);
-        let seen = a.seen.clone();
+        let liveness = a.liveness.clone();
         m.join(a);
         assert!(m.silent(Duration::from_secs(60)).is_empty());
-        seen.store(0, Ordering::Relaxed);
+        liveness.seen.store(0, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(
             m.silent(Duration::from_millis(1)),
             vec![("w1".to_string(), 1)]
         );
+        // Held up by the master: not silent, however long.
+        liveness.seen.store(HELD, Ordering::Relaxed);
+        assert!(m.silent(Duration::ZERO).is_empty());
+        // Silence is what the connection saw when it last drained the
+        // socket, not the time since then (it may not have run since).
+        liveness.seen.store(mono_ms(), Ordering::Relaxed);
+        liveness.drained.store(mono_ms() + 1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(m.silent(Duration::from_millis(2)).is_empty());
+        liveness.seen.store(0, Ordering::Relaxed);
         m.mark_lost("w1", 1);
         assert!(
             m.silent(Duration::ZERO).is_empty(),

@@ -9,14 +9,17 @@
 //! included), plus one loopback hop.
 //!
 //! Driven over stdin by the bench: `reset` starts a measurement window,
-//! `report` prints one JSON line about it, end of input exits.
+//! `report` prints one JSON line about it (with the totals sent since the
+//! start, to hold against the master's), `pause` stops sending reports
+//! (heartbeats go on), end of input exits. Tests start a [`Fleet`] in
+//! their own process instead.
 //!
 //! Reports are encoded once a second per template and only their run and
 //! sequence numbers patched per send, so the simulators cost little CPU and
 //! the machine's cores go to the master being measured.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -34,6 +37,7 @@ use tokio_util::codec::{Encoder, FramedRead};
 /// Distinct report contents in rotation (rebuilt every second, so their
 /// per-second counts are current, as a real worker's are).
 const TEMPLATES: usize = 4;
+/// Entries per report unless told otherwise.
 pub const ENTRIES: usize = 50;
 /// Users each simulated worker says it runs (the bench plans as many).
 pub const USERS: u32 = 10;
@@ -86,7 +90,7 @@ impl Frame {
 /// Checks once that a patched frame decodes to the numbers written in it.
 fn check_frames() {
     use tokio_util::codec::Decoder;
-    let frame = Frame::encode(one_second_of_requests(9));
+    let frame = Frame::encode(one_second_of_requests(9, 1));
     let mut buf = BytesMut::from(&frame.with(7, 42)[..]);
     let mut codec = MessageCodec::<WorkerMessage, MasterMessage>::default();
     match codec.decode(&mut buf) {
@@ -103,34 +107,56 @@ fn encode(msg: WorkerMessage) -> Vec<u8> {
     buf.to_vec()
 }
 
+/// A report's frame and the requests it counts.
+struct Template {
+    frame: Frame,
+    requests: u64,
+}
+
 /// What all simulated workers share.
 struct SimState {
-    templates: RwLock<Vec<Arc<Frame>>>,
+    entries: usize,
+    templates: RwLock<Vec<Arc<Template>>>,
     latency: Mutex<LatencyHistogram>,
+    /// Since the last `reset`.
     acked: AtomicU64,
     sent: AtomicU64,
     ready: AtomicUsize,
+    paused: AtomicBool,
+    totals: Totals,
 }
 
-/// Runs `n` simulated workers against `addr` until stdin closes.
-pub fn main(n: usize, addr: String) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    check_frames();
-    rt.block_on(async move {
+/// What the simulators sent and had acknowledged since they started.
+#[derive(Default)]
+pub struct Totals {
+    pub reports_sent: AtomicU64,
+    pub requests_sent: AtomicU64,
+    pub reports_acked: AtomicU64,
+}
+
+/// `n` simulated workers running on the current runtime.
+pub struct Fleet {
+    shared: Arc<SimState>,
+}
+
+impl Fleet {
+    /// Connects `n` workers sending reports of `entries` entries to
+    /// `addr`, and returns once every one is welcome.
+    pub async fn start(n: usize, addr: &str, entries: usize) -> Fleet {
+        check_frames();
         let shared = Arc::new(SimState {
-            templates: RwLock::new(build_templates()),
+            entries,
+            templates: RwLock::new(build_templates(entries)),
             latency: Mutex::new(LatencyHistogram::new()),
             acked: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             ready: AtomicUsize::new(0),
+            paused: AtomicBool::new(false),
+            totals: Totals::default(),
         });
         tokio::spawn(refresh_templates(shared.clone()));
         for i in 0..n {
-            tokio::spawn(worker(i, addr.clone(), shared.clone()));
+            tokio::spawn(worker(i, addr.to_string(), shared.clone()));
             // Do not overrun the listen backlog all at once.
             if i % 100 == 99 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -139,13 +165,41 @@ pub fn main(n: usize, addr: String) {
         while shared.ready.load(Ordering::Relaxed) < n {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        Fleet { shared }
+    }
+
+    pub fn totals(&self) -> &Totals {
+        &self.shared.totals
+    }
+
+    /// The longest a report waited for its acknowledgement, in ms.
+    pub fn max_wait_ms(&self) -> u64 {
+        self.shared.latency.lock().expect("lock").max_us() / 1000
+    }
+
+    /// Stops sending reports (heartbeats go on).
+    pub fn pause(&self) {
+        self.shared.paused.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs `n` simulated workers against `addr` until stdin closes.
+pub fn main(n: usize, addr: String, entries: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let fleet = Fleet::start(n, &addr, entries).await;
         println!("ready");
-        commands(&shared).await;
+        commands(&fleet).await;
     });
     rt.shutdown_timeout(Duration::from_millis(100));
 }
 
-async fn commands(shared: &SimState) {
+async fn commands(fleet: &Fleet) {
+    let shared = &fleet.shared;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut cpu0 = process_cpu_seconds();
     let mut t0 = Instant::now();
@@ -167,11 +221,15 @@ async fn commands(shared: &SimState) {
                     "acked_per_sec": shared.acked.load(Ordering::Relaxed) as f64 / secs,
                     "p50_ms": ms(0.5),
                     "p99_ms": ms(0.99),
-                    "max_ms": h.max_us() as f64 / 1000.0,
+                    "max_ms": fleet.max_wait_ms(),
                     "sim_cores": (process_cpu_seconds() - cpu0) / secs,
+                    "reports_sent": fleet.totals().reports_sent.load(Ordering::Relaxed),
+                    "requests_sent": fleet.totals().requests_sent.load(Ordering::Relaxed),
+                    "reports_acked": fleet.totals().reports_acked.load(Ordering::Relaxed),
                 });
                 println!("{line}");
             }
+            "pause" => fleet.pause(),
             _ => break,
         }
     }
@@ -181,7 +239,7 @@ async fn refresh_templates(shared: Arc<SimState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let fresh = build_templates();
+        let fresh = build_templates(shared.entries);
         *shared.templates.write().expect("lock") = fresh;
     }
 }
@@ -267,12 +325,12 @@ async fn worker(i: usize, addr: String, shared: Arc<SimState>) {
             return;
         }
         let run = run_id.load(Ordering::Relaxed);
-        if run == 0 {
+        if run == 0 || shared.paused.load(Ordering::Relaxed) {
             continue;
         }
         seq += 1;
-        let frame = shared.templates.read().expect("lock")[i % TEMPLATES].clone();
-        let bytes = frame.with(run, seq);
+        let template = shared.templates.read().expect("lock")[i % TEMPLATES].clone();
+        let bytes = template.frame.with(run, seq);
         in_flight
             .lock()
             .expect("lock")
@@ -281,6 +339,11 @@ async fn worker(i: usize, addr: String, shared: Arc<SimState>) {
             return;
         }
         shared.sent.fetch_add(1, Ordering::Relaxed);
+        let totals = &shared.totals;
+        totals.reports_sent.fetch_add(1, Ordering::Relaxed);
+        totals
+            .requests_sent
+            .fetch_add(template.requests, Ordering::Relaxed);
     }
 }
 
@@ -293,27 +356,34 @@ fn acknowledge(in_flight: &InFlight, shared: &SimState, seq: u64) {
         }
         h.record(at.elapsed().as_micros() as u64);
         shared.acked.fetch_add(1, Ordering::Relaxed);
+        shared.totals.reports_acked.fetch_add(1, Ordering::Relaxed);
         q.pop_front();
     }
 }
 
-fn build_templates() -> Vec<Arc<Frame>> {
+fn build_templates(entries: usize) -> Vec<Arc<Template>> {
     (0..TEMPLATES)
-        .map(|t| Arc::new(Frame::encode(one_second_of_requests(t as u64))))
+        .map(|t| {
+            let stats = one_second_of_requests(t as u64, entries);
+            let requests = stats.num_requests();
+            let frame = Frame::encode(stats);
+            Arc::new(Template { frame, requests })
+        })
         .collect()
 }
 
 /// Requests in one report, on average over the templates.
-pub fn mean_requests_per_report() -> f64 {
+pub fn mean_requests_per_report(entries: usize) -> f64 {
     let total: u64 = (0..TEMPLATES)
-        .map(|t| one_second_of_requests(t as u64).num_requests())
+        .map(|t| one_second_of_requests(t as u64, entries).num_requests())
         .sum();
     total as f64 / TEMPLATES as f64
 }
 
-/// What one worker records in a second: 50 endpoints, a few hundred
-/// requests each with spread latencies, some failures in a few groups.
-pub fn one_second_of_requests(seed: u64) -> RequestStats {
+/// What one worker records in a second: `entries` endpoints, a few
+/// hundred requests each with spread latencies, some failures in a few
+/// groups.
+pub fn one_second_of_requests(seed: u64, entries: usize) -> RequestStats {
     let now = master::now_ms();
     let mut stats = RequestStats::new(now - 1000);
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -323,7 +393,7 @@ pub fn one_second_of_requests(seed: u64) -> RequestStats {
         x ^= x << 17;
         x
     };
-    let names: Vec<String> = (0..ENTRIES)
+    let names: Vec<String> = (0..entries)
         .map(|i| format!("/api/v1/resource/{i}"))
         .collect();
     let errors = ["HTTP 500", "HTTP 503", "connection reset by peer"];
