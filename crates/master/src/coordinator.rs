@@ -131,6 +131,9 @@ pub struct Coordinator {
     history: Arc<RwLock<Vec<HistoryPoint>>>,
     /// The last membership summary logged, to log only changes.
     last_summary: String,
+    /// Until when workers that fell silent together keep the longer
+    /// silence limit (see `tick::silent_workers`).
+    group_silence_until: Option<Instant>,
     /// Membership changed: rebalance and publish once the events already
     /// queued are handled, not once per event (500 workers joining at once
     /// would otherwise cost 500 rebalances of 500 workers each).
@@ -173,6 +176,7 @@ impl Coordinator {
             published,
             history,
             last_summary: String::new(),
+            group_silence_until: None,
             rebalance_due: false,
             publish_due: false,
             busy: Duration::ZERO,

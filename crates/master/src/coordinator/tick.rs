@@ -59,18 +59,33 @@ impl Coordinator {
     /// workers dying at once; they get twice as long, so a stalled master
     /// does not throw away its workers (and their users) all together.
     /// Returns them with the limit applied.
-    fn silent_workers(&self, limit: Duration) -> (Vec<(String, ConnId)>, Duration) {
+    ///
+    /// Silence is measured per connection, when it passes on the master's
+    /// heartbeat, so workers that went quiet together cross the limit up
+    /// to a heartbeat apart: those within one heartbeat of it count as
+    /// falling silent with them.
+    fn silent_workers(&mut self, limit: Duration) -> (Vec<(String, ConnId)>, Duration) {
         let silent = self.members.silent(limit);
         let live = self.members.live_count();
-        if silent.len() < 3 || silent.len() * 2 <= live {
+        let near = limit.saturating_sub(self.config.heartbeat_interval);
+        let together = self.members.silent(near).len().max(silent.len());
+        let grouped = !silent.is_empty() && together >= 3 && together * 2 > live;
+        if grouped {
+            self.group_silence_until = Some(Instant::now() + limit * 2);
+        }
+        // The group keeps the longer limit while it lasts: one of it that
+        // crosses a tick after the others is not judged alone.
+        let in_grace = self
+            .group_silence_until
+            .is_some_and(|until| Instant::now() < until);
+        if !in_grace {
             return (silent, limit);
         }
         let longer = self.members.silent(limit * 2);
-        if longer.len() < silent.len() {
+        if grouped && longer.len() < silent.len() {
             tracing::warn!(
-                "{} of {live} workers fell silent at once; this master may be short of CPU, \
+                "{together} of {live} workers fell silent at once; this master may be short of CPU, \
                  so they get until {:?} of silence",
-                silent.len(),
                 limit * 2
             );
         }
