@@ -94,7 +94,8 @@ h2_n=$(awk '/^requests:/ {print $8}' "$out/h2load.txt")
 h2_cpu=$(cpu_of "$out/h2load.time")
 /usr/bin/time -f "%U %S" -o "$out/swarmer-h2.time" \
   taskset -c 1 "$bin" -f bench/get.lua --headless --no-history --cores 1 -u 50 -r 1000 -t "${secs}s" \
-  -H "https://127.0.0.1:$h2port" --http-version 2 --insecure --json --loglevel warn > "$out/swarmer-h2.json"
+  -H "https://127.0.0.1:$h2port" --http-version 2 --insecure --json --loglevel warn > "$out/swarmer-h2.json" \
+  2> "$out/swarmer-h2.log"
 sw2_n=$(python3 -c "
 import json; d = json.load(open('$out/swarmer-h2.json'))
 print([e for e in d['stats'] if e['name'] == 'Aggregated'][0]['num_requests'])")
