@@ -16,7 +16,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, Re
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::origin::{Origin, Scheme};
+use crate::dial::Route;
+use crate::origin::Origin;
 use crate::proxy::Proxy;
 use crate::timings::{ExchangeClock, Timings};
 use crate::wire::{self, Decoder, Message, RequestHead};
@@ -86,11 +87,8 @@ const READ_CHUNK: usize = 8 * 1024;
 
 /// One HTTP/1.1 connection and the endpoint it talks to.
 pub struct Conn {
-    scheme: Scheme,
-    host: String,
-    port: u16,
-    /// The proxy this connection goes through, if any.
-    via: Option<Arc<Proxy>>,
+    /// The origin it serves and the proxy it goes through.
+    pub route: Route,
     stream: Stream,
     /// Bytes read and not yet decoded; reused for every response.
     rbuf: BytesMut,
@@ -115,10 +113,7 @@ impl Conn {
         opened: Timings,
     ) -> Box<Conn> {
         Box::new(Conn {
-            scheme: origin.scheme,
-            host: origin.host.clone(),
-            port: origin.port,
-            via: via.cloned(),
+            route: Route::new(origin, via),
             stream,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
@@ -132,19 +127,6 @@ impl Conn {
     /// connection, once: a reused connection reports none.
     pub fn take_opened(&mut self) -> Timings {
         std::mem::take(&mut self.opened)
-    }
-
-    /// Whether this connection reaches `origin` the way `via` says.
-    pub fn serves(&self, origin: &Origin, via: Option<&Arc<Proxy>>) -> bool {
-        let same_route = match (&self.via, via) {
-            (None, None) => true,
-            (Some(a), Some(b)) => a.same(b),
-            _ => false,
-        };
-        self.scheme == origin.scheme
-            && self.port == origin.port
-            && self.host == origin.host
-            && same_route
     }
 
     /// Whether the connection may carry another request.

@@ -67,12 +67,7 @@ pub async fn open(
             }
             let t = Instant::now();
             let config = tls.for_version(version)?;
-            let name = ServerName::try_from(origin.host.clone())
-                .map_err(|e| format!("invalid TLS server name {:?}: {e}", origin.host))?;
-            let stream = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS handshake with {}: {e}", origin.host))?;
+            let stream = handshake(config, &origin.host, tcp).await?;
             opened.tls = t.elapsed();
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
             if h2 {
@@ -105,13 +100,55 @@ pub async fn dial(
     let Some((config, name)) = tls else {
         return Ok(Stream::Plain(tcp));
     };
+    let tls = handshake(config, name, tcp).await?;
+    Ok(Stream::Tls(Box::new(tls)))
+}
+
+/// TLS over `tcp`, verifying `name` and sending it as SNI.
+async fn handshake(
+    config: Arc<rustls::ClientConfig>,
+    name: &str,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
     let server = ServerName::try_from(name.to_string())
         .map_err(|e| format!("invalid TLS server name {name:?}: {e}"))?;
-    let tls = tokio_rustls::TlsConnector::from(config)
+    tokio_rustls::TlsConnector::from(config)
         .connect(server, tcp)
         .await
-        .map_err(|e| format!("TLS handshake with {name}: {e}"))?;
-    Ok(Stream::Tls(Box::new(tls)))
+        .map_err(|e| format!("TLS handshake with {name}: {e}"))
+}
+
+/// Where a connection goes: the origin it serves and the proxy it goes
+/// through. A pooled connection carries only requests of the same route.
+pub struct Route {
+    scheme: Scheme,
+    host: String,
+    port: u16,
+    via: Option<Arc<Proxy>>,
+}
+
+impl Route {
+    pub fn new(origin: &Origin, via: Option<&Arc<Proxy>>) -> Route {
+        Route {
+            scheme: origin.scheme,
+            host: origin.host.clone(),
+            port: origin.port,
+            via: via.cloned(),
+        }
+    }
+
+    /// Whether it reaches `origin` the way `via` says.
+    pub fn serves(&self, origin: &Origin, via: Option<&Arc<Proxy>>) -> bool {
+        let same_proxy = match (&self.via, via) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.same(b),
+            _ => false,
+        };
+        self.scheme == origin.scheme
+            && self.port == origin.port
+            && self.host == origin.host
+            && same_proxy
+    }
 }
 
 /// Looks `host` up (unless `addr` overrides it) and connects to the first
@@ -178,14 +215,14 @@ impl Dialed {
     /// allows (h2c only when asked for: Auto over plain TCP is HTTP/1.1).
     pub fn fits(&self, origin: &Origin, via: Option<&Arc<Proxy>>, version: HttpVersion) -> bool {
         match self {
-            Dialed::H1(c) => version != HttpVersion::Http2 && c.serves(origin, via),
+            Dialed::H1(c) => version != HttpVersion::Http2 && c.route.serves(origin, via),
             Dialed::H2(c) => {
                 let allowed = match version {
                     HttpVersion::Http2 => true,
                     HttpVersion::Auto => origin.scheme == Scheme::Https,
                     HttpVersion::Http1 => false,
                 };
-                allowed && c.serves(origin, via)
+                allowed && c.route.serves(origin, via)
             }
         }
     }

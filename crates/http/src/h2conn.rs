@@ -18,7 +18,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::conn::ExchangeError;
-use crate::origin::{Origin, Scheme};
+use crate::dial::Route;
+use crate::origin::Origin;
 use crate::proxy::Proxy;
 use crate::timings::{ExchangeClock, Timings};
 use crate::wire::{Message, RequestHead, USER_AGENT};
@@ -27,10 +28,8 @@ use crate::wire::{Message, RequestHead, USER_AGENT};
 const MAX_BODY: usize = 256 * 1024 * 1024;
 
 pub struct H2Conn {
-    scheme: Scheme,
-    host: String,
-    port: u16,
-    via: Option<Arc<Proxy>>,
+    /// The origin it serves and the proxy it goes through.
+    pub route: Route,
     send: SendRequest<Bytes>,
     opened: Timings,
 }
@@ -55,26 +54,10 @@ impl H2Conn {
             }
         });
         Ok(H2Conn {
-            scheme: origin.scheme,
-            host: origin.host.clone(),
-            port: origin.port,
-            via: via.cloned(),
+            route: Route::new(origin, via),
             send,
             opened,
         })
-    }
-
-    /// Whether this connection reaches `origin` the way `via` says.
-    pub fn serves(&self, origin: &Origin, via: Option<&Arc<Proxy>>) -> bool {
-        let same_route = match (&self.via, via) {
-            (None, None) => true,
-            (Some(a), Some(b)) => a.same(b),
-            _ => false,
-        };
-        self.scheme == origin.scheme
-            && self.port == origin.port
-            && self.host == origin.host
-            && same_route
     }
 
     /// See [`crate::conn::Conn::take_opened`].

@@ -28,27 +28,16 @@ struct Counts {
     requests: AtomicU64,
 }
 
-/// The server; `tls`: over TLS, offering h2 and http/1.1 by ALPN.
-fn start(tls: bool) -> (SocketAddr, Arc<Counts>) {
+/// A listener on 127.0.0.1:0 whose connections `serve` handles, each in a
+/// task of a runtime on its own thread; it lives until the test ends.
+fn listen<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    let counts = Arc::new(Counts::default());
-    let c = counts.clone();
-    let acceptor = tls.then(|| {
-        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-        let key =
-            rustls::pki_types::PrivateKeyDer::try_from(ck.signing_key.serialize_der()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![ck.cert.der().clone()], key)
-            .unwrap();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        tokio_rustls::TlsAcceptor::from(Arc::new(config))
-    });
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -58,20 +47,46 @@ fn start(tls: bool) -> (SocketAddr, Arc<Counts>) {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             while let Ok((tcp, _)) = listener.accept().await {
-                c.connections.fetch_add(1, Ordering::SeqCst);
-                let (c, acceptor) = (c.clone(), acceptor.clone());
-                tokio::spawn(async move {
-                    match acceptor {
-                        None => serve(TokioIo::new(tcp), c).await,
-                        Some(a) => {
-                            if let Ok(s) = a.accept(tcp).await {
-                                serve(TokioIo::new(s), c).await;
-                            }
-                        }
-                    }
-                });
+                tokio::spawn(serve(tcp));
             }
         });
+    });
+    addr
+}
+
+/// A self-signed certificate for "localhost", offering `alpn`.
+fn tls_acceptor(alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(ck.signing_key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![ck.cert.der().clone()], key)
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// The server; `tls`: over TLS, offering h2 and http/1.1 by ALPN.
+fn start(tls: bool) -> (SocketAddr, Arc<Counts>) {
+    let counts = Arc::new(Counts::default());
+    let c = counts.clone();
+    let acceptor = tls.then(|| tls_acceptor(&[b"h2", b"http/1.1"]));
+    let addr = listen(move |tcp| {
+        c.connections.fetch_add(1, Ordering::SeqCst);
+        let (c, acceptor) = (c.clone(), acceptor.clone());
+        async move {
+            match acceptor {
+                None => serve(TokioIo::new(tcp), c).await,
+                Some(a) => {
+                    if let Ok(s) = a.accept(tcp).await {
+                        serve(TokioIo::new(s), c).await;
+                    }
+                }
+            }
+        }
     });
     (addr, counts)
 }
@@ -182,25 +197,11 @@ fn h2c_by_prior_knowledge_over_tcp() {
 /// and the next request still works on the same connection.
 #[test]
 fn a_reset_stream_is_a_failed_request() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            while let Ok((tcp, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut conn = h2::server::handshake(tcp).await.unwrap();
-                    while let Some(Ok((_req, mut respond))) = conn.accept().await {
-                        respond.send_reset(h2::Reason::REFUSED_STREAM);
-                    }
-                });
-            }
-        });
+    let addr = listen(|tcp| async move {
+        let mut conn = h2::server::handshake(tcp).await.unwrap();
+        while let Some(Ok((_req, mut respond))) = conn.accept().await {
+            respond.send_reset(h2::Reason::REFUSED_STREAM);
+        }
     });
     let u = user(addr, "http");
     for _ in 0..2 {
@@ -215,31 +216,13 @@ fn a_reset_stream_is_a_failed_request() {
 
 #[test]
 fn http2_only_to_a_server_without_h2_says_so() {
-    // The TLS target of the TLS tests speaks HTTP/1.1 only.
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(ck.signing_key.serialize_der()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![ck.cert.der().clone()], key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            while let Ok((tcp, _)) = listener.accept().await {
-                let _ = acceptor.accept(tcp).await;
-            }
-        });
+    // A TLS server that offers no ALPN protocol: HTTP/1.1 only.
+    let acceptor = tls_acceptor(&[]);
+    let addr = listen(move |tcp| {
+        let acceptor = acceptor.clone();
+        async move {
+            let _ = acceptor.accept(tcp).await;
+        }
     });
     let u = user(addr, "https");
     let r = get(&u, "/", HttpVersion::Http2);
