@@ -11,6 +11,7 @@
 //! the web forms and the API so all refuse the same values with the same
 //! words.
 
+mod autoscale;
 mod history;
 mod outputs;
 mod secure;
@@ -112,6 +113,8 @@ pub struct Cluster {
     pub namespace: Option<String>,
     /// How local workers are started; their port is known once bound.
     pub local: LocalWorkers,
+    /// `--autoscale MIN:MAX` and its marks, checked against the scaler.
+    pub autoscale: Option<master::autoscale::Policy>,
 }
 
 pub struct LocalWorkers {
@@ -146,10 +149,13 @@ impl Config {
             let control = control(args, token, Some(args.cluster.expect_workers))?;
             return Ok(Config::Master(Box::new(control), cluster));
         }
-        if args.cluster.scaler.is_some() || args.cluster.workers.is_some() {
+        if args.cluster.scaler.is_some()
+            || args.cluster.workers.is_some()
+            || args.autoscale.autoscale.is_some()
+        {
             return Err(usage(
-                "--scaler and --workers need --master: scaled workers join a master's worker port \
-                 (for example: swarmer --master --scaler local --workers 4 -f SCRIPT)",
+                "--scaler and --workers need --master (so does --autoscale): scaled workers join a \
+                 master's worker port (for example: swarmer --master --scaler local --workers 4 -f SCRIPT)",
             ));
         }
         Ok(Config::Standalone(Box::new(control(args, token, None)?)))
@@ -421,6 +427,15 @@ fn cluster(args: &RunArgs, token: Option<&str>) -> Result<Cluster, UsageError> {
             )));
         }
     }
+    let autoscale = autoscale::policy(&args.autoscale, c.scaler, c.max_workers)?;
+    if let (Some(n), Some(p)) = (c.workers, &autoscale)
+        && (n < p.min || n > p.max)
+    {
+        return Err(usage(format!(
+            "--workers {n} is outside --autoscale {}:{}",
+            p.min, p.max
+        )));
+    }
     // Children join over loopback unless the master listens on one address only.
     let child_host = match host.as_str() {
         "0.0.0.0" | "::" | "[::]" => "127.0.0.1".to_string(),
@@ -439,6 +454,7 @@ fn cluster(args: &RunArgs, token: Option<&str>) -> Result<Cluster, UsageError> {
             grace: args.stop_timeout + Duration::from_secs(5),
             extra_args: local_worker_args(args),
         },
+        autoscale,
     })
 }
 

@@ -212,6 +212,13 @@ fn report(
                 snap.lost_workers
             );
         }
+        if !snap.saturated_workers.is_empty() {
+            println!(
+                "Figures taken with saturated generators: {} used over 90% of their CPU \
+                 (latencies include their own queueing); add workers or use --autoscale",
+                snap.saturated_workers.join(", ")
+            );
+        }
         print!("{}", recording.baseline_summary(record));
         if !verdict.is_empty() {
             print!("Checks\n{}", verdict::render::table(verdict));

@@ -89,6 +89,7 @@ pub fn final_json(snap: &Snapshot, verdict: &verdict::Verdict) -> serde_json::Va
         "user_count": snap.user_count,
         "worker_count": snap.worker_count,
         "lost_workers": snap.lost_workers,
+        "saturated_workers": snap.saturated_workers,
         "fail_ratio": s.fail_ratio(),
         "dropped_iterations": s.dropped_iterations_total(),
         "dropped_iterations_by_user_type": s.dropped_iterations(),
