@@ -100,6 +100,9 @@ pub struct Headless {
     pub stop_timeout: Duration,
     pub expect_workers: usize,
     pub expect_workers_max_wait: Option<Duration>,
+    /// `--autoscale`'s record, set by the master role once it starts the
+    /// autoscaler: its decisions go into the summary and the HTML report.
+    pub autoscale: Option<master::autoscale::Autoscale>,
 }
 
 /// The master role's worker port and scaling.
@@ -325,6 +328,7 @@ fn control(
             stop_timeout: args.stop_timeout,
             expect_workers: expect_workers.unwrap_or(1),
             expect_workers_max_wait: args.cluster.expect_workers_max_wait,
+            autoscale: None,
         })
     } else {
         // A run started from the UI has no end of its own to act on:

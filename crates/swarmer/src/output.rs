@@ -103,14 +103,15 @@ pub fn write_html(
     snap: &Snapshot,
     verdict: &verdict::Verdict,
     history: &[HistoryPoint],
+    autoscaled: &[master::autoscale::Event],
 ) -> anyhow::Result<()> {
     let html = if snap.checks == verdict.checks {
-        master::web::render_report(master, snap, history)
+        master::web::render_report_autoscaled(master, snap, history, autoscaled)
     } else {
         // The verdict holds checks the master did not make (regressions).
         let mut judged = snap.clone();
         judged.checks = verdict.checks.clone();
-        master::web::render_report(master, &judged, history)
+        master::web::render_report_autoscaled(master, &judged, history, autoscaled)
     };
     std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))
 }

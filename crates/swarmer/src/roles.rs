@@ -141,6 +141,9 @@ pub async fn master(
     let mut scaling = start_scaling(&cluster, worker_addr).await?;
     let autoscale_stop = CancellationToken::new();
     scaling.start_autoscale(&cluster, &handle, &autoscale_stop);
+    if let Mode::Headless(headless) = &mut control.mode {
+        headless.autoscale = scaling.autoscale.clone();
+    }
     let ext = start_extensions(&control, &handle).await?;
     let stop_timeout = control.stop_timeout;
     let headless = matches!(control.mode, Mode::Headless(_));

@@ -331,3 +331,49 @@ fn autoscale_flags_that_cannot_work_are_refused_at_startup() {
         assert!(text.contains(expected), "{args:?}: {text}");
     }
 }
+
+#[test]
+fn a_headless_run_lists_its_decisions_in_the_summary_and_the_html_report() {
+    let dir = TempDir::new("autoscale-headless");
+    let script = dir.write("busy.lua", BUSY_SCRIPT);
+    let html = dir.path().join("report.html");
+    let html_arg = html.to_string_lossy().into_owned();
+    let mut args = vec![
+        "--master",
+        "-f",
+        script.as_str(),
+        "--master-bind-port",
+        "0",
+        "--scaler",
+        "local",
+        "--workers",
+        "1",
+        "--expect-workers",
+        "1",
+        "--autoscale",
+        "1:2",
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "50",
+        "-t",
+        "8s",
+        "--html",
+        &html_arg,
+    ];
+    args.extend_from_slice(AUTOSCALE_FLAGS);
+    let mut proc = Proc::swarmer("headless", dir.path(), &args);
+    let status = proc
+        .wait_exit(Duration::from_secs(120))
+        .expect("the run ends");
+    let text = proc.lines().join("\n");
+    // No request is made (the users only burn CPU): exit 1 says so.
+    assert!(status.code().is_some(), "{text}");
+    assert!(
+        text.contains("Autoscaling: scaled 1 → 2: "),
+        "the summary lists the decision: {text}"
+    );
+    let report = std::fs::read_to_string(&html).expect("the HTML report");
+    assert!(report.contains("scaled 1 → 2: "), "the report lists it");
+}
