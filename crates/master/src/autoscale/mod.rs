@@ -186,6 +186,10 @@ pub async fn run(
     let mut decider = Decider::new();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Between runs there is nothing to judge but the floor (first look)
+    // and the end of a run: the scaler (an API server) is not asked then.
+    let mut watching = true;
+    let mut last_error = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -197,16 +201,24 @@ pub async fn run(
         if reset {
             decider.reset();
         }
-        if paused {
+        let active = snap.state.is_active();
+        if paused || !(active || watching) {
             continue;
         }
         let desired = match scaler.status().await {
             Ok(status) => status.desired,
             Err(e) => {
-                tracing::warn!(target: "swarmer::autoscale", "cannot read the scaler's status: {e}");
+                let text = e.to_string();
+                // Once per distinct error, not once a tick.
+                if last_error.as_ref() != Some(&text) {
+                    tracing::warn!(target: "swarmer::autoscale", "cannot read the scaler's status: {text}");
+                    last_error = Some(text);
+                }
                 continue;
             }
         };
+        last_error = None;
+        watching = active;
         let policy = autoscale.policy();
         let Some(decision) = decider.observe(&policy, &sample(&snap, desired)) else {
             continue;
