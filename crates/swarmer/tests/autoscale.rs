@@ -3,7 +3,8 @@
 //! running a script whose users only burn CPU. The master adds workers
 //! while they are hot, gives the newcomers users, and scales back after
 //! the run; a manual scale pauses it until the next run; the Kubernetes
-//! scaler's requests go to a fake API server; bad flags are refused.
+//! scaler's requests go to a fake API server; bad flags are refused; and a
+//! run with a saturated worker says so in its summary.
 //!
 //! The marks are low (the machine running the tests is shared, so a busy
 //! worker may get well under a whole core) and the windows short, so every
@@ -377,4 +378,68 @@ fn a_headless_run_lists_its_decisions_in_the_summary_and_the_html_report() {
     );
     let report = std::fs::read_to_string(&html).expect("the HTML report");
     assert!(report.contains("scaled 1 → 2: "), "the report lists it");
+}
+
+#[test]
+fn the_summary_says_when_figures_were_taken_with_saturated_generators() {
+    use common::raw::{RawClient, hello};
+    use protocol::{MasterMessage, WorkerMessage, WorkerState, WorkerStatus};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = TempDir::new("autoscale-saturated");
+    let script = dir.write("busy.lua", BUSY_SCRIPT);
+    let mut master = common::cluster::Master::start(
+        dir.path(),
+        &[
+            "-f",
+            &script,
+            "--headless",
+            "--expect-workers",
+            "1",
+            "-u",
+            "1",
+            "-r",
+            "10",
+            "-t",
+            "3s",
+            "--heartbeat-interval",
+            "100ms",
+            "--stop-timeout",
+            "1s",
+        ],
+    );
+    // A hand-driven worker that reports 97% of its one core: a real one
+    // cannot be made that hot reliably on a machine others share.
+    let mut hot = RawClient::connect(master.port);
+    hot.send(hello("hot"));
+    assert!(matches!(hot.recv(WAIT), Ok(MasterMessage::Welcome { .. })));
+    let done = Arc::new(AtomicBool::new(false));
+    let beating = done.clone();
+    let beats = std::thread::spawn(move || {
+        let status = WorkerMessage::Heartbeat(WorkerStatus {
+            state: Some(WorkerState::Running),
+            user_count: 1,
+            cpu_percent: 97.0,
+            memory_bytes: 1 << 20,
+        });
+        while !beating.load(Ordering::Relaxed) {
+            // The master hangs up at the end: stop then.
+            let sent =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hot.send(status.clone())));
+            if sent.is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let status = master.proc.wait_exit(WAIT);
+    done.store(true, Ordering::Relaxed);
+    let _ = beats.join();
+    let text = master.proc.lines().join("\n");
+    assert!(status.is_some(), "the run ends: {text}");
+    assert!(
+        text.contains("Figures taken with saturated generators: hot used over 90% of their CPU"),
+        "{text}"
+    );
 }
