@@ -169,6 +169,10 @@ async fn every_scale_action_is_logged_with_who_asked() {
         .header("content-type", "application/json")
         .body(Body::from(r#"{"workers": 3}"#))
         .unwrap();
+    // Another test's thread, with no subscriber, may register the log's
+    // callsite while this one's subscriber is being set, and tracing then
+    // caches "never" for it: recompute before the line is logged.
+    tracing::callsite::rebuild_interest_cache();
     assert_eq!(send(&app, request).await.status, 200);
     let lines = logs.since(0, 100);
     let line = lines

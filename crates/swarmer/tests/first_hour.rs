@@ -200,7 +200,14 @@ fn a_default_headless_run_prints_progress_and_summary_without_escapes() {
         .filter(|l| l.contains(" INFO ") || l.contains("workers:") || l.contains("joined"))
         .collect();
     assert!(noise.is_empty(), "more than progress: {noise:#?}");
-    assert!(stderr.lines().any(|l| l.contains("users 5/5")), "{stderr}");
+    // A progress line, whatever point of the ramp a busy machine let it
+    // catch.
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with('[') && l.contains(" users ")),
+        "{stderr}"
+    );
 
     // -L info still tells everything, and still without colours.
     let out = demo_run(dir.path(), &["-L", "info"]);
