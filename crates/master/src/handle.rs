@@ -70,6 +70,7 @@ pub fn start_slowed(
         workers: Vec::new(),
         worker_count: 0,
         lost_workers: 0,
+        saturated_workers: Vec::new(),
         user_types: info.user_types.iter().map(|t| t.name.clone()).collect(),
         run_user_types: Vec::new(),
         stats: stats::RequestStats::new(now_ms()),

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod autoscale;
 mod connection;
 mod coordinator;
 mod dispatch;

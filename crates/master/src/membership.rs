@@ -168,6 +168,9 @@ pub struct Members {
     map: BTreeMap<String, Member>,
     /// Workers lost during the current run (not those that left cleanly).
     pub lost_this_run: u32,
+    /// Workers saturated during the current run (the hot-worker warning):
+    /// its figures include their own queueing.
+    pub saturated_this_run: std::collections::BTreeSet<String>,
 }
 
 impl Members {

@@ -62,6 +62,10 @@ pub struct Snapshot {
     pub worker_count: usize,
     /// Workers lost during this run: their last unreported second is missing.
     pub lost_workers: u32,
+    /// Workers that were saturated (CPU over 90% of their cores for ten
+    /// heartbeats) during this run: its figures were taken with saturated
+    /// generators, so its latencies include their own queueing.
+    pub saturated_workers: Vec<String>,
     pub user_types: Vec<String>,
     /// The user types the current (or last) run asked for; empty: all.
     pub run_user_types: Vec<String>,

@@ -160,3 +160,39 @@ async fn the_report_is_self_contained() {
     assert!(empty.contains("No history was recorded"));
     assert!(empty.contains("No failures."));
 }
+
+#[tokio::test]
+async fn the_report_says_when_generators_were_saturated_and_lists_autoscaling() {
+    use master::autoscale::{Decision, Direction, Event};
+    let h = Harness::new().await;
+    let snap = hostile_snapshot(&h.master.snapshot());
+    let html = render_report(&h.master, &snap, &history(snap.now_ms));
+    assert!(!html.contains("id=\"saturated\""), "not without saturation");
+    assert!(!html.contains("<h2>Autoscaling</h2>"));
+
+    let mut hot = snap.clone();
+    hot.saturated_workers = vec!["w-1".into(), HOSTILE.into()];
+    let decision = Decision {
+        from: 3,
+        to: 5,
+        direction: Direction::Up,
+        reason: "average worker CPU 91% for 15 s".into(),
+    };
+    let event = Event {
+        time_ms: snap.now_ms,
+        run_id: snap.run_id,
+        message: decision.message(),
+        decision,
+        error: None,
+    };
+    let html =
+        master::web::render_report_autoscaled(&h.master, &hot, &history(snap.now_ms), &[event]);
+    let banner = &html[html.find("id=\"saturated\"").expect("the banner")..];
+    let banner = &banner[..banner.find("</p>").unwrap()];
+    assert!(
+        banner.contains("Figures taken with saturated generators: w-1, "),
+        "{banner}"
+    );
+    assert!(!banner.contains("<script>"), "names are escaped: {banner}");
+    assert!(html.contains("scaled 3 → 5: average worker CPU 91% for 15 s"));
+}

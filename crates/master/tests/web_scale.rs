@@ -32,7 +32,7 @@ async fn shows_desired_connected_and_ready() {
     let status = send(&app, get("/api/v1/workers/scale")).await.json();
     assert_eq!(
         status,
-        json!({ "desired": 3, "connected": 1, "ready": 1, "scaler": "fake", "max_workers": 5, "warning": null })
+        json!({ "desired": 3, "connected": 1, "ready": 1, "scaler": "fake", "max_workers": 5, "warning": null, "autoscale": null })
     );
 
     let none = h.router(WebConfig::default());
@@ -182,4 +182,41 @@ async fn every_scale_action_is_logged_with_who_asked() {
     assert!(line.message.contains("from=2"), "{}", line.message);
     assert!(line.message.contains("to=3"), "{}", line.message);
     assert!(line.message.contains("by=alice"), "{}", line.message);
+}
+
+#[tokio::test]
+async fn a_manual_scale_pauses_autoscaling_and_metrics_say_so() {
+    let h = Harness::new().await;
+    let scaler = Arc::new(FakeScaler::default());
+    let autoscale = master::autoscale::Autoscale::new(master::autoscale::Policy::new(1, 4));
+    let app = h.router(WebConfig {
+        autoscale: Some(autoscale.clone()),
+        ..config(&scaler)
+    });
+    let status = send(&app, get("/api/v1/workers/scale")).await.json();
+    assert_eq!(status["autoscale"]["policy"]["max"], 4);
+    assert_eq!(status["autoscale"]["paused"], json!(null));
+    let metrics = send(&app, get("/metrics")).await.body;
+    assert!(
+        metrics.contains("swarmer_autoscale_decisions_total{direction=\"up\"} 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("swarmer_autoscale_paused 0"), "{metrics}");
+
+    let put = json("PUT", "/api/v1/workers/scale", json!({ "workers": 3 }));
+    assert_eq!(send(&app, put).await.status, 200);
+    let status = send(&app, get("/api/v1/workers/scale")).await.json();
+    let paused = status["autoscale"]["paused"].as_str().unwrap_or_default();
+    assert!(
+        paused.starts_with("paused by a manual scale to 3 by ")
+            && paused.ends_with("until the next run"),
+        "{status}"
+    );
+    assert_eq!(autoscale.view().target, Some(3));
+    let metrics = send(&app, get("/metrics")).await.body;
+    assert!(metrics.contains("swarmer_autoscale_paused 1"), "{metrics}");
+    assert!(
+        metrics.contains("swarmer_autoscale_target_workers 3"),
+        "{metrics}"
+    );
 }

@@ -7,6 +7,7 @@
 //! the real ones (clap lets a later occurrence win), skipping keys whose
 //! environment variable is set.
 
+mod autoscale;
 mod http;
 mod verdict_flags;
 
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+pub use autoscale::AutoscaleArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use verdict_flags::VerdictArgs;
 
@@ -206,6 +208,8 @@ pub struct RunArgs {
 
     #[command(flatten, next_help_heading = "Distributed")]
     pub cluster: ClusterArgs,
+    #[command(flatten, next_help_heading = "Autoscaling")]
+    pub autoscale: AutoscaleArgs,
     #[command(flatten, next_help_heading = "Web UI")]
     pub web: WebArgs,
     #[command(flatten, next_help_heading = "Verdict")]

@@ -11,6 +11,7 @@
 //! the web forms and the API so all refuse the same values with the same
 //! words.
 
+mod autoscale;
 mod history;
 mod outputs;
 mod secure;
@@ -99,6 +100,9 @@ pub struct Headless {
     pub stop_timeout: Duration,
     pub expect_workers: usize,
     pub expect_workers_max_wait: Option<Duration>,
+    /// `--autoscale`'s record, set by the master role once it starts the
+    /// autoscaler: its decisions go into the summary and the HTML report.
+    pub autoscale: Option<master::autoscale::Autoscale>,
 }
 
 /// The master role's worker port and scaling.
@@ -112,6 +116,8 @@ pub struct Cluster {
     pub namespace: Option<String>,
     /// How local workers are started; their port is known once bound.
     pub local: LocalWorkers,
+    /// `--autoscale MIN:MAX` and its marks, checked against the scaler.
+    pub autoscale: Option<master::autoscale::Policy>,
 }
 
 pub struct LocalWorkers {
@@ -146,10 +152,13 @@ impl Config {
             let control = control(args, token, Some(args.cluster.expect_workers))?;
             return Ok(Config::Master(Box::new(control), cluster));
         }
-        if args.cluster.scaler.is_some() || args.cluster.workers.is_some() {
+        if args.cluster.scaler.is_some()
+            || args.cluster.workers.is_some()
+            || args.autoscale.autoscale.is_some()
+        {
             return Err(usage(
-                "--scaler and --workers need --master: scaled workers join a master's worker port \
-                 (for example: swarmer --master --scaler local --workers 4 -f SCRIPT)",
+                "--scaler and --workers need --master (so does --autoscale): scaled workers join a \
+                 master's worker port (for example: swarmer --master --scaler local --workers 4 -f SCRIPT)",
             ));
         }
         Ok(Config::Standalone(Box::new(control(args, token, None)?)))
@@ -319,6 +328,7 @@ fn control(
             stop_timeout: args.stop_timeout,
             expect_workers: expect_workers.unwrap_or(1),
             expect_workers_max_wait: args.cluster.expect_workers_max_wait,
+            autoscale: None,
         })
     } else {
         // A run started from the UI has no end of its own to act on:
@@ -421,6 +431,15 @@ fn cluster(args: &RunArgs, token: Option<&str>) -> Result<Cluster, UsageError> {
             )));
         }
     }
+    let autoscale = autoscale::policy(&args.autoscale, c.scaler, c.max_workers)?;
+    if let (Some(n), Some(p)) = (c.workers, &autoscale)
+        && (n < p.min || n > p.max)
+    {
+        return Err(usage(format!(
+            "--workers {n} is outside --autoscale {}:{}",
+            p.min, p.max
+        )));
+    }
     // Children join over loopback unless the master listens on one address only.
     let child_host = match host.as_str() {
         "0.0.0.0" | "::" | "[::]" => "127.0.0.1".to_string(),
@@ -439,6 +458,7 @@ fn cluster(args: &RunArgs, token: Option<&str>) -> Result<Cluster, UsageError> {
             grace: args.stop_timeout + Duration::from_secs(5),
             extra_args: local_worker_args(args),
         },
+        autoscale,
     })
 }
 

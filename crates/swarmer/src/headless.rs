@@ -10,7 +10,7 @@ use master::ext::Extensions;
 use master::{MasterHandle, RunRequest, RunState, Snapshot};
 use verdict::Verdict;
 
-use crate::config::{Headless, Outputs, VerdictConfig, usage};
+use crate::config::{Headless, VerdictConfig, usage};
 use crate::outcome::Outcome;
 use crate::recording::Recording;
 use crate::{console, output};
@@ -110,7 +110,7 @@ async fn conclude(
     }
     .into();
     // The files first: a history that fails must not lose them.
-    let written = report(master, out, &points, snap, &verdict, recording, &record);
+    let written = report(master, config, &points, snap, &verdict, recording, &record);
     recording.record(&record).await;
     if outcome.requests == 0 {
         // Nothing was measured: whatever went wrong (a target that never
@@ -176,14 +176,19 @@ async fn finish(master: &MasterHandle, stop_timeout: Duration) -> std::sync::Arc
 
 fn report(
     master: &MasterHandle,
-    out: &Outputs,
+    config: &Headless,
     points: &[master::HistoryPoint],
     snap: &Snapshot,
     verdict: &Verdict,
     recording: &Recording,
     record: &history::RunRecord,
 ) -> anyhow::Result<()> {
+    let out = &config.outputs;
     let now = snap.now_ms;
+    let autoscaled = config
+        .autoscale
+        .as_ref()
+        .map_or_else(Vec::new, |a| a.events_of_run(snap.run_id));
     if out.json {
         let mut json = output::final_json(snap, verdict);
         if recording.has_limits() {
@@ -212,6 +217,19 @@ fn report(
                 snap.lost_workers
             );
         }
+        if !snap.saturated_workers.is_empty() {
+            println!(
+                "Figures taken with saturated generators: {} used over 90% of their CPU \
+                 (latencies include their own queueing); add workers or use --autoscale",
+                snap.saturated_workers.join(", ")
+            );
+        }
+        for event in &autoscaled {
+            match &event.error {
+                None => println!("Autoscaling: {}", event.message),
+                Some(e) => println!("Autoscaling: {} (refused: {e})", event.message),
+            }
+        }
         print!("{}", recording.baseline_summary(record));
         if !verdict.is_empty() {
             print!("Checks\n{}", verdict::render::table(verdict));
@@ -221,7 +239,7 @@ fn report(
         output::write_final_csv(prefix, snap).context("writing CSV files")?;
     }
     if let Some(path) = &out.html {
-        output::write_html(path, master, snap, verdict, points)?;
+        output::write_html(path, master, snap, verdict, points, &autoscaled)?;
     }
     if let Some(path) = &out.junit {
         output::write_junit(path, verdict)?;

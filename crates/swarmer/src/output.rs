@@ -89,6 +89,7 @@ pub fn final_json(snap: &Snapshot, verdict: &verdict::Verdict) -> serde_json::Va
         "user_count": snap.user_count,
         "worker_count": snap.worker_count,
         "lost_workers": snap.lost_workers,
+        "saturated_workers": snap.saturated_workers,
         "fail_ratio": s.fail_ratio(),
         "dropped_iterations": s.dropped_iterations_total(),
         "dropped_iterations_by_user_type": s.dropped_iterations(),
@@ -102,14 +103,15 @@ pub fn write_html(
     snap: &Snapshot,
     verdict: &verdict::Verdict,
     history: &[HistoryPoint],
+    autoscaled: &[master::autoscale::Event],
 ) -> anyhow::Result<()> {
     let html = if snap.checks == verdict.checks {
-        master::web::render_report(master, snap, history)
+        master::web::render_report_autoscaled(master, snap, history, autoscaled)
     } else {
         // The verdict holds checks the master did not make (regressions).
         let mut judged = snap.clone();
         judged.checks = verdict.checks.clone();
-        master::web::render_report(master, &judged, history)
+        master::web::render_report_autoscaled(master, &judged, history, autoscaled)
     };
     std::fs::write(path, html).with_context(|| format!("cannot write {}", path.display()))
 }

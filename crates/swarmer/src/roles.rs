@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use master::MasterHandle;
+use master::autoscale::Autoscale;
 use master::ext::Extensions;
 use master::scale::{KubernetesScaler, LocalConfig, LocalScaler, Scaler};
 use master::web::{LogBuffer, WebConfig};
@@ -64,7 +65,7 @@ pub async fn standalone(
         control,
         handle.clone(),
         logs,
-        None,
+        &Scaling::default(),
         ext,
         &recording,
         shutdown,
@@ -137,7 +138,12 @@ pub async fn master(
         handle.clone(),
         coordinator_stop.clone(),
     ));
-    let scaling = start_scaling(&cluster, worker_addr).await?;
+    let mut scaling = start_scaling(&cluster, worker_addr).await?;
+    let autoscale_stop = CancellationToken::new();
+    scaling.start_autoscale(&cluster, &handle, &autoscale_stop);
+    if let Mode::Headless(headless) = &mut control.mode {
+        headless.autoscale = scaling.autoscale.clone();
+    }
     let ext = start_extensions(&control, &handle).await?;
     let stop_timeout = control.stop_timeout;
     let headless = matches!(control.mode, Mode::Headless(_));
@@ -145,13 +151,15 @@ pub async fn master(
         control,
         handle.clone(),
         logs,
-        scaling.scaler.clone(),
+        &scaling,
         ext,
         &recording,
         shutdown,
     )
     .await;
     stop_run(&handle, stop_timeout).await;
+    // The workers are the master's to stop now, not the autoscaler's.
+    autoscale_stop.cancel();
     if headless {
         // A headless run is over for good: its workers exit, as Locust's do,
         // so a CI job that started them ends. A master that is merely
@@ -206,7 +214,7 @@ async fn serve(
     control: Control,
     handle: MasterHandle,
     logs: LogBuffer,
-    scaler: Option<Arc<dyn Scaler>>,
+    scaling: &Scaling,
     ext: Option<Extensions>,
     recording: &Recording,
     shutdown: CancellationToken,
@@ -254,7 +262,8 @@ async fn serve(
     }
     let config = WebConfig {
         logs: Some(logs),
-        scaler,
+        scaler: scaling.scaler.clone(),
+        autoscale: scaling.autoscale.clone(),
         ext,
         history: recording.store(),
         ..web
@@ -309,9 +318,42 @@ pub async fn worker(role: WorkerRole, shutdown: CancellationToken) -> anyhow::Re
 struct Scaling {
     scaler: Option<Arc<dyn Scaler>>,
     local: Option<Arc<LocalScaler>>,
+    /// `--autoscale`: the record its task keeps.
+    autoscale: Option<Autoscale>,
 }
 
 impl Scaling {
+    /// `--autoscale`: watches the workers' CPU (on a tick a fifth of the
+    /// window, so a spell is measured to within 20%) until `stop`.
+    fn start_autoscale(
+        &mut self,
+        cluster: &Cluster,
+        handle: &MasterHandle,
+        stop: &CancellationToken,
+    ) {
+        let (Some(policy), Some(scaler)) = (&cluster.autoscale, &self.scaler) else {
+            return;
+        };
+        let every = (Duration::from_millis(policy.window_ms) / 5)
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
+        tracing::info!(
+            "autoscaling between {} and {} workers on CPU above {}% for {} ms",
+            policy.min,
+            policy.max,
+            policy.high_pct,
+            policy.window_ms
+        );
+        let autoscale = Autoscale::new(policy.clone());
+        tokio::spawn(master::autoscale::run(
+            handle.clone(),
+            scaler.clone(),
+            autoscale.clone(),
+            every,
+            stop.clone(),
+        ));
+        self.autoscale = Some(autoscale);
+    }
+
     /// Tells the local workers to leave and waits for them (bounded by
     /// their grace period); nothing to do for Kubernetes.
     async fn stop(&self) {
@@ -366,6 +408,7 @@ async fn kubernetes_scaling(cluster: &Cluster) -> anyhow::Result<Scaling> {
     Ok(Scaling {
         scaler: Some(scaler),
         local: None,
+        autoscale: None,
     })
 }
 
@@ -392,5 +435,6 @@ async fn local_scaling(
     Ok(Scaling {
         scaler: Some(local.clone()),
         local: Some(local),
+        autoscale: None,
     })
 }

@@ -53,6 +53,7 @@ impl Coordinator {
         let now = now_ms();
         self.stats.reset(now);
         self.members.lost_this_run = 0;
+        self.members.saturated_this_run.clear();
         if let Ok(mut h) = self.history.write() {
             h.clear();
         }

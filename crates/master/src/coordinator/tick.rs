@@ -107,6 +107,8 @@ impl Coordinator {
     /// then measure its own queueing as much as the target's.
     pub(super) fn warn_hot_workers(&mut self) {
         let window = self.config.heartbeat_interval * HOT_HEARTBEATS;
+        let active = self.state.is_active();
+        let mut saturated = Vec::new();
         for m in self.members.live_mut() {
             if m.status.cpu_percent < 90.0 * m.cores as f32 {
                 m.hot_since = None;
@@ -125,7 +127,11 @@ impl Coordinator {
                 );
                 m.hot_warned = true;
             }
+            if active && since.elapsed() >= window {
+                saturated.push(m.id.clone());
+            }
         }
+        self.members.saturated_this_run.extend(saturated);
     }
 
     pub(super) fn record_history(&mut self) {
@@ -177,6 +183,7 @@ impl Coordinator {
             workers: self.members.views(),
             worker_count: self.members.live_count(),
             lost_workers: self.members.lost_this_run,
+            saturated_workers: self.members.saturated_this_run.iter().cloned().collect(),
             user_types: self
                 .info
                 .user_types

@@ -159,6 +159,8 @@ pub struct Summary {
     pub target_rate: f64,
     pub worker_count: usize,
     pub lost_workers: u32,
+    /// Workers saturated during this run (see [`Snapshot::saturated_workers`]).
+    pub saturated_workers: Vec<String>,
     pub num_requests: u64,
     pub num_failures: u64,
     pub current_rps: f64,
@@ -198,6 +200,7 @@ pub fn summary(snap: &Snapshot) -> Summary {
         target_rate: snap.target_rate,
         worker_count: snap.worker_count,
         lost_workers: snap.lost_workers,
+        saturated_workers: snap.saturated_workers.clone(),
         num_requests: total.num_requests,
         num_failures: total.num_failures,
         current_rps: total.current_rps,

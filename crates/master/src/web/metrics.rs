@@ -25,7 +25,11 @@ use crate::{RunState, Snapshot};
 const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 1.0];
 
 pub async fn metrics(State(app): State<Shared>) -> Response {
-    let mut response = render(&app.master.snapshot()).into_response();
+    let mut text = render(&app.master.snapshot());
+    if let Some(autoscale) = &app.config.autoscale {
+        autoscale_families(&mut text, &autoscale.view());
+    }
+    let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -102,6 +106,43 @@ fn dropped_family(out: &mut String, snap: &Snapshot) {
             "swarmer_dropped_iterations_total{{user_type=\"{}\"}} {n}",
             escape(user_type)
         );
+    }
+}
+
+/// `--autoscale`: its decisions by direction (both always listed, so a
+/// rate() starts at zero) and the count it last asked for.
+fn autoscale_families(out: &mut String, view: &crate::autoscale::View) {
+    family(
+        out,
+        "swarmer_autoscale_decisions_total",
+        "counter",
+        "Worker counts the autoscaler asked the scaler for, by direction.",
+    );
+    for (direction, n) in [("up", view.decisions_up), ("down", view.decisions_down)] {
+        let _ = writeln!(
+            out,
+            "swarmer_autoscale_decisions_total{{direction=\"{direction}\"}} {n}"
+        );
+    }
+    family(
+        out,
+        "swarmer_autoscale_paused",
+        "gauge",
+        "1 while a manual scale pauses autoscaling (until the next run).",
+    );
+    let _ = writeln!(
+        out,
+        "swarmer_autoscale_paused {}",
+        u8::from(view.paused.is_some())
+    );
+    if let Some(target) = view.target {
+        family(
+            out,
+            "swarmer_autoscale_target_workers",
+            "gauge",
+            "The worker count the autoscaler (or a manual scale) last asked for.",
+        );
+        let _ = writeln!(out, "swarmer_autoscale_target_workers {target}");
     }
 }
 
@@ -301,6 +342,7 @@ mod tests {
             workers: Vec::new(),
             worker_count: 0,
             lost_workers: 0,
+            saturated_workers: Vec::new(),
             user_types: Vec::new(),
             run_user_types: Vec::new(),
             stats: stats::RequestStats::new(0),

@@ -48,7 +48,7 @@ use crate::scale::Scaler;
 pub use error::ApiError;
 pub use full_history::{HISTORY_OWN_HEADER, history_csv_header, history_csv_rows};
 pub use logs::{LogBuffer, LogLine};
-pub use report::render_report;
+pub use report::{render_report, render_report_autoscaled};
 pub use router::{route_table, router};
 pub use security::CSRF_HEADER;
 pub use serve::ServeLimits;
@@ -62,6 +62,9 @@ pub struct WebConfig {
     /// `SWARMER_WEB_TOKEN`: a bearer token accepted instead of the password.
     pub token: Option<String>,
     pub scaler: Option<Arc<dyn Scaler>>,
+    /// `--autoscale`: its record, shown in the Workers tab, the scale
+    /// API, `/metrics` and the report; a manual scale pauses it.
+    pub autoscale: Option<crate::autoscale::Autoscale>,
     /// `--max-workers`: the largest count the scale form accepts.
     pub max_workers: u32,
     /// Recent log lines for the Logs tab; the binary installs the same

@@ -96,6 +96,10 @@ struct ReportContext<'a> {
     script_code: &'a str,
     worker_count: usize,
     lost_workers: u32,
+    /// Workers saturated during the run: its figures include their queueing.
+    saturated_workers: Vec<String>,
+    /// The autoscaler's decisions during the run ("scaled 3 → 5: …").
+    autoscale: Vec<String>,
     num_requests: u64,
     num_failures: u64,
     fail_ratio: String,
@@ -272,6 +276,7 @@ pub fn try_render_report(
     master: &MasterHandle,
     snapshot: &Snapshot,
     history: &[HistoryPoint],
+    autoscale: &[crate::autoscale::Event],
 ) -> Result<String, ReportError> {
     let mut env = Environment::new();
     env.add_template("report.html", TEMPLATE)?;
@@ -312,6 +317,8 @@ pub fn try_render_report(
         script_code: &master.script().code,
         worker_count: snap.worker_count,
         lost_workers: snap.lost_workers,
+        saturated_workers: snap.saturated_workers.clone(),
+        autoscale: autoscale.iter().map(event_line).collect(),
         num_requests: summary.num_requests,
         num_failures: summary.num_failures,
         fail_ratio: format!("{:.2}%", summary.fail_ratio * 100.0),
@@ -342,10 +349,29 @@ pub fn render_report(
     snapshot: &Snapshot,
     history: &[HistoryPoint],
 ) -> String {
-    try_render_report(master, snapshot, history).unwrap_or_else(|e| {
+    render_report_autoscaled(master, snapshot, history, &[])
+}
+
+/// As [`render_report`], listing the autoscaler's decisions of the run.
+pub fn render_report_autoscaled(
+    master: &MasterHandle,
+    snapshot: &Snapshot,
+    history: &[HistoryPoint],
+    autoscale: &[crate::autoscale::Event],
+) -> String {
+    try_render_report(master, snapshot, history, autoscale).unwrap_or_else(|e| {
         tracing::error!("{e}");
         e.to_string()
     })
+}
+
+/// "18:16:51 UTC scaled 3 → 5: …", with the scaler's refusal if any.
+fn event_line(e: &crate::autoscale::Event) -> String {
+    let time = readable_time(e.time_ms);
+    match &e.error {
+        None => format!("{time}: {}", e.message),
+        Some(error) => format!("{time}: {} (refused: {error})", e.message),
+    }
 }
 
 #[derive(Deserialize)]
@@ -356,7 +382,12 @@ pub struct ReportQuery {
 /// `GET /stats/report[?download=1]`.
 pub async fn report(State(app): State<Shared>, Query(q): Query<ReportQuery>) -> Response {
     let snap = app.master.snapshot();
-    let html = render_report(&app.master, &snap, &app.master.history());
+    let events = app
+        .config
+        .autoscale
+        .as_ref()
+        .map_or_else(Vec::new, |a| a.events_of_run(snap.run_id));
+    let html = render_report_autoscaled(&app.master, &snap, &app.master.history(), &events);
     let mut response = html.into_response();
     let h = response.headers_mut();
     h.insert(

@@ -3,7 +3,8 @@
 //!
 //! The count is validated here (a whole number from 0 to `max_workers`)
 //! before the scaler is called, so a bad value never reaches the cluster.
-//! Every scale action is logged with from, to and who asked.
+//! Every scale action is logged with from, to and who asked, and pauses
+//! `--autoscale` until the next run.
 
 use axum::Extension;
 use axum::Json;
@@ -43,6 +44,8 @@ pub struct ScaleJson {
     /// Something to show beside the counts (an HPA that also scales, or
     /// why the scaler's status could not be read).
     pub warning: Option<String>,
+    /// `--autoscale`: its range, whether it is paused, and its decisions.
+    pub autoscale: Option<crate::autoscale::View>,
 }
 
 pub async fn get_scale(State(app): State<Shared>) -> Json<ScaleJson> {
@@ -54,6 +57,7 @@ pub async fn get_scale(State(app): State<Shared>) -> Json<ScaleJson> {
         scaler: None,
         max_workers: app.config.max_workers,
         warning: None,
+        autoscale: app.config.autoscale.as_ref().map(|a| a.view()),
     };
     if let Some(scaler) = &app.config.scaler {
         out.scaler = Some(scaler.name());
@@ -126,5 +130,10 @@ async fn scale_to(app: &Shared, workers: u32, who: &Identity) -> Result<(), ApiE
     scaler.scale(workers).await.map_err(|e: ScaleError| {
         tracing::warn!(target: "swarmer::scale", "scaling to {workers} failed: {e}");
         ApiError::Scale(e)
-    })
+    })?;
+    // A person chose this count: the autoscaler must not undo it.
+    if let Some(autoscale) = &app.config.autoscale {
+        autoscale.pause(workers, &by, app.master.snapshot().run_id);
+    }
+    Ok(())
 }

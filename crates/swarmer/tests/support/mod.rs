@@ -142,7 +142,12 @@ impl Master {
     /// `swarmer --master` on free loopback ports with the idle script and
     /// `extra` flags; waits until it serves.
     pub fn start(dir: &TempDir, extra: &[&str], env: &[(&str, &str)]) -> Master {
-        let script = dir.write("idle.lua", IDLE_SCRIPT);
+        Master::start_script(dir, IDLE_SCRIPT, extra, env)
+    }
+
+    /// As [`Master::start`], with `code` as the script.
+    pub fn start_script(dir: &TempDir, code: &str, extra: &[&str], env: &[(&str, &str)]) -> Master {
+        let script = dir.write("idle.lua", code);
         let mut args = vec![
             "--master",
             "-f",

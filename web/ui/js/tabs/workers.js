@@ -1,5 +1,6 @@
-// Workers tab: the scale panel (desired / connected / ready and a form to
-// set the count) and the list of workers, lost ones marked as lost.
+// Workers tab: the scale panel (desired / connected / ready, a form to set
+// the count, and what --autoscale did and whether it is paused) and the
+// list of workers, lost ones marked as lost.
 
 import { h, fill, count, bytes, ago, table, empty } from "../dom.js";
 
@@ -45,6 +46,17 @@ function noteFor(status, message) {
   return { text, cls: text ? "note warn" : "note" };
 }
 
+/** The autoscale line: its range and last decision, or why it is paused. */
+export function autoscaleText(autoscale) {
+  if (!autoscale) return "";
+  const { policy, paused, events } = autoscale;
+  const range = `Autoscaling between ${policy.min} and ${policy.max} workers (CPU above ${policy.high_pct}% for ${policy.window_ms / 1000} s).`;
+  const last = events.length ? events[events.length - 1] : null;
+  const latest = last ? ` Last: ${last.message}${last.error ? ` (refused: ${last.error})` : ""}.` : "";
+  if (paused) return `Autoscaling ${paused}.${latest}`;
+  return `${range}${latest}`;
+}
+
 /** The scale card: polls `api/v1/workers/scale` while shown. */
 function scalePanel(ctx) {
   const desired = figure("Desired", "scale-desired");
@@ -54,8 +66,9 @@ function scalePanel(ctx) {
   const apply = h("button", { type: "submit", class: "primary", id: "scale-submit" }, "Scale");
   const form = h("form", { class: "inline-form", id: "scale-form", novalidate: true }, h("label", { for: "scale-input" }, "Workers"), input, apply);
   const note = h("p", { class: "note", id: "scale-note", role: "status" });
+  const auto = h("p", { class: "note", id: "autoscale-note", hidden: true });
   const el = h("div", { class: "card" }, h("h3", {}, "Scale"),
-    h("div", { class: "scale" }, h("div", { class: "counts" }, desired.el, connected.el, ready.el), form), note);
+    h("div", { class: "scale" }, h("div", { class: "counts" }, desired.el, connected.el, ready.el), form), note, auto);
   let status = null;
   let message = null;
 
@@ -72,6 +85,9 @@ function scalePanel(ctx) {
       connected.value.textContent = status.connected;
       ready.value.textContent = status.ready ?? "—";
       input.disabled = apply.disabled = !status.scaler;
+      auto.textContent = autoscaleText(status.autoscale);
+      auto.hidden = !status.autoscale;
+      auto.className = status.autoscale?.paused ? "note warn" : "note";
       if (document.activeElement !== input && input.value === "" && status.desired !== null) input.value = status.desired;
       showNote();
     } catch (e) {
