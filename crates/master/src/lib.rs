@@ -10,6 +10,7 @@
 
 mod connection;
 mod coordinator;
+pub mod current_script;
 mod dispatch;
 mod error;
 pub mod ext;
@@ -20,6 +21,7 @@ mod membership;
 pub mod profile;
 pub mod recorder;
 mod snapshot;
+pub mod upload;
 
 pub use coordinator::{MasterConfig, RunRequest, now_ms};
 pub use dispatch::{split_across_workers, users_per_type};
