@@ -256,6 +256,7 @@ async fn serve(
         logs: Some(logs),
         scaler,
         ext,
+        ext_config: control.ext.clone(),
         history: recording.store(),
         ..web
     };
