@@ -28,7 +28,8 @@ pub struct AppState {
     /// The rows `/stats/requests_full_history/csv` serves, recorded while
     /// `config.full_history` (`--csv-full-history`) is on.
     pub full_history: Option<Arc<FullHistory>>,
-    /// The script's extensions: `config.ext` at start, replaced when a
+    /// The script's extensions: `config.ext` at start (taken from it),
+    /// replaced when a
     /// new script is uploaded (see `script`).
     ext: RwLock<Option<Extensions>>,
     /// Recent script changes, for the Script tab.
@@ -38,7 +39,7 @@ pub struct AppState {
 pub type Shared = Arc<AppState>;
 
 impl AppState {
-    pub fn new(master: MasterHandle, config: WebConfig, shutdown: CancellationToken) -> Self {
+    pub fn new(master: MasterHandle, mut config: WebConfig, shutdown: CancellationToken) -> Self {
         let base = normalize_base(&config.base_path);
         let csrf_token = rand::random::<[u8; 16]>()
             .iter()
@@ -51,7 +52,9 @@ impl AppState {
             history
         });
         Self {
-            ext: RwLock::new(config.ext.clone()),
+            // Taken, not copied: replaced extensions must stop (their
+            // hooks too) once no request uses them.
+            ext: RwLock::new(config.ext.take()),
             script_changes: ChangeLog::default(),
             full_history,
             master,
