@@ -85,44 +85,8 @@ async fn a_script_is_checked_then_used_by_the_next_run_on_every_worker() {
     );
     assert!(reply.message().contains("shop.lua:"), "{}", reply.body);
 
-    // Bad input, each refused by name.
     let good = fresh_script(h.target);
-    let cases = [
-        (
-            json!({"name": "s.lua", "text": good, "files": {"../users.csv": "a"}}),
-            StatusCode::BAD_REQUEST,
-            "'..'",
-        ),
-        (
-            json!({"name": "s.lua", "text": good, "files": {"/etc/users.csv": "a"}}),
-            StatusCode::BAD_REQUEST,
-            "absolute",
-        ),
-        (
-            json!({"name": "s.lua", "text": good, "files": {"big.csv": "x".repeat(master::upload::MAX_FILE_BYTES + 1)}}),
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "big.csv",
-        ),
-        (
-            json!({"name": "s.lua", "text": good, "files": {"b.bin": {"base64": "%%"}}}),
-            StatusCode::BAD_REQUEST,
-            "b.bin",
-        ),
-    ];
-    for (body, status, names) in cases {
-        let reply = send(&app, authed("PUT", "/api/v1/script", body)).await;
-        assert_eq!(reply.status, status, "{}", reply.body);
-        assert!(reply.message().contains(names), "{}", reply.body);
-    }
-    let not_utf8 = Request::put("/api/v1/script")
-        .header(header::AUTHORIZATION, basic())
-        .body(Body::from(
-            b"{\"name\":\"s.lua\",\"text\":\"\xff\"}".to_vec(),
-        ))
-        .unwrap();
-    let reply = send(&app, not_utf8).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert!(reply.message().contains("not UTF-8"), "{}", reply.body);
+    refuse_bad_input(&app, &good).await;
     let after = send(&app, authed_get("/api/v1/script")).await.json();
     assert_eq!(
         after["hash"], before["hash"],
@@ -155,9 +119,56 @@ async fn a_script_is_checked_then_used_by_the_next_run_on_every_worker() {
     let ui = send(&app, authed_get("/api/v1/ui")).await.json();
     assert_eq!(ui["user_types"][0]["name"], "Fresh");
 
+    next_runs_use_it(&h, &app, &good).await;
+}
+
+/// Bad paths, sizes and encodings: each refused, naming the problem.
+async fn refuse_bad_input(app: &axum::Router, good: &str) {
+    // Bad input, each refused by name.
+    let cases = [
+        (
+            json!({"name": "s.lua", "text": good, "files": {"../users.csv": "a"}}),
+            StatusCode::BAD_REQUEST,
+            "'..'",
+        ),
+        (
+            json!({"name": "s.lua", "text": good, "files": {"/etc/users.csv": "a"}}),
+            StatusCode::BAD_REQUEST,
+            "absolute",
+        ),
+        (
+            json!({"name": "s.lua", "text": good, "files": {"big.csv": "x".repeat(master::upload::MAX_FILE_BYTES + 1)}}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "big.csv",
+        ),
+        (
+            json!({"name": "s.lua", "text": good, "files": {"b.bin": {"base64": "%%"}}}),
+            StatusCode::BAD_REQUEST,
+            "b.bin",
+        ),
+    ];
+    for (body, status, names) in cases {
+        let reply = send(app, authed("PUT", "/api/v1/script", body)).await;
+        assert_eq!(reply.status, status, "{}", reply.body);
+        assert!(reply.message().contains(names), "{}", reply.body);
+    }
+    let not_utf8 = Request::put("/api/v1/script")
+        .header(header::AUTHORIZATION, basic())
+        .body(Body::from(
+            b"{\"name\":\"s.lua\",\"text\":\"\xff\"}".to_vec(),
+        ))
+        .unwrap();
+    let reply = send(app, not_utf8).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.message().contains("not UTF-8"), "{}", reply.body);
+}
+
+/// The runs after the change run it, on the worker that was there and on
+/// one that joins later; a run going refuses another change.
+async fn next_runs_use_it(h: &Harness, app: &axum::Router, good: &str) {
     // The next run runs it on the worker that was there.
     let run = json!({"users": 2, "spawn_rate": 100});
-    let reply = send(&app, authed("POST", "/api/v1/run", run.clone())).await;
+    let reply = send(app, authed("POST", "/api/v1/run", run.clone())).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     h.wait_for(|s| {
         s.stats
@@ -173,16 +184,16 @@ async fn a_script_is_checked_then_used_by_the_next_run_on_every_worker() {
 
     // While it runs, the script cannot change.
     let again = json!({"name": "other.lua", "text": good});
-    let reply = send(&app, authed("PUT", "/api/v1/script", again)).await;
+    let reply = send(app, authed("PUT", "/api/v1/script", again)).await;
     assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
     assert!(reply.message().contains("stop it"), "{}", reply.body);
 
     // A worker that joins later gets it too (by hash, with its plan).
-    send(&app, authed("POST", "/api/v1/run/stop", json!({}))).await;
+    send(app, authed("POST", "/api/v1/run/stop", json!({}))).await;
     h.wait_for(|s| s.state == master::RunState::Stopped).await;
     h.attach_worker("late-worker");
     h.wait_for(|s| s.worker_count == 2).await;
-    let reply = send(&app, authed("POST", "/api/v1/run", run)).await;
+    let reply = send(app, authed("POST", "/api/v1/run", run)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let snap = h
         .wait_for(|s| {

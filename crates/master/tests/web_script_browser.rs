@@ -60,6 +60,39 @@ async fn steps(browser: &Client, h: &Harness, url: &str) {
     )
     .await;
 
+    refuse_a_picked_broken_file(browser, h).await;
+    // Pasted: a good one.
+    let good = format!(
+        "local Fresh = swarmer.user {{ name = \"Fresh\", host = \"http://{}\", wait = swarmer.constant(0.05) }}\n\
+         Fresh:task(function(self) self.http:get(\"/item/1\", {{ name = \"fresh\" }}) end)\n",
+        h.target
+    );
+    set_value(browser, "#script-upload-name", "fresh.lua").await;
+    set_value(browser, "#script-upload-text", &good).await;
+    click(browser, "#script-upload-submit").await;
+    until(
+        browser,
+        "the new script shown, and its change listed",
+        "document.querySelector('#script-name').textContent === 'fresh.lua' \
+         && document.querySelector('#script-types').textContent === 'Fresh' \
+         && document.querySelector('#script-error').hidden \
+         && document.querySelectorAll('#script-changes tbody tr').length === 1",
+    )
+    .await;
+    let hash = h.master.script().hash.to_string();
+    until(
+        browser,
+        "the hash shown",
+        &format!("document.querySelector('#script-hash').title === '{hash}'"),
+    )
+    .await;
+
+    next_run_waits_for_the_form(browser, h).await;
+}
+
+/// Picked from a file, its name and text fill the form; it does not load,
+/// so the refusal shows under the form and the old script stays.
+async fn refuse_a_picked_broken_file(browser: &Client, h: &Harness) {
     // Picked from a file: its name and text fill the form.
     let dir = std::env::temp_dir().join(format!("swarmer-script-ui-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -97,33 +130,11 @@ async fn steps(browser: &Client, h: &Harness, url: &str) {
         "the old one stays"
     );
 
-    // Pasted: a good one.
-    let good = format!(
-        "local Fresh = swarmer.user {{ name = \"Fresh\", host = \"http://{}\", wait = swarmer.constant(0.05) }}\n\
-         Fresh:task(function(self) self.http:get(\"/item/1\", {{ name = \"fresh\" }}) end)\n",
-        h.target
-    );
-    set_value(browser, "#script-upload-name", "fresh.lua").await;
-    set_value(browser, "#script-upload-text", &good).await;
-    click(browser, "#script-upload-submit").await;
-    until(
-        browser,
-        "the new script shown, and its change listed",
-        "document.querySelector('#script-name').textContent === 'fresh.lua' \
-         && document.querySelector('#script-types').textContent === 'Fresh' \
-         && document.querySelector('#script-error').hidden \
-         && document.querySelectorAll('#script-changes tbody tr').length === 1",
-    )
-    .await;
-    let hash = h.master.script().hash.to_string();
-    until(
-        browser,
-        "the hash shown",
-        &format!("document.querySelector('#script-hash').title === '{hash}'"),
-    )
-    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
-    // The next run runs it; meanwhile the form says it must wait.
+/// The next run runs it; meanwhile the form says it must wait.
+async fn next_run_waits_for_the_form(browser: &Client, h: &Harness) {
     let request = RunRequest {
         users: 1,
         spawn_rate: 100.0,
@@ -151,5 +162,4 @@ async fn steps(browser: &Client, h: &Harness, url: &str) {
          && !document.querySelector('#script-upload-submit').disabled",
     )
     .await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

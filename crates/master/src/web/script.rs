@@ -47,13 +47,18 @@ pub struct ScriptChange {
     pub hash: String,
 }
 
-/// The last [`CHANGES_KEPT`] changes, newest last.
+/// The last [`CHANGES_KEPT`] changes, newest last, and the turn of the
+/// change being made: two uploads at once must not end with one's script
+/// and the other's extensions.
 #[derive(Default)]
-pub struct ChangeLog(Mutex<VecDeque<ScriptChange>>);
+pub struct ChangeLog {
+    list: Mutex<VecDeque<ScriptChange>>,
+    turn: tokio::sync::Mutex<()>,
+}
 
 impl ChangeLog {
     fn push(&self, change: ScriptChange) {
-        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
         if list.len() == CHANGES_KEPT {
             list.pop_front();
         }
@@ -61,7 +66,7 @@ impl ChangeLog {
     }
 
     fn list(&self) -> Vec<ScriptChange> {
-        let list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let list = self.list.lock().unwrap_or_else(|p| p.into_inner());
         list.iter().cloned().collect()
     }
 }
@@ -109,6 +114,7 @@ pub async fn replace(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let who = identity.map_or_else(|| "anonymous".to_string(), |i| i.0.describe());
+    let turn = app.script_changes.turn.lock().await;
     let result = load_and_apply(&app, body).await;
     match &result {
         Ok(script) => {
@@ -126,6 +132,7 @@ pub async fn replace(
         }
         Err(e) => tracing::warn!("web: script change by {who} refused: {e}"),
     }
+    drop(turn);
     let script = result?;
     Ok(Json(json!({
         "success": true,
