@@ -44,13 +44,14 @@ fn authed_get(path: &str) -> Request<Body> {
 }
 
 /// A script of one user type, `Fresh`, that requests `/item/fresh` under
-/// the name "fresh", and declares a view.
+/// the name "fresh", and declares a view and a threshold.
 fn fresh_script(target: std::net::SocketAddr) -> String {
     format!(
         r#"
 local Fresh = swarmer.user {{ name = "Fresh", host = "http://{target}", wait = swarmer.constant(0.05) }}
 Fresh:task(function(self) self.http:get("/item/fresh", {{ name = "fresh" }}) end)
 swarmer.ui.view {{ id = "fresh-view", title = "Fresh", render = function(ctx) return {{ note = "fresh" }} end }}
+swarmer.thresholds {{ "requests > 0" }}
 "#
     )
 }
@@ -177,6 +178,8 @@ async fn next_runs_use_it(h: &Harness, app: &axum::Router, good: &str) {
     })
     .await;
     let snap = h.master.snapshot();
+    let judged: Vec<&str> = snap.checks.iter().map(|c| c.expr.as_str()).collect();
+    assert_eq!(judged, ["requests > 0"], "the new script's thresholds");
     assert!(
         snap.stats.entries().all(|e| e.name == "fresh"),
         "only the new script runs"

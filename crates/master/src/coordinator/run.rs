@@ -115,11 +115,23 @@ impl Coordinator {
             return Err(MasterError::RunActive);
         }
         self.config.script = script.text.clone();
+        self.swap_script_thresholds(&script.info);
         self.info = (*script.info).clone();
         self.files = script.files.clone();
         self.uploaded = true;
         crate::current_script::write(&self.script, script);
         Ok(())
+    }
+
+    /// The thresholds judged are the command line's, then the script's
+    /// (as the binary resolves them): the old script's are replaced by
+    /// the new one's.
+    fn swap_script_thresholds(&mut self, new: &ScriptInfo) {
+        let thresholds = &mut self.config.thresholds;
+        if thresholds.ends_with(&self.info.thresholds) {
+            thresholds.truncate(thresholds.len() - self.info.thresholds.len());
+        }
+        thresholds.extend(new.thresholds.iter().cloned());
     }
 
     /// Publishes the script (after a reload from disk) to the handles.
