@@ -1,8 +1,9 @@
 //! The Script tab in headless Chromium: it shows the current script; a
-//! broken script (picked from a file, then edited) is refused with its
+//! broken script (picked from a file) is refused with its
 //! file:line shown under the form and the old one stays; a pasted good one
 //! becomes the current script, is listed in the changes and is what the
-//! next run runs; during that run the form says why it cannot be used.
+//! next run runs (a new view asks for a reload); during that run the form
+//! says why it cannot be used.
 //!
 //! Skips (passing, with a message) without Chromium or chromedriver,
 //! except under `CI=true`, where that fails.
@@ -64,7 +65,8 @@ async fn steps(browser: &Client, h: &Harness, url: &str) {
     // Pasted: a good one.
     let good = format!(
         "local Fresh = swarmer.user {{ name = \"Fresh\", host = \"http://{}\", wait = swarmer.constant(0.05) }}\n\
-         Fresh:task(function(self) self.http:get(\"/item/1\", {{ name = \"fresh\" }}) end)\n",
+         Fresh:task(function(self) self.http:get(\"/item/1\", {{ name = \"fresh\" }}) end)\n\
+         swarmer.ui.view {{ id = \"fresh\", render = function(ctx) return {{ note = \"hi\" }} end }}\n",
         h.target
     );
     set_value(browser, "#script-upload-name", "fresh.lua").await;
@@ -76,7 +78,8 @@ async fn steps(browser: &Client, h: &Harness, url: &str) {
         "document.querySelector('#script-name').textContent === 'fresh.lua' \
          && document.querySelector('#script-types').textContent === 'Fresh' \
          && document.querySelector('#script-error').hidden \
-         && document.querySelectorAll('#script-changes tbody tr').length === 1",
+         && document.querySelectorAll('#script-changes tbody tr').length === 1 \
+         && document.querySelector('#script-done').textContent.includes('Reload the page')",
     )
     .await;
     let hash = h.master.script().hash.to_string();

@@ -103,6 +103,7 @@ impl Coordinator {
         let info = script::inspect(&src).map_err(|e| MasterError::Script(e.to_string()))?;
         tracing::info!("script {} changed; workers get it with this run", src.path);
         self.config.script.code = src.code;
+        self.swap_script_thresholds(&info);
         self.info = info;
         self.share_script();
         Ok(())

@@ -108,7 +108,12 @@ export default function scriptTab(ctx) {
       const body = { name: nameInput.value.trim(), text: text.value, files: {} };
       for (const file of dataFiles.files) body.files[file.name] = await fileContent(file);
       const answer = await ctx.api.put("api/v1/script", body);
-      done.textContent = answer.message;
+      // The tab list is read once at load: a script with other views
+      // needs a reload to show them.
+      const ui = await ctx.api.get("api/v1/ui");
+      const tabs = (list) => list.map((t) => t.id).join(" ");
+      const reload = tabs(ui.tabs) !== tabs(ctx.ui.tabs) ? " Reload the page to see its views." : "";
+      done.textContent = `${answer.message}.${reload}`;
       done.hidden = false;
       render({ ...answer.script, changes: (await ctx.api.get("api/v1/script")).changes });
       ctx.toast(answer.message);
