@@ -24,9 +24,11 @@ use stats::RequestStats;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::current_script::{CurrentScript, ScriptCell};
 use crate::error::MasterError;
 use crate::membership::{ConnId, Joined, Liveness, Member, Members};
 use crate::profile::Profile;
+use crate::recorder::ScriptMeta;
 use crate::snapshot::{HistoryPoint, RunState, Snapshot};
 
 #[derive(Debug, Clone)]
@@ -94,6 +96,9 @@ pub enum Event {
     Reset(oneshot::Sender<()>),
     /// Tell every worker to leave (the end of a headless run).
     QuitWorkers(oneshot::Sender<()>),
+    /// Make this (already loaded) script the one of the next run; refused
+    /// while a run is going.
+    ReplaceScript(Box<CurrentScript>, oneshot::Sender<Result<(), MasterError>>),
 }
 
 /// Heartbeats a worker's CPU must stay above 90% before the master warns.
@@ -116,6 +121,8 @@ struct Run {
     profile_started_ms: u64,
     /// Why a failure stopped the run.
     stop_error: Option<String>,
+    /// The script it runs (name and text hash), for the run history.
+    script: ScriptMeta,
 }
 
 pub struct Coordinator {
@@ -151,6 +158,13 @@ pub struct Coordinator {
     merge_delay: Duration,
     /// That time, owed by the merges of the batch at hand.
     delay_owed: Duration,
+    /// The script as handlers see it; written on every change.
+    script: ScriptCell,
+    /// Files uploaded with the script, sent in its bundle.
+    files: Vec<protocol::BundleFile>,
+    /// A script was uploaded: it stays until the next upload, and the
+    /// `-f` file on disk is no longer re-read at each start.
+    uploaded: bool,
 }
 
 /// Events handled in one batch before the deferred work is done.
@@ -163,8 +177,12 @@ impl Coordinator {
         events: mpsc::Receiver<Event>,
         published: watch::Sender<Arc<Snapshot>>,
         history: Arc<RwLock<Vec<HistoryPoint>>>,
+        script: ScriptCell,
     ) -> Self {
         Self {
+            script,
+            files: Vec::new(),
+            uploaded: false,
             config,
             info,
             members: Members::default(),
@@ -316,6 +334,11 @@ impl Coordinator {
                     let _ = m.tx.try_send(MasterMessage::Quit);
                 }
                 let _ = reply.send(());
+            }
+            Event::ReplaceScript(script, reply) => {
+                let result = self.replace_script(*script);
+                self.publish();
+                let _ = reply.send(result);
             }
             Event::Reset(reply) => {
                 self.stats.reset(now_ms());

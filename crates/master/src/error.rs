@@ -16,6 +16,9 @@ pub enum MasterError {
     /// The script's shape function gave no usable first target.
     #[error("shape: the script's shape function: {0}")]
     Shape(String),
+    /// The script cannot change while a run is going.
+    #[error("a run is active: stop it before changing the script")]
+    RunActive,
     #[error("the master has shut down")]
     Gone,
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::{Sink, Stream};
-use protocol::{CodecError, FrameLimit, MasterMessage, ScriptText};
+use protocol::{CodecError, FrameLimit, MasterMessage};
 use script::ScriptInfo;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection::{self, Greeting};
 use crate::coordinator::{Coordinator, Event, MasterConfig, RunRequest, now_ms};
+use crate::current_script::{self, CurrentScript, ScriptCell};
 use crate::error::MasterError;
 use crate::snapshot::{HistoryPoint, RunState, Snapshot};
 use crate::wire::{Heard, Incoming};
@@ -25,8 +26,7 @@ pub struct MasterHandle {
     history: Arc<RwLock<Vec<HistoryPoint>>>,
     greeting: Greeting,
     next_conn: Arc<AtomicU64>,
-    info: Arc<ScriptInfo>,
-    script: Arc<ScriptText>,
+    script: ScriptCell,
     max_users: u32,
 }
 
@@ -80,6 +80,7 @@ pub fn start_slowed(
         checks: Vec::new(),
         rate_plan: Vec::new(),
         stop_error: None,
+        run_script: None,
     };
     let (published, snapshot) = watch::channel(Arc::new(initial));
     let history = Arc::new(RwLock::new(Vec::new()));
@@ -88,18 +89,22 @@ pub fn start_slowed(
         config.heartbeat_interval,
         config.report_interval,
     );
+    let script: ScriptCell = Arc::new(RwLock::new(Arc::new(CurrentScript::new(
+        config.script.clone(),
+        Vec::new(),
+        info.clone(),
+    ))));
     let handle = MasterHandle {
         events: events_tx,
         snapshot,
         history: history.clone(),
         greeting,
         next_conn: Arc::new(AtomicU64::new(1)),
-        info: Arc::new(info.clone()),
-        script: Arc::new(config.script.clone()),
+        script: script.clone(),
         max_users: config.max_users,
     };
     let coordinator =
-        Coordinator::new(config, info, events_rx, published, history).slowed(merge_delay);
+        Coordinator::new(config, info, events_rx, published, history, script).slowed(merge_delay);
     let task = tokio::spawn(coordinator.run(shutdown));
     (handle, task)
 }
@@ -203,14 +208,24 @@ impl MasterHandle {
         self.max_users
     }
 
-    /// The user types of the script as loaded at start.
-    pub fn script_info(&self) -> &ScriptInfo {
-        &self.info
+    /// The user types of the current script (the one the next run uses).
+    pub fn script_info(&self) -> Arc<ScriptInfo> {
+        current_script::read(&self.script).info.clone()
     }
 
-    /// The script as loaded at start (its path and text), for the report.
-    pub fn script(&self) -> &ScriptText {
-        &self.script
+    /// The current script: its path, text, files and hash.
+    pub fn script(&self) -> Arc<CurrentScript> {
+        current_script::read(&self.script)
+    }
+
+    /// Makes `script` (loaded already: see [`crate::upload::load`]) the
+    /// script of the next run, sent to every worker with its plan.
+    /// Refused while a run is going ([`MasterError::RunActive`]).
+    pub async fn replace_script(&self, script: CurrentScript) -> Result<(), MasterError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Event::ReplaceScript(Box::new(script), tx))
+            .await?;
+        rx.await.map_err(|_| MasterError::Gone)?
     }
 
     /// Serves one worker connection (TCP or in-memory) until it ends. A

@@ -11,6 +11,7 @@
 pub mod autoscale;
 mod connection;
 mod coordinator;
+pub mod current_script;
 mod dispatch;
 mod error;
 pub mod ext;
@@ -21,6 +22,7 @@ mod membership;
 pub mod profile;
 pub mod recorder;
 mod snapshot;
+pub mod upload;
 
 pub use coordinator::{MasterConfig, RunRequest, now_ms};
 pub use dispatch::{split_across_workers, users_per_type};

@@ -15,7 +15,7 @@ use crate::profile::Profile as LoadProfile;
 use crate::{HistoryPoint, MasterHandle, RunRequest, RunState, Snapshot};
 
 /// What the history keeps of the script: its file name and a hash of its text.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ScriptMeta {
     pub name: String,
     pub hash: String,
@@ -148,7 +148,8 @@ pub fn plain_verdict(snap: &Snapshot) -> &'static str {
 }
 
 /// Records every run that stops from now on until `shutdown`: the web
-/// UI's runs. Each run once, from its final (Stopped) snapshot.
+/// UI's runs. Each run once, from its final (Stopped) snapshot, with the
+/// script the run ran (`script` only when the snapshot does not say).
 pub async fn run(
     master: MasterHandle,
     store: Store,
@@ -169,13 +170,9 @@ pub async fn run(
         if !recorded.insert(snap.run_id) {
             continue;
         }
-        let record = record_of(
-            &snap,
-            &master.history(),
-            &script,
-            None,
-            plain_verdict(&snap),
-        );
+        // The run's own script: an upload may have replaced the first one.
+        let script = snap.run_script.as_ref().unwrap_or(&script);
+        let record = record_of(&snap, &master.history(), script, None, plain_verdict(&snap));
         match store.record(&record).await {
             Ok(id) => tracing::info!("run recorded in the history as #{id}"),
             Err(e) => tracing::error!("the run was not recorded: {e}"),

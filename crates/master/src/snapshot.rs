@@ -85,6 +85,8 @@ pub struct Snapshot {
     /// Why the run was stopped, when it was stopped by a failure rather
     /// than by someone or its end (a shape function that raised).
     pub stop_error: Option<String>,
+    /// The script of the current (or last) run, for the run history.
+    pub run_script: Option<crate::recorder::ScriptMeta>,
 }
 
 /// The load profile's progress, for the UI's header and the API.

@@ -35,6 +35,7 @@ async fn a_run_through_the_json_api() {
             "ratio",
             "workers",
             "logs",
+            "script",
             "history",
             "downloads"
         ]

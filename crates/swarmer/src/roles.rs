@@ -265,6 +265,7 @@ async fn serve(
         scaler: scaling.scaler.clone(),
         autoscale: scaling.autoscale.clone(),
         ext,
+        ext_config: control.ext.clone(),
         history: recording.store(),
         ..web
     };

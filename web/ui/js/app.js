@@ -16,11 +16,12 @@ import logs from "./tabs/logs.js";
 import downloads from "./tabs/downloads.js";
 import ratio from "./tabs/ratio.js";
 import runHistory from "./tabs/history.js";
+import script from "./tabs/script.js";
 import { extView, extActions } from "./tabs/ext.js";
 
 // Views the page draws itself, by tab id. The tab list comes from the
 // server, so views added later (e.g. by scripts) only need a renderer here.
-const BUILTINS = { statistics, charts, failures, exceptions, ratio, workers, logs, history: runHistory, downloads };
+const BUILTINS = { statistics, charts, failures, exceptions, ratio, workers, logs, script, history: runHistory, downloads };
 // Views the script adds, by tab kind; the server renders their data.
 const KINDS = { "ext-view": extView, "ext-actions": extActions };
 

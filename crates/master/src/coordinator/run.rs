@@ -8,8 +8,10 @@ use protocol::{MasterMessage, ScriptBundle, ScriptRef, SpawnPlan};
 use script::{ScriptInfo, ScriptSource};
 
 use super::{Coordinator, Run, RunRequest, now_ms};
+use crate::current_script::CurrentScript;
 use crate::dispatch::{split_across_workers, split_arrivals, users_per_type};
 use crate::error::MasterError;
+use crate::recorder::ScriptMeta;
 use crate::snapshot::{RatePoint, RunState};
 use crate::validate;
 use script::arrivals::ArrivalSpec;
@@ -76,6 +78,7 @@ impl Coordinator {
             profile_started: Instant::now(),
             profile_started_ms: now,
             stop_error: None,
+            script: ScriptMeta::new(&self.config.script.path, &self.config.script.code),
         });
         self.state = RunState::Spawning;
         self.rebalance(true);
@@ -83,6 +86,10 @@ impl Coordinator {
     }
 
     pub(super) fn reload_script(&mut self) -> Result<(), MasterError> {
+        if self.uploaded {
+            // An uploaded script replaced the file until the next upload.
+            return Ok(());
+        }
         let Ok(code) = std::fs::read_to_string(&self.config.script.path) else {
             // The script came as text only (tests) or the file is gone: keep it.
             return Ok(());
@@ -97,8 +104,53 @@ impl Coordinator {
         let info = script::inspect(&src).map_err(|e| MasterError::Script(e.to_string()))?;
         tracing::info!("script {} changed; workers get it with this run", src.path);
         self.config.script.code = src.code;
+        self.swap_script_thresholds(&info);
         self.info = info;
+        self.share_script();
         Ok(())
+    }
+
+    /// Makes `script` the one of the next run: refused while a run (or
+    /// its stop) is going, so a run never mixes two scripts.
+    pub(super) fn replace_script(&mut self, script: CurrentScript) -> Result<(), MasterError> {
+        if self.state.is_active() || self.state == RunState::Stopping {
+            return Err(MasterError::RunActive);
+        }
+        self.config.script = script.text.clone();
+        self.swap_script_thresholds(&script.info);
+        self.info = (*script.info).clone();
+        self.files = script.files.clone();
+        self.uploaded = true;
+        crate::current_script::write(&self.script, script);
+        Ok(())
+    }
+
+    /// The thresholds judged are the command line's, then the script's
+    /// (as the binary resolves them): the old script's are replaced by
+    /// the new one's.
+    fn swap_script_thresholds(&mut self, new: &ScriptInfo) {
+        let thresholds = &mut self.config.thresholds;
+        if thresholds.ends_with(&self.info.thresholds) {
+            thresholds.truncate(thresholds.len() - self.info.thresholds.len());
+        }
+        thresholds.extend(new.thresholds.iter().cloned());
+    }
+
+    /// Publishes the script (after a reload from disk) to the handles.
+    fn share_script(&self) {
+        let current = CurrentScript::new(
+            self.config.script.clone(),
+            self.files.clone(),
+            self.info.clone(),
+        );
+        crate::current_script::write(&self.script, current);
+    }
+
+    /// The bundle workers are sent, with any uploaded files.
+    fn bundle(&self) -> ScriptBundle {
+        let mut bundle = ScriptBundle::from(&self.config.script);
+        bundle.files.extend(self.files.iter().cloned());
+        bundle
     }
 
     pub(super) fn stop(&mut self) -> Result<(), MasterError> {
@@ -148,7 +200,7 @@ impl Coordinator {
         let elapsed_ms = now_ms().saturating_sub(run.started_ms);
         let mut open_plans = split_arrivals(&open_types, &workers, elapsed_ms);
         // Hashed once here, sent in full once per connection.
-        let bundle = ScriptBundle::from(&self.config.script);
+        let bundle = self.bundle();
         let hash = bundle.hash();
         for m in self.members.live_mut() {
             let users = plans.remove(&m.id).unwrap_or_default();

@@ -199,6 +199,7 @@ impl Coordinator {
             profile: self.profile_view(),
             rate_plan: self.rate_plan(),
             stop_error: run.and_then(|r| r.stop_error.clone()),
+            run_script: run.map(|r| r.script.clone()),
         };
         self.published.send_replace(Arc::new(snapshot));
     }

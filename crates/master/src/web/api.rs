@@ -49,6 +49,7 @@ pub fn builtin_tabs() -> Vec<TabInfo> {
         ("ratio", "Current ratio"),
         ("workers", "Workers"),
         ("logs", "Logs"),
+        ("script", "Script"),
         ("history", "History"),
         ("downloads", "Downloads"),
     ]
@@ -180,7 +181,7 @@ pub async fn start(State(app): State<Shared>, body: Bytes) -> Result<Json<Value>
     }
     let request = forms::run_request(
         &fields,
-        app.master.script_info(),
+        &app.master.script_info(),
         JSON_NAMES,
         app.master.max_users(),
     )?;
@@ -190,7 +191,7 @@ pub async fn start(State(app): State<Shared>, body: Bytes) -> Result<Json<Value>
         request.users,
         request.spawn_rate
     );
-    crate::ext::start_run(&app.master, app.config.ext.as_ref(), request).await?;
+    crate::ext::start_run(&app.master, app.ext().as_ref(), request).await?;
     let message = if retune {
         "Run updated"
     } else {

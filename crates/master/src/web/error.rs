@@ -49,6 +49,10 @@ pub enum ApiError {
     /// do not fit, a script error or timeout.
     #[error(transparent)]
     Ext(#[from] ExtError),
+    /// An uploaded script was refused (size, path, encoding, or it does
+    /// not load).
+    #[error(transparent)]
+    Upload(#[from] crate::upload::UploadError),
     /// The run history's database failed (e.g. the server is down).
     #[error("the run history is unavailable: {0}")]
     History(String),
@@ -74,6 +78,11 @@ impl ApiError {
             ApiError::ForeignHost(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Ext(e) => ext_status(e),
             ApiError::History(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upload(e) if e.is_too_large() => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Upload(crate::upload::UploadError::Load(_)) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Upload(_) => StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -92,7 +101,9 @@ fn master_status(e: &MasterError) -> StatusCode {
     match e {
         MasterError::Invalid(_) | MasterError::Shape(_) => StatusCode::BAD_REQUEST,
         // The request was fine; the master's situation does not allow it now.
-        MasterError::NoWorkers | MasterError::NotRunning => StatusCode::CONFLICT,
+        MasterError::NoWorkers | MasterError::NotRunning | MasterError::RunActive => {
+            StatusCode::CONFLICT
+        }
         MasterError::Script(_) => StatusCode::UNPROCESSABLE_ENTITY,
         MasterError::Gone => StatusCode::SERVICE_UNAVAILABLE,
     }

@@ -45,7 +45,7 @@ fn none_declared(kind: &'static str, id: &str) -> ApiError {
 /// action names no view.
 pub fn tabs(app: &Shared) -> Vec<TabInfo> {
     let mut tabs = super::api::builtin_tabs();
-    let Some(ext) = &app.config.ext else {
+    let Some(ext) = app.ext() else {
         return tabs;
     };
     let catalog = ext.catalog();
@@ -68,7 +68,7 @@ pub fn tabs(app: &Shared) -> Vec<TabInfo> {
 
 /// `GET /api/v1/ext`: views, actions (with their fields), routes, hooks.
 pub async fn list(State(app): State<Shared>) -> Json<Value> {
-    match &app.config.ext {
+    match app.ext() {
         Some(ext) => Json(json!(ext.catalog())),
         None => Json(json!({ "views": [], "actions": [], "routes": [], "hooks": [] })),
     }
@@ -79,11 +79,7 @@ pub async fn view(
     State(app): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<ViewData>, ApiError> {
-    let ext = app
-        .config
-        .ext
-        .as_ref()
-        .ok_or_else(|| none_declared("view", &id))?;
+    let ext = app.ext().ok_or_else(|| none_declared("view", &id))?;
     Ok(Json(ext.render(&id).await?))
 }
 
@@ -94,11 +90,7 @@ pub async fn action(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let ext = app
-        .config
-        .ext
-        .as_ref()
-        .ok_or_else(|| none_declared("action", &id))?;
+    let ext = app.ext().ok_or_else(|| none_declared("action", &id))?;
     let args: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
@@ -129,11 +121,7 @@ pub async fn action(
 pub async fn route(State(app): State<Shared>, uri: Uri) -> Result<Json<Value>, ApiError> {
     let prefix = app.url("/api/v1/ext");
     let path = uri.path().strip_prefix(&prefix).unwrap_or(uri.path());
-    let ext = app
-        .config
-        .ext
-        .as_ref()
-        .ok_or_else(|| none_declared("route", path))?;
+    let ext = app.ext().ok_or_else(|| none_declared("route", path))?;
     let query: Vec<(String, String)> = uri
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())

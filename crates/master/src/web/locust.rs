@@ -47,7 +47,7 @@ pub async fn swarm(State(app): State<Shared>, body: Bytes) -> Result<Json<Value>
     let fields = forms::run_fields_from_form(&body);
     let request = forms::run_request(
         &fields,
-        app.master.script_info(),
+        &app.master.script_info(),
         FORM_NAMES,
         app.master.max_users(),
     )?;

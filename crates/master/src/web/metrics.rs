@@ -352,6 +352,7 @@ mod tests {
             checks: Vec::new(),
             rate_plan: Vec::new(),
             stop_error: None,
+            run_script: None,
         }
     }
 

@@ -4,8 +4,8 @@
 //!   area, each area's module declaring its own `routes()`: the page and
 //!   its files (`router`), Locust's routes (`locust`), the `/api/v1/` JSON
 //!   API with its OpenAPI document and live updates (`api`), scaling
-//!   (`scale`), the run history (`history`) and the script's extensions
-//!   (`ext`); [`route_table`] lists
+//!   (`scale`), the run history (`history`), the script itself and its
+//!   uploads (`script`) and the script's extensions (`ext`); [`route_table`] lists
 //!   them from the same declarations.
 //! - [`run`] serves it on a listener until shutdown, with the timeouts and
 //!   the connection cap of [`ServeLimits`] (`serve`).
@@ -33,6 +33,7 @@ mod profile_json;
 pub mod report;
 mod router;
 mod scale;
+mod script;
 mod security;
 mod serve;
 mod state;
@@ -72,6 +73,8 @@ pub struct WebConfig {
     pub logs: Option<LogBuffer>,
     /// The script's views, actions, routes and hooks, when it declares any.
     pub ext: Option<crate::ext::Extensions>,
+    /// How extensions are started: again when a script is uploaded.
+    pub ext_config: ::ext::ExtConfig,
     /// Host names the UI answers to without auth, besides IP addresses and
     /// localhost (`--web-allowed-hosts` and `--web-host`; "*": any name).
     pub allowed_hosts: Vec<String>,

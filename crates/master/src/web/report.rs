@@ -281,6 +281,7 @@ pub fn try_render_report(
     let mut env = Environment::new();
     env.add_template("report.html", TEMPLATE)?;
     let snap = snapshot;
+    let script = master.script();
     let mut rows: Vec<Row> = snap.stats.entries().map(|e| row(e, snap)).collect();
     rows.push(row(snap.stats.total(), snap));
     let summary = views::summary(snap);
@@ -313,8 +314,8 @@ pub fn try_render_report(
         spawn_rate: format!("{} users/s", verdict::number_text(snap.spawn_rate)),
         run_time: run_time_text(snap),
         user_types: user_types(master, snap),
-        script_path: &master.script().path,
-        script_code: &master.script().code,
+        script_path: &script.text.path,
+        script_code: &script.text.code,
         worker_count: snap.worker_count,
         lost_workers: snap.lost_workers,
         saturated_workers: snap.saturated_workers.clone(),

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::state::{AppState, Shared};
-use super::{WebConfig, api, assets, ext, history, hosts, locust, metrics, scale, security};
+use super::{
+    WebConfig, api, assets, ext, history, hosts, locust, metrics, scale, script, security,
+};
 use crate::MasterHandle;
 
 /// One area's routes with the base path in front, and the table of what
@@ -82,6 +84,7 @@ fn all_routes(base: &str) -> Routes {
         .merge(api::routes(base))
         .merge(history::routes(base))
         .merge(scale::routes(base))
+        .merge(script::routes(base))
         .merge(ext::routes(base))
 }
 

@@ -2,14 +2,16 @@
 //! per-process secrets and paths derived from it once at start.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tokio_util::sync::CancellationToken;
 
 use super::WebConfig;
 use super::full_history::{self, FullHistory};
 use super::hosts::AllowedHosts;
+use super::script::ChangeLog;
 use crate::MasterHandle;
+use crate::ext::Extensions;
 
 pub struct AppState {
     pub master: MasterHandle,
@@ -26,12 +28,18 @@ pub struct AppState {
     /// The rows `/stats/requests_full_history/csv` serves, recorded while
     /// `config.full_history` (`--csv-full-history`) is on.
     pub full_history: Option<Arc<FullHistory>>,
+    /// The script's extensions: `config.ext` at start (taken from it),
+    /// replaced when a
+    /// new script is uploaded (see `script`).
+    ext: RwLock<Option<Extensions>>,
+    /// Recent script changes, for the Script tab.
+    pub script_changes: ChangeLog,
 }
 
 pub type Shared = Arc<AppState>;
 
 impl AppState {
-    pub fn new(master: MasterHandle, config: WebConfig, shutdown: CancellationToken) -> Self {
+    pub fn new(master: MasterHandle, mut config: WebConfig, shutdown: CancellationToken) -> Self {
         let base = normalize_base(&config.base_path);
         let csrf_token = rand::random::<[u8; 16]>()
             .iter()
@@ -44,6 +52,10 @@ impl AppState {
             history
         });
         Self {
+            // Taken, not copied: replaced extensions must stop (their
+            // hooks too) once no request uses them.
+            ext: RwLock::new(config.ext.take()),
+            script_changes: ChangeLog::default(),
             full_history,
             master,
             config,
@@ -51,6 +63,23 @@ impl AppState {
             base,
             csrf_token,
             shutdown,
+        }
+    }
+
+    /// The current script's extensions, if it declares any.
+    pub fn ext(&self) -> Option<Extensions> {
+        match self.ext.read() {
+            Ok(e) => e.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Switches to a new script's extensions; the old ones stop once the
+    /// requests still using them are done.
+    pub fn set_ext(&self, ext: Option<Extensions>) {
+        match self.ext.write() {
+            Ok(mut e) => *e = ext,
+            Err(poisoned) => *poisoned.into_inner() = ext,
         }
     }
 
