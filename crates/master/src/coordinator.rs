@@ -116,6 +116,10 @@ struct Run {
     profile_started_ms: u64,
     /// Why a failure stopped the run.
     stop_error: Option<String>,
+    /// Which worker may give which `self.index` to its users.
+    indexes: crate::indexes::IndexBook,
+    /// Rows of each `unique` feeder handed out so far.
+    feeders: BTreeMap<String, u32>,
 }
 
 pub struct Coordinator {
@@ -371,6 +375,11 @@ impl Coordinator {
                 member.status.user_count = report.user_count;
                 member.pool_users = report.pool_users;
                 member.users_counted_ms = now_ms();
+                if Some(report.run_id) == run_id
+                    && let Some(run) = &mut self.run
+                {
+                    run.indexes.released(id, &report.released_indexes);
+                }
                 if fresh && Some(report.run_id) == run_id {
                     self.stats.merge(&report.stats);
                     self.delay_owed += self.merge_delay;
@@ -402,11 +411,43 @@ impl Coordinator {
                 self.membership_changed();
                 self.check_stopped();
             }
+            WorkerMessage::FeederLease {
+                run_id: lease_run,
+                feeder,
+                rows,
+                want,
+            } => {
+                let (first, count) = match &mut self.run {
+                    Some(run) if run.id == lease_run && self.state.is_active() => {
+                        lease_rows(&mut run.feeders, &feeder, rows, want)
+                    }
+                    // Not this run's: nothing is handed out.
+                    _ => (0, 0),
+                };
+                let grant = MasterMessage::FeederGrant {
+                    feeder,
+                    first,
+                    count,
+                };
+                if member.tx.try_send(grant).is_err() {
+                    tracing::warn!("worker {id} is not keeping up; a feeder grant was dropped");
+                }
+            }
             WorkerMessage::Hello(_) | WorkerMessage::Proof { .. } => {
                 tracing::warn!("worker {id} repeated its handshake; ignoring");
             }
         }
     }
+}
+
+/// Hands out the next `want` of a `unique` feeder's `rows` (0-based):
+/// `(first, count)`, with `count` 0 once every row is out.
+fn lease_rows(given: &mut BTreeMap<String, u32>, feeder: &str, rows: u32, want: u32) -> (u32, u32) {
+    let next = given.entry(feeder.to_string()).or_default();
+    let first = *next;
+    let count = want.min(rows.saturating_sub(first));
+    *next += count;
+    (first, count)
 }
 
 pub use stats::now_ms;
