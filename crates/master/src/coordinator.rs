@@ -451,3 +451,20 @@ fn lease_rows(given: &mut BTreeMap<String, u32>, feeder: &str, rows: u32, want: 
 }
 
 pub use stats::now_ms;
+
+#[cfg(test)]
+mod tests {
+    use super::lease_rows;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn feeder_rows_go_out_once_then_grants_are_empty() {
+        let mut given = BTreeMap::new();
+        assert_eq!(lease_rows(&mut given, "a", 5, 2), (0, 2));
+        assert_eq!(lease_rows(&mut given, "b", 5, 2), (0, 2), "per feeder");
+        assert_eq!(lease_rows(&mut given, "a", 5, 2), (2, 2));
+        assert_eq!(lease_rows(&mut given, "a", 5, 2), (4, 1), "the last one");
+        assert_eq!(lease_rows(&mut given, "a", 5, 2).1, 0);
+        assert_eq!(lease_rows(&mut given, "a", 5, 2).1, 0);
+    }
+}
