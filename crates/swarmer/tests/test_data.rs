@@ -205,6 +205,68 @@ fn indexes_stay_unique_while_a_joining_worker_takes_users_over() {
     });
 }
 
+/// Closed users and an arrival pool side by side: the pool's users take
+/// indexes from the same run-wide set.
+const WITH_ARRIVALS: &str = r#"
+local U = swarmer.user { name = "U", wait = swarmer.constant(0.05) }
+function U:on_start() self.http:get("/start?i=" .. self.index) end
+U:task(function(self) self.http:get("/task") end)
+local Api = swarmer.user {
+  name = "Api",
+  arrivals = { rate = 200, per = "1s", pre_allocated = 8, max_users = 8 },
+}
+function Api:on_start() self.http:get("/start?i=" .. self.index) end
+Api:task(function(self) swarmer.sleep(0.2) end)
+"#;
+
+#[test]
+fn arrival_driven_users_have_indexes_of_the_same_run_wide_set() {
+    let _serial = serial();
+    let dir = TempDir::new("index-arrivals");
+    let script = dir.write("users.lua", WITH_ARRIVALS);
+    let (url, log) = server();
+    let master = Master::start(
+        dir.path(),
+        &[
+            "-f",
+            &script,
+            "--headless",
+            "-H",
+            &url,
+            "-u",
+            "4",
+            "-r",
+            "100",
+            "-t",
+            "60s",
+            "--expect-workers",
+            "2",
+        ],
+    );
+    let _w1 = worker(dir.path(), master.port, "w1", &["--cores", "2"]);
+    let _w2 = worker(dir.path(), master.port, "w2", &["--cores", "2"]);
+    // 4 closed users and a pool of 8 (pre-allocated, and 200 arrivals a
+    // second of 200 ms each keep it full): 12 users, 12 indexes.
+    let all = poll(LONG, || {
+        seen(&log, |s| (s.started.len() == 12).then(|| s.started.clone()))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "12 users start; seen {:?}",
+            seen(&log, |s| s.started.clone())
+        )
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    seen(&log, |s| {
+        assert_eq!(s.started, all, "no other user started");
+        assert!(s.twice.is_empty(), "indexes alive twice: {:?}", s.twice);
+    });
+    assert_eq!(
+        all.keys().copied().collect::<Vec<_>>(),
+        (1..=12).collect::<Vec<_>>()
+    );
+}
+
 const UNIQUE_ROWS: &str = r#"
 local rows = {}
 for i = 1, 40 do rows[i] = { n = tostring(i) } end
