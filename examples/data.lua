@@ -14,8 +14,11 @@ local Member = swarmer.user {
 }
 
 function Member:on_start()
-  -- Users are numbered from 1 on each core; wrap around the file.
-  self.account = accounts[(self.id - 1) % #accounts + 1]
+  -- self.index is unique across the run (all workers and cores) while the
+  -- user lives, so concurrent users never log in as the same account as
+  -- long as there are no more users than rows; past that, wrap around.
+  -- (self.id only counts the users of one core: it repeats across cores.)
+  self.account = accounts[(self.index - 1) % #accounts + 1]
   self.http:post("/login", { form = { user = self.account.user } })
   swarmer.log.debug("logged in as", self.account.user)
 end

@@ -454,6 +454,7 @@ fn kind(msg: &WorkerMessage) -> &'static str {
         WorkerMessage::Stopped { .. } => "a stopped notice",
         WorkerMessage::Quitting => "a goodbye",
         WorkerMessage::ScriptWanted { .. } => "a script request",
+        WorkerMessage::FeederLease { .. } => "a feeder lease request",
     }
 }
 
@@ -494,6 +495,7 @@ mod tests {
             user_count: 0,
             users_by_type: Default::default(),
             pool_users: 0,
+            released_indexes: Vec::new(),
         };
         unsent
             .inbox

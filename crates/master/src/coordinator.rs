@@ -123,6 +123,10 @@ struct Run {
     stop_error: Option<String>,
     /// The script it runs (name and text hash), for the run history.
     script: ScriptMeta,
+    /// Which worker may give which `self.index` to its users.
+    indexes: crate::indexes::IndexBook,
+    /// Rows of each `unique` feeder handed out so far.
+    feeders: BTreeMap<String, u32>,
 }
 
 pub struct Coordinator {
@@ -394,6 +398,11 @@ impl Coordinator {
                 member.status.user_count = report.user_count;
                 member.pool_users = report.pool_users;
                 member.users_counted_ms = now_ms();
+                if Some(report.run_id) == run_id
+                    && let Some(run) = &mut self.run
+                {
+                    run.indexes.released(id, &report.released_indexes);
+                }
                 if fresh && Some(report.run_id) == run_id {
                     self.stats.merge(&report.stats);
                     self.delay_owed += self.merge_delay;
@@ -425,6 +434,28 @@ impl Coordinator {
                 self.membership_changed();
                 self.check_stopped();
             }
+            WorkerMessage::FeederLease {
+                run_id: lease_run,
+                feeder,
+                rows,
+                want,
+            } => {
+                let (first, count) = match &mut self.run {
+                    Some(run) if run.id == lease_run && self.state.is_active() => {
+                        lease_rows(&mut run.feeders, &feeder, rows, want)
+                    }
+                    // Not this run's: nothing is handed out.
+                    _ => (0, 0),
+                };
+                let grant = MasterMessage::FeederGrant {
+                    feeder,
+                    first,
+                    count,
+                };
+                if member.tx.try_send(grant).is_err() {
+                    tracing::warn!("worker {id} is not keeping up; a feeder grant was dropped");
+                }
+            }
             WorkerMessage::Hello(_) | WorkerMessage::Proof { .. } => {
                 tracing::warn!("worker {id} repeated its handshake; ignoring");
             }
@@ -432,4 +463,31 @@ impl Coordinator {
     }
 }
 
+/// Hands out the next `want` of a `unique` feeder's `rows` (0-based):
+/// `(first, count)`, with `count` 0 once every row is out.
+fn lease_rows(given: &mut BTreeMap<String, u32>, feeder: &str, rows: u32, want: u32) -> (u32, u32) {
+    let next = given.entry(feeder.to_string()).or_default();
+    let first = *next;
+    let count = want.min(rows.saturating_sub(first));
+    *next += count;
+    (first, count)
+}
+
 pub use stats::now_ms;
+
+#[cfg(test)]
+mod tests {
+    use super::lease_rows;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn feeder_rows_go_out_once_then_grants_are_empty() {
+        let mut given = BTreeMap::new();
+        assert_eq!(lease_rows(&mut given, "a", 5, 2), (0, 2));
+        assert_eq!(lease_rows(&mut given, "b", 5, 2), (0, 2), "per feeder");
+        assert_eq!(lease_rows(&mut given, "a", 5, 2), (2, 2));
+        assert_eq!(lease_rows(&mut given, "a", 5, 2), (4, 1), "the last one");
+        assert_eq!(lease_rows(&mut given, "a", 5, 2).1, 0);
+        assert_eq!(lease_rows(&mut given, "a", 5, 2).1, 0);
+    }
+}

@@ -116,6 +116,7 @@ impl Inbox {
                 held.report.user_count = report.user_count;
                 held.report.users_by_type = report.users_by_type;
                 held.report.pool_users = report.pool_users;
+                held.report.released_indexes.extend(report.released_indexes);
             }
             Some(_) => self.other = Some(WorkerMessage::Report(report)),
             None => {
@@ -166,6 +167,7 @@ mod tests {
             user_count: seq as u32,
             users_by_type: Default::default(),
             pool_users: 0,
+            released_indexes: Vec::new(),
         }))
     }
 

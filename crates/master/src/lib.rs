@@ -17,6 +17,7 @@ mod error;
 pub mod ext;
 mod handle;
 mod inbox;
+mod indexes;
 pub mod listener;
 mod membership;
 pub mod profile;

@@ -104,7 +104,7 @@ async fn next_plan(link: &mut Link) -> (SpawnPlan, usize) {
             MessageCodec::<WorkerMessage, MasterMessage>::default()
                 .encode(MasterMessage::Spawn(plan.clone()), &mut bytes)
                 .expect("encode");
-            return (plan, bytes.len());
+            return (*plan, bytes.len());
         }
     }
 }

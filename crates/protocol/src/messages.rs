@@ -74,6 +74,12 @@ pub struct Report {
     /// not in `user_count`, since no plan count asks for them.
     #[serde(default)]
     pub pool_users: u32,
+    /// User indexes (`self.index`) the master took back from this worker
+    /// that no user of it holds any more: the master may now hand them to
+    /// another worker. Sent again with the report until acknowledged;
+    /// releasing twice is harmless.
+    #[serde(default)]
+    pub released_indexes: Vec<u32>,
 }
 
 /// How many users of each type one worker should run, and how fast to get
@@ -95,6 +101,21 @@ pub struct SpawnPlan {
     /// a type missing here has no arrivals on this worker.
     #[serde(default)]
     pub arrivals: BTreeMap<String, ArrivalShare>,
+    /// The run-wide user indexes (`self.index`) this worker's users take
+    /// from, as inclusive ranges: one per user it may run at once (its
+    /// users plus its arrival pools' bounds). Slots it held before and
+    /// holds no more are still used by running users until they stop;
+    /// the worker says so in `Report::released_indexes`. `None` (an older
+    /// master): the worker numbers its users itself.
+    #[serde(default)]
+    pub indexes: Option<Vec<IndexRange>>,
+}
+
+/// `first..=last`, a run of user indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexRange {
+    pub first: u32,
+    pub last: u32,
 }
 
 /// One worker's part of an arrival-driven user type. The master owns the
@@ -155,6 +176,15 @@ pub enum WorkerMessage {
     },
     /// Leaving for good (SIGTERM, a downscale); the final report came before.
     Quitting,
+    /// A `unique` feeder of this worker ran out of rows: it asks for the
+    /// next `want` of its `rows` rows. The master answers `FeederGrant`;
+    /// requests of one feeder are answered in order.
+    FeederLease {
+        run_id: u64,
+        feeder: String,
+        rows: u32,
+        want: u32,
+    },
 }
 
 /// What the master says. `Welcome` and `Refused` answer a hello, so their
@@ -189,7 +219,8 @@ pub enum MasterMessage {
     Ack {
         seq: u64,
     },
-    Spawn(SpawnPlan),
+    /// Boxed: a plan dwarfs the other messages.
+    Spawn(Box<SpawnPlan>),
     /// Stop every user, within `stop_timeout_ms`, then send a final report.
     Stop {
         run_id: u64,
@@ -199,4 +230,11 @@ pub enum MasterMessage {
     Heartbeat,
     /// The master is going away; the worker should exit.
     Quit,
+    /// Answers `FeederLease`: rows `first..first + count` (0-based) are
+    /// this worker's alone for the run. `count` 0: every row is handed out.
+    FeederGrant {
+        feeder: String,
+        first: u32,
+        count: u32,
+    },
 }

@@ -130,6 +130,7 @@ fn worker_message() -> impl Strategy<Value = WorkerMessage> {
                 seq,
                 stats,
                 pool_users: user_count / 2,
+                released_indexes: Vec::new(),
                 user_count,
                 users_by_type,
             }))
@@ -301,6 +302,7 @@ fn master_messages_round_trip() {
         tags: vec!["t".into()],
         exclude_tags: vec![],
         arrivals: Default::default(),
+        indexes: None,
         script: ScriptRef::sending(ScriptBundle::script("s.lua", "-- code")),
     };
     let by_hash = SpawnPlan {
@@ -319,8 +321,8 @@ fn master_messages_round_trip() {
             reason: "no".into(),
         },
         MasterMessage::Ack { seq: 9 },
-        MasterMessage::Spawn(plan),
-        MasterMessage::Spawn(by_hash),
+        MasterMessage::Spawn(Box::new(plan)),
+        MasterMessage::Spawn(Box::new(by_hash)),
         MasterMessage::Stop {
             run_id: 3,
             stop_timeout_ms: 10,

@@ -34,6 +34,7 @@ pub fn install(lua: &Lua, swarmer: &Table) -> mlua::Result<()> {
     )?;
     swarmer.set("record", lua.create_function(record)?)?;
     swarmer.set("data", lua.create_function(crate::data::data)?)?;
+    crate::feeder::install(lua, swarmer)?;
     swarmer.set("log", log_table(lua)?)?;
     let json = lua.create_table()?;
     json.set(

@@ -24,6 +24,7 @@ mod data;
 pub mod declare;
 mod define;
 mod drive;
+mod feeder;
 mod held;
 pub mod host;
 mod http;
@@ -38,6 +39,7 @@ pub mod wait;
 mod watchdog;
 mod ws;
 
+pub use feeder::{LeaseRequest, LeaseSender};
 pub use user::IdlePool;
 pub use watchdog::LuaLimits;
 
@@ -143,6 +145,9 @@ pub struct RuntimeConfig {
     pub base_dir: Option<PathBuf>,
     /// Time and memory bounds of the Lua state.
     pub limits: LuaLimits,
+    /// Where `unique` feeders lease rows from the master (the worker's
+    /// session); without it they are unique on their core only.
+    pub feeder_leases: Option<LeaseSender>,
 }
 
 /// Loads the script in a throwaway Lua state and lists its user types.
@@ -243,7 +248,18 @@ impl CoreRuntime {
         user_type: &str,
         stop: CancellationToken,
     ) -> Result<impl std::future::Future<Output = ()> + 'static, ScriptError> {
-        self.start(user_type, stop, user::Mode::Closed)
+        self.start(user_type, stop, user::Mode::Closed, None)
+    }
+
+    /// [`Self::run_user`] with `self.index` = `index`, the run-wide index
+    /// the engine leased this user.
+    pub fn run_user_indexed(
+        &self,
+        user_type: &str,
+        stop: CancellationToken,
+        index: u32,
+    ) -> Result<impl std::future::Future<Output = ()> + 'static, ScriptError> {
+        self.start(user_type, stop, user::Mode::Closed, Some(index))
     }
 
     /// Runs one pooled user of an arrival-driven type: `on_start`, then one
@@ -255,8 +271,14 @@ impl CoreRuntime {
         stop: CancellationToken,
         idle: IdlePool,
         first_due: Option<tokio::time::Instant>,
+        index: Option<u32>,
     ) -> Result<impl std::future::Future<Output = ()> + 'static, ScriptError> {
-        self.start(user_type, stop, user::Mode::Pooled { idle, first_due })
+        self.start(
+            user_type,
+            stop,
+            user::Mode::Pooled { idle, first_due },
+            index,
+        )
     }
 
     fn start(
@@ -264,8 +286,9 @@ impl CoreRuntime {
         user_type: &str,
         stop: CancellationToken,
         mode: user::Mode,
+        index: Option<u32>,
     ) -> Result<impl std::future::Future<Output = ()> + 'static, ScriptError> {
-        let Some(index) = self.core.types.iter().position(|t| &*t.name == user_type) else {
+        let Some(ty) = self.core.types.iter().position(|t| &*t.name == user_type) else {
             let known = self
                 .core
                 .types
@@ -278,9 +301,11 @@ impl CoreRuntime {
                 known,
             });
         };
-        user::start(self.core.clone(), index, stop, mode).map_err(|e| ScriptError::UserCreation {
-            user_type: user_type.to_string(),
-            message: e.to_string(),
+        user::start(self.core.clone(), ty, stop, mode, index).map_err(|e| {
+            ScriptError::UserCreation {
+                user_type: user_type.to_string(),
+                message: e.to_string(),
+            }
         })
     }
 

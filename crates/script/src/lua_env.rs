@@ -34,6 +34,9 @@ pub struct LuaEnv {
     pub current: RefCell<Option<Rc<UserCtx>>>,
     /// `swarmer.data` results, loaded once per core.
     pub data: RefCell<HashMap<PathBuf, RegistryKey>>,
+    /// Feeders created so far: the default name of the next is
+    /// "feeder N", the same on every core since each runs the same script.
+    pub feeders: std::cell::Cell<u32>,
 }
 
 /// The per-user facts Rust needs while the user's Lua code runs.
@@ -104,6 +107,7 @@ impl LuaEnv {
             tls,
             current: RefCell::new(None),
             data: RefCell::new(HashMap::new()),
+            feeders: std::cell::Cell::new(0),
         }
     }
 

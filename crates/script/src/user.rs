@@ -21,7 +21,8 @@ use crate::luax::fix_path;
 use crate::runtime::{LoadedScript, RunType};
 use crate::wait::Pacer;
 
-/// Creates one user of type `ty` now, so a user that cannot be created is
+/// Creates one user of type `ty` now, with `self.index` = `index` (the
+/// run-wide index the engine leased it; its per-core `id` without one), so a user that cannot be created is
 /// an error for the caller to count rather than a user that silently never
 /// runs; the returned future runs it.
 ///
@@ -33,6 +34,7 @@ pub fn start(
     ty: usize,
     stop: CancellationToken,
     mode: Mode,
+    index: Option<u32>,
 ) -> mlua::Result<impl std::future::Future<Output = ()> + 'static> {
     let rt = &core.types[ty];
     let ctx = Rc::new(UserCtx {
@@ -45,7 +47,8 @@ pub fn start(
         hosts: rt.http.hosts.clone(),
         sockets: RefCell::new(Vec::new()),
     });
-    let this = user_table(&core, rt, &ctx)?;
+    let index = index.map_or(ctx.id, u64::from);
+    let this = user_table(&core, rt, &ctx, index)?;
     let this = Held::new(&core.lua, &core.slots, this)?;
     Ok(run(core, ty, ctx, this, mode))
 }
@@ -198,7 +201,12 @@ fn wait_time(core: &LoadedScript, ctx: &Rc<UserCtx>, wait: &Wait, this: &Held<Ta
     }
 }
 
-fn user_table(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>) -> mlua::Result<Table> {
+fn user_table(
+    core: &LoadedScript,
+    rt: &RunType,
+    ctx: &Rc<UserCtx>,
+    index: u64,
+) -> mlua::Result<Table> {
     let t = core.lua.create_table_with_capacity(0, 4)?;
     let http = Http(Rc::new(Client::new(
         ctx.clone(),
@@ -208,7 +216,10 @@ fn user_table(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>) -> mlua::Res
     )));
     t.raw_set("http", core.lua.create_userdata(http)?)?;
     t.raw_set("ws", core.ws.clone())?;
+    // `id` counts users on this core (from 1, so it repeats across cores
+    // and workers); `index` is unique across the run while the user lives.
     t.raw_set("id", ctx.id)?;
+    t.raw_set("index", index)?;
     t.raw_set("user_type", &*rt.name)?;
     t.set_metatable(Some(rt.user_meta.clone()))?;
     Ok(t)

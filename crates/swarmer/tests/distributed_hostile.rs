@@ -284,7 +284,7 @@ fn a_worker_gives_an_impostor_neither_its_token_nor_its_users() {
         "w1",
         &["--cluster-token", TOKEN, "--cores", "1"],
     );
-    let plan = MasterMessage::Spawn(protocol::SpawnPlan {
+    let plan = MasterMessage::Spawn(Box::new(protocol::SpawnPlan {
         run_id: 1,
         users: [("U".to_string(), 1)].into(),
         spawn_rate: 100.0,
@@ -292,11 +292,12 @@ fn a_worker_gives_an_impostor_neither_its_token_nor_its_users() {
         tags: vec![],
         exclude_tags: vec![],
         arrivals: Default::default(),
+        indexes: None,
         script: protocol::ScriptRef::sending(protocol::ScriptBundle::script(
             "evil.lua",
             "local U = swarmer.user { name = \"U\" }\nU:task(function(self) end)",
         )),
-    });
+    }));
     let welcome = |proof| MasterMessage::Welcome {
         heartbeat_interval_ms: 50,
         report_interval_ms: 50,

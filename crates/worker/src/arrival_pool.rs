@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use script::arrivals::{ArrivalSpec, Schedule};
 use script::{CoreRuntime, IdlePool};
+
+use crate::indexes::Indexes;
 use stats::RequestStats;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -65,6 +67,7 @@ pub struct ArrivalRun {
 /// Starts the driver of `name` on this core.
 pub fn start(
     runtime: CoreRuntime,
+    indexes: Indexes,
     name: String,
     spec: ArrivalSpec,
     share: CoreShare,
@@ -75,6 +78,7 @@ pub fn start(
     let allocated = Rc::new(Cell::new(0));
     let driver = Driver {
         runtime,
+        indexes,
         name,
         stats,
         idle: IdlePool::default(),
@@ -104,6 +108,8 @@ impl Drop for Pool {
 
 struct Driver {
     runtime: CoreRuntime,
+    /// Every pooled user holds a run-wide index for its life.
+    indexes: Indexes,
     name: String,
     stats: Rc<RefCell<RequestStats>>,
     idle: IdlePool,
@@ -191,12 +197,17 @@ impl Driver {
     }
 
     fn add_user(&mut self, first_due: Option<Instant>) -> bool {
+        // None free: users of a shrinking plan still hold them; dropped.
+        let Some(lease) = self.indexes.take() else {
+            return false;
+        };
         let stop = CancellationToken::new();
         let user = match self.runtime.run_pooled_user(
             &self.name,
             stop.clone(),
             self.idle.clone(),
             first_due,
+            Some(lease.index),
         ) {
             Ok(user) => user,
             Err(e) => {
@@ -207,6 +218,10 @@ impl Driver {
                     .record_exception(&msg, "", "", stats::now_ms());
                 return false;
             }
+        };
+        let user = async move {
+            let _lease = lease;
+            user.await
         };
         self.users.0.push((stop, tokio::task::spawn_local(user)));
         self.allocated.set(self.users.0.len() as u32);

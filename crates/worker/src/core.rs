@@ -16,6 +16,7 @@ use tokio::task::{JoinHandle, LocalSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::arrival_pool::{self, ArrivalRun, CoreShare};
+use crate::indexes::Indexes;
 use crate::plan::{Change, Counts, RampPace, next_change, pending_changes};
 
 pub enum CoreCommand {
@@ -64,6 +65,8 @@ pub struct CoreAnswer {
 struct UserSlot {
     stop: CancellationToken,
     task: JoinHandle<()>,
+    /// Its run-wide index (0 for an arrival driver, which has none).
+    index: u32,
 }
 
 struct Core {
@@ -80,6 +83,8 @@ struct Core {
     stop_timeout: Duration,
     /// Names this worker in exceptions (from the loaded config).
     node_id: String,
+    /// The worker's run-wide user indexes, shared with its other cores.
+    indexes: Indexes,
 }
 
 struct Ramp {
@@ -94,7 +99,10 @@ struct Ramp {
 const MAX_CHANGES_PER_STEP: u32 = 2_000;
 
 /// Starts a core thread and returns the sender that drives it.
-pub fn spawn(index: usize) -> std::io::Result<mpsc::UnboundedSender<CoreCommand>> {
+pub fn spawn(
+    index: usize,
+    indexes: Indexes,
+) -> std::io::Result<mpsc::UnboundedSender<CoreCommand>> {
     let (tx, rx) = mpsc::unbounded_channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -103,12 +111,12 @@ pub fn spawn(index: usize) -> std::io::Result<mpsc::UnboundedSender<CoreCommand>
         .name(format!("swarmer-core-{index}"))
         .spawn(move || {
             let local = LocalSet::new();
-            local.block_on(&runtime, run(rx));
+            local.block_on(&runtime, run(rx, indexes));
         })?;
     Ok(tx)
 }
 
-async fn run(mut rx: mpsc::UnboundedReceiver<CoreCommand>) {
+async fn run(mut rx: mpsc::UnboundedReceiver<CoreCommand>, indexes: Indexes) {
     let mut core = Core {
         runtime: None,
         stats: Rc::new(RefCell::new(RequestStats::new(now_ms()))),
@@ -119,6 +127,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<CoreCommand>) {
         leaving: Vec::new(),
         stop_timeout: Duration::from_secs(10),
         node_id: String::new(),
+        indexes,
     };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -218,6 +227,7 @@ impl Core {
             };
             let run = arrival_pool::start(
                 runtime.clone(),
+                self.indexes.clone(),
                 name.clone(),
                 spec,
                 share,
@@ -234,6 +244,7 @@ impl Core {
         let slot = UserSlot {
             stop: run.stop,
             task: run.task,
+            index: 0,
         };
         self.leaving
             .push((slot, Instant::now() + self.stop_timeout));
@@ -264,6 +275,11 @@ impl Core {
             match change {
                 Change::Start(name) => {
                     if let Err(e) = self.start_user(&name) {
+                        let StartError::Failed(e) = e else {
+                            // Every index is held, some by users still
+                            // stopping: the next step tries again.
+                            break;
+                        };
                         failed.note(&name, e);
                         // No retry in this ramp: every attempt would fail
                         // the same way. The next plan tries again.
@@ -285,9 +301,22 @@ impl Core {
         }
     }
 
+    /// Stops the newest user of `name`, or rather one whose index the
+    /// master took back: the master hands that index on only once its
+    /// user has ended.
     fn stop_one_user(&mut self, name: &str) {
-        let Some(slot) = self.users.get_mut(name).and_then(Vec::pop) else {
+        let Some(slots) = self.users.get_mut(name) else {
             return;
+        };
+        let revoked = slots
+            .iter()
+            .rposition(|s| !self.indexes.is_granted(s.index));
+        let slot = match revoked {
+            Some(i) => slots.remove(i),
+            None => match slots.pop() {
+                Some(slot) => slot,
+                None => return,
+            },
         };
         slot.stop.cancel();
         self.leaving
@@ -295,19 +324,25 @@ impl Core {
     }
 
     /// Creates a user and starts it; an error means no user was created.
-    fn start_user(&mut self, name: &str) -> Result<(), String> {
+    fn start_user(&mut self, name: &str) -> Result<(), StartError> {
         let Some(runtime) = &self.runtime else {
-            return Err("no script is loaded".into());
+            return Err(StartError::Failed("no script is loaded".into()));
         };
+        let lease = self.indexes.take().ok_or(StartError::NoIndex)?;
         let stop = CancellationToken::new();
         let user = runtime
-            .run_user(name, stop.clone())
-            .map_err(|e| e.to_string())?;
-        let task = tokio::task::spawn_local(user);
+            .run_user_indexed(name, stop.clone(), lease.index)
+            .map_err(|e| StartError::Failed(e.to_string()))?;
+        // The index goes back when the task ends or is aborted.
+        let index = lease.index;
+        let task = tokio::task::spawn_local(async move {
+            let _lease = lease;
+            user.await
+        });
         self.users
             .entry(name.to_string())
             .or_default()
-            .push(UserSlot { stop, task });
+            .push(UserSlot { stop, task, index });
         Ok(())
     }
 
@@ -338,6 +373,7 @@ impl Core {
             slots.push(UserSlot {
                 stop: run.stop,
                 task: run.task,
+                index: 0,
             });
         }
         for slot in &slots {
@@ -351,6 +387,13 @@ impl Core {
             }
         }
     }
+}
+
+/// Why a user was not started.
+enum StartError {
+    /// Every index this worker holds is in use for now.
+    NoIndex,
+    Failed(String),
 }
 
 /// Users that could not be created in one ramp step, per type, with the

@@ -13,6 +13,7 @@ use stats::RequestStats;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{self, CoreAnswer, CoreCommand};
+use crate::indexes::Indexes;
 use crate::plan::split_across_cores;
 
 #[derive(Debug, Clone)]
@@ -54,6 +55,8 @@ pub struct Collected {
     pub late_cores: usize,
     /// Users allocated in the arrival pools (not in `users_by_type`).
     pub pool_users: u32,
+    /// Indexes the master took back that no user holds any more.
+    pub released_indexes: Vec<u32>,
 }
 
 impl Collected {
@@ -68,6 +71,11 @@ pub struct Engine {
     cores: Vec<CoreLink>,
     config: EngineConfig,
     loaded: Option<ScriptSource>,
+    /// The run-wide user indexes the master granted, shared by the cores.
+    indexes: Indexes,
+    /// `unique` feeders' requests for rows, for the session to forward.
+    leases: mpsc::UnboundedReceiver<script::LeaseRequest>,
+    lease_tx: script::LeaseSender,
 }
 
 /// The engine's side of one core.
@@ -86,9 +94,10 @@ impl Engine {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let indexes = Indexes::default();
         let cores = (0..count)
             .map(|i| {
-                core::spawn(i).map(|tx| CoreLink {
+                core::spawn(i, indexes.clone()).map(|tx| CoreLink {
                     tx,
                     collecting: None,
                     users: BTreeMap::new(),
@@ -96,11 +105,15 @@ impl Engine {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let (lease_tx, leases) = mpsc::unbounded_channel();
         Ok(Self {
             fd_warned: Default::default(),
             cores,
             config,
             loaded: None,
+            indexes,
+            leases,
+            lease_tx,
         })
     }
 
@@ -136,6 +149,7 @@ impl Engine {
             node_id: self.config.node_id.clone(),
             base_dir: self.config.base_dir.clone(),
             limits: self.config.limits,
+            feeder_leases: Some(self.lease_tx.clone()),
         };
         let mut replies = Vec::new();
         for core in &self.cores {
@@ -156,7 +170,26 @@ impl Engine {
                 .map_err(EngineError::Script)?;
         }
         self.loaded = Some(script.clone());
+        // The cores stopped the old run's users before loading.
+        self.indexes.reset();
         Ok(())
+    }
+
+    /// The run-wide user indexes the master grants this worker with a
+    /// plan (`None`: it grants none, and users are numbered here).
+    pub fn grant_indexes(&self, ranges: Option<&[protocol::IndexRange]>) {
+        self.indexes.grant(ranges);
+    }
+
+    /// Indexes the master took back that no user holds any more, since
+    /// the last call: for the next report.
+    pub fn released_indexes(&self) -> Vec<u32> {
+        self.indexes.take_released()
+    }
+
+    /// The next request of a `unique` feeder for rows from the master.
+    pub async fn next_lease(&mut self) -> Option<script::LeaseRequest> {
+        self.leases.recv().await
     }
 
     /// Moves towards `users` (per type, for this whole worker) at

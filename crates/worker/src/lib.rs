@@ -13,6 +13,8 @@ mod arrival_pool;
 pub mod client;
 mod core;
 mod engine;
+mod indexes;
+mod leases;
 mod plan;
 pub mod session;
 mod sysstat;

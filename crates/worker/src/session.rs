@@ -20,6 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval, timeout_at};
 use tokio_util::sync::CancellationToken;
 
 use crate::Engine;
+use crate::leases::PendingLeases;
 use crate::sysstat::ProcessUsage;
 
 #[derive(Debug, Clone)]
@@ -153,9 +154,15 @@ where
     report_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let silence_limit = heartbeat * config.missed_heartbeats.max(1);
     let mut last_heard = Instant::now();
+    let mut leases = PendingLeases::default();
     loop {
         let step = tokio::select! {
             msg = io.next() => match msg {
+                Some(Ok(MasterMessage::FeederGrant { feeder, first, count })) => {
+                    last_heard = Instant::now();
+                    leases.granted(&feeder, first, count);
+                    Ok(())
+                }
                 Some(Ok(msg)) => {
                     last_heard = Instant::now();
                     on_message(msg, &mut io, engine, outbox, config).await
@@ -163,6 +170,10 @@ where
                 Some(Err(e)) => Err(SessionEnd::Disconnected(e.to_string())),
                 None => Err(SessionEnd::Disconnected("the master closed the connection".into())),
             },
+            Some(request) = engine.next_lease() => {
+                let msg = leases.ask(outbox.run_id, request);
+                send(&mut io, msg).await
+            }
             _ = report_tick.tick() => send_report(&mut io, engine, outbox).await,
             _ = beat.tick() => {
                 if last_heard.elapsed() > silence_limit {
@@ -326,7 +337,7 @@ where
     T: Sink<WorkerMessage, Error = CodecError> + Unpin,
 {
     match msg {
-        MasterMessage::Spawn(plan) => spawn(plan, io, engine, outbox).await,
+        MasterMessage::Spawn(plan) => spawn(*plan, io, engine, outbox).await,
         MasterMessage::Stop {
             run_id,
             stop_timeout_ms,
@@ -354,6 +365,7 @@ where
             Ok(())
         }
         MasterMessage::Heartbeat
+        | MasterMessage::FeederGrant { .. }
         | MasterMessage::Welcome { .. }
         | MasterMessage::Challenge { .. } => Ok(()),
         MasterMessage::Refused { reason } => Err(SessionEnd::Refused(reason)),
@@ -403,6 +415,7 @@ where
     }
     outbox.target_users = plan.users.values().sum();
     outbox.state = Some(WorkerState::Spawning);
+    engine.grant_indexes(plan.indexes.as_deref());
     if let Err(e) = engine
         .apply(&plan.users, plan.spawn_rate, received)
         .and_then(|()| engine.apply_arrivals(&plan.arrivals))
@@ -425,10 +438,11 @@ async fn send_report<T>(io: &mut T, engine: &mut Engine, outbox: &mut Outbox) ->
 where
     T: Sink<WorkerMessage, Error = CodecError> + Unpin,
 {
-    let collected = engine
+    let mut collected = engine
         .collect(REPORT_WAIT)
         .await
         .map_err(|e| SessionEnd::Disconnected(e.to_string()))?;
+    collected.released_indexes = engine.released_indexes();
     send_collected(io, outbox, collected).await
 }
 
@@ -440,9 +454,10 @@ where
     T: Sink<WorkerMessage, Error = CodecError> + Unpin,
 {
     let wait = engine.settle_time();
-    let collected = heartbeating(io, outbox, engine.collect(wait))
+    let mut collected = heartbeating(io, outbox, engine.collect(wait))
         .await?
         .map_err(|e| SessionEnd::Disconnected(e.to_string()))?;
+    collected.released_indexes = engine.released_indexes();
     if collected.late_cores > 0 {
         tracing::error!(
             "{} core(s) still busy in Lua after {:.1} s: their latest numbers are missing from this report",
@@ -470,6 +485,7 @@ where
         user_count: users,
         users_by_type: collected.users_by_type,
         pool_users: collected.pool_users,
+        released_indexes: collected.released_indexes,
     };
     outbox.keep(report.clone());
     send(io, WorkerMessage::Report(Box::new(report))).await

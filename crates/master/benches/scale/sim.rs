@@ -63,6 +63,7 @@ impl Frame {
             user_count: USERS,
             users_by_type: BTreeMap::from([("A".to_string(), USERS)]),
             pool_users: 0,
+            released_indexes: Vec::new(),
         };
         let bytes = encode(WorkerMessage::Report(Box::new(report)));
         let find = |mark: u64| {

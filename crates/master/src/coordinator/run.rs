@@ -79,6 +79,8 @@ impl Coordinator {
             profile_started_ms: now,
             stop_error: None,
             script: ScriptMeta::new(&self.config.script.path, &self.config.script.code),
+            indexes: Default::default(),
+            feeders: Default::default(),
         });
         self.state = RunState::Spawning;
         self.rebalance(true);
@@ -185,10 +187,13 @@ impl Coordinator {
     /// towards their new share at their part of the spawn rate, so the
     /// total stays at the target through joins and departures.
     pub(super) fn rebalance(&mut self, force: bool) {
-        let Some(run) = &self.run else { return };
+        let Some(run) = &mut self.run else { return };
         if !self.state.is_active() {
             return;
         }
+        let live: std::collections::BTreeSet<&str> =
+            self.members.live().map(|m| m.id.as_str()).collect();
+        run.indexes.keep_only(&live);
         let workers: Vec<(String, u32)> = self
             .members
             .live()
@@ -212,7 +217,10 @@ impl Coordinator {
                             == (b.share, b.max_users, b.pre_allocated)
                     })
                 });
-            if !force && m.plan_run == run.id && m.plan == users && same_arrivals {
+            let want =
+                users.values().sum::<u32>() + arrivals.values().map(|a| a.max_users).sum::<u32>();
+            let (indexes, new_indexes) = run.indexes.assign(&m.id, want);
+            if !force && m.plan_run == run.id && m.plan == users && same_arrivals && !new_indexes {
                 continue;
             }
             let plan = SpawnPlan {
@@ -235,9 +243,10 @@ impl Coordinator {
                     }
                 },
                 arrivals: arrivals.clone(),
+                indexes: Some(indexes),
             };
             m.stopped_run = None;
-            if m.tx.try_send(MasterMessage::Spawn(plan)).is_err() {
+            if m.tx.try_send(MasterMessage::Spawn(Box::new(plan))).is_err() {
                 // Left unrecorded, so the next heartbeat's rebalance sends
                 // it again.
                 tracing::warn!("worker {} is not keeping up; its plan was dropped", m.id);
