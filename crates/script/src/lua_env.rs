@@ -12,7 +12,7 @@ use std::rc::Rc;
 use mlua::{Lua, RegistryKey};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use stats::{RequestStats, Sample, now_ms};
+use stats::{PhaseSample, RequestStats, Sample, now_ms};
 use tokio_util::sync::CancellationToken;
 
 use crate::RuntimeConfig;
@@ -115,6 +115,13 @@ impl LuaEnv {
 
     pub fn record(&self, sample: &Sample<'_>) {
         self.stats.borrow_mut().record(sample, now_ms());
+    }
+
+    /// [`record`](Self::record) with the request's phases (HTTP).
+    pub fn record_with_phases(&self, sample: &Sample<'_>, phases: &PhaseSample) {
+        self.stats
+            .borrow_mut()
+            .record_with_phases(sample, Some(phases), now_ms());
     }
 
     pub fn record_exception(&self, message: &str, traceback: &str) {
