@@ -29,6 +29,8 @@ pub struct LuaEnv {
     pub rng: RefCell<SmallRng>,
     /// The core's TLS configuration, shared by all its users' connections.
     pub tls: http_client::Tls,
+    /// TLS configurations of the client certificates the script chose.
+    pub identities: crate::http::identity::Identities,
     /// The user whose Lua code runs right now (set around each poll), so
     /// global functions like `swarmer.sleep` know whose stop token to watch.
     pub current: RefCell<Option<Rc<UserCtx>>>,
@@ -102,6 +104,7 @@ impl LuaEnv {
             stats,
             rng: RefCell::new(SmallRng::from_os_rng()),
             tls,
+            identities: Default::default(),
             current: RefCell::new(None),
             data: RefCell::new(HashMap::new()),
         }
