@@ -166,6 +166,11 @@ fn counts_are_exact_and_failures_grouped() {
         3.0,
         "2.5 ms recorded (1% histogram error)"
     );
+    // HTTP entries carry their phases (ms); a custom one has none.
+    let phases = &entry(&json, "GET", "/")["phases"];
+    assert!(phases["ttfb"]["p50"].as_f64().unwrap() > 0.0, "{json}");
+    assert!(phases["connect"]["p99"].as_f64().is_some(), "{json}");
+    assert!(custom.get("phases").is_none(), "{custom}");
     let errors = json["errors"].as_array().unwrap();
     assert_eq!(
         errors.len(),
