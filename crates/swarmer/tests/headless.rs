@@ -364,6 +364,37 @@ fn a_script_that_does_not_load_exits_2_with_file_and_line() {
     );
 }
 
+/// A user type's client certificate is read at load, relative to the
+/// script: a missing file exits 2 naming the option and the file.
+#[test]
+fn a_user_types_missing_client_certificate_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = script(
+        dir.path(),
+        "mtls.lua",
+        "local U = swarmer.user { name = 'U', client_cert = 'certs/me.pem' }\nU:task(function(self) end)\n",
+    );
+    let out = run(
+        &[
+            "-f",
+            s.to_str().unwrap(),
+            "--headless",
+            "-u",
+            "1",
+            "-t",
+            "1s",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let expected = dir.path().join("certs").join("me.pem");
+    assert!(
+        stderr.contains("client_cert") && stderr.contains(expected.to_str().unwrap()),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn bad_flags_exit_2_naming_the_flag_and_value() {
     let dir = tempfile::tempdir().unwrap();
