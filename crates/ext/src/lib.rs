@@ -28,6 +28,7 @@ mod runtime;
 mod shape;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use handle::{ExtHandle, start};
@@ -46,6 +47,10 @@ pub struct ExtConfig {
     /// Calls queued or running at once; beyond this a call is refused with
     /// [`ExtError::Busy`] rather than queued behind a backlog.
     pub max_pending: usize,
+    /// The run's HTTP settings (`--proxy`, `--http-version`, `--ca-cert`,
+    /// `--client-cert`, `--resolve`, `--accept-encoding`): master-side
+    /// requests honour them as the users' do.
+    pub http: Arc<script::HttpSettings>,
 }
 
 impl Default for ExtConfig {
@@ -55,6 +60,7 @@ impl Default for ExtConfig {
             insecure_tls: false,
             base_dir: None,
             max_pending: 16,
+            http: Arc::default(),
         }
     }
 }

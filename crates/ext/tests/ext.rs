@@ -328,6 +328,41 @@ end }
     assert!(e.to_string().contains("no host"), "{e}");
 }
 
+/// Master-side requests get the run's HTTP settings, not defaults: with
+/// `--resolve ext.test:PORT:127.0.0.1` a host name no DNS knows (`.test`
+/// is reserved) reaches the local server. (The default settings are not
+/// tried: that would send a DNS query off the machine.)
+#[tokio::test]
+async fn ext_clients_honour_the_runs_resolve() {
+    let addr = start_server();
+    let code = r#"
+swarmer.ui.action { id = "get", run = function(args, ctx)
+  local r = ctx.http:get("/via-resolve")
+  return { ok = r.status == 200, message = r.ok and r:json().path or tostring(r.error) }
+end }
+"#;
+    let host = format!("http://ext.test:{}", addr.port());
+    let call = || CallContext {
+        data: json!({}),
+        host: Some(host.clone()),
+    };
+    let resolve = script::HttpSettings {
+        resolve: vec![
+            http_client::HostOverride::parse_curl(&format!("ext.test:{}:127.0.0.1", addr.port()))
+                .unwrap(),
+        ],
+        ..Default::default()
+    };
+    let config = ExtConfig {
+        http: std::sync::Arc::new(resolve),
+        ..ExtConfig::default()
+    };
+    let ext = start_with(code, config).await;
+    let out = ext.act("get", Value::Null, call()).await.unwrap();
+    assert!(out.success, "{}", out.message);
+    assert_eq!(out.message, "/via-resolve");
+}
+
 #[tokio::test]
 async fn bad_declarations_fail_the_load_with_file_and_line() {
     let cases = [

@@ -30,6 +30,7 @@ pub use dispatch::{split_across_workers, users_per_type};
 pub use error::MasterError;
 pub use handle::{MasterHandle, start, start_slowed};
 pub use membership::WorkerView;
+pub use snapshot::views::{PhasesJson, phases_json};
 pub use snapshot::{HistoryPoint, ProfileView, RunState, Snapshot};
 pub use wire::{Heard, Incoming};
 pub mod scale;

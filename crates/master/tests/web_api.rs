@@ -30,6 +30,7 @@ async fn a_run_through_the_json_api() {
         [
             "statistics",
             "charts",
+            "phases",
             "failures",
             "exceptions",
             "ratio",

@@ -3,9 +3,9 @@
 //! with a real in-process worker running users against a local target.
 //!
 //! It loads the page, starts a run from the form (after the form refuses a
-//! bad value), sees the statistics table fill and a chart draw, changes the
-//! user count, drives the scale form, stops the run, and saves screenshots
-//! under the target directory.
+//! bad value), sees the statistics table fill, the phases table fill and a
+//! chart draw, changes the user count, drives the scale form, stops the
+//! run, and saves screenshots under the target directory.
 //!
 //! Skips (passing, with a message) when Chromium or chromedriver is absent,
 //! except under `CI=true`, where that fails;
@@ -116,6 +116,27 @@ async fn steps(browser: &Client, h: &Harness, scaler: &FakeScaler, url: &str) {
     )
     .await;
     screenshot(browser, "statistics.png").await;
+
+    // The phases of the HTTP entries: a row per entry with numbers, the
+    // Aggregated row in the footer.
+    click(browser, "#tab-phases").await;
+    until(
+        browser,
+        "phase rows",
+        "document.querySelectorAll('#phases-table tbody tr').length >= 3 && \
+         document.querySelector('#panel-phases .empty').hidden",
+    )
+    .await;
+    let footer = until(
+        browser,
+        "the aggregated phases",
+        "(() => { const c = [...document.querySelectorAll('#phases-table tfoot td')]; \
+          return c.length === 11 && c[1].textContent === 'Aggregated' && \
+            c.slice(2).every(td => /^[0-9.,]+$/.test(td.textContent)) && Number(c[8].textContent) > 0; })()",
+    )
+    .await;
+    assert_eq!(footer, json!(true));
+    screenshot(browser, "phases.png").await;
 
     // A chart draws, with points from the run.
     click(browser, "#tab-charts").await;

@@ -6,7 +6,7 @@ mod web_support;
 
 use master::web::render_report;
 use master::{HistoryPoint, RunState, Snapshot};
-use stats::{RequestStats, Sample};
+use stats::{PhaseSample, RequestStats, Sample};
 use web_support::*;
 
 const HOSTILE: &str = "</script><script>alert('x')</script><b>&amp;";
@@ -195,4 +195,64 @@ async fn the_report_says_when_generators_were_saturated_and_lists_autoscaling() 
     );
     assert!(!banner.contains("<script>"), "names are escaped: {banner}");
     assert!(html.contains("scaled 3 → 5: average worker CPU 91% for 15 s"));
+}
+
+#[tokio::test]
+async fn the_report_shows_phases_of_http_entries_only() {
+    let h = Harness::new().await;
+    let mut snap = Snapshot::clone(&h.master.snapshot());
+    let now = snap.now_ms;
+    let mut stats = RequestStats::new(now - 60_000);
+    for i in 0..100u64 {
+        let sample = |method, name| Sample {
+            method,
+            name,
+            response_time_us: 20_000,
+            due_latency_us: None,
+            content_length: 10,
+            error: None,
+        };
+        // One fresh connection (connect 4 ms, TLS 12 ms), 99 reused.
+        let phases = PhaseSample {
+            connect_us: if i == 0 { 4_000 } else { 0 },
+            tls_us: if i == 0 { 12_000 } else { 0 },
+            ttfb_us: 15_000,
+        };
+        stats.record_with_phases(&sample("GET", "api-call"), Some(&phases), now - 1_000);
+        stats.record(&sample("WS", "socket"), now - 1_000);
+    }
+    snap.stats = stats.clone();
+    let html = render_report(&h.master, &snap, &history(now));
+    let section = &html[html.find("id=\"phases\"").expect("a phases table")..];
+    let section = &section[..section.find("</table>").unwrap()];
+    assert!(section.contains("<td>api-call</td>"), "{section}");
+    assert!(section.contains("Aggregated"), "{section}");
+    assert!(
+        !section.contains("socket"),
+        "WebSocket has no phases: {section}"
+    );
+    // Connect and TLS p50 are 0 (reused), TTFB p50 is ~15 ms.
+    let api_row = &section[section.find("<td>api-call</td>").unwrap()..];
+    let api_row = &api_row[..api_row.find("</tr>").unwrap()];
+    assert!(
+        api_row.starts_with("<td>api-call</td><td>0.00</td>"),
+        "{api_row}"
+    );
+    assert!(api_row.contains("<td>15.0</td>"), "{api_row}");
+
+    let mut plain = RequestStats::new(now - 60_000);
+    for e in stats.entries().map(|e| e.key()) {
+        let sample = Sample {
+            method: &e.method,
+            name: &e.name,
+            response_time_us: 1_000,
+            due_latency_us: None,
+            content_length: 0,
+            error: None,
+        };
+        plain.record(&sample, now - 1_000);
+    }
+    snap.stats = plain;
+    let html = render_report(&h.master, &snap, &history(now));
+    assert!(!html.contains("id=\"phases\""), "no table without phases");
 }

@@ -100,7 +100,7 @@ impl Registry {
     }
 }
 
-const USER_KEYS: [&str; 9] = [
+const USER_KEYS: [&str; 11] = [
     "name",
     "weight",
     "fixed_count",
@@ -110,6 +110,8 @@ const USER_KEYS: [&str; 9] = [
     "sequential",
     "accept_encoding",
     "hosts",
+    "client_cert",
+    "client_key",
 ];
 const TASK_KEYS: [&str; 4] = ["fn", "weight", "name", "tags"];
 
@@ -260,7 +262,8 @@ fn declare_user(lua: &Lua, type_meta: &Table, opts: Value) -> mlua::Result<Table
             )));
         }
     };
-    let http = DeclaredHttp::parse(&opts)?;
+    let base_dir = crate::lua_env::LuaEnv::from_lua(lua)?.base_dir.clone();
+    let http = DeclaredHttp::parse(&opts, &base_dir)?;
     let wait = parse_wait(opts.raw_get("wait")?)?;
     let table = lua.create_table()?;
     table.set_metatable(Some(type_meta.clone()))?;

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use mlua::{Lua, RegistryKey};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use stats::{RequestStats, Sample, now_ms};
+use stats::{PhaseSample, RequestStats, Sample, now_ms};
 use tokio_util::sync::CancellationToken;
 
 use crate::RuntimeConfig;
@@ -29,6 +29,8 @@ pub struct LuaEnv {
     pub rng: RefCell<SmallRng>,
     /// The core's TLS configuration, shared by all its users' connections.
     pub tls: http_client::Tls,
+    /// TLS configurations of the client certificates the script chose.
+    pub identities: crate::http::identity::Identities,
     /// The user whose Lua code runs right now (set around each poll), so
     /// global functions like `swarmer.sleep` know whose stop token to watch.
     pub current: RefCell<Option<Rc<UserCtx>>>,
@@ -105,6 +107,7 @@ impl LuaEnv {
             stats,
             rng: RefCell::new(SmallRng::from_os_rng()),
             tls,
+            identities: Default::default(),
             current: RefCell::new(None),
             data: RefCell::new(HashMap::new()),
             feeders: std::cell::Cell::new(0),
@@ -119,6 +122,13 @@ impl LuaEnv {
 
     pub fn record(&self, sample: &Sample<'_>) {
         self.stats.borrow_mut().record(sample, now_ms());
+    }
+
+    /// [`record`](Self::record) with the request's phases (HTTP).
+    pub fn record_with_phases(&self, sample: &Sample<'_>, phases: &PhaseSample) {
+        self.stats
+            .borrow_mut()
+            .record_with_phases(sample, Some(phases), now_ms());
     }
 
     pub fn record_exception(&self, message: &str, traceback: &str) {

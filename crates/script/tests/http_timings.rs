@@ -1,7 +1,8 @@
 //! `r.timings`: the phases of a request. A fresh connection shows its
 //! connect (and TLS) time, a reused one none; time to first byte covers
 //! the server's wait; the phases never add up to more than the response
-//! time.
+//! time. The stats keep the same phases per entry, and none for an entry
+//! that is not HTTP.
 
 mod common;
 
@@ -30,6 +31,7 @@ U:task(function(self)
   local again = self.http:get("/", { name = "reused" })
   t = again.timings
   check(again, "reused", t.dns == 0 and t.connect == 0 and t.tls == 0 and t.ttfb > 0)
+  swarmer.record { type = "DB", name = "query", duration_ms = 3 }
 end)
 "#;
 
@@ -50,7 +52,7 @@ fn run(tls: bool) {
         &code,
         config,
         &[("U", 1)],
-        |s| s.num_requests() >= 2 || s.exceptions().next().is_some(),
+        |s| s.num_requests() >= 3 || s.exceptions().next().is_some(),
         Duration::from_secs(10),
     );
     assert!(exceptions(&stats).is_empty(), "{:?}", exceptions(&stats));
@@ -58,6 +60,22 @@ fn run(tls: bool) {
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(count(&stats, "GET", "first"), (1, 0));
     assert_eq!(count(&stats, "GET", "reused"), (1, 0));
+    let phases = |name: &str| {
+        let entry = stats.entry("GET", name).expect(name);
+        let phases = entry.phases.as_ref().expect("an HTTP entry has phases");
+        let [connect, tls, ttfb] = phases.percentiles_ms().map(|(_, p)| p.p50);
+        (connect, tls, ttfb)
+    };
+    let (connect, tls_ms, ttfb) = phases("first");
+    assert!(connect > 0.0 && ttfb >= 39.0, "{connect} {ttfb}");
+    assert_eq!(tls_ms > 0.0, tls, "{tls_ms}");
+    let (connect, tls_ms, ttfb) = phases("reused");
+    assert!(
+        connect == 0.0 && tls_ms == 0.0 && ttfb > 0.0,
+        "{connect} {tls_ms} {ttfb}"
+    );
+    let record = stats.entry("DB", "query").expect("the recorded entry");
+    assert!(record.phases.is_none(), "swarmer.record has no phases");
 }
 
 #[test]

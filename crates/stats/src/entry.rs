@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::CURRENT_WINDOW_SECS;
 use crate::histogram::LatencyHistogram;
+use crate::phases::{PhaseHistograms, PhaseSample};
 
 /// Seconds at the end of the window left out of "current" figures because
 /// their counts may still be arriving (Locust: 2 s).
@@ -158,6 +159,10 @@ pub struct StatsEntry {
     pub first_request_ms: u64,
     /// Unix ms of the last request; 0 while there is none.
     pub last_request_ms: u64,
+    /// Connect/TLS/TTFB histograms, only once a request reported its
+    /// phases (HTTP); absent from the wire otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phases: Option<Box<PhaseHistograms>>,
 }
 
 /// Adds `n` to the count of second `sec`. Requests arrive in time order, so
@@ -188,6 +193,7 @@ impl StatsEntry {
             num_fail_per_sec: BTreeMap::new(),
             first_request_ms: 0,
             last_request_ms: 0,
+            phases: None,
         }
     }
 
@@ -230,6 +236,14 @@ impl StatsEntry {
         }
     }
 
+    /// Counts the phases of one request (recorded with [`record`](Self::record)).
+    #[inline]
+    pub fn record_phases(&mut self, phases: &PhaseSample) {
+        self.phases
+            .get_or_insert_with(Default::default)
+            .record(phases);
+    }
+
     /// Adds `other` into this entry, exactly; the order of merges does not
     /// matter. Method and name are left as they are.
     pub fn merge(&mut self, other: &StatsEntry) {
@@ -265,6 +279,11 @@ impl StatsEntry {
         }
         merge_seconds(&mut self.num_reqs_per_sec, &other.num_reqs_per_sec);
         merge_seconds(&mut self.num_fail_per_sec, &other.num_fail_per_sec);
+        if let Some(phases) = &other.phases {
+            self.phases
+                .get_or_insert_with(Default::default)
+                .merge(phases);
+        }
     }
 
     /// Drops per-second counts of seconds before `oldest_sec`.

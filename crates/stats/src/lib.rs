@@ -15,6 +15,7 @@ pub mod csv;
 mod entry;
 mod errors;
 mod histogram;
+mod phases;
 mod request_stats;
 mod serde_maps;
 mod sparse;
@@ -22,6 +23,7 @@ mod sparse;
 pub use entry::{EntryKey, Sample, StatsEntry};
 pub use errors::{ErrorEntry, ErrorKey, ExceptionEntry};
 pub use histogram::LatencyHistogram;
+pub use phases::{PhaseHistograms, PhasePercentiles, PhaseSample};
 pub use request_stats::RequestStats;
 pub use sparse::SparseError;
 

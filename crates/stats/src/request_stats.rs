@@ -16,6 +16,7 @@ use crate::CURRENT_WINDOW_SECS;
 use crate::entry::{EntryKey, KeyPair, Sample, StatsEntry};
 use crate::errors::{ErrorEntry, ErrorKey, ExceptionEntry, KeyTriple};
 use crate::histogram::LatencyHistogram;
+use crate::phases::PhaseSample;
 use crate::serde_maps::{Keyed, hash_values, pairs, values};
 
 /// Per-second data older than this is dropped by [`RequestStats::prune`].
@@ -96,13 +97,31 @@ impl RequestStats {
     /// as a failure in its error group. Allocates only for a new entry or
     /// error group (and when a histogram first grows to a new range).
     pub fn record(&mut self, sample: &Sample<'_>, now_ms: u64) {
+        self.record_with_phases(sample, None, now_ms);
+    }
+
+    /// [`record`](Self::record), plus the request's connect/TLS/TTFB
+    /// phases in its entry and the total, with one entry lookup.
+    pub fn record_with_phases(
+        &mut self,
+        sample: &Sample<'_>,
+        phases: Option<&PhaseSample>,
+        now_ms: u64,
+    ) {
         let key = (sample.method, sample.name);
-        if let Some(entry) = self.entries.get_mut(&key as &dyn KeyPair) {
-            entry.record(sample, now_ms);
-        } else {
-            let mut entry = StatsEntry::new(sample.method, sample.name);
-            entry.record(sample, now_ms);
-            self.entries.insert(entry.key(), entry);
+        let entry = match self.entries.get_mut(&key as &dyn KeyPair) {
+            Some(entry) => entry,
+            None => {
+                let entry = StatsEntry::new(sample.method, sample.name);
+                self.entries.entry(entry.key()).or_insert(entry)
+            }
+        };
+        entry.record(sample, now_ms);
+        if let Some(phases) = phases {
+            entry.record_phases(phases);
+            if sample.method != crate::COUNTER_METHOD {
+                self.total.record_phases(phases);
+            }
         }
         // A counter is a business event, not a request: it has its own row
         // but must not inflate the Aggregated count or pull its latencies

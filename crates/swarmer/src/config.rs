@@ -363,14 +363,16 @@ fn control(
         max_users: args.max_users,
         thresholds: verdict.thresholds,
     };
+    let engine = engine_config(args, "local")?;
     Ok(Control {
-        engine: engine_config(args, "local")?,
         session: session_config(args, "local".into(), token),
         ext: ExtConfig {
             insecure_tls: args.insecure,
             base_dir: script_dir(args),
+            http: engine.http.clone(),
             ..Default::default()
         },
+        engine,
         src,
         info,
         master,

@@ -55,7 +55,7 @@ pub fn final_json(snap: &Snapshot, verdict: &verdict::Verdict) -> serde_json::Va
     let s = &snap.stats;
     let now = snap.now_ms;
     let entry = |e: &stats::StatsEntry| {
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "method": e.method,
             "name": e.name,
             "num_requests": e.num_requests,
@@ -69,7 +69,12 @@ pub fn final_json(snap: &Snapshot, verdict: &verdict::Verdict) -> serde_json::Va
             "avg_content_length": e.avg_content_length(),
             "total_rps": e.total_rps(s.start_ms(), now),
             "total_fail_per_sec": e.total_fail_per_sec(s.start_ms(), now),
-        })
+        });
+        // HTTP entries only, as in the UI's stats JSON.
+        if let Some(phases) = master::phases_json(e) {
+            json["phases"] = serde_json::json!(phases);
+        }
+        json
     };
     let mut entries: Vec<_> = s.entries().map(entry).collect();
     entries.push(entry(s.total()));

@@ -166,6 +166,11 @@ fn counts_are_exact_and_failures_grouped() {
         3.0,
         "2.5 ms recorded (1% histogram error)"
     );
+    // HTTP entries carry their phases (ms); a custom one has none.
+    let phases = &entry(&json, "GET", "/")["phases"];
+    assert!(phases["ttfb"]["p50"].as_f64().unwrap() > 0.0, "{json}");
+    assert!(phases["connect"]["p99"].as_f64().is_some(), "{json}");
+    assert!(custom.get("phases").is_none(), "{custom}");
     let errors = json["errors"].as_array().unwrap();
     assert_eq!(
         errors.len(),
@@ -356,6 +361,37 @@ fn a_script_that_does_not_load_exits_2_with_file_and_line() {
         text(&out.stderr).contains("nope.lua"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// A user type's client certificate is read at load, relative to the
+/// script: a missing file exits 2 naming the option and the file.
+#[test]
+fn a_user_types_missing_client_certificate_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = script(
+        dir.path(),
+        "mtls.lua",
+        "local U = swarmer.user { name = 'U', client_cert = 'certs/me.pem' }\nU:task(function(self) end)\n",
+    );
+    let out = run(
+        &[
+            "-f",
+            s.to_str().unwrap(),
+            "--headless",
+            "-u",
+            "1",
+            "-t",
+            "1s",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let expected = dir.path().join("certs").join("me.pem");
+    assert!(
+        stderr.contains("client_cert") && stderr.contains(expected.to_str().unwrap()),
+        "{stderr}"
     );
 }
 

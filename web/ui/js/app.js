@@ -9,6 +9,7 @@ import { renderThresholds } from "./thresholds.js";
 import { renderClock, ConnectionBanner, renderFailureBadge, confirmReset, renderAbout } from "./run-state.js";
 import statistics from "./tabs/statistics.js";
 import charts from "./tabs/charts.js";
+import phases from "./tabs/phases.js";
 import failures from "./tabs/failures.js";
 import exceptions from "./tabs/exceptions.js";
 import workers from "./tabs/workers.js";
@@ -21,7 +22,7 @@ import { extView, extActions } from "./tabs/ext.js";
 
 // Views the page draws itself, by tab id. The tab list comes from the
 // server, so views added later (e.g. by scripts) only need a renderer here.
-const BUILTINS = { statistics, charts, failures, exceptions, ratio, workers, logs, script, history: runHistory, downloads };
+const BUILTINS = { statistics, charts, phases, failures, exceptions, ratio, workers, logs, script, history: runHistory, downloads };
 // Views the script adds, by tab kind; the server renders their data.
 const KINDS = { "ext-view": extView, "ext-actions": extActions };
 

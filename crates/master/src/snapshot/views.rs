@@ -3,7 +3,7 @@
 //! and the metrics, so the same figure never differs between them.
 
 use serde::Serialize;
-use stats::StatsEntry;
+use stats::{PhasePercentiles, StatsEntry};
 
 use crate::{RunState, Snapshot, WorkerView};
 
@@ -30,6 +30,25 @@ pub struct EntryJson {
     #[serde(rename = "response_time_percentile_0.99")]
     pub p99: f64,
     pub avg_content_length: f64,
+    /// Connect/TLS/TTFB percentiles; only for entries whose requests
+    /// reported phases (HTTP), absent for WebSocket, TCP and custom ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phases: Option<PhasesJson>,
+}
+
+/// p50/p95/p99 (ms) of each phase of an entry's requests; a request on a
+/// reused connection counts 0 connect and 0 TLS.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhasesJson {
+    pub connect: PhasePercentiles,
+    pub tls: PhasePercentiles,
+    pub ttfb: PhasePercentiles,
+}
+
+pub fn phases_json(e: &StatsEntry) -> Option<PhasesJson> {
+    let phases = e.phases.as_deref().filter(|p| !p.is_empty())?;
+    let [(_, connect), (_, tls), (_, ttfb)] = phases.percentiles_ms();
+    Some(PhasesJson { connect, tls, ttfb })
 }
 
 pub fn entry_json(e: &StatsEntry, snap: &Snapshot) -> EntryJson {
@@ -57,6 +76,7 @@ pub fn entry_json(e: &StatsEntry, snap: &Snapshot) -> EntryJson {
         p95: e.percentile_ms(0.95),
         p99: e.percentile_ms(0.99),
         avg_content_length: e.avg_content_length(),
+        phases: phases_json(e),
     }
 }
 

@@ -44,6 +44,7 @@ pub fn builtin_tabs() -> Vec<TabInfo> {
     [
         ("statistics", "Statistics"),
         ("charts", "Charts"),
+        ("phases", "Phases"),
         ("failures", "Failures"),
         ("exceptions", "Exceptions"),
         ("ratio", "Current ratio"),

@@ -75,6 +75,38 @@ fn row(e: &StatsEntry, snap: &Snapshot) -> Row {
     }
 }
 
+/// One row of the Phases table: p50/p95/p99 of connect, TLS and TTFB.
+#[derive(Serialize)]
+struct PhaseRow {
+    method: String,
+    name: String,
+    total: bool,
+    values: Vec<String>,
+}
+
+/// The Phases table: only entries whose requests reported phases (HTTP).
+fn phase_rows(snap: &Snapshot) -> Vec<PhaseRow> {
+    let total = snap.stats.total();
+    let entries = snap.stats.entries().map(|e| (e, false));
+    entries
+        .chain([(total, true)])
+        .filter_map(|(e, total)| {
+            let p = views::phases_json(e)?;
+            let values = [p.connect, p.tls, p.ttfb]
+                .iter()
+                .flat_map(|q| [q.p50, q.p95, q.p99])
+                .map(fmt_ms)
+                .collect();
+            Some(PhaseRow {
+                method: e.method.clone(),
+                name: e.name.clone(),
+                total,
+                values,
+            })
+        })
+        .collect()
+}
+
 /// Everything the template reads; names match `report.html`.
 #[derive(Serialize)]
 struct ReportContext<'a> {
@@ -106,6 +138,7 @@ struct ReportContext<'a> {
     total_rps: String,
     rows: Vec<Row>,
     percentile_labels: Vec<String>,
+    phase_rows: Vec<PhaseRow>,
     failures: Vec<views::ErrorJson>,
     exceptions: Vec<views::ExceptionJson>,
     workers: Vec<crate::WorkerView>,
@@ -326,6 +359,7 @@ pub fn try_render_report(
         total_rps: format!("{:.2}", summary.total_rps),
         rows,
         percentile_labels: percentile_labels(),
+        phase_rows: phase_rows(snap),
         failures: views::errors(snap),
         exceptions: views::exceptions(snap),
         workers: views::workers(snap),

@@ -10,6 +10,7 @@
 //! mlua's async machinery (a boxed future and an internal userdata per
 //! call), which dominated the profile.
 
+pub mod identity;
 mod options;
 pub mod response;
 pub mod type_options;
@@ -21,10 +22,11 @@ use http::{Method, Uri};
 use mlua::{Lua, Table, UserData, UserDataMethods, Value};
 use tokio::time::Instant;
 
-use http_client::{Origin, Request, Session, encode_target, is_absolute};
+use http_client::{Origin, Reply, Request, Session, encode_target, is_absolute};
 
 use crate::lua_env::{LuaEnv, Op, UserCtx};
 use crate::luax::{fault, type_name};
+use identity::{ClientCert, SessionsByCert};
 use options::RequestOptions;
 use response::Outcome;
 use type_options::TypeHttp;
@@ -40,6 +42,8 @@ pub struct Client {
     /// The user type's HTTP settings (Accept-Encoding, DNS overrides).
     http: Rc<TypeHttp>,
     session: Session,
+    /// Sessions of the client certificates its requests chose.
+    by_cert: SessionsByCert,
     /// The last relative URL requested without a query, its request target
     /// and default name: tasks mostly repeat the same few URLs, and this
     /// skips a parse and two allocations when they do.
@@ -57,6 +61,8 @@ pub struct HttpOp {
     client: Rc<Client>,
     prepared: Request,
     name: Rc<str>,
+    /// The request's or the user type's certificate, if any.
+    cert: Option<ClientCert>,
 }
 
 impl HttpOp {
@@ -71,13 +77,19 @@ impl HttpOp {
             client,
             prepared,
             name,
+            cert,
         } = *self;
         let method = prepared.method.clone();
         let start = Instant::now();
-        let reply = client
-            .session
-            .send(&client.shared.tls, prepared, start)
-            .await;
+        let reply = match &cert {
+            None => {
+                client
+                    .session
+                    .send(&client.shared.tls, prepared, start)
+                    .await
+            }
+            Some(cert) => client.send_with(cert, prepared, start).await,
+        };
         let elapsed_us = start.elapsed().as_micros() as u64;
         let outcome = Rc::new(Outcome {
             shared: client.shared.clone(),
@@ -111,12 +123,44 @@ impl Client {
             shared,
             base,
             session: Session::with_network(http.hosts.clone(), http.proxies.clone()),
+            by_cert: SessionsByCert::default(),
             http,
             last: RefCell::new(None),
         }
     }
 
-    fn prepare(&self, method: Method, url: Value, opts: Value) -> mlua::Result<(Request, Rc<str>)> {
+    /// Sends on the session of `cert`, with its TLS configuration; a
+    /// certificate that cannot be read fails the request, naming the file.
+    async fn send_with(&self, cert: &ClientCert, req: Request, start: Instant) -> Reply {
+        let shared = &self.shared;
+        let tls = shared
+            .identities
+            .tls(cert, shared.config.insecure_tls, &shared.config.http.tls);
+        match tls {
+            Ok(tls) => {
+                let session = self.by_cert.get(cert, || {
+                    Session::with_network(self.http.hosts.clone(), self.http.proxies.clone())
+                });
+                session.send(&tls, req, start).await
+            }
+            Err(e) => Reply {
+                origin: req.origin,
+                uri: req.uri,
+                message: Default::default(),
+                error: Some(http_client::Error::Transport(e)),
+                wire_body_len: 0,
+                timings: Default::default(),
+                proto: Default::default(),
+            },
+        }
+    }
+
+    fn prepare(
+        &self,
+        method: Method,
+        url: Value,
+        opts: Value,
+    ) -> mlua::Result<(Request, Rc<str>, Option<ClientCert>)> {
         let url = match url {
             Value::String(s) => s,
             other => {
@@ -129,7 +173,7 @@ impl Client {
         let url = url.to_str()?;
         let opts = match opts {
             Value::Nil => None,
-            Value::Table(t) => Some(RequestOptions::parse(&method, t)?),
+            Value::Table(t) => Some(RequestOptions::parse(&method, t, &self.shared.base_dir)?),
             other => {
                 return Err(fault(format!(
                     "{method} {}: options must be a table, got a {}",
@@ -188,7 +232,8 @@ impl Client {
             proxy: opts.proxy,
             version: opts.version.unwrap_or(self.http.version),
         };
-        Ok((prepared, name))
+        let cert = opts.client_cert.or_else(|| self.http.client_cert.clone());
+        Ok((prepared, name, cert))
     }
 
     fn cached(&self, url: &str) -> Option<(Uri, Rc<str>)> {
@@ -317,12 +362,13 @@ fn prepare(_: &Lua, (this, method, url, opts): (Value, Value, Value, Value)) -> 
     // The previous response gets its default verdict now, before this
     // request can change what the script thinks of it.
     client.user.settle_pending();
-    let (prepared, name) = client.prepare(method, url, opts)?;
+    let (prepared, name, cert) = client.prepare(method, url, opts)?;
     let user = client.user.clone();
     *user.op.borrow_mut() = Some(Op::Http(Box::new(HttpOp {
         client,
         prepared,
         name,
+        cert,
     })));
     Ok(())
 }

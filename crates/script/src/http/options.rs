@@ -1,8 +1,9 @@
 //! The `opts` table of a request (`headers`, `query`, `form`, `json`,
 //! `body`, `name`, `timeout`, `allow_redirects`, `accept_encoding`,
-//! `proxy`, `http_version`), checked strictly so a typo is an error naming the option
+//! `proxy`, `http_version`, `client_cert`, `client_key`), checked strictly so a typo is an error naming the option
 //! rather than a silently ignored setting.
 
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,13 +12,14 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_client::{HttpVersion, Proxy, ProxyChoice};
 use mlua::{Table, Value};
 
+use super::identity::ClientCert;
 use crate::luax::{fault, number, type_name};
 
 /// Locust's FastHttpUser default; a request should never hang a user for
 /// the whole run.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const OPTION_KEYS: &str = "headers, query, form, json, body, name, timeout, allow_redirects, accept_encoding, proxy, \
-     http_version";
+     http_version, client_cert, client_key";
 
 /// The `opts` table of a request.
 pub struct RequestOptions {
@@ -33,6 +35,8 @@ pub struct RequestOptions {
     pub proxy: ProxyChoice,
     /// `http_version = "1.1" | "2" | "auto"`; the run's otherwise.
     pub version: Option<HttpVersion>,
+    /// `client_cert`/`client_key`; the user type's or the run's otherwise.
+    pub client_cert: Option<ClientCert>,
 }
 
 impl Default for RequestOptions {
@@ -47,13 +51,17 @@ impl Default for RequestOptions {
             accept_encoding: None,
             proxy: ProxyChoice::Run,
             version: None,
+            client_cert: None,
         }
     }
 }
 
 impl RequestOptions {
-    pub fn parse(method: &Method, t: Table) -> mlua::Result<Self> {
-        let mut o = RequestOptions::default();
+    pub fn parse(method: &Method, t: Table, base_dir: &Path) -> mlua::Result<Self> {
+        let mut o = RequestOptions {
+            client_cert: ClientCert::parse(method.as_str(), &t, base_dir)?,
+            ..RequestOptions::default()
+        };
         let mut body_from: Option<&'static str> = None;
         for pair in t.pairs::<Value, Value>() {
             let (k, v) = pair?;
@@ -149,6 +157,8 @@ impl RequestOptions {
                     .map_err(|e| fault(format!("{method}: http_version {e}")))?;
                 self.version = Some(version);
             }
+            // Read by `ClientCert::parse`, which sees both at once.
+            "client_cert" | "client_key" => {}
             other => {
                 return Err(fault(format!(
                     "{method}: unknown option {other:?} (expected one of: {OPTION_KEYS})"

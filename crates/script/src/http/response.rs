@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use http::{Method, Uri};
 use mlua::{Lua, UserData, UserDataFields, UserDataMethods, Value};
-use stats::Sample;
+use stats::{PhaseSample, Sample};
 
 use crate::convert::json_to_lua;
 use crate::lua_env::LuaEnv;
@@ -61,14 +61,22 @@ impl Outcome {
 
     fn record(&self, error: Option<&str>) {
         self.recorded.set(true);
-        self.shared.record(&Sample {
+        let sample = Sample {
             method: self.method.as_str(),
             name: &self.name,
             response_time_us: self.elapsed_us,
             due_latency_us: self.due_latency_us,
             content_length: self.message.body().len() as u64,
             error,
-        });
+        };
+        // Without a response (a transport error) the phases are partial
+        // and would pull the percentiles towards zero.
+        if self.message.status == 0 {
+            self.shared.record(&sample);
+        } else {
+            self.shared
+                .record_with_phases(&sample, &phases_of(&self.timings));
+        }
     }
 
     /// Records an explicit verdict; a second one is a script bug worth
@@ -87,6 +95,15 @@ impl Outcome {
     pub fn url(&self) -> String {
         self.origin
             .url_of(self.uri.path_and_query().map_or("/", |p| p.as_str()))
+    }
+}
+
+fn phases_of(t: &Timings) -> PhaseSample {
+    let us = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    PhaseSample {
+        connect_us: us(t.connect),
+        tls_us: us(t.tls),
+        ttfb_us: us(t.ttfb),
     }
 }
 

@@ -2,8 +2,11 @@
 //! hosts = { ... } }` declares, merged once per type with the run's flags
 //! (`--accept-encoding`, `--resolve`) into what each of its users' clients
 //! use. The flags' DNS overrides win over the script's, as `-H` wins over
-//! the script's host.
+//! the script's host; the type's client certificate wins over the run's
+//! `--client-cert`, and is read when the type is declared, so a bad file
+//! fails the load.
 
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -12,6 +15,7 @@ use http_client::settings::parse_accept_encoding;
 use http_client::{HostOverride, HttpVersion, Proxies, Settings};
 use mlua::{Table, Value};
 
+use super::identity::ClientCert;
 use crate::luax::{fault, type_name};
 
 /// What the script declared on a user type (nothing by default).
@@ -20,11 +24,18 @@ pub struct DeclaredHttp {
     /// `Some(None)`: `accept_encoding = false`; `None`: not declared.
     pub accept_encoding: Option<Option<HeaderValue>>,
     pub hosts: Vec<HostOverride>,
+    /// `client_cert`/`client_key`, checked readable and matching.
+    pub client_cert: Option<ClientCert>,
 }
 
 impl DeclaredHttp {
-    /// Reads `accept_encoding` and `hosts` from a `swarmer.user` table.
-    pub fn parse(t: &Table) -> mlua::Result<Self> {
+    /// Reads `accept_encoding`, `hosts` and `client_cert`/`client_key`
+    /// from a `swarmer.user` table; relative paths from `base_dir`.
+    pub fn parse(t: &Table, base_dir: &Path) -> mlua::Result<Self> {
+        let client_cert = ClientCert::parse("swarmer.user", t, base_dir)?;
+        if let Some(c) = &client_cert {
+            c.load().map_err(|e| fault(format!("swarmer.user: {e}")))?;
+        }
         let accept_encoding = match t.raw_get::<Value>("accept_encoding")? {
             Value::Nil => None,
             v => Some(accept_encoding("swarmer.user", v)?),
@@ -42,6 +53,7 @@ impl DeclaredHttp {
         Ok(DeclaredHttp {
             accept_encoding,
             hosts,
+            client_cert,
         })
     }
 }
@@ -90,6 +102,8 @@ pub struct TypeHttp {
     pub proxies: Arc<Proxies>,
     /// The run's `--http-version`.
     pub version: HttpVersion,
+    /// The type's client certificate; `None`: the run's, if any.
+    pub client_cert: Option<ClientCert>,
 }
 
 impl TypeHttp {
@@ -104,6 +118,7 @@ impl TypeHttp {
             hosts: Rc::from(hosts),
             proxies: run.proxies.clone(),
             version: run.version,
+            client_cert: declared.client_cert.clone(),
         })
     }
 }
