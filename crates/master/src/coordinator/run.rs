@@ -187,10 +187,13 @@ impl Coordinator {
     /// towards their new share at their part of the spawn rate, so the
     /// total stays at the target through joins and departures.
     pub(super) fn rebalance(&mut self, force: bool) {
-        let Some(run) = &mut self.run else { return };
-        if !self.state.is_active() {
+        if self.run.is_none() || !self.state.is_active() {
             return;
         }
+        // Hashed once here, sent in full once per connection.
+        let bundle = self.bundle();
+        let hash = bundle.hash();
+        let Some(run) = &mut self.run else { return };
         let live: std::collections::BTreeSet<&str> =
             self.members.live().map(|m| m.id.as_str()).collect();
         run.indexes.keep_only(&live);
@@ -204,9 +207,6 @@ impl Coordinator {
         let open_types = chosen_types(&self.info, &run.request);
         let elapsed_ms = now_ms().saturating_sub(run.started_ms);
         let mut open_plans = split_arrivals(&open_types, &workers, elapsed_ms);
-        // Hashed once here, sent in full once per connection.
-        let bundle = self.bundle();
-        let hash = bundle.hash();
         for m in self.members.live_mut() {
             let users = plans.remove(&m.id).unwrap_or_default();
             let arrivals = open_plans.remove(&m.id).unwrap_or_default();
