@@ -19,6 +19,7 @@ pub mod listener;
 mod membership;
 pub mod profile;
 pub mod recorder;
+pub mod script_files;
 mod snapshot;
 
 pub use coordinator::{MasterConfig, RunRequest, now_ms};

@@ -32,8 +32,11 @@ pub struct LuaEnv {
     /// The user whose Lua code runs right now (set around each poll), so
     /// global functions like `swarmer.sleep` know whose stop token to watch.
     pub current: RefCell<Option<Rc<UserCtx>>>,
-    /// `swarmer.data` results, loaded once per core.
-    pub data: RefCell<HashMap<PathBuf, RegistryKey>>,
+    /// `swarmer.data` results by normalised path, loaded once per core.
+    pub data: RefCell<HashMap<String, RegistryKey>>,
+    /// Where the script's files come from: the master's disk (recorded),
+    /// or the files that came with the script (`files.rs`).
+    pub files: crate::files::Files,
 }
 
 /// The per-user facts Rust needs while the user's Lua code runs.
@@ -95,6 +98,7 @@ impl LuaEnv {
         stats: Rc<RefCell<RequestStats>>,
     ) -> Self {
         let tls = http_client::Tls::with_files(config.insecure_tls, config.http.tls.clone());
+        let files = crate::files::Files::new(base_dir.clone(), config.files.clone());
         LuaEnv {
             config,
             script_path,
@@ -104,6 +108,7 @@ impl LuaEnv {
             tls,
             current: RefCell::new(None),
             data: RefCell::new(HashMap::new()),
+            files,
         }
     }
 
