@@ -82,6 +82,12 @@ fn files(lua: &Lua, list: Value) -> mlua::Result<()> {
             .files
             .read(&path)
             .map_err(|e| fault(format!("swarmer.files: {e}")))?;
+        // A broken proto fails the load, with its file and line.
+        if path.ends_with(".proto") {
+            let path = crate::files::normalise(&path).unwrap_or(path);
+            crate::grpc::protos::check(&shared, &path)
+                .map_err(|e| fault(format!("swarmer.files: {e}")))?;
+        }
     }
     Ok(())
 }

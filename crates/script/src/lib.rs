@@ -25,6 +25,7 @@ pub mod declare;
 mod define;
 mod drive;
 pub mod files;
+mod grpc;
 mod held;
 pub mod host;
 mod http;

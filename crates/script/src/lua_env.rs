@@ -37,6 +37,8 @@ pub struct LuaEnv {
     /// Where the script's files come from: the master's disk (recorded),
     /// or the files that came with the script (`files.rs`).
     pub files: crate::files::Files,
+    /// `.proto` files compiled by `self.grpc:connect`, once per core.
+    pub protos: RefCell<crate::grpc::protos::PoolCache>,
 }
 
 /// The per-user facts Rust needs while the user's Lua code runs.
@@ -109,6 +111,7 @@ impl LuaEnv {
             current: RefCell::new(None),
             data: RefCell::new(HashMap::new()),
             files,
+            protos: RefCell::new(Default::default()),
         }
     }
 

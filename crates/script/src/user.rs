@@ -208,6 +208,7 @@ fn user_table(core: &LoadedScript, rt: &RunType, ctx: &Rc<UserCtx>) -> mlua::Res
     )));
     t.raw_set("http", core.lua.create_userdata(http)?)?;
     t.raw_set("ws", core.ws.clone())?;
+    t.raw_set("grpc", core.grpc.clone())?;
     t.raw_set("id", ctx.id)?;
     t.raw_set("user_type", &*rt.name)?;
     t.set_metatable(Some(rt.user_meta.clone()))?;
