@@ -190,7 +190,14 @@ fn prepare(
 }
 
 async fn begin(p: &Prepared) -> Call {
-    let mut metadata = p.client.metadata.clone();
+    // A call's metadata replaces the client's under the same key.
+    let mut metadata: Vec<_> = p
+        .client
+        .metadata
+        .iter()
+        .filter(|(k, _)| !p.opts.metadata.iter().any(|(c, _)| c == k))
+        .cloned()
+        .collect();
     metadata.extend(p.opts.metadata.iter().cloned());
     let head = Head {
         path: &p.path,
