@@ -129,13 +129,10 @@ pub struct Call {
 pub async fn start(channel: &Channel, head: Head<'_>, message: &[u8]) -> Call {
     let deadline = head.timeout.map(|t| Instant::now() + t);
     let mut call = Call {
-        headers: HeaderMap::new(),
-        recv: None,
-        buf: BytesMut::new(),
         deadline,
-        status: None,
-        bytes: 0,
+        ..Call::failed(Status::new(0, ""))
     };
+    call.status = None;
     match within(deadline, send(channel, &head, message)).await {
         Ok((headers, recv)) => {
             call.status = headers_status(&headers);
@@ -245,6 +242,18 @@ async fn within<T>(
 }
 
 impl Call {
+    /// A call that ended before it began, with `status`.
+    pub fn failed(status: Status) -> Call {
+        Call {
+            headers: HeaderMap::new(),
+            recv: None,
+            buf: BytesMut::new(),
+            deadline: None,
+            status: Some(status),
+            bytes: 0,
+        }
+    }
+
     /// The next response message, `None` once there are no more (or the
     /// call failed: [`Call::finish`] says how).
     pub async fn next(&mut self) -> Option<Bytes> {

@@ -45,7 +45,9 @@ pub fn table(lua: &Lua) -> mlua::Result<Table> {
 struct Client {
     shared: Rc<LuaEnv>,
     pool: prost_reflect::DescriptorPool,
-    channel: Channel,
+    /// Taken when its user ends (`io::close_all`): the connection closes
+    /// once no call holds it.
+    channel: RefCell<Option<Channel>>,
     metadata: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
@@ -64,6 +66,7 @@ fn prepare_connect(lua: &Lua, (this, url, opts): (Value, Value, Value)) -> mlua:
         .map_err(|e| fault(format!("self.grpc:connect: {e}")))?;
     let user = io::current_user(lua, "self.grpc:connect")?;
     let hosts = user.hosts.clone();
+    let owner = Rc::downgrade(&user);
     park(&user, async move {
         let name = format!("connect {}", target.authority);
         let start = Instant::now();
@@ -84,9 +87,13 @@ fn prepare_connect(lua: &Lua, (this, url, opts): (Value, Value, Value)) -> mlua:
                 let client = Rc::new(Client {
                     shared,
                     pool,
-                    channel,
+                    channel: RefCell::new(Some(channel)),
                     metadata: opts.metadata,
                 });
+                if let Some(owner) = owner.upgrade() {
+                    let weak = Rc::downgrade(&client) as std::rc::Weak<dyn io::Closable>;
+                    io::track(&owner, weak);
+                }
                 let make =
                     move |lua: &Lua| lua.create_userdata(GrpcClient(client)).map(Value::UserData);
                 Ok(vec![Ret::Make(Box::new(make))])
@@ -204,7 +211,21 @@ async fn begin(p: &Prepared) -> Call {
         metadata: &metadata,
         timeout: p.opts.timeout,
     };
-    call::start(&p.client.channel, head, &p.body).await
+    let channel = p.client.channel.borrow().clone();
+    match channel {
+        Some(channel) => call::start(&channel, head, &p.body).await,
+        None => Call::failed(Status::new(14, "the client is closed")),
+    }
+}
+
+impl io::Closable for Client {
+    fn is_open(&self) -> bool {
+        self.channel.borrow().is_some()
+    }
+
+    fn close_now(&self) {
+        self.channel.borrow_mut().take();
+    }
 }
 
 /// `r`: `status`, `message`, `headers`, `trailers`, `error` (not OK).
