@@ -1,7 +1,7 @@
 //! gRPC end to end through the binary against a tonic server on loopback
 //! (`grpc_support`): unary and server-streaming calls, metadata both
 //! ways, a deadline that expires and an error status, where what the
-//! server counted equals what swarmer counted; a worker in an empty
+//! server counted equals what swarmer counted; the same over TLS; a worker in an empty
 //! folder runs with the .proto only the master has; a broken .proto fails
 //! the load with its file and line; an unknown method or field and a
 //! value of the wrong type are exceptions naming them.
@@ -86,6 +86,16 @@ fn project(label: &str, script: &str) -> TempDir {
 
 /// A headless standalone run in `dir`: exit code and `--json` output.
 fn run(dir: &TempDir, url: &str, users: &str, secs: &str) -> (Option<i32>, Value, String) {
+    run_with(dir, url, users, secs, &[])
+}
+
+fn run_with(
+    dir: &TempDir,
+    url: &str,
+    users: &str,
+    secs: &str,
+    extra: &[&str],
+) -> (Option<i32>, Value, String) {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir.path())
         .args([
@@ -97,6 +107,7 @@ fn run(dir: &TempDir, url: &str, users: &str, secs: &str) -> (Option<i32>, Value
             "--no-history",
         ])
         .args(["-u", users, "-r", "100", "-t", secs])
+        .args(extra)
         .env("GRPC_URL", url)
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
@@ -147,6 +158,35 @@ fn unary_streaming_metadata_deadlines_and_errors_count_as_the_server_counted() {
             && errors.iter().any(|e| e.contains("DEADLINE_EXCEEDED")),
         "{errors:?}"
     );
+}
+
+#[test]
+fn calls_go_over_tls_when_the_url_says_https() {
+    let _serial = serial();
+    let server = Server::start_tls();
+    let script = r#"
+swarmer.files { "proto/hello.proto" }
+local U = swarmer.user { name = "U", wait = swarmer.constant(0.01) }
+function U:on_start()
+  self.g = assert(self.grpc:connect(swarmer.env("GRPC_URL"), { proto = "proto/hello.proto" }))
+  self.n = 0
+end
+U:task(function(self)
+  if self.n >= 3 then swarmer.sleep(0.2) return end
+  self.n = self.n + 1
+  local r = self.g:invoke("hello.Greeter/SayHello", { name = "tls" })
+  assert(r.status == 0 and r.message.message == "hello tls", r.error)
+end)
+"#;
+    let dir = project("grpc-tls", script);
+    let (code, json, err) = run_with(&dir, &server.url, "2", "2s", &["--insecure"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(strings(&json, "exceptions", "msg"), Vec::<String>::new());
+    assert_eq!(
+        entry(&json, "GRPC", "hello.Greeter/SayHello"),
+        (server.wait_count("SayHello", 6), 0)
+    );
+    assert_eq!(server.counts.get("SayHello"), 6);
 }
 
 #[test]

@@ -166,6 +166,16 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
+        Self::start_with(false)
+    }
+
+    /// The same over TLS (ALPN h2) with a self-signed certificate for
+    /// `localhost`: clients need `--insecure`.
+    pub fn start_tls() -> Server {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Server {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -175,9 +185,22 @@ impl Server {
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
-        let router = tonic::transport::Server::builder().add_service(Greeter(counts.clone()));
+        let mut builder = tonic::transport::Server::builder();
+        let url = if tls {
+            let key = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+            let identity = tonic::transport::Identity::from_pem(
+                key.cert.pem(),
+                key.signing_key.serialize_pem(),
+            );
+            let config = tonic::transport::ServerTlsConfig::new().identity(identity);
+            builder = builder.tls_config(config).unwrap();
+            format!("https://localhost:{port}")
+        } else {
+            format!("http://127.0.0.1:{port}")
+        };
+        let router = builder.add_service(Greeter(counts.clone()));
         runtime.spawn(router.serve_with_incoming(incoming));
         Server {
             url,
