@@ -22,6 +22,7 @@ pub mod listener;
 mod membership;
 pub mod profile;
 pub mod recorder;
+pub mod script_files;
 mod snapshot;
 pub mod upload;
 

@@ -140,9 +140,11 @@ pub fn check(upload: Upload) -> Result<(ScriptText, Vec<BundleFile>), UploadErro
         }
         files.push(BundleFile { path, bytes });
     }
+    // The uploaded files travel beside the text (`CurrentScript::files`).
     let text = ScriptText {
         path: upload.name,
         code: upload.text,
+        files: Vec::new(),
     };
     Ok((text, files))
 }
@@ -190,7 +192,15 @@ pub fn load(upload: Upload) -> Result<CurrentScript, UploadError> {
         path: text.path.clone(),
         code: text.code.clone(),
     };
-    let info = script::inspect(&src).map_err(|e| UploadError::Load(e.to_string()))?;
+    // The script reads the uploaded files, never the master's disk, as
+    // the workers will.
+    let mut set = script::files::FileSet::default();
+    for f in &files {
+        set.insert(&f.path, f.bytes.clone().into())
+            .map_err(|e| UploadError::Load(e.to_string()))?;
+    }
+    let info = script::inspect_sent(&src, script::LuaLimits::default(), set.into())
+        .map_err(|e| UploadError::Load(e.to_string()))?;
     Ok(CurrentScript::new(text, files, info))
 }
 

@@ -39,6 +39,7 @@ async fn start_master() -> (MasterHandle, SocketAddr, CancellationToken) {
         script: ScriptText {
             path: src.path,
             code: src.code,
+            files: Vec::new(),
         },
         // Long enough that these silent raw workers are never lost.
         heartbeat_interval: Duration::from_secs(30),

@@ -4,8 +4,10 @@
 //! The text travels once per worker connection (or when it changes):
 //! later plans carry only its [`ScriptHash`]. A worker that is handed a
 //! hash it does not hold asks for it ([`crate::WorkerMessage::ScriptWanted`]).
-//! A bundle is the script plus the files it names, so data and proto files
-//! can travel the same way later (issue #13); today `files` is always empty.
+//! A bundle is the script plus the files it reads (data files, `.proto`
+//! files), so a worker never needs them on its own disk: the master
+//! collects them (the script crate's `files` module says which) and a
+//! worker reads them only from here.
 
 use std::fmt::{self, Write as _};
 
@@ -26,7 +28,11 @@ pub struct ScriptBundle {
 /// One file of a [`ScriptBundle`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleFile {
+    /// Relative to the script's folder, `/`-separated.
     pub path: String,
+    /// As MessagePack binary: a plain `Vec<u8>` would travel as an array
+    /// of integers, up to twice the size.
+    #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
 }
 

@@ -30,7 +30,8 @@ pub use text::printable;
 /// 4: histograms travel as varint bucket-index gaps and counts; a plan
 /// names its script by hash and carries the text only when the worker
 /// may not hold it (`ScriptRef`, `WorkerMessage::ScriptWanted`).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// 5: a bundle carries the script's files, their bytes as binary.
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The swarmer release, sent in the handshake so refusals can name both.
 pub const SWARMER_VERSION: &str = env!("CARGO_PKG_VERSION");

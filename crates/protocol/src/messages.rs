@@ -140,11 +140,17 @@ pub struct ScriptText {
     /// The path on the master, for error messages (`file:line`).
     pub path: String,
     pub code: String,
+    /// The files it reads, sent with it.
+    #[serde(default)]
+    pub files: Vec<crate::BundleFile>,
 }
 
 impl From<&ScriptText> for crate::ScriptBundle {
     fn from(script: &ScriptText) -> Self {
-        crate::ScriptBundle::script(&script.path, &script.code)
+        crate::ScriptBundle {
+            files: script.files.clone(),
+            ..crate::ScriptBundle::script(&script.path, &script.code)
+        }
     }
 }
 

@@ -303,7 +303,7 @@ fn master_messages_round_trip() {
         exclude_tags: vec![],
         arrivals: Default::default(),
         indexes: None,
-        script: ScriptRef::sending(ScriptBundle::script("s.lua", "-- code")),
+        script: ScriptRef::sending(bundle_with_a_file()),
     };
     let by_hash = SpawnPlan {
         script: ScriptRef::by_hash(plan.script.hash.clone()),
@@ -341,5 +341,24 @@ fn master_messages_round_trip() {
         let got = worker.decode(&mut buf).expect("decode").expect("a message");
         assert_eq!(format!("{got:?}"), format!("{m:?}"));
     }
-    assert_eq!(PROTOCOL_VERSION, 4, "bump this test with the version");
+    assert_eq!(PROTOCOL_VERSION, 5, "bump this test with the version");
+}
+
+/// A bundle with one file of every byte value.
+fn bundle_with_a_file() -> ScriptBundle {
+    let mut bundle = ScriptBundle::script("s.lua", "-- code");
+    bundle.files.push(protocol::BundleFile {
+        path: "data/all.bin".into(),
+        bytes: (0..=255u8).collect(),
+    });
+    bundle
+}
+
+#[test]
+fn bundle_files_travel_as_binary_not_as_arrays_of_integers() {
+    let encoded = rmp_serde::to_vec(&bundle_with_a_file()).unwrap();
+    // As an array, the 128 bytes above 127 would take two bytes each.
+    assert!(encoded.len() < 256 + 64, "{} bytes", encoded.len());
+    let back: ScriptBundle = rmp_serde::from_slice(&encoded).unwrap();
+    assert_eq!(back, bundle_with_a_file());
 }

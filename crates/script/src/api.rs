@@ -35,6 +35,7 @@ pub fn install(lua: &Lua, swarmer: &Table) -> mlua::Result<()> {
     swarmer.set("record", lua.create_function(record)?)?;
     swarmer.set("data", lua.create_function(crate::data::data)?)?;
     crate::feeder::install(lua, swarmer)?;
+    swarmer.set("files", lua.create_function(files)?)?;
     swarmer.set("log", log_table(lua)?)?;
     let json = lua.create_table()?;
     json.set(
@@ -53,6 +54,42 @@ pub fn install(lua: &Lua, swarmer: &Table) -> mlua::Result<()> {
     )?;
     swarmer.set("json", json)?;
     swarmer.set("tcp", crate::tcp::table(lua)?)?;
+    Ok(())
+}
+
+/// `swarmer.files { "users.csv", "proto/api.proto" }`: files the script
+/// reads only while it runs (in `on_start` or a task), which the master
+/// would not see it read while it loads; they travel with the script.
+/// Each must exist (read now, so a missing one fails the load).
+fn files(lua: &Lua, list: Value) -> mlua::Result<()> {
+    let Value::Table(list) = list else {
+        return Err(fault(format!(
+            "swarmer.files: pass a list of paths such as {{ \"users.csv\" }}, got a {}",
+            type_name(&list)
+        )));
+    };
+    let shared = LuaEnv::from_lua(lua)?;
+    for entry in list.sequence_values::<Value>() {
+        let path = match entry? {
+            Value::String(s) => s.to_str()?.to_string(),
+            other => {
+                return Err(fault(format!(
+                    "swarmer.files: each entry must be a path string, got a {}",
+                    type_name(&other)
+                )));
+            }
+        };
+        shared
+            .files
+            .read(&path)
+            .map_err(|e| fault(format!("swarmer.files: {e}")))?;
+        // A broken proto fails the load, with its file and line.
+        if path.ends_with(".proto") {
+            let path = crate::files::normalise(&path).unwrap_or(path);
+            crate::grpc::protos::check(&shared, &path)
+                .map_err(|e| fault(format!("swarmer.files: {e}")))?;
+        }
+    }
     Ok(())
 }
 

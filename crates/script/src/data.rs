@@ -2,8 +2,10 @@
 //! becomes an array of rows keyed by the header line, a `.json` file its
 //! decoded value. Each file is read once per core and the same Lua value is
 //! handed to every caller, so 10,000 users do not hold 10,000 copies.
+//! The bytes come from the script's files (`files.rs`): the master's disk,
+//! or on a worker the files that came with the script.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mlua::{Lua, Value};
 
@@ -13,41 +15,31 @@ use crate::luax::fault;
 
 pub fn data(lua: &Lua, path: String) -> mlua::Result<Value> {
     let shared = LuaEnv::from_lua(lua)?;
-    let full = resolve(&shared.base_dir, &path);
-    if let Some(key) = shared.data.borrow().get(&full) {
-        return lua.registry_value(key);
+    let key = crate::files::normalise(&path)
+        .map_err(|e| fault(format!("swarmer.data({path:?}): {e}")))?;
+    if let Some(value) = shared.data.borrow().get(&key) {
+        return lua.registry_value(value);
     }
-    let value = load(lua, &path, &full)?;
-    let key = lua.create_registry_value(value.clone())?;
-    shared.data.borrow_mut().insert(full, key);
+    let bytes = shared
+        .files
+        .read(&path)
+        .map_err(|e| fault(format!("swarmer.data({path:?}): {e}")))?;
+    let value = load(lua, &path, &key, &bytes)?;
+    let stored = lua.create_registry_value(value.clone())?;
+    shared.data.borrow_mut().insert(key, stored);
     Ok(value)
 }
 
-fn resolve(base: &Path, path: &str) -> PathBuf {
-    let p = Path::new(path);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
-}
-
-fn load(lua: &Lua, shown: &str, full: &Path) -> mlua::Result<Value> {
-    let bytes = std::fs::read(full).map_err(|e| {
-        fault(format!(
-            "swarmer.data({shown:?}): cannot read {}: {e}",
-            full.display()
-        ))
-    })?;
-    let is_json = full
+fn load(lua: &Lua, shown: &str, key: &str, bytes: &[u8]) -> mlua::Result<Value> {
+    let is_json = Path::new(key)
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if is_json {
-        let v: serde_json::Value = serde_json::from_slice(&bytes)
+        let v: serde_json::Value = serde_json::from_slice(bytes)
             .map_err(|e| fault(format!("swarmer.data({shown:?}): invalid JSON: {e}")))?;
         return json_to_lua(lua, &v);
     }
-    csv_rows(lua, shown, &bytes)
+    csv_rows(lua, shown, bytes)
 }
 
 /// Values stay strings, as in the file: `tonumber(row.age)` where a number

@@ -25,6 +25,8 @@ pub mod declare;
 mod define;
 mod drive;
 mod feeder;
+pub mod files;
+mod grpc;
 mod held;
 pub mod host;
 mod http;
@@ -143,6 +145,10 @@ pub struct RuntimeConfig {
     pub node_id: String,
     /// Directory relative paths in the script (data files) resolve against.
     pub base_dir: Option<PathBuf>,
+    /// The files that came with the script (a worker): the script reads
+    /// these and never the disk. `None`: it reads from disk under
+    /// `base_dir`, recording what it reads (the master; see `files.rs`).
+    pub files: Option<std::sync::Arc<files::FileSet>>,
     /// Time and memory bounds of the Lua state.
     pub limits: LuaLimits,
     /// Where `unique` feeders lease rows from the master (the worker's
@@ -157,7 +163,29 @@ pub fn inspect(src: &ScriptSource) -> Result<ScriptInfo, ScriptError> {
 
 /// [`inspect`] with the run's bounds on loading time and memory.
 pub fn inspect_limited(src: &ScriptSource, limits: LuaLimits) -> Result<ScriptInfo, ScriptError> {
-    with_declarations(src, limits, define::Registry::info)
+    with_declarations(src, limits, |registry, _| registry.info())
+}
+
+/// [`inspect_limited`], and the files the script read from disk while it
+/// loaded (`swarmer.data`, `swarmer.files`, `.proto` files): what travels
+/// to the workers with it (`files.rs`).
+pub fn inspect_bundle(
+    src: &ScriptSource,
+    limits: LuaLimits,
+) -> Result<(ScriptInfo, files::FileSet), ScriptError> {
+    with_declarations(src, limits, |registry, files| {
+        (registry.info(), files.recorded())
+    })
+}
+
+/// [`inspect_limited`] of a script whose files came with it (an upload):
+/// it reads those and never the disk, as a worker will.
+pub fn inspect_sent(
+    src: &ScriptSource,
+    limits: LuaLimits,
+    files: std::sync::Arc<files::FileSet>,
+) -> Result<ScriptInfo, ScriptError> {
+    with_files(src, limits, Some(files), |registry, _| registry.info())
 }
 
 /// What `swarmer inspect` lists: [`ScriptInfo`] plus what only the loaded
@@ -179,7 +207,7 @@ pub struct TypeListing {
 
 /// Loads the script like [`inspect_limited`] and lists everything it declares.
 pub fn listing(src: &ScriptSource, limits: LuaLimits) -> Result<ScriptListing, ScriptError> {
-    with_declarations(src, limits, |registry| ScriptListing {
+    with_declarations(src, limits, |registry, _| ScriptListing {
         info: registry.info(),
         types: registry
             .types
@@ -198,10 +226,22 @@ pub fn listing(src: &ScriptSource, limits: LuaLimits) -> Result<ScriptListing, S
 fn with_declarations<T>(
     src: &ScriptSource,
     limits: LuaLimits,
-    read: impl FnOnce(&define::Registry) -> T,
+    read: impl FnOnce(&define::Registry, &files::Files) -> T,
+) -> Result<T, ScriptError> {
+    with_files(src, limits, None, read)
+}
+
+/// [`with_declarations`], reading the script's files from `sent` when
+/// given (as a worker does) instead of the disk.
+fn with_files<T>(
+    src: &ScriptSource,
+    limits: LuaLimits,
+    sent: Option<std::sync::Arc<files::FileSet>>,
+    read: impl FnOnce(&define::Registry, &files::Files) -> T,
 ) -> Result<T, ScriptError> {
     let config = RuntimeConfig {
         limits,
+        files: sent,
         ..RuntimeConfig::default()
     };
     let shared = Rc::new(lua_env::LuaEnv::new(
@@ -210,8 +250,8 @@ fn with_declarations<T>(
         runtime::base_dir(src, &config),
         Rc::new(RefCell::new(stats::RequestStats::default())),
     ));
-    let (_lua, registry, _runner) = runtime::load(src, shared)?;
-    Ok(read(&registry))
+    let (_lua, registry, _runner) = runtime::load(src, shared.clone())?;
+    Ok(read(&registry, &shared.files))
 }
 
 /// One core's Lua state with the script loaded. Cheap to clone (shared state).

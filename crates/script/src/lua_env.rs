@@ -34,11 +34,16 @@ pub struct LuaEnv {
     /// The user whose Lua code runs right now (set around each poll), so
     /// global functions like `swarmer.sleep` know whose stop token to watch.
     pub current: RefCell<Option<Rc<UserCtx>>>,
-    /// `swarmer.data` results, loaded once per core.
-    pub data: RefCell<HashMap<PathBuf, RegistryKey>>,
+    /// `swarmer.data` results by normalised path, loaded once per core.
+    pub data: RefCell<HashMap<String, RegistryKey>>,
     /// Feeders created so far: the default name of the next is
     /// "feeder N", the same on every core since each runs the same script.
     pub feeders: std::cell::Cell<u32>,
+    /// Where the script's files come from: the master's disk (recorded),
+    /// or the files that came with the script (`files.rs`).
+    pub files: crate::files::Files,
+    /// `.proto` files compiled by `self.grpc:connect`, once per core.
+    pub protos: RefCell<crate::grpc::protos::PoolCache>,
 }
 
 /// The per-user facts Rust needs while the user's Lua code runs.
@@ -100,6 +105,7 @@ impl LuaEnv {
         stats: Rc<RefCell<RequestStats>>,
     ) -> Self {
         let tls = http_client::Tls::with_files(config.insecure_tls, config.http.tls.clone());
+        let files = crate::files::Files::new(base_dir.clone(), config.files.clone());
         LuaEnv {
             config,
             script_path,
@@ -111,6 +117,8 @@ impl LuaEnv {
             current: RefCell::new(None),
             data: RefCell::new(HashMap::new()),
             feeders: std::cell::Cell::new(0),
+            files,
+            protos: RefCell::new(Default::default()),
         }
     }
 

@@ -49,6 +49,8 @@ pub struct LoadedScript {
     pub watchdog: Watchdog,
     /// `self.ws`: one table for every user (it acts for the running one).
     pub ws: Table,
+    /// `self.grpc`, likewise.
+    pub grpc: Table,
 }
 
 /// Enough for every user of a busy core to find one without growing the
@@ -260,6 +262,7 @@ pub fn build(
         });
     }
     let ws = crate::ws::table(&lua).map_err(|e| internal(src, e))?;
+    let grpc = crate::grpc::table(&lua).map_err(|e| internal(src, e))?;
     Ok(LoadedScript {
         lua,
         shared,
@@ -271,6 +274,7 @@ pub fn build(
         slots: Slots::new(HANDLE_SLOTS),
         watchdog,
         ws,
+        grpc,
     })
 }
 

@@ -216,6 +216,7 @@ fn user_table(
     )));
     t.raw_set("http", core.lua.create_userdata(http)?)?;
     t.raw_set("ws", core.ws.clone())?;
+    t.raw_set("grpc", core.grpc.clone())?;
     // `id` counts users on this core (from 1, so it repeats across cores
     // and workers); `index` is unique across the run while the user lives.
     t.raw_set("id", ctx.id)?;

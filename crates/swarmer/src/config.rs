@@ -26,6 +26,7 @@ use master::validate::{self, RunError, RunField};
 use master::web::WebConfig;
 use master::{MasterConfig, RunRequest};
 use protocol::ScriptText;
+use script::files::FileSet;
 use script::{ScriptInfo, ScriptSource};
 use worker::EngineConfig;
 use worker::session::SessionConfig;
@@ -191,16 +192,17 @@ fn check_durations(args: &RunArgs) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// The script and what it defines, or a usage error naming file and line.
-fn load_script(args: &RunArgs) -> Result<(ScriptSource, ScriptInfo), UsageError> {
+/// The script, what it defines and the files it reads (which travel with
+/// it), or a usage error naming file and line.
+fn load_script(args: &RunArgs) -> Result<(ScriptSource, ScriptInfo, FileSet), UsageError> {
     let Some(path) = &args.script else {
         return Err(usage(
             "no script given: pass -f SCRIPT (for example -f examples/quickstart.lua)",
         ));
     };
     let src = ScriptSource::read(&path.to_string_lossy()).map_err(|e| usage(e.to_string()))?;
-    let info = inspect_interruptibly(&src, lua_limits(args))?;
-    Ok((src, info))
+    let (info, files) = inspect_interruptibly(&src, lua_limits(args))?;
+    Ok((src, info, files))
 }
 
 /// Loads the script off this thread, bounded by the load time limit, and
@@ -209,7 +211,7 @@ fn load_script(args: &RunArgs) -> Result<(ScriptSource, ScriptInfo), UsageError>
 fn inspect_interruptibly(
     src: &ScriptSource,
     limits: script::LuaLimits,
-) -> Result<ScriptInfo, UsageError> {
+) -> Result<(ScriptInfo, FileSet), UsageError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -217,7 +219,7 @@ fn inspect_interruptibly(
     let probe = src.clone();
     let outcome = rt.block_on(async {
         let inspecting =
-            tokio::task::spawn_blocking(move || script::inspect_limited(&probe, limits));
+            tokio::task::spawn_blocking(move || script::inspect_bundle(&probe, limits));
         tokio::select! {
             info = inspecting => match info {
                 Ok(info) => info.map_err(|e| usage(e.to_string())),
@@ -306,7 +308,7 @@ fn control(
     token: Option<String>,
     expect_workers: Option<usize>,
 ) -> Result<Control, UsageError> {
-    let (src, info) = load_script(args)?;
+    let (src, info, files) = load_script(args)?;
     let request = run_request(args, &info)?;
     let verdict = thresholds::resolve(&args.verdict, &info)?;
     let history = history::resolve(&args.history, args.headless)?;
@@ -348,6 +350,7 @@ fn control(
         script: ScriptText {
             path: src.path.clone(),
             code: src.code.clone(),
+            files: master::script_files::bundle_files(&files),
         },
         heartbeat_interval: args
             .cluster

@@ -6,8 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use script::files::FileSet;
 use script::{LuaLimits, RuntimeConfig, ScriptSource};
 use stats::RequestStats;
 use tokio::sync::{mpsc, oneshot};
@@ -70,7 +72,8 @@ pub struct Engine {
     fd_warned: std::sync::atomic::AtomicBool,
     cores: Vec<CoreLink>,
     config: EngineConfig,
-    loaded: Option<ScriptSource>,
+    /// The script the cores hold, with the files that came with it.
+    loaded: Option<(ScriptSource, Option<Arc<FileSet>>)>,
     /// The run-wide user indexes the master granted, shared by the cores.
     indexes: Indexes,
     /// `unique` feeders' requests for rows, for the session to forward.
@@ -128,14 +131,35 @@ impl Engine {
     }
 
     pub fn loaded_script(&self) -> Option<&ScriptSource> {
-        self.loaded.as_ref()
+        self.loaded.as_ref().map(|(s, _)| s)
     }
 
-    /// Loads `script` on every core (stopping any users first). The first
-    /// core's error is returned as is: it names the file and line.
+    /// Whether the cores hold `script` with exactly `files`.
+    pub fn holds(&self, script: &ScriptSource, files: &FileSet) -> bool {
+        self.loaded
+            .as_ref()
+            .is_some_and(|(s, f)| s == script && f.as_deref() == Some(files))
+    }
+
+    /// Loads `script` on every core (stopping any users first), reading
+    /// its files from disk. The first core's error is returned as is: it
+    /// names the file and line.
     pub async fn load(
         &mut self,
         script: &ScriptSource,
+        host: Option<String>,
+        tags: Vec<String>,
+        exclude_tags: Vec<String>,
+    ) -> Result<(), EngineError> {
+        self.load_sent(script, None, host, tags, exclude_tags).await
+    }
+
+    /// [`Engine::load`] for a script the master sent: with `files`, the
+    /// script reads only those, never this machine's disk.
+    pub async fn load_sent(
+        &mut self,
+        script: &ScriptSource,
+        files: Option<Arc<FileSet>>,
         host: Option<String>,
         tags: Vec<String>,
         exclude_tags: Vec<String>,
@@ -148,6 +172,7 @@ impl Engine {
             exclude_tags,
             node_id: self.config.node_id.clone(),
             base_dir: self.config.base_dir.clone(),
+            files: files.clone(),
             limits: self.config.limits,
             feeder_leases: Some(self.lease_tx.clone()),
         };
@@ -169,7 +194,7 @@ impl Engine {
                 .map_err(|_| EngineError::CoreGone)?
                 .map_err(EngineError::Script)?;
         }
-        self.loaded = Some(script.clone());
+        self.loaded = Some((script.clone(), files));
         // The cores stopped the old run's users before loading.
         self.indexes.reset();
         Ok(())

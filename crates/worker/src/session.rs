@@ -7,6 +7,7 @@
 //! sends a final report and says it is leaving).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -16,6 +17,7 @@ use protocol::{
     WorkerStatus, new_nonce,
 };
 use script::ScriptSource;
+use script::files::FileSet;
 use tokio::time::{Instant, MissedTickBehavior, interval, timeout_at};
 use tokio_util::sync::CancellationToken;
 
@@ -388,14 +390,23 @@ where
         path: bundle.path.clone(),
         code: bundle.code.clone(),
     };
-    if outbox.run_id != plan.run_id || engine.loaded_script() != Some(&script) {
+    let files = match sent_files(bundle) {
+        Ok(files) => files,
+        Err(e) => {
+            let message = format!("{}: {e}", bundle.path);
+            tracing::error!("cannot take the master's script: {message}");
+            return send(io, WorkerMessage::ScriptError { message }).await;
+        }
+    };
+    if outbox.run_id != plan.run_id || !engine.holds(&script, &files) {
         // A new run: what the cores still hold belongs to the old one.
         stop_users(io, engine, outbox, Duration::ZERO).await?;
         send_final_report(io, engine, outbox).await?;
         // Heartbeats go on while the cores load: a slow load is bounded by
         // the load time limit, not by the master's patience.
-        let loading = engine.load(
+        let loading = engine.load_sent(
             &script,
+            Some(Arc::new(files)),
             plan.host.clone(),
             plan.tags.clone(),
             plan.exclude_tags.clone(),
@@ -423,6 +434,15 @@ where
         return Err(SessionEnd::Disconnected(e.to_string()));
     }
     Ok(())
+}
+
+/// The files that came with the script: the only ones it may read here.
+fn sent_files(bundle: &ScriptBundle) -> Result<FileSet, script::files::FileError> {
+    let mut files = FileSet::default();
+    for f in &bundle.files {
+        files.insert(&f.path, f.bytes.as_slice().into())?;
+    }
+    Ok(files)
 }
 
 async fn send<T>(io: &mut T, msg: WorkerMessage) -> Step

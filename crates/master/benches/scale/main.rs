@@ -203,6 +203,7 @@ fn config() -> (MasterConfig, script::ScriptInfo) {
         script: ScriptText {
             path: src.path,
             code: src.code,
+            files: Vec::new(),
         },
         heartbeat_interval: Duration::from_secs(1),
         report_interval: Duration::from_secs(1),

@@ -96,17 +96,27 @@ impl Coordinator {
             // The script came as text only (tests) or the file is gone: keep it.
             return Ok(());
         };
+        let dir = std::path::Path::new(&self.config.script.path)
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
         if code == self.config.script.code {
+            let files = crate::script_files::reread(&self.config.script.files, dir);
+            if files != self.config.script.files {
+                tracing::info!("the script's files changed; workers get them with this run");
+                self.config.script.files = files;
+            }
             return Ok(());
         }
         let src = ScriptSource {
             path: self.config.script.path.clone(),
             code,
         };
-        let info = script::inspect(&src).map_err(|e| MasterError::Script(e.to_string()))?;
+        let (info, files) = script::inspect_bundle(&src, script::LuaLimits::default())
+            .map_err(|e| MasterError::Script(e.to_string()))?;
         tracing::info!("script {} changed; workers get it with this run", src.path);
         self.config.script.code = src.code;
         self.swap_script_thresholds(&info);
+        self.config.script.files = crate::script_files::bundle_files(&files);
         self.info = info;
         self.share_script();
         Ok(())

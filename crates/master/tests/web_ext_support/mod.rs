@@ -199,6 +199,7 @@ impl ExtHarness {
             script: ScriptText {
                 path: src.path.clone(),
                 code,
+                files: Vec::new(),
             },
             heartbeat_interval: Duration::from_millis(250),
             report_interval: Duration::from_millis(250),

@@ -135,6 +135,7 @@ impl Harness {
             script: ScriptText {
                 path: src.path.clone(),
                 code,
+                files: Vec::new(),
             },
             heartbeat_interval: heartbeat,
             report_interval: report,

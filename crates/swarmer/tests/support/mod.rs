@@ -236,6 +236,7 @@ pub async fn library_master(shutdown: &CancellationToken) -> (MasterHandle, u16)
         script: protocol::ScriptText {
             path: script.path.clone(),
             code: script.code.clone(),
+            files: Vec::new(),
         },
         heartbeat_interval: Duration::from_millis(500),
         report_interval: Duration::from_millis(500),

@@ -1,0 +1,182 @@
+//! The files a script reads travel with it (issue #13): a worker started
+//! in an empty folder runs a script whose data files only the master has;
+//! a file read only at run time and not named in `swarmer.files` is an
+//! error naming it even where it exists on disk; a path that leaves the
+//! script's folder and files above the size limit are refused at load
+//! (exit 2), named.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::{Master, worker};
+use common::{Proc, TempDir, serial};
+use serde_json::Value;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// Reads a CSV while it loads and a JSON file declared with
+/// `swarmer.files` only in its task, and records what it read.
+const SCRIPT: &str = r#"
+local users = swarmer.data("data/users.csv")
+swarmer.files { "late.json" }
+local U = swarmer.user { name = "U", wait = swarmer.constant(0.05) }
+U:task(function(self)
+  if self.done then return end
+  self.done = true
+  for _, row in ipairs(users) do
+    swarmer.record { type = "row", name = row.name .. "=" .. row.age, duration_ms = 1 }
+  end
+  local late = swarmer.data("late.json")
+  swarmer.record { type = "late", name = late.word, duration_ms = 1 }
+end)
+"#;
+
+fn entries(json: &Value) -> Vec<(String, String, u64)> {
+    json["stats"]
+        .as_array()
+        .expect("stats")
+        .iter()
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap().to_string(),
+                e["name"].as_str().unwrap().to_string(),
+                e["num_requests"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_worker_in_an_empty_folder_runs_with_the_files_the_master_sent() {
+    let _serial = serial();
+    let master_dir = TempDir::new("bundle-master");
+    let worker_dir = TempDir::new("bundle-worker");
+    std::fs::create_dir_all(master_dir.path().join("data")).unwrap();
+    master_dir.write("data/users.csv", "name,age\nalice,31\nbob,42\n");
+    master_dir.write("late.json", r#"{"word":"carried"}"#);
+    master_dir.write("users.lua", SCRIPT);
+    // The script is named relative to the master's folder, as a user
+    // types it: the worker, elsewhere, has no such file.
+    let mut master = Master::start(
+        master_dir.path(),
+        &[
+            "-f",
+            "users.lua",
+            "--headless",
+            "--json",
+            "--only-summary",
+            "--no-history",
+            "--expect-workers",
+            "1",
+            "-u",
+            "2",
+            "-r",
+            "10",
+            "-t",
+            "2s",
+        ],
+    );
+    let _w = worker(worker_dir.path(), master.port, "far", &["--cores", "1"]);
+    let status = master.proc.wait_exit(LONG).expect("the run ends");
+    assert_eq!(status.code(), Some(0), "{}", master.proc.tail(20));
+    let json: Value = serde_json::from_str(&master.proc.stdout()).expect("--json output");
+    assert_eq!(json["errors"].as_array().map(Vec::len), Some(0), "{json}");
+    assert_eq!(
+        json["exceptions"].as_array().map(Vec::len),
+        Some(0),
+        "{json}"
+    );
+    let got = entries(&json);
+    for (method, name) in [("row", "alice=31"), ("row", "bob=42"), ("late", "carried")] {
+        let n = got
+            .iter()
+            .find(|(m, n, _)| m == method && n == name)
+            .map(|e| e.2);
+        // Each of the two users records each once.
+        assert_eq!(n, Some(2), "{method} {name} in {got:?}");
+    }
+    assert_eq!(got.len(), 4, "three entries and the total: {got:?}");
+    assert_eq!(
+        std::fs::read_dir(worker_dir.path()).unwrap().count(),
+        0,
+        "the worker wrote nothing where it runs"
+    );
+}
+
+/// A headless standalone run of `script` in `dir`; its output.
+fn standalone(dir: &TempDir, script: &str) -> (Option<i32>, Proc) {
+    let mut p = Proc::swarmer(
+        "swarmer",
+        dir.path(),
+        &[
+            "-f",
+            script,
+            "--headless",
+            "--json",
+            "--only-summary",
+            "--no-history",
+            "-u",
+            "1",
+            "-t",
+            "1s",
+        ],
+    );
+    let status = p.wait_exit(LONG).expect("swarmer exits");
+    (status.code(), p)
+}
+
+#[test]
+fn a_file_read_only_at_run_time_must_be_named_even_where_it_exists() {
+    let _serial = serial();
+    let dir = TempDir::new("bundle-undeclared");
+    dir.write("late.csv", "a\n1\n");
+    dir.write(
+        "s.lua",
+        r#"
+local U = swarmer.user { name = "U", wait = swarmer.constant(0.05) }
+U:task(function(self)
+  if self.done then return end
+  self.done = true
+  swarmer.data("late.csv")
+end)
+"#,
+    );
+    // The in-process worker reads the bundle too: what runs standalone
+    // runs the same on a cluster.
+    let (code, p) = standalone(&dir, "s.lua");
+    assert_eq!(code, Some(1), "{}", p.tail(20));
+    let json: Value = serde_json::from_str(&p.stdout()).expect("--json output");
+    let errors = json["exceptions"].to_string();
+    assert!(
+        errors.contains(r#"swarmer.data(\"late.csv\"): \"late.csv\" did not come with the script"#)
+            && errors.contains("swarmer.files"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn paths_out_of_the_folder_and_files_over_the_limit_are_refused_at_load() {
+    let _serial = serial();
+    let dir = TempDir::new("bundle-refused");
+    let inner = dir.path().join("inner");
+    std::fs::create_dir_all(&inner).unwrap();
+    dir.write("secret.csv", "a\n1\n");
+    dir.write("inner/up.lua", "swarmer.data(\"../secret.csv\")\n");
+    let (code, p) = standalone(&dir, "inner/up.lua");
+    assert_eq!(code, Some(2), "{}", p.tail(20));
+    p.expect_line(
+        LONG,
+        "inner/up.lua:1: swarmer.data(\"../secret.csv\"): \"../secret.csv\": the path leaves the script's folder",
+    );
+
+    let big = vec![b'x'; 13 * 1024 * 1024];
+    std::fs::write(dir.path().join("big.bin"), &big).unwrap();
+    dir.write("heavy.lua", "\n\nswarmer.files { \"big.bin\" }\n");
+    let (code, p) = standalone(&dir, "heavy.lua");
+    assert_eq!(code, Some(2), "{}", p.tail(20));
+    p.expect_line(
+        LONG,
+        "heavy.lua:3: swarmer.files: \"big.bin\": the script's files would weigh 13631488 bytes with it, above the limit of 12582912 bytes (12 MiB)",
+    );
+}
