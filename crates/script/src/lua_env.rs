@@ -34,6 +34,8 @@ pub struct LuaEnv {
     pub current: RefCell<Option<Rc<UserCtx>>>,
     /// `swarmer.data` results, loaded once per core.
     pub data: RefCell<HashMap<PathBuf, RegistryKey>>,
+    /// The metatable of response objects, made on the first response.
+    pub response_meta: std::cell::OnceCell<crate::http::response_ud::ResponseMeta>,
 }
 
 /// The per-user facts Rust needs while the user's Lua code runs.
@@ -104,6 +106,7 @@ impl LuaEnv {
             tls,
             current: RefCell::new(None),
             data: RefCell::new(HashMap::new()),
+            response_meta: std::cell::OnceCell::new(),
         }
     }
 
