@@ -13,7 +13,6 @@ use std::rc::Rc;
 use mlua::thread::ThreadStatus;
 use mlua::{FromLuaMulti, IntoLuaMulti, Lua, Thread, Value};
 
-use crate::http::response::Response;
 use crate::lua_env::{LuaEnv, Op, UserCtx};
 
 /// Runs `thread` from `args` until it returns, and gives what it returned.
@@ -57,8 +56,8 @@ pub(crate) async fn perform(lua: &Lua, shared: &LuaEnv, ctx: &UserCtx) -> Value 
     match op {
         Some(Op::Http(op)) => {
             let outcome = InFlight::watch(shared, &op).run(op).await;
-            match lua.create_userdata(Response(outcome)) {
-                Ok(ud) => Value::UserData(ud),
+            match response_object(lua, shared, outcome) {
+                Ok(v) => v,
                 Err(e) => Value::Error(Box::new(e)),
             }
         }
@@ -83,6 +82,23 @@ pub(crate) async fn perform(lua: &Lua, shared: &LuaEnv, ctx: &UserCtx) -> Value 
             Value::Nil
         }
     }
+}
+
+/// The Lua object of a response, under the state's response metatable
+/// (made on first use).
+fn response_object(
+    lua: &Lua,
+    shared: &LuaEnv,
+    outcome: Rc<crate::http::response::Outcome>,
+) -> mlua::Result<Value> {
+    let meta = match shared.response_meta.get() {
+        Some(meta) => meta,
+        None => {
+            let meta = crate::http::response_ud::ResponseMeta::new(lua)?;
+            shared.response_meta.get_or_init(|| meta)
+        }
+    };
+    meta.create(lua, outcome)
 }
 
 /// Marks `ctx` as the running user while its Lua code runs, so global

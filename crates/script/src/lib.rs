@@ -8,8 +8,10 @@
 //! engine (the `ext` crate) runs the views, actions, routes and hooks a
 //! script declares ([`declare`]) through [`host`].
 
-// Unsafe code is allowed in one module only: the watchdog's hook, set on a
-// Lua state from another thread (see watchdog.rs for why that is sound).
+// Unsafe code is allowed in two modules only: the watchdog's hook, set on a
+// Lua state from another thread (see watchdog.rs for why that is sound),
+// and the response object, a raw userdata made on every request
+// (http/response_ud.rs says why mlua's userdata cost too much there).
 #![deny(unsafe_code)]
 
 #[cfg(all(feature = "luajit", feature = "lua54"))]

@@ -44,6 +44,8 @@ pub struct LuaEnv {
     pub files: crate::files::Files,
     /// `.proto` files compiled by `self.grpc:connect`, once per core.
     pub protos: RefCell<crate::grpc::protos::PoolCache>,
+    /// The metatable of response objects, made on the first response.
+    pub response_meta: std::cell::OnceCell<crate::http::response_ud::ResponseMeta>,
 }
 
 /// The per-user facts Rust needs while the user's Lua code runs.
@@ -119,6 +121,7 @@ impl LuaEnv {
             feeders: std::cell::Cell::new(0),
             files,
             protos: RefCell::new(Default::default()),
+            response_meta: std::cell::OnceCell::new(),
         }
     }
 

@@ -378,3 +378,58 @@ end)
     );
     assert_eq!(count(&stats, "POST", "/item/1"), (1, 1));
 }
+
+/// The response object as scripts see it: its fields and methods, what
+/// mlua's userdata showed (no metatable, nil for unknown fields, no
+/// assignment), and that it outlives later requests and full collections.
+#[test]
+fn response_objects_keep_their_surface_and_outlive_collections() {
+    let addr = start_server();
+    let code = with_host(
+        r#"
+local U = swarmer.user { name = "U", host = HOST }
+local n = 0
+U:task(function(self)
+  if n >= 2 then swarmer.sleep(1000) return end
+  n = n + 1
+  local first = self.http:get("/status/201")
+  first:failure("on purpose")
+  local kept = {}
+  for i = 1, 50 do kept[i] = self.http:get("/status/404") end
+  collectgarbage("collect")
+  collectgarbage("collect")
+  assert(type(first) == "userdata", type(first))
+  assert(first.status == 201 and first.ok == true, tostring(first.status))
+  assert(first.error == nil and first.proto == "HTTP/1.1", tostring(first.proto))
+  assert(type(first.body) == "string" and first.wire_size == #first.body)
+  assert(type(first.headers) == "table" and type(first.timings.ttfb) == "number")
+  assert(first.elapsed_ms >= 0 and first.url:match("/status/201$"), first.url)
+  assert(tostring(first):match("^<Response 201 http://.*/status/201>$"), tostring(first))
+  assert(getmetatable(first) == false)
+  assert(first.nonexistent == nil)
+  assert(not pcall(function() first.status = 5 end))
+  assert(type(first:header("content-length")) == "string")
+  assert(first:header("x-nope") == nil)
+  local ok, err = pcall(first.success)
+  assert(not ok and tostring(err):match("expected a response"), tostring(err))
+  ok, err = pcall(first.success, {})
+  assert(not ok and tostring(err):match("got a table"), tostring(err))
+  for i = 1, 50 do assert(kept[i].status == 404 and not kept[i].ok) end
+  ok, err = pcall(function() kept[1]:failure("again") end)
+  assert(not ok and tostring(err):match("already recorded"), tostring(err))
+end)
+"#,
+        addr,
+    );
+    let stats = run_users(
+        &code,
+        RuntimeConfig::default(),
+        &[("U", 1)],
+        |s| s.num_requests() >= 102,
+        MAX,
+    );
+    assert!(exceptions(&stats).is_empty(), "{:?}", exceptions(&stats));
+    assert_eq!(count(&stats, "GET", "/status/201"), (2, 2));
+    assert_eq!(error_count(&stats, "GET", "/status/201", "on purpose"), 2);
+    assert_eq!(count(&stats, "GET", "/status/404"), (100, 100));
+}

@@ -1,6 +1,6 @@
 //! `self.http`: the per-user HTTP client as Lua sees it. This module turns
 //! a script's call (`self.http:get(path, opts)`) into an
-//! [`http_client::Request`], sends it on the user's [`Session`], and hands back a [`response::Response`] whose stats
+//! [`http_client::Request`], sends it on the user's [`Session`], and hands back a response object (`response_ud.rs`) whose stats
 //! entry is recorded by the catch_response rules in `response.rs`.
 //!
 //! The methods are small Lua functions: a synchronous Rust call prepares the
@@ -13,6 +13,8 @@
 pub mod identity;
 mod options;
 pub mod response;
+#[allow(unsafe_code)]
+pub mod response_ud;
 pub mod type_options;
 
 use std::cell::{Cell, RefCell};

@@ -5,6 +5,7 @@
 //!
 //! Lua values (headers table, body string, parsed JSON) are built only when
 //! the script asks for them: most load-test tasks never look at the body.
+//! Its Lua object is in `response_ud.rs`.
 //! The response keeps its head as received, and header fields are parsed
 //! from it again only for `r.headers` and `r:header(name)`.
 
@@ -12,7 +13,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use http::{Method, Uri};
-use mlua::{Lua, UserData, UserDataFields, UserDataMethods, Value};
+use mlua::{Lua, Value};
 use stats::{PhaseSample, Sample};
 
 use crate::convert::json_to_lua;
@@ -81,7 +82,7 @@ impl Outcome {
 
     /// Records an explicit verdict; a second one is a script bug worth
     /// reporting, because the first already counted.
-    fn verdict(&self, error: Option<&str>) -> mlua::Result<()> {
+    pub(super) fn verdict(&self, error: Option<&str>) -> mlua::Result<()> {
         if self.recorded.get() {
             return Err(fault(format!(
                 "the response of {} {} was already recorded: call r:success()/r:failure() before the user's next request and at most once",
@@ -107,47 +108,9 @@ fn phases_of(t: &Timings) -> PhaseSample {
     }
 }
 
-/// The Lua face of an [`Outcome`].
-pub struct Response(pub Rc<Outcome>);
-
-impl UserData for Response {
-    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        fields.add_field_method_get("status", |_, r| Ok(r.0.message.status));
-        fields.add_field_method_get("ok", |_, r| {
-            Ok(r.0.error.is_none() && (200..400).contains(&r.0.message.status))
-        });
-        fields.add_field_method_get("body", |lua, r| lua.create_string(r.0.message.body()));
-        fields.add_field_method_get("headers", |lua, r| headers_table(lua, &r.0.message));
-        fields.add_field_method_get("url", |_, r| Ok(r.0.url()));
-        fields.add_field_method_get("elapsed_ms", |_, r| Ok(r.0.elapsed_us as f64 / 1000.0));
-        fields.add_field_method_get("error", |_, r| Ok(r.0.error.clone()));
-        fields.add_field_method_get("wire_size", |_, r| Ok(r.0.wire_size));
-        fields.add_field_method_get("timings", |lua, r| timings_table(lua, &r.0.timings));
-        fields.add_field_method_get("proto", |_, r| Ok(r.0.proto.as_str()));
-    }
-
-    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_method("json", |lua, r, ()| json_value(lua, &r.0));
-        methods.add_method("header", |lua, r, name: mlua::LuaString| {
-            match r.0.message.header(&name.to_str()?) {
-                Some(v) => Ok(Some(lua.create_string(v)?)),
-                None => Ok(None),
-            }
-        });
-        methods.add_method("success", |_, r, ()| r.0.verdict(None));
-        methods.add_method("failure", |_, r, msg: Option<String>| {
-            let msg = msg.unwrap_or_else(|| "failed".to_string());
-            r.0.verdict(Some(&msg))
-        });
-        methods.add_meta_method("__tostring", |_, r, ()| {
-            Ok(format!("<Response {} {}>", r.0.message.status, r.0.url()))
-        });
-    }
-}
-
 /// `r.timings`: each phase in milliseconds (fractions of a millisecond
 /// kept), as k6's `res.timings`.
-fn timings_table(lua: &Lua, t: &Timings) -> mlua::Result<mlua::Table> {
+pub(super) fn timings_table(lua: &Lua, t: &Timings) -> mlua::Result<mlua::Table> {
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let table = lua.create_table_with_capacity(0, 5)?;
     table.raw_set("dns", ms(t.dns))?;
@@ -160,7 +123,7 @@ fn timings_table(lua: &Lua, t: &Timings) -> mlua::Result<mlua::Table> {
 
 /// Header names are lowercase (HTTP/1 names are case-insensitive); repeated
 /// headers are joined with ", " as RFC 9110 allows (Set-Cookie with "\n").
-fn headers_table(lua: &Lua, message: &Message) -> mlua::Result<mlua::Table> {
+pub(super) fn headers_table(lua: &Lua, message: &Message) -> mlua::Result<mlua::Table> {
     // (lowercase name, values joined), in order of first appearance.
     let mut joined: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     for (name, value) in message.headers().iter() {
@@ -181,7 +144,7 @@ fn headers_table(lua: &Lua, message: &Message) -> mlua::Result<mlua::Table> {
     Ok(t)
 }
 
-fn json_value(lua: &Lua, r: &Outcome) -> mlua::Result<Value> {
+pub(super) fn json_value(lua: &Lua, r: &Outcome) -> mlua::Result<Value> {
     match serde_json::from_slice::<serde_json::Value>(r.message.body()) {
         Ok(v) => json_to_lua(lua, &v),
         Err(e) => {
