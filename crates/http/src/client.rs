@@ -94,6 +94,9 @@ pub struct Reply {
     pub timings: Timings,
     /// The protocol of the last hop.
     pub proto: Proto,
+    /// When the last response was complete, or the request gave up: its
+    /// end, read off the exchange's own clock.
+    pub finished: Instant,
 }
 
 impl Session {
@@ -119,7 +122,7 @@ impl Session {
             hosts: &self.hosts,
             proxies: &self.proxies,
         };
-        let follow = follow(tls, &self.state, net, req);
+        let follow = follow(tls, &self.state, net, req, start);
         match deadline::within(&self.timer, start + timeout, follow).await {
             Some(reply) => reply,
             None => Reply {
@@ -130,6 +133,7 @@ impl Session {
                 wire_body_len: 0,
                 timings: Timings::default(),
                 proto: Proto::default(),
+                finished: Instant::now(),
             },
         }
     }
@@ -154,7 +158,13 @@ impl Net<'_> {
     }
 }
 
-async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Request) -> Reply {
+async fn follow(
+    tls: &Tls,
+    state: &RefCell<ClientState>,
+    net: Net<'_>,
+    p: Request,
+    start: Instant,
+) -> Reply {
     let Request {
         mut method,
         mut origin,
@@ -180,13 +190,14 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Reques
             via: net.proxy_for(&origin, &proxy),
             hosts: net.hosts,
             version,
+            start: (hop == 0).then_some(start),
         };
         let result = send(tls, state, &origin, &exchange).await;
-        let message = match result {
+        let (message, end) = match result {
             Ok(hop) => {
                 timings.add(&hop.timings);
                 proto = hop.proto;
-                hop.message
+                (hop.message, hop.end)
             }
             Err(error) => {
                 return Reply {
@@ -197,6 +208,7 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Reques
                     wire_body_len: 0,
                     timings,
                     proto,
+                    finished: Instant::now(),
                 };
             }
         };
@@ -213,7 +225,7 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Reques
             return Reply {
                 timings,
                 proto,
-                ..decoded(origin, uri, message)
+                ..decoded(origin, uri, message, end)
             };
         };
         if hop >= max_redirects {
@@ -225,6 +237,7 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Reques
                 error: Some(Error::TooManyRedirects(max_redirects)),
                 timings,
                 proto,
+                finished: end,
             };
         }
         hop += 1;
@@ -247,7 +260,7 @@ async fn follow(tls: &Tls, state: &RefCell<ClientState>, net: Net<'_>, p: Reques
 /// The final reply, its body decoded when the server applied a content
 /// coding. A body that does not decode fails the request and is kept as
 /// it came.
-fn decoded(origin: Rc<Origin>, uri: Uri, message: Message) -> Reply {
+fn decoded(origin: Rc<Origin>, uri: Uri, message: Message, finished: Instant) -> Reply {
     let wire_body_len = message.body().len();
     // Repeated fields list codings in the order applied, as one would.
     let coding = (message.content_encoded && wire_body_len > 0).then(|| {
@@ -270,6 +283,7 @@ fn decoded(origin: Rc<Origin>, uri: Uri, message: Message) -> Reply {
         wire_body_len,
         timings: Timings::default(),
         proto: Proto::default(),
+        finished,
     }
 }
 
@@ -366,6 +380,9 @@ struct Exchange<'a> {
     via: Option<&'a Arc<Proxy>>,
     hosts: &'a [HostOverride],
     version: HttpVersion,
+    /// The request's start, on its first hop: a pooled connection's
+    /// exchange counts from it rather than reading the clock again.
+    start: Option<Instant>,
 }
 
 /// One request on one connection, reusing a pooled connection when there
@@ -403,30 +420,31 @@ async fn send(
     };
     let idempotent = method.is_idempotent();
     let pooled = (state.borrow_mut().pool).take(origin, ex.via, ex.version, !idempotent);
-    let mut conn = match pooled {
-        Some(c) => c,
-        None => connect(tls, origin, ex).await?,
+    let (mut conn, began) = match pooled {
+        Some(c) => (c, ex.start.unwrap_or_else(Instant::now)),
+        None => (connect(tls, origin, ex).await?, Instant::now()),
     };
     let mut timings = conn.take_opened();
-    let mut result = conn.exchange(origin, &head, body).await;
+    let mut result = conn.exchange(origin, &head, body, began).await;
     if let Err(ExchangeError::Stale(e)) = &result
         && idempotent
     {
         tracing::trace!(target: "http_client", "stale keep-alive connection: {e}");
         conn = connect(tls, origin, ex).await?;
         timings.add(&conn.take_opened());
-        result = conn.exchange(origin, &head, body).await;
+        result = conn.exchange(origin, &head, body, Instant::now()).await;
     }
     match result {
-        Ok((message, (ttfb, receive))) => {
+        Ok((message, times)) => {
             let proto = conn.proto();
             state.borrow_mut().pool.put(conn);
-            timings.ttfb += ttfb;
-            timings.receive += receive;
+            timings.ttfb += times.ttfb;
+            timings.receive += times.receive;
             Ok(Hop {
                 message,
                 timings,
                 proto,
+                end: times.end,
             })
         }
         Err(ExchangeError::Stale(e) | ExchangeError::Failed(e)) => Err(e),
@@ -438,6 +456,7 @@ struct Hop {
     message: Message,
     timings: Timings,
     proto: Proto,
+    end: Instant,
 }
 
 /// DNS overrides apply to the proxy's name when there is one. Boxed so

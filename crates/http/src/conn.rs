@@ -9,17 +9,17 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
 use crate::dial::Route;
 use crate::origin::Origin;
 use crate::proxy::Proxy;
-use crate::timings::{ExchangeClock, Timings};
+use crate::timings::{ExchangeClock, ExchangeTimes, Timings};
 use crate::wire::{self, Decoder, Message, RequestHead};
 
 /// A socket, plain or TLS.
@@ -140,8 +140,9 @@ impl Conn {
         &mut self,
         head: &RequestHead<'_>,
         body: &[u8],
-    ) -> Result<(Message, (Duration, Duration)), ExchangeError> {
-        let mut clock = ExchangeClock::start();
+        began: Instant,
+    ) -> Result<(Message, ExchangeTimes), ExchangeError> {
+        let mut clock = ExchangeClock::start_at(began);
         self.keep_alive = false;
         self.wbuf.clear();
         let close = wire::encode_request(&mut self.wbuf, head);

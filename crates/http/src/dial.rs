@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -16,7 +15,7 @@ use crate::conn::{Conn, ExchangeError, Stream};
 use crate::h2conn::H2Conn;
 use crate::origin::{Origin, Scheme};
 use crate::proxy::{self, Proxy};
-use crate::timings::Timings;
+use crate::timings::{ExchangeTimes, Timings};
 use crate::tls::Tls;
 use crate::version::{HttpVersion, Proto};
 use crate::wire::{Message, RequestHead};
@@ -228,16 +227,17 @@ impl Dialed {
     }
 
     /// Sends one request and reads its response, with its ttfb and receive
-    /// phases.
+    /// phases counted from `began`.
     pub async fn exchange(
         &mut self,
         origin: &Origin,
         head: &RequestHead<'_>,
         body: &[u8],
-    ) -> Result<(Message, (Duration, Duration)), ExchangeError> {
+        began: Instant,
+    ) -> Result<(Message, ExchangeTimes), ExchangeError> {
         match self {
-            Dialed::H1(c) => c.exchange(head, body).await,
-            Dialed::H2(c) => c.exchange(origin, head, body).await,
+            Dialed::H1(c) => c.exchange(head, body, began).await,
+            Dialed::H2(c) => c.exchange(origin, head, body, began).await,
         }
     }
 

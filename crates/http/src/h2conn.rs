@@ -10,18 +10,18 @@
 //! exercised by what the server sends on its own (pings, settings).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use h2::client::SendRequest;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 
 use crate::conn::ExchangeError;
 use crate::dial::Route;
 use crate::origin::Origin;
 use crate::proxy::Proxy;
-use crate::timings::{ExchangeClock, Timings};
+use crate::timings::{ExchangeClock, ExchangeTimes, Timings};
 use crate::wire::{Message, RequestHead, USER_AGENT};
 
 /// The largest response body read into memory, as for HTTP/1.1.
@@ -74,8 +74,9 @@ impl H2Conn {
         origin: &Origin,
         head: &RequestHead<'_>,
         body: &[u8],
-    ) -> Result<(Message, (Duration, Duration)), ExchangeError> {
-        let mut clock = ExchangeClock::start();
+        began: Instant,
+    ) -> Result<(Message, ExchangeTimes), ExchangeError> {
+        let mut clock = ExchangeClock::start_at(began);
         let request = request(origin, head).map_err(ExchangeError::Failed)?;
         let fail = |e: h2::Error| ExchangeError::Failed(format!("HTTP/2: {e}"));
         // A connection the server has closed (GOAWAY) takes no new stream:

@@ -40,10 +40,23 @@ pub struct ExchangeClock {
     first_byte: Option<Instant>,
 }
 
+/// What one exchange measured: its ttfb and receive phases, and the
+/// instant its response was complete (the request's end, so the caller
+/// needs no clock reading of its own).
+#[derive(Debug, Clone, Copy)]
+pub struct ExchangeTimes {
+    pub ttfb: Duration,
+    pub receive: Duration,
+    pub end: Instant,
+}
+
 impl ExchangeClock {
-    pub fn start() -> Self {
+    /// A clock started at `start`: the request's own start when it goes
+    /// on a pooled connection at once, so the hot path reads the clock
+    /// only for the response's first byte.
+    pub fn start_at(start: Instant) -> Self {
         ExchangeClock {
-            start: Instant::now(),
+            start,
             first_byte: None,
         }
     }
@@ -59,9 +72,13 @@ impl ExchangeClock {
     /// The exchange's ttfb and receive phases. `read_once`: the whole
     /// response came in the first read, so its end is the first byte's
     /// instant (no second clock reading on the hot path).
-    pub fn finish(&self, read_once: bool) -> (Duration, Duration) {
+    pub fn finish(&self, read_once: bool) -> ExchangeTimes {
         let first = self.first_byte.unwrap_or(self.start);
         let end = if read_once { first } else { Instant::now() };
-        (first - self.start, end - first)
+        ExchangeTimes {
+            ttfb: first.saturating_duration_since(self.start),
+            receive: end.saturating_duration_since(first),
+            end,
+        }
     }
 }

@@ -92,7 +92,7 @@ impl HttpOp {
             }
             Some(cert) => client.send_with(cert, prepared, start).await,
         };
-        let elapsed_us = start.elapsed().as_micros() as u64;
+        let elapsed_us = reply.finished.saturating_duration_since(start).as_micros() as u64;
         let outcome = Rc::new(Outcome {
             shared: client.shared.clone(),
             method,
@@ -153,6 +153,7 @@ impl Client {
                 wire_body_len: 0,
                 timings: Default::default(),
                 proto: Default::default(),
+                finished: Instant::now(),
             },
         }
     }
