@@ -153,6 +153,11 @@ async fn scaler_errors_map_to_statuses() {
 
 #[tokio::test]
 async fn every_scale_action_is_logged_with_who_asked() {
+    // tracing caches a callsite's interest process-wide, from the default
+    // of whichever thread reaches it first: another test's thread with no
+    // subscriber would cache "never" for the scale log line. A global
+    // subscriber that wants everything makes every thread's answer yes.
+    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
     let logs = LogBuffer::new(100);
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(logs.clone()));
@@ -169,10 +174,6 @@ async fn every_scale_action_is_logged_with_who_asked() {
         .header("content-type", "application/json")
         .body(Body::from(r#"{"workers": 3}"#))
         .unwrap();
-    // Another test's thread, with no subscriber, may register the log's
-    // callsite while this one's subscriber is being set, and tracing then
-    // caches "never" for it: recompute before the line is logged.
-    tracing::callsite::rebuild_interest_cache();
     assert_eq!(send(&app, request).await.status, 200);
     let lines = logs.since(0, 100);
     let line = lines
