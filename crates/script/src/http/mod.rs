@@ -83,14 +83,26 @@ impl HttpOp {
         } = *self;
         let method = prepared.method.clone();
         let start = Instant::now();
-        let reply = match &cert {
-            None => {
-                client
-                    .session
-                    .send(&client.shared.tls, prepared, start)
-                    .await
-            }
-            Some(cert) => client.send_with(cert, prepared, start).await,
+        let chosen = cert.as_ref().map(|cert| client.identity(cert));
+        let picked = match &chosen {
+            None => Ok((&client.session, &client.shared.tls)),
+            Some(Ok((session, tls))) => Ok((&**session, &**tls)),
+            Some(Err(e)) => Err(e.clone()),
+        };
+        // One call site: a second one made `Session::send` an out-of-line
+        // future, moved (copied) twice per request.
+        let reply = match picked {
+            Ok((session, tls)) => session.send(tls, prepared, start).await,
+            Err(e) => Reply {
+                origin: prepared.origin,
+                uri: prepared.uri,
+                message: Default::default(),
+                error: Some(http_client::Error::Transport(e)),
+                wire_body_len: 0,
+                timings: Default::default(),
+                proto: Default::default(),
+                finished: Instant::now(),
+            },
         };
         let elapsed_us = reply.finished.saturating_duration_since(start).as_micros() as u64;
         let outcome = Rc::new(Outcome {
@@ -131,31 +143,18 @@ impl Client {
         }
     }
 
-    /// Sends on the session of `cert`, with its TLS configuration; a
-    /// certificate that cannot be read fails the request, naming the file.
-    async fn send_with(&self, cert: &ClientCert, req: Request, start: Instant) -> Reply {
+    /// The session and TLS configuration of `cert`; a certificate that
+    /// cannot be read fails the request, naming the file.
+    fn identity(&self, cert: &ClientCert) -> Result<(Rc<Session>, Rc<http_client::Tls>), String> {
         let shared = &self.shared;
-        let tls = shared
-            .identities
-            .tls(cert, shared.config.insecure_tls, &shared.config.http.tls);
-        match tls {
-            Ok(tls) => {
-                let session = self.by_cert.get(cert, || {
-                    Session::with_network(self.http.hosts.clone(), self.http.proxies.clone())
-                });
-                session.send(&tls, req, start).await
-            }
-            Err(e) => Reply {
-                origin: req.origin,
-                uri: req.uri,
-                message: Default::default(),
-                error: Some(http_client::Error::Transport(e)),
-                wire_body_len: 0,
-                timings: Default::default(),
-                proto: Default::default(),
-                finished: Instant::now(),
-            },
-        }
+        let tls =
+            shared
+                .identities
+                .tls(cert, shared.config.insecure_tls, &shared.config.http.tls)?;
+        let session = self.by_cert.get(cert, || {
+            Session::with_network(self.http.hosts.clone(), self.http.proxies.clone())
+        });
+        Ok((session, tls))
     }
 
     fn prepare(
