@@ -168,6 +168,42 @@ impl Iterator for Decoder<'_> {
     }
 }
 
+/// Calls `f(index, count)` for each bucket of `bytes`, an encoding that
+/// [`validate`] accepted: the hot loop of a master's merges, so without
+/// the error bookkeeping of [`Decoder`]. Anything malformed still ends it
+/// quietly (never a panic), just without saying why.
+pub(crate) fn for_each_validated(bytes: &[u8], mut f: impl FnMut(usize, u64)) {
+    let mut pos = 0;
+    let mut next_index = 0usize;
+    let varint = |pos: &mut usize| -> Option<u64> {
+        let mut n = 0u64;
+        let mut shift = 0u32;
+        loop {
+            let byte = *bytes.get(*pos)?;
+            *pos += 1;
+            n |= u64::from(byte & 0x7f).checked_shl(shift)?;
+            if byte & 0x80 == 0 {
+                return Some(n);
+            }
+            shift += 7;
+        }
+    };
+    while pos < bytes.len() {
+        let (Some(gap), Some(count)) = (varint(&mut pos), varint(&mut pos)) else {
+            return;
+        };
+        let index = usize::try_from(gap)
+            .ok()
+            .and_then(|gap| next_index.checked_add(gap))
+            .filter(|&i| i <= MAX_INDEX as usize);
+        let Some(index) = index else {
+            return;
+        };
+        f(index, count);
+        next_index = index + 1;
+    }
+}
+
 /// The number of values `bytes` holds, or why it is not an encoding.
 pub(crate) fn validate(bytes: &[u8]) -> Result<u64, SparseError> {
     decode(bytes).try_fold(0u64, |total, bucket| {
