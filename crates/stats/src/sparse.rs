@@ -175,21 +175,9 @@ impl Iterator for Decoder<'_> {
 pub(crate) fn for_each_validated(bytes: &[u8], mut f: impl FnMut(usize, u64)) {
     let mut pos = 0;
     let mut next_index = 0usize;
-    let varint = |pos: &mut usize| -> Option<u64> {
-        let mut n = 0u64;
-        let mut shift = 0u32;
-        loop {
-            let byte = *bytes.get(*pos)?;
-            *pos += 1;
-            n |= u64::from(byte & 0x7f).checked_shl(shift)?;
-            if byte & 0x80 == 0 {
-                return Some(n);
-            }
-            shift += 7;
-        }
-    };
     while pos < bytes.len() {
-        let (Some(gap), Some(count)) = (varint(&mut pos), varint(&mut pos)) else {
+        let (Some(gap), Some(count)) = (varint_at(bytes, &mut pos), varint_at(bytes, &mut pos))
+        else {
             return;
         };
         let index = usize::try_from(gap)
@@ -201,6 +189,28 @@ pub(crate) fn for_each_validated(bytes: &[u8], mut f: impl FnMut(usize, u64)) {
         };
         f(index, count);
         next_index = index + 1;
+    }
+}
+
+/// The LEB128 number at `pos`, moving past it; None when it is cut short
+/// or too long. Most gaps and counts take one byte: that path comes first.
+#[inline(always)]
+fn varint_at(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let first = *bytes.get(*pos)?;
+    *pos += 1;
+    if first < 0x80 {
+        return Some(u64::from(first));
+    }
+    let mut n = u64::from(first & 0x7f);
+    let mut shift = 7u32;
+    loop {
+        let byte = *bytes.get(*pos)?;
+        *pos += 1;
+        n |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(n);
+        }
+        shift += 7;
     }
 }
 
