@@ -114,7 +114,15 @@ pub(crate) fn decode(bytes: &[u8]) -> Decoder<'_> {
 }
 
 impl Decoder<'_> {
+    #[inline]
     fn varint(&mut self) -> Result<u64, SparseError> {
+        // Most gaps and counts fit in one byte.
+        if let Some(&byte) = self.bytes.get(self.pos)
+            && byte < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(byte));
+        }
         let start = self.pos;
         let mut n = 0u64;
         for shift in 0..MAX_VARINT_BYTES {
