@@ -286,6 +286,15 @@ impl StatsEntry {
         }
     }
 
+    /// Records what merges left pending into the histograms (see
+    /// [`LatencyHistogram::settle`]).
+    pub fn settle(&mut self) {
+        self.histogram.settle();
+        if let Some(due) = &mut self.due_histogram {
+            due.settle();
+        }
+    }
+
     /// Drops per-second counts of seconds before `oldest_sec`.
     pub(crate) fn prune_before(&mut self, oldest_sec: u64) {
         self.num_reqs_per_sec = self.num_reqs_per_sec.split_off(&oldest_sec);

@@ -209,6 +209,20 @@ impl RequestStats {
 
     /// Adds `other` into `self`, exactly; any order of merges gives the same
     /// result. `self`'s start is kept.
+    /// Records what merges left pending into the dense histograms: the
+    /// figures read the same before and after, but reading many of them
+    /// (a snapshot, a report) is cheap only after. A master merging many
+    /// reports calls this once per publication, not once per merge.
+    pub fn settle(&mut self) {
+        for entry in self.entries.values_mut() {
+            entry.settle();
+        }
+        self.total.settle();
+        for h in self.total_histograms_per_sec.values_mut() {
+            h.settle();
+        }
+    }
+
     pub fn merge(&mut self, other: &RequestStats) {
         for (key, entry) in &other.entries {
             match self.entries.get_mut(key) {

@@ -114,7 +114,15 @@ pub(crate) fn decode(bytes: &[u8]) -> Decoder<'_> {
 }
 
 impl Decoder<'_> {
+    #[inline]
     fn varint(&mut self) -> Result<u64, SparseError> {
+        // Most gaps and counts fit in one byte.
+        if let Some(&byte) = self.bytes.get(self.pos)
+            && byte < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(byte));
+        }
         let start = self.pos;
         let mut n = 0u64;
         for shift in 0..MAX_VARINT_BYTES {
@@ -165,6 +173,52 @@ impl Iterator for Decoder<'_> {
         let bucket = self.bucket();
         self.failed = bucket.is_err();
         Some(bucket)
+    }
+}
+
+/// Calls `f(index, count)` for each bucket of `bytes`, an encoding that
+/// [`validate`] accepted: the hot loop of a master's merges, so without
+/// the error bookkeeping of [`Decoder`]. Anything malformed still ends it
+/// quietly (never a panic), just without saying why.
+pub(crate) fn for_each_validated(bytes: &[u8], mut f: impl FnMut(usize, u64)) {
+    let mut pos = 0;
+    let mut next_index = 0usize;
+    while pos < bytes.len() {
+        let (Some(gap), Some(count)) = (varint_at(bytes, &mut pos), varint_at(bytes, &mut pos))
+        else {
+            return;
+        };
+        let index = usize::try_from(gap)
+            .ok()
+            .and_then(|gap| next_index.checked_add(gap))
+            .filter(|&i| i <= MAX_INDEX as usize);
+        let Some(index) = index else {
+            return;
+        };
+        f(index, count);
+        next_index = index + 1;
+    }
+}
+
+/// The LEB128 number at `pos`, moving past it; None when it is cut short
+/// or too long. Most gaps and counts take one byte: that path comes first.
+#[inline(always)]
+fn varint_at(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let first = *bytes.get(*pos)?;
+    *pos += 1;
+    if first < 0x80 {
+        return Some(u64::from(first));
+    }
+    let mut n = u64::from(first & 0x7f);
+    let mut shift = 7u32;
+    loop {
+        let byte = *bytes.get(*pos)?;
+        *pos += 1;
+        n |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(n);
+        }
+        shift += 7;
     }
 }
 

@@ -141,13 +141,23 @@ proptest! {
         let mut from_full = of(&seed);
         from_full.merge(&of(&values));
         let mut from_deltas = of(&seed);
+        // A connection's held report: deltas merged into one (their counts
+        // pending), then merged into the master as a whole.
+        let mut held = LatencyHistogram::new();
         for pair in cuts.windows(2) {
             let delta = of(&values[pair[0]..pair[1]]);
             let bytes = rmp_serde::to_vec(&delta).unwrap();
             let decoded: LatencyHistogram = rmp_serde::from_slice(&bytes).unwrap();
             from_deltas.merge(&decoded);
+            held.merge(&decoded);
         }
+        let mut via_held = of(&seed);
+        via_held.merge(&held);
+        prop_assert_eq!(&via_held, &from_full);
+        // Read before and after the pending counts are recorded.
         prop_assert_eq!(&from_deltas, &from_full);
+        prop_assert_eq!(from_deltas.value_at_quantile_us(0.99), from_full.value_at_quantile_us(0.99));
+        from_deltas.settle();
         prop_assert_eq!(from_deltas.min_us(), from_full.min_us());
         prop_assert_eq!(from_deltas.max_us(), from_full.max_us());
         prop_assert_eq!(from_deltas.mean_us(), from_full.mean_us());

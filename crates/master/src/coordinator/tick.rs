@@ -47,6 +47,8 @@ impl Coordinator {
             let _ = self.stop();
         }
         self.check_stopped();
+        // Once a heartbeat, the buckets of every report merged since.
+        self.stats.settle();
         self.record_history();
         self.stats.prune(now_ms());
         self.publish_due = true;
@@ -156,7 +158,10 @@ impl Coordinator {
         }
     }
 
-    pub(super) fn publish(&self) {
+    pub(super) fn publish(&mut self) {
+        // Merges only add to pending counts; the snapshot is read many
+        // times, so record them here, once a publication.
+        self.stats.settle();
         let run = self.run.as_ref();
         let users_by_type = self.members.live().fold(BTreeMap::new(), |mut acc, m| {
             for (name, n) in &m.plan {
