@@ -293,6 +293,9 @@ impl StatsEntry {
         if let Some(due) = &mut self.due_histogram {
             due.settle();
         }
+        if let Some(phases) = &mut self.phases {
+            phases.settle();
+        }
     }
 
     /// Drops per-second counts of seconds before `oldest_sec`.

@@ -69,6 +69,14 @@ impl PhaseHistograms {
     }
 
     /// Requests that reported phases.
+    /// Settles the three histograms' merged counts (see
+    /// [`LatencyHistogram::settle`]).
+    pub fn settle(&mut self) {
+        self.connect.settle();
+        self.tls.settle();
+        self.ttfb.settle();
+    }
+
     pub fn len(&self) -> u64 {
         self.ttfb.len()
     }
