@@ -8,7 +8,8 @@
 # 2. Raw sockets: 50 users each doing Redis GETs over swarmer.tcp
 #    (bench/redis.lua, a RESP request parsed in Lua and timed with
 #    swarmer.record) against Debian's redis-server on core 0. Prints
-#    round trips per second.
+#    round trips per second, and redis-benchmark's (Redis's C client,
+#    50 connections, no pipelining) on the same core with their ratio.
 #
 # Run it on a quiet machine (two free cores).
 # Usage: bench/sockets.sh [seconds per measurement, default 10]
@@ -71,4 +72,12 @@ pids+=($!)
 sleep 1
 REDIS_PORT=18379 taskset -c 1 "$bin" -f bench/redis.lua --headless --cores 1 \
   -u 50 -r 1000 -t "${secs}s" --json --no-history > "$out/redis.json" 2>/dev/null || true
-echo "tcp (redis GET): $(rate "$out/redis.json" REDIS GET) round trips/s (one core, 50 users)"
+sw_redis=$(rate "$out/redis.json" REDIS GET)
+echo "tcp (redis GET): $sw_redis round trips/s (one core, 50 users)"
+# The peer: Redis's own C client, the same GETs on 50 connections, no
+# pipelining, on the same core.
+taskset -c 1 redis-benchmark -p 18379 -c 50 -n 500000 -t get -q --csv > "$out/redis-benchmark.csv" 2>/dev/null || true
+rb=$(awk -F'","' '/GET/ {print $2}' "$out/redis-benchmark.csv" | tr -d '"')
+echo "tcp (redis GET): redis-benchmark ${rb:-?} round trips/s (one core, 50 connections)"
+python3 -c "import sys; s, p = sys.argv[1].replace(',', ''), sys.argv[2]
+print(f'ratio swarmer/redis-benchmark: {float(s) / float(p):.2f}' if p else 'no redis-benchmark figure')" "$sw_redis" "${rb:-}"
