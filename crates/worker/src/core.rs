@@ -179,7 +179,7 @@ impl Core {
                 let _ = reply.send(());
             }
             CoreCommand::Collect { reply } => {
-                let stats = self.stats.borrow_mut().take();
+                let stats = self.stats.borrow_mut().take_report();
                 let _ = reply.send(CoreAnswer {
                     stats,
                     users: self.user_counts(),
