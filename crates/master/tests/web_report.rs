@@ -221,6 +221,8 @@ async fn the_report_shows_phases_of_http_entries_only() {
         stats.record_with_phases(&sample("GET", "api-call"), Some(&phases), now - 1_000);
         stats.record(&sample("WS", "socket"), now - 1_000);
     }
+    // As a worker reports it: the total's phases summed from the entries'.
+    let stats = stats.take_report();
     snap.stats = stats.clone();
     let html = render_report(&h.master, &snap, &history(now));
     let section = &html[html.find("id=\"phases\"").expect("a phases table")..];
