@@ -96,6 +96,32 @@ fn seen<T>(seen: &Mutex<Seen>, f: impl FnOnce(&Seen) -> T) -> T {
     f(&seen.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
+/// Waits for 12 users to start, then checks no 13th does, no index was
+/// alive twice and the indexes are exactly 1..=12. Returns how many times
+/// each index started.
+fn twelve_users_with_indexes_one_to_twelve(log: &Mutex<Seen>) -> BTreeMap<u32, u32> {
+    let all = poll(LONG, || {
+        seen(log, |s| (s.started.len() == 12).then(|| s.started.clone()))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "12 users start; seen {:?}",
+            seen(log, |s| s.started.clone())
+        )
+    });
+    // A moment more for a 13th start, which must not come.
+    std::thread::sleep(Duration::from_millis(500));
+    seen(log, |s| {
+        assert_eq!(s.started, all, "no other user started");
+        assert!(s.twice.is_empty(), "indexes alive twice: {:?}", s.twice);
+    });
+    assert_eq!(
+        all.keys().copied().collect::<Vec<_>>(),
+        (1..=12).collect::<Vec<_>>()
+    );
+    all
+}
+
 const INDEXED: &str = r#"
 local U = swarmer.user { name = "U", wait = swarmer.constant(0.05) }
 function U:on_start() self.http:get("/start?i=" .. self.index) end
@@ -129,25 +155,7 @@ fn every_user_of_the_cluster_has_its_own_index_from_one() {
     );
     let _w1 = worker(dir.path(), master.port, "w1", &["--cores", "2"]);
     let _w2 = worker(dir.path(), master.port, "w2", &["--cores", "2"]);
-    let all = poll(LONG, || {
-        seen(&log, |s| (s.started.len() == 12).then(|| s.started.clone()))
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "12 users start; seen {:?}",
-            seen(&log, |s| s.started.clone())
-        )
-    });
-    // A moment more for a 13th start, which must not come.
-    std::thread::sleep(Duration::from_millis(500));
-    seen(&log, |s| {
-        assert_eq!(s.started, all, "no other user started");
-        assert!(s.twice.is_empty(), "indexes alive twice: {:?}", s.twice);
-    });
-    assert_eq!(
-        all.keys().copied().collect::<Vec<_>>(),
-        (1..=12).collect::<Vec<_>>()
-    );
+    let all = twelve_users_with_indexes_one_to_twelve(&log);
     assert!(all.values().all(|&n| n == 1), "{all:?}");
 }
 
@@ -247,24 +255,7 @@ fn arrival_driven_users_have_indexes_of_the_same_run_wide_set() {
     let _w2 = worker(dir.path(), master.port, "w2", &["--cores", "2"]);
     // 4 closed users and a pool of 8 (pre-allocated, and 200 arrivals a
     // second of 200 ms each keep it full): 12 users, 12 indexes.
-    let all = poll(LONG, || {
-        seen(&log, |s| (s.started.len() == 12).then(|| s.started.clone()))
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "12 users start; seen {:?}",
-            seen(&log, |s| s.started.clone())
-        )
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    seen(&log, |s| {
-        assert_eq!(s.started, all, "no other user started");
-        assert!(s.twice.is_empty(), "indexes alive twice: {:?}", s.twice);
-    });
-    assert_eq!(
-        all.keys().copied().collect::<Vec<_>>(),
-        (1..=12).collect::<Vec<_>>()
-    );
+    twelve_users_with_indexes_one_to_twelve(&log);
 }
 
 const UNIQUE_ROWS: &str = r#"
