@@ -36,14 +36,16 @@ async fn the_ramp_makes_up_the_load_time() {
         .apply(&BTreeMap::from([("U".to_string(), 1000)]), 100.0, received)
         .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
+    // What is due when the count is asked for: a collect that waits its turn
+    // on a loaded machine must not raise the bar it is measured against.
+    let asked = received.elapsed();
+    let due = (asked.as_secs_f64() * 100.0) as u32;
     let c = engine.collect(Duration::from_secs(2)).await.unwrap();
-    let due = (received.elapsed().as_secs_f64() * 100.0) as u32;
     let made_up = (loaded.as_secs_f64() * 100.0) as u32;
     assert!(made_up >= 35, "the load took {loaded:?}");
     assert!(
         c.user_count() + 5 >= due.min(1000) && c.user_count() >= made_up,
-        "{} users, {due} due after {:?} (load {loaded:?})",
+        "{} users, {due} due after {asked:?} (load {loaded:?})",
         c.user_count(),
-        received.elapsed()
     );
 }
