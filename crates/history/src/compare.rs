@@ -136,6 +136,7 @@ mod tests {
             entries,
             checks: vec![],
             intervals: vec![],
+            scaling: vec![],
         }
     }
 

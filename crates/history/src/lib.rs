@@ -20,7 +20,9 @@ pub mod store;
 
 pub use compare::{Comparison, EntryDelta};
 pub use location::Location;
-pub use record::{AGGREGATED, Check, EntryFigures, Interval, Profile, RunRecord, RunSummary};
+pub use record::{
+    AGGREGATED, Check, EntryFigures, Interval, Profile, RunRecord, RunSummary, ScaleEvent,
+};
 pub use regression::{RegressionLimit, regression_checks};
 pub use store::Store;
 

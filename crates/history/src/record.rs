@@ -30,6 +30,41 @@ pub struct RunRecord {
     pub checks: Vec<Check>,
     /// The per-interval (per-second) history of the run.
     pub intervals: Vec<Interval>,
+    /// How the workers were scaled during (and just after) the run, oldest
+    /// first; empty without autoscaling and in records from before it.
+    #[serde(default)]
+    pub scaling: Vec<ScaleEvent>,
+}
+
+/// One change of the worker count asked for during a run: an autoscale
+/// decision as it was carried out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleEvent {
+    /// When it was asked for (ms since the epoch, as `started_ms`).
+    pub time_ms: i64,
+    pub from: u32,
+    pub to: u32,
+    /// "scaled 3 → 5: average worker CPU 91% for 15 s".
+    pub message: String,
+    /// Why the scaler refused, when it did (the count did not change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ScaleEvent {
+    /// The counts the run went through, as a table shows them: `1 → 3 → 1`
+    /// (refused requests left out); empty when nothing changed.
+    pub fn path(events: &[ScaleEvent]) -> String {
+        let done: Vec<&ScaleEvent> = events.iter().filter(|e| e.error.is_none()).collect();
+        let Some(first) = done.first() else {
+            return String::new();
+        };
+        let mut path = first.from.to_string();
+        for e in done {
+            path.push_str(&format!(" → {}", e.to));
+        }
+        path
+    }
 }
 
 /// How the run's users were asked for.
@@ -132,6 +167,9 @@ pub struct RunSummary {
     pub rps: f64,
     pub p95_ms: f64,
     pub verdict: String,
+    /// The run's scaling, for a table's "workers" column.
+    #[serde(default)]
+    pub scaling: Vec<ScaleEvent>,
 }
 
 impl RunRecord {
@@ -155,6 +193,7 @@ impl RunRecord {
             rps: total.rps,
             p95_ms: total.p95_ms,
             verdict: self.verdict.clone(),
+            scaling: self.scaling.clone(),
         }
     }
 }

@@ -90,8 +90,9 @@ impl Store {
         let mut tx = self.pool.begin().await.map_err(|e| self.query_err(e))?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO runs (started_ms, ended_ms, script, script_hash, host, profile, users, \
-             requests, failures, rps, p95_ms, verdict, checks, intervals) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+             requests, failures, rps, p95_ms, verdict, checks, intervals, scaling) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             RETURNING id",
         )
         .bind(run.started_ms)
         .bind(run.ended_ms)
@@ -107,6 +108,7 @@ impl Store {
         .bind(&run.verdict)
         .bind(to_json(&run.checks))
         .bind(to_json(&run.intervals))
+        .bind(to_json(&run.scaling))
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| self.query_err(e))?;
@@ -145,7 +147,7 @@ impl Store {
     ) -> Result<Vec<RunSummary>, HistoryError> {
         let rows = sqlx::query(
             "SELECT id, started_ms, ended_ms, script, script_hash, host, profile, requests, \
-             failures, rps, p95_ms, verdict FROM runs \
+             failures, rps, p95_ms, verdict, scaling FROM runs \
              WHERE ($1 = '' OR script = $1) ORDER BY id DESC LIMIT $2",
         )
         .bind(script.unwrap_or(""))
@@ -160,7 +162,7 @@ impl Store {
     pub async fn get(&self, id: i64) -> Result<Option<RunRecord>, HistoryError> {
         let row = sqlx::query(
             "SELECT id, started_ms, ended_ms, script, script_hash, host, profile, requests, \
-             failures, rps, p95_ms, verdict, checks, intervals FROM runs WHERE id = $1",
+             failures, rps, p95_ms, verdict, scaling, checks, intervals FROM runs WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -183,6 +185,7 @@ impl Store {
             entries,
             checks,
             intervals,
+            scaling: summary.scaling,
         }))
     }
 
@@ -253,10 +256,12 @@ impl Store {
                 rps: row.try_get("rps")?,
                 p95_ms: row.try_get("p95_ms")?,
                 verdict: row.try_get("verdict")?,
+                scaling: Vec::new(),
             })
         };
         let mut summary = read().map_err(|e| self.query_err(e))?;
         summary.profile = self.decode_json(id, row, "profile")?;
+        summary.scaling = self.decode_json(id, row, "scaling")?;
         Ok(summary)
     }
 

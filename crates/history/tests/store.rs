@@ -4,7 +4,7 @@
 #[path = "support/postgres.rs"]
 mod postgres;
 
-use history::{Check, EntryFigures, Interval, Location, Profile, RunRecord, Store};
+use history::{Check, EntryFigures, Interval, Location, Profile, RunRecord, ScaleEvent, Store};
 use verdict::CheckKind;
 
 fn entry(method: &str, name: &str, p95_ms: f64, rps: f64) -> EntryFigures {
@@ -61,6 +61,22 @@ fn run(script: &str, verdict: &str, p95_ms: f64) -> RunRecord {
             p50_ms: Some(9.0),
             p95_ms: None,
         }],
+        scaling: vec![
+            ScaleEvent {
+                time_ms: 1_700_000_010_000,
+                from: 1,
+                to: 3,
+                message: "scaled 1 → 3: average worker CPU 91% for 15 s".into(),
+                error: None,
+            },
+            ScaleEvent {
+                time_ms: 1_700_000_031_000,
+                from: 3,
+                to: 1,
+                message: "scaled 3 → 1: the run ended".into(),
+                error: Some("the API server said 403".into()),
+            },
+        ],
     }
 }
 
@@ -84,6 +100,8 @@ async fn round_trip(location: Location) {
     let ids: Vec<_> = all.iter().map(|r| r.id).collect();
     assert_eq!(ids, [id3, id2, id1], "newest first");
     assert_eq!(all[1].p95_ms, 40.0);
+    assert_eq!(all[2].scaling, got.scaling, "the list carries the scaling");
+    assert_eq!(ScaleEvent::path(&all[2].scaling), "1 → 3");
     let only_a = store.list(Some("a.lua"), 1).await.unwrap();
     assert_eq!(only_a.len(), 1);
     assert_eq!(only_a[0].id, id2);
@@ -116,6 +134,56 @@ async fn postgres_keeps_runs_across_reopen() {
         .unwrap_err()
         .to_string();
     assert!(err.to_lowercase().contains("tls"), "{err}");
+}
+
+/// A history written before runs kept their scaling (migration 0001 only)
+/// is upgraded in place when opened, and its runs read with none.
+#[tokio::test]
+async fn an_older_sqlite_history_is_upgraded_and_its_runs_kept() {
+    use sqlx::ConnectOptions;
+    let dir = std::env::temp_dir().join(format!("swarmer-upgrade-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let first_only = dir.join("migrations");
+    std::fs::create_dir_all(&first_only).unwrap();
+    let source = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite/0001_runs.sql"
+    );
+    std::fs::copy(source, first_only.join("0001_runs.sql")).unwrap();
+    let path = dir.join("history.db");
+    sqlx::any::install_default_drivers();
+    let url = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .to_url_lossy();
+    let pool = sqlx::AnyPool::connect(url.as_str()).await.unwrap();
+    let old = sqlx::migrate::Migrator::new(first_only.as_path())
+        .await
+        .unwrap();
+    old.run(&pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO runs (started_ms, ended_ms, script, script_hash, host, profile, users, \
+         requests, failures, rps, p95_ms, verdict, checks, intervals) \
+         VALUES (1, 2, 'old.lua', 'h', 'http://x', '{\"kind\":\"fixed\",\"users\":1,\"spawn_rate\":1.0,\"run_time_ms\":null}', \
+         1, 5, 0, 1.0, 3.0, 'passed', '[]', '[]')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = Store::open(&Location::Sqlite(path)).await.expect("upgrade");
+    let runs = store.list(None, 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "the old run is kept");
+    let old_run = store.get(runs[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (old_run.script.as_str(), old_run.scaling.len()),
+        ("old.lua", 0)
+    );
+    let new_id = store.record(&run("new.lua", "passed", 5.0)).await.unwrap();
+    let new_run = store.get(new_id).await.unwrap().unwrap();
+    assert_eq!(new_run.scaling.len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use history::{EntryFigures, Interval, Profile, RunRecord, Store};
 use tokio_util::sync::CancellationToken;
 
+use crate::autoscale::Autoscale;
 use crate::profile::Profile as LoadProfile;
 use crate::{HistoryPoint, MasterHandle, RunRequest, RunState, Snapshot};
 
@@ -70,6 +71,7 @@ pub fn record_of(
         verdict: verdict.to_string(),
         entries,
         checks: snap.checks.clone(),
+        scaling: Vec::new(),
         intervals: points
             .iter()
             .map(|p| Interval {
@@ -149,11 +151,13 @@ pub fn plain_verdict(snap: &Snapshot) -> &'static str {
 
 /// Records every run that stops from now on until `shutdown`: the web
 /// UI's runs. Each run once, from its final (Stopped) snapshot, with the
-/// script the run ran (`script` only when the snapshot does not say).
+/// script the run ran (`script` only when the snapshot does not say) and
+/// the autoscaler's decisions in it, when there is one.
 pub async fn run(
     master: MasterHandle,
     store: Store,
     script: ScriptMeta,
+    autoscale: Option<Autoscale>,
     shutdown: CancellationToken,
 ) {
     let mut updates = master.subscribe();
@@ -172,7 +176,10 @@ pub async fn run(
         }
         // The run's own script: an upload may have replaced the first one.
         let script = snap.run_script.as_ref().unwrap_or(&script);
-        let record = record_of(&snap, &master.history(), script, None, plain_verdict(&snap));
+        let mut record = record_of(&snap, &master.history(), script, None, plain_verdict(&snap));
+        if let Some(autoscale) = &autoscale {
+            record.scaling = autoscale.scaling_of_run(snap.run_id);
+        }
         match store.record(&record).await {
             Ok(id) => tracing::info!("run recorded in the history as #{id}"),
             Err(e) => tracing::error!("the run was not recorded: {e}"),

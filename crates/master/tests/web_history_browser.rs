@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use fantoccini::Client;
-use history::{EntryFigures, Interval, Location, Profile, RunRecord, Store};
+use history::{EntryFigures, Interval, Location, Profile, RunRecord, ScaleEvent, Store};
 use master::recorder::ScriptMeta;
 use master::web::WebConfig;
 use master::{RunRequest, RunState};
@@ -74,6 +74,17 @@ fn earlier_run(started_ms: i64, p95_ms: f64, rps: f64) -> RunRecord {
                 p95_ms: Some(p95_ms),
             })
             .collect(),
+        scaling: vec![],
+    }
+}
+
+fn scale_event(from: u32, to: u32, message: &str) -> ScaleEvent {
+    ScaleEvent {
+        time_ms: 1_700_000_010_000,
+        from,
+        to,
+        message: message.into(),
+        error: None,
     }
 }
 
@@ -84,10 +95,12 @@ async fn drive(chromium: &Path, chromedriver: &Path, profile: &Path) {
     let store = Store::open(&Location::Sqlite(dir.join("runs.db")))
         .await
         .expect("the history opens");
-    let a = store
-        .record(&earlier_run(1_700_000_000_000, 100.0, 50.0))
-        .await
-        .unwrap();
+    let mut autoscaled = earlier_run(1_700_000_000_000, 100.0, 50.0);
+    autoscaled.scaling = vec![
+        scale_event(1, 3, "scaled 1 → 3: average worker CPU 91% for 15 s"),
+        scale_event(3, 1, "scaled 3 → 1: the run ended"),
+    ];
+    let a = store.record(&autoscaled).await.unwrap();
     let b = store
         .record(&earlier_run(1_700_000_100_000, 120.0, 40.0))
         .await
@@ -96,6 +109,7 @@ async fn drive(chromium: &Path, chromedriver: &Path, profile: &Path) {
         h.master.clone(),
         store.clone(),
         ScriptMeta::new("web_test.lua", "code"),
+        None,
         h.shutdown.clone(),
     ));
     let config = WebConfig {
@@ -119,6 +133,15 @@ async fn steps(browser: &Client, h: &Harness, url: &str, a: i64, b: i64) {
         browser,
         "the two earlier runs",
         "document.querySelectorAll('#history-table tbody tr').length === 2",
+    )
+    .await;
+
+    // The autoscaled run shows the counts its workers went through.
+    let cell = format!("document.querySelector(\"#history-table tr[data-id='{a}'] td.scaling\")");
+    until(
+        browser,
+        "the scaling of the autoscaled run",
+        &format!("{cell}.textContent === '1 → 3 → 1' && {cell}.title.includes('CPU 91%')"),
     )
     .await;
 

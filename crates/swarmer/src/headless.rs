@@ -95,6 +95,9 @@ async fn conclude(
     let points = master.history();
     let mut record =
         master::recorder::record_of(snap, &points, &recording.script, Some(request), "");
+    if let Some(autoscale) = &config.autoscale {
+        record.scaling = autoscale.scaling_of_run(snap.run_id);
+    }
     let mut verdict = Verdict {
         checks: snap.checks.clone(),
     };

@@ -2,7 +2,7 @@
 //! tables, or as JSON with `--json`, read from the same store runs write.
 
 use history::compare::Comparison;
-use history::{Location, RunRecord, RunSummary, Store};
+use history::{Location, RunRecord, RunSummary, ScaleEvent, Store};
 
 use crate::cli::{HistoryAction, HistoryCommand};
 use crate::config::usage;
@@ -75,12 +75,12 @@ fn when(ms: i64) -> String {
 
 fn list_table(runs: &[RunSummary]) -> String {
     let mut out = format!(
-        "{:>6}  {:<20}  {:<24}  {:<28}  {:<26}  {:>9}  {:>9}  Verdict\n",
-        "Id", "When", "Script", "Host", "Users/profile", "RPS", "p95 (ms)"
+        "{:>6}  {:<20}  {:<24}  {:<28}  {:<26}  {:>9}  {:>9}  {:<7}  Workers scaled\n",
+        "Id", "When", "Script", "Host", "Users/profile", "RPS", "p95 (ms)", "Verdict"
     );
     for r in runs {
-        out.push_str(&format!(
-            "{:>6}  {:<20}  {:<24}  {:<28}  {:<26}  {:>9.2}  {:>9.1}  {}\n",
+        let line = format!(
+            "{:>6}  {:<20}  {:<24}  {:<28}  {:<26}  {:>9.2}  {:>9.1}  {:<7}  {}",
             r.id,
             when(r.started_ms),
             r.script,
@@ -88,8 +88,11 @@ fn list_table(runs: &[RunSummary]) -> String {
             r.profile.label(),
             r.rps,
             r.p95_ms,
-            r.verdict
-        ));
+            r.verdict,
+            ScaleEvent::path(&r.scaling)
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     if runs.is_empty() {
         out.push_str("(no runs recorded yet)\n");
@@ -131,6 +134,17 @@ fn show_text(run: &RunRecord) -> String {
             checks: run.checks.clone(),
         };
         out.push_str(&format!("\nChecks\n{}", verdict::render::table(&checks)));
+    }
+    if !run.scaling.is_empty() {
+        out.push_str("\nScaling\n");
+        for e in &run.scaling {
+            let at = (e.time_ms - run.started_ms) as f64 / 1000.0;
+            let refused = e
+                .error
+                .as_ref()
+                .map_or(String::new(), |why| format!(" (refused: {why})"));
+            out.push_str(&format!("{at:>8.1}s  {}{refused}\n", e.message));
+        }
     }
     out.push_str(&format!(
         "\n{} per-second points recorded\n",

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use history::{Check, EntryFigures, RunRecord, Store, regression_checks};
 use master::MasterHandle;
+use master::autoscale::Autoscale;
 use master::recorder::ScriptMeta;
 use tokio_util::sync::CancellationToken;
 
@@ -123,12 +124,13 @@ impl Recording {
 
     /// With the web UI: records each run when it stops, until the master's
     /// coordinator ends (not on Ctrl-C: the run it stops is still to come).
-    pub fn record_ui_runs(&self, master: MasterHandle) {
+    pub fn record_ui_runs(&self, master: MasterHandle, autoscale: Option<Autoscale>) {
         if let Some(store) = &self.store {
             let task = tokio::spawn(master::recorder::run(
                 master,
                 store.clone(),
                 self.script.clone(),
+                autoscale,
                 CancellationToken::new(),
             ));
             if let Ok(mut slot) = self.ui_recorder.lock() {

@@ -249,7 +249,7 @@ async fn serve(
     let addr = listener.local_addr()?;
     println!("web UI at http://{addr}{}/ (Ctrl-C to quit)", web.base_path);
     // Awaited by the role after the run stopped on the way out is recorded.
-    recording.record_ui_runs(handle.clone());
+    recording.record_ui_runs(handle.clone(), scaling.autoscale.clone());
     if autostart {
         let request = control.request;
         let (handle, ext) = (handle.clone(), ext.clone());

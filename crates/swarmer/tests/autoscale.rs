@@ -340,7 +340,11 @@ fn a_headless_run_lists_its_decisions_in_the_summary_and_the_html_report() {
     let script = dir.write("busy.lua", BUSY_SCRIPT);
     let html = dir.path().join("report.html");
     let html_arg = html.to_string_lossy().into_owned();
+    let db = dir.path().join("history.db");
+    let db_arg = db.to_string_lossy().into_owned();
     let mut args = vec![
+        "--history",
+        &db_arg,
         "--master",
         "-f",
         script.as_str(),
@@ -378,6 +382,49 @@ fn a_headless_run_lists_its_decisions_in_the_summary_and_the_html_report() {
     );
     let report = std::fs::read_to_string(&html).expect("the HTML report");
     assert!(report.contains("scaled 1 → 2: "), "the report lists it");
+
+    // The run history keeps the decision with the run.
+    let history = |args: &[&str]| {
+        let mut all = vec!["history", "--history", db_arg.as_str()];
+        all.extend_from_slice(args);
+        let out = std::process::Command::new(BIN)
+            .args(&all)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("swarmer history runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{all:?}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let shown: Value = serde_json::from_str(&history(&["show", "1", "--json"])).expect("JSON");
+    let first = &shown["scaling"][0];
+    assert_eq!(
+        (first["from"].as_u64(), first["to"].as_u64()),
+        (Some(1), Some(2)),
+        "{shown}"
+    );
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("scaled 1 → 2: ")
+    );
+    let run_started = shown["started_ms"].as_i64().unwrap();
+    assert!(first["time_ms"].as_i64().unwrap() >= run_started, "{shown}");
+    let text = history(&["show", "1"]);
+    assert!(
+        text.contains("Scaling\n") && text.contains("scaled 1 → 2: "),
+        "{text}"
+    );
+    let list = history(&["list"]);
+    assert!(
+        list.contains("Workers scaled") && list.contains("1 → 2"),
+        "{list}"
+    );
 }
 
 #[test]

@@ -109,6 +109,20 @@ impl Autoscale {
         events.filter(|e| e.run_id == run_id).cloned().collect()
     }
 
+    /// The decisions of run `run_id` as the run history keeps them.
+    pub fn scaling_of_run(&self, run_id: u64) -> Vec<history::ScaleEvent> {
+        let events = self.events_of_run(run_id).into_iter();
+        events
+            .map(|e| history::ScaleEvent {
+                time_ms: i64::try_from(e.time_ms).unwrap_or(i64::MAX),
+                from: e.decision.from,
+                to: e.decision.to,
+                message: e.message,
+                error: e.error,
+            })
+            .collect()
+    }
+
     /// A manual scale to `workers` by `who` during or after run `run_id`:
     /// autoscaling stops until the next run starts.
     pub fn pause(&self, workers: u32, who: &str, run_id: u64) {

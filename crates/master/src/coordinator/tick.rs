@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use protocol::MasterMessage;
 
 use super::{Coordinator, FORGET_LOST_AFTER, HOT_HEARTBEATS, now_ms};
+use crate::autoscale::policy::SATURATED_PCT;
 use crate::membership::ConnId;
 use crate::snapshot::{HistoryPoint, RunState, Snapshot};
 
@@ -112,7 +113,7 @@ impl Coordinator {
         let active = self.state.is_active();
         let mut saturated = Vec::new();
         for m in self.members.live_mut() {
-            if m.status.cpu_percent < 90.0 * m.cores as f32 {
+            if m.status.cpu_percent < SATURATED_PCT * m.cores as f32 {
                 m.hot_since = None;
                 m.hot_warned = false;
                 continue;
@@ -120,7 +121,7 @@ impl Coordinator {
             let since = *m.hot_since.get_or_insert_with(Instant::now);
             if !m.hot_warned && since.elapsed() >= window {
                 tracing::warn!(
-                    "worker {} has used over 90% of its CPU for {:.1} s ({:.0}% of {} cores); \
+                    "worker {} has used over {SATURATED_PCT}% of its CPU for {:.1} s ({:.0}% of {} cores); \
                      its response times may be skewed: add workers",
                     m.id,
                     since.elapsed().as_secs_f64(),

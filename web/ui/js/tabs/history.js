@@ -15,6 +15,7 @@ const COLUMNS = [
   { title: "RPS", num: true },
   { title: "p95 (ms)", num: true },
   { title: "Verdict" },
+  { title: "Workers scaled" },
 ];
 
 const FIGURES = [
@@ -36,6 +37,14 @@ function profileLabel(p) {
   if (p.kind === "shape") return `shape, peak ${p.users}`;
   const time = p.run_time_ms ? `, ${p.run_time_ms / 1000}s` : "";
   return `${p.users} users @ ${p.spawn_rate}/s${time}`;
+}
+
+// The counts a run's workers went through, "1 → 3 → 1", from the
+// autoscaler's decisions (a refused one changed nothing).
+function scalingPath(events) {
+  const done = (events || []).filter((e) => !e.error);
+  if (done.length === 0) return "";
+  return [done[0].from, ...done.map((e) => e.to)].join(" → ");
 }
 
 function change(pct) {
@@ -86,7 +95,9 @@ export default function runHistory(ctx) {
       h("td", {}, profileLabel(r.profile)),
       h("td", { class: "num" }, rate(r.rps)),
       h("td", { class: "num" }, ms(r.p95_ms, r.requests)),
-      h("td", { class: r.verdict === "passed" ? "ok" : "fail" }, r.verdict));
+      h("td", { class: r.verdict === "passed" ? "ok" : "fail" }, r.verdict),
+      h("td", { class: "scaling", title: (r.scaling || []).map((e) => e.message).join("\n") },
+        scalingPath(r.scaling)));
   }
 
   function drawTrend() {
