@@ -130,7 +130,7 @@ async fn refuse_bad_input(app: &axum::Router, good: &str) {
         (
             json!({"name": "s.lua", "text": good, "files": {"../users.csv": "a"}}),
             StatusCode::BAD_REQUEST,
-            "'..'",
+            "leaves the script's folder",
         ),
         (
             json!({"name": "s.lua", "text": good, "files": {"/etc/users.csv": "a"}}),
