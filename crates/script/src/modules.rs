@@ -69,7 +69,7 @@ pub fn candidates(name: &str) -> Result<[String; 2], String> {
     let stem = parts.join("/");
     let mut paths = [format!("{stem}.lua"), format!("{stem}/init.lua")];
     for path in &mut paths {
-        *path = normalise(path).or_else(|e| refuse(&e.to_string()))?;
+        *path = normalise(path).map_err(|e| format!("require {name:?}: {e}"))?;
     }
     Ok(paths)
 }
