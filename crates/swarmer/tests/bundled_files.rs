@@ -4,14 +4,15 @@
 //! named in `swarmer.files` is an error naming it even where it exists on
 //! disk; a path or a module that leaves the script's folder, a module that
 //! does not compile and files above the size limit are refused at load
-//! (exit 2), named with file:line.
+//! (exit 2), named with file:line; a module edited between runs (now
+//! requiring another) reaches the workers with the next run.
 
 mod common;
 
 use std::time::Duration;
 
 use common::cluster::{Master, worker};
-use common::{DemoTarget, Proc, TempDir, serial};
+use common::{DemoTarget, Proc, TempDir, get_json, http_post_form, serial};
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -285,4 +286,76 @@ fn modules_that_escape_are_missing_or_do_not_compile_are_refused_at_load() {
         LONG,
         "syntax.lua:3: require \"lib.broken\": lib/broken.lua:2: unexpected symbol near '='",
     );
+}
+
+/// The stats rows of `url`'s `/stats/requests` named `name`, once some are.
+fn wait_for_entry(url: &str, name: &str) -> Value {
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let stats = get_json(&format!("{url}/stats/requests"));
+        let rows = stats["stats"].as_array().cloned().unwrap_or_default();
+        if rows.iter().any(|e| e["name"] == name) {
+            return stats;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {name:?} in {stats:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn post(url: &str, form: &str) {
+    let (code, body) = http_post_form(url, form).expect("POST");
+    assert_eq!(code, 200, "POST {url}: {body}");
+}
+
+#[test]
+fn a_module_edited_between_runs_reaches_the_workers_with_the_next_run() {
+    let _serial = serial();
+    let master_dir = TempDir::new("modules-edit-master");
+    let worker_dir = TempDir::new("modules-edit-worker");
+    master_dir.write(
+        "s.lua",
+        r#"
+local names = require "names"
+local U = swarmer.user { name = "U", wait = swarmer.constant(0.05) }
+U:task(function(self)
+  if self.done then return end
+  self.done = true
+  swarmer.record { type = "mod", name = names.name, duration_ms = 1 }
+end)
+"#,
+    );
+    master_dir.write("names.lua", "return { name = 'first' }\n");
+    let master = Master::start(
+        master_dir.path(),
+        &["-f", "s.lua", "--web-host", "127.0.0.1", "--web-port", "0"],
+    );
+    let url = master.web_url();
+    let _w = worker(worker_dir.path(), master.port, "far", &["--cores", "1"]);
+    let joined = std::time::Instant::now() + LONG;
+    while get_json(&format!("{url}/stats/requests"))["worker_count"] != 1 {
+        assert!(std::time::Instant::now() < joined, "the worker never joined");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    post(&format!("{url}/swarm"), "user_count=1&spawn_rate=10");
+    wait_for_entry(&url, "first");
+    post(&format!("{url}/stop"), "");
+    let stopped = std::time::Instant::now() + LONG;
+    while get_json(&format!("{url}/stats/requests"))["state"] != "stopped" {
+        assert!(std::time::Instant::now() < stopped, "the run never stopped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Edited: it now requires a module the first run never sent.
+    master_dir.write(
+        "names.lua",
+        "local more = require 'more'\nreturn { name = 'second' .. more.tail }\n",
+    );
+    master_dir.write("more.lua", "return { tail = '+more' }\n");
+    post(&format!("{url}/stats/reset"), "");
+    post(&format!("{url}/swarm"), "user_count=1&spawn_rate=10");
+    let stats = wait_for_entry(&url, "second+more");
+    assert_eq!(stats["errors"].as_array().map(Vec::len), Some(0), "{stats:#}");
 }
