@@ -168,7 +168,8 @@ pub fn load(upload: Upload) -> Result<CurrentScript, UploadError> {
     };
     // The script reads the uploaded files, never the master's disk, as
     // the workers will.
-    let set = crate::script_files::file_set(&files).map_err(|e| UploadError::Load(e.to_string()))?;
+    let set =
+        crate::script_files::file_set(&files).map_err(|e| UploadError::Load(e.to_string()))?;
     let info = script::inspect_sent(&src, script::LuaLimits::default(), set.into())
         .map_err(|e| UploadError::Load(e.to_string()))?;
     Ok(CurrentScript::new(text, files, info))
@@ -207,7 +208,10 @@ mod tests {
         ] {
             let err = check(upload("s.lua", &[(path, text("x"))])).unwrap_err();
             let message = err.to_string();
-            assert!(matches!(err, UploadError::BadPath(_)), "{path:?}: {message}");
+            assert!(
+                matches!(err, UploadError::BadPath(_)),
+                "{path:?}: {message}"
+            );
             assert!(message.contains(problem), "{path:?}: {message}");
         }
         // Two spellings of one file, or a file spelled as the script.

@@ -227,7 +227,9 @@ impl Files {
         match self.read(path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(FileError::NotSent { .. }) => Ok(None),
-            Err(FileError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(FileError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 Ok(None)
             }
             Err(e) => Err(e),

@@ -100,7 +100,12 @@ fn search(lua: &Lua, name: String) -> mlua::Result<(Function, String)> {
             })?;
         return Ok((chunk, shown));
     }
-    Err(fault(not_found(&shared.files, &shared.base_dir, &name, &paths)))
+    Err(fault(not_found(
+        &shared.files,
+        &shared.base_dir,
+        &name,
+        &paths,
+    )))
 }
 
 fn not_found(files: &Files, base: &Path, name: &str, paths: &[String; 2]) -> String {

@@ -122,9 +122,13 @@ fn a_module_named_in_swarmer_files_may_be_required_at_run_time() {
         files: Some(Arc::new(files)),
         ..Default::default()
     };
-    let stats = run_with_source(&dir.script("s.lua"), config, &[("U", 1)], |s| {
-        s.num_requests() >= 2
-    }, MAX);
+    let stats = run_with_source(
+        &dir.script("s.lua"),
+        config,
+        &[("U", 1)],
+        |s| s.num_requests() >= 2,
+        MAX,
+    );
     assert_eq!(count(&stats, "late", "loaded"), (1, 0));
 }
 

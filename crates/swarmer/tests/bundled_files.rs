@@ -244,7 +244,9 @@ fn a_worker_in_an_empty_folder_runs_a_script_with_the_modules_it_requires() {
         "{json}"
     );
     let got = entries(&json);
-    let item = got.iter().find(|(m, n, _)| m == "GET" && n == "module item");
+    let item = got
+        .iter()
+        .find(|(m, n, _)| m == "GET" && n == "module item");
     // Two users, three requests each; the target saw exactly those.
     assert_eq!(item.map(|e| e.2), Some(6), "{got:?}");
     assert_eq!(target.served(), 6);
@@ -270,7 +272,10 @@ fn modules_that_escape_are_missing_or_do_not_compile_are_refused_at_load() {
         "inner/up.lua:2: require \"../secret\": the module leaves the script's folder (through \"..\")",
     );
 
-    dir.write("missing.lua", "local a = 1\nlocal m = require \"lib.nope\"\n");
+    dir.write(
+        "missing.lua",
+        "local a = 1\nlocal m = require \"lib.nope\"\n",
+    );
     let (code, p) = standalone(&dir, "missing.lua");
     assert_eq!(code, Some(2), "{}", p.tail(20));
     p.expect_line(
@@ -336,7 +341,10 @@ end)
     let _w = worker(worker_dir.path(), master.port, "far", &["--cores", "1"]);
     let joined = std::time::Instant::now() + LONG;
     while get_json(&format!("{url}/stats/requests"))["worker_count"] != 1 {
-        assert!(std::time::Instant::now() < joined, "the worker never joined");
+        assert!(
+            std::time::Instant::now() < joined,
+            "the worker never joined"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     post(&format!("{url}/swarm"), "user_count=1&spawn_rate=10");
@@ -357,5 +365,9 @@ end)
     post(&format!("{url}/stats/reset"), "");
     post(&format!("{url}/swarm"), "user_count=1&spawn_rate=10");
     let stats = wait_for_entry(&url, "second+more");
-    assert_eq!(stats["errors"].as_array().map(Vec::len), Some(0), "{stats:#}");
+    assert_eq!(
+        stats["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{stats:#}"
+    );
 }
