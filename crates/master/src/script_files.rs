@@ -48,3 +48,30 @@ pub fn modules_changed(old: &[BundleFile], new: &[BundleFile]) -> bool {
         .zip(new)
         .any(|(a, b)| a.path.ends_with(".lua") && a.bytes != b.bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, text: &str) -> BundleFile {
+        BundleFile {
+            path: path.into(),
+            bytes: text.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn only_a_changed_module_asks_for_a_new_load() {
+        let old = [file("users.csv", "a\n"), file("lib/m.lua", "return 1")];
+        let data = [file("users.csv", "b\n"), file("lib/m.lua", "return 1")];
+        let module = [file("users.csv", "a\n"), file("lib/m.lua", "return 2")];
+        assert!(!modules_changed(&old, &old));
+        assert!(!modules_changed(&old, &data));
+        assert!(modules_changed(&old, &module));
+        let set = file_set(&module).unwrap();
+        assert_eq!(
+            set.get("./lib/m.lua").map(|b| &b[..]),
+            Some(&b"return 2"[..])
+        );
+    }
+}
