@@ -44,6 +44,10 @@ pub struct ExtConfig {
     pub insecure_tls: bool,
     /// Where `swarmer.data` and `require` look (default: the script's directory).
     pub base_dir: Option<PathBuf>,
+    /// The files that came with an uploaded script: the script reads
+    /// these, never the master's disk (as a worker does). `None`: the disk
+    /// under `base_dir`.
+    pub files: Option<Arc<script::files::FileSet>>,
     /// Calls queued or running at once; beyond this a call is refused with
     /// [`ExtError::Busy`] rather than queued behind a backlog.
     pub max_pending: usize,
@@ -59,6 +63,7 @@ impl Default for ExtConfig {
             call_timeout: Duration::from_secs(10),
             insecure_tls: false,
             base_dir: None,
+            files: None,
             max_pending: 16,
             http: Arc::default(),
         }

@@ -156,6 +156,7 @@ impl ExtRuntime {
             insecure_tls: config.insecure_tls,
             node_id: "master".into(),
             base_dir: config.base_dir.clone(),
+            files: config.files.clone(),
             http: config.http.clone(),
             ..RuntimeConfig::default()
         };

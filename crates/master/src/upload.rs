@@ -13,6 +13,8 @@ use protocol::{BundleFile, ScriptText};
 use script::ScriptSource;
 use serde::Deserialize;
 
+use script::files::{PathError, normalise};
+
 use crate::current_script::CurrentScript;
 
 /// The largest script text accepted.
@@ -62,8 +64,12 @@ pub enum UploadError {
     },
     #[error("{count} files; the limit is {MAX_FILES}")]
     TooManyFiles { count: usize },
-    #[error("path {path:?}: {problem}")]
-    BadPath { path: String, problem: &'static str },
+    /// Refused by the script crate's path rules (`script::files::normalise`),
+    /// the same that govern what a script reads.
+    #[error("{0}")]
+    BadPath(#[from] PathError),
+    #[error("file {path:?} names the same file as {other:?}")]
+    SamePath { path: String, other: String },
     #[error("file {path:?}: its base64 does not decode: {problem}")]
     BadBase64 { path: String, problem: String },
     /// Checked with the script's own `file:line`.
@@ -90,8 +96,10 @@ pub fn parse(body: &[u8]) -> Result<Upload, UploadError> {
 }
 
 /// Checks sizes and paths and decodes the files, without running anything.
+/// Paths are kept normalised (`./data//u.csv` is `data/u.csv`), as the
+/// script's files are keyed.
 pub fn check(upload: Upload) -> Result<(ScriptText, Vec<BundleFile>), UploadError> {
-    check_path(&upload.name)?;
+    let name = normalise(&upload.name)?;
     if upload.text.len() > MAX_SCRIPT_BYTES {
         return Err(UploadError::TooLarge {
             what: format!("the script {:?}", upload.name),
@@ -105,27 +113,26 @@ pub fn check(upload: Upload) -> Result<(ScriptText, Vec<BundleFile>), UploadErro
         });
     }
     let mut total = upload.text.len();
+    // Normalised path → the path as sent, to name both of a clash.
+    let mut seen = BTreeMap::from([(name.clone(), upload.name.clone())]);
     let mut files = Vec::with_capacity(upload.files.len());
-    for (path, content) in upload.files {
-        check_path(&path)?;
-        if path == upload.name {
-            return Err(UploadError::BadPath {
-                path,
-                problem: "is the script's own name",
-            });
+    for (sent, content) in upload.files {
+        let path = normalise(&sent)?;
+        if let Some(other) = seen.insert(path.clone(), sent.clone()) {
+            return Err(UploadError::SamePath { path: sent, other });
         }
         let bytes = match content {
             UploadFile::Text(text) => text.into_bytes(),
             UploadFile::Binary { base64 } => base64::engine::general_purpose::STANDARD
                 .decode(base64.trim())
                 .map_err(|e| UploadError::BadBase64 {
-                    path: path.clone(),
+                    path: sent.clone(),
                     problem: e.to_string(),
                 })?,
         };
         if bytes.len() > MAX_FILE_BYTES {
             return Err(UploadError::TooLarge {
-                what: format!("file {path:?}"),
+                what: format!("file {sent:?}"),
                 bytes: bytes.len(),
                 limit: MAX_FILE_BYTES,
             });
@@ -140,47 +147,14 @@ pub fn check(upload: Upload) -> Result<(ScriptText, Vec<BundleFile>), UploadErro
         }
         files.push(BundleFile { path, bytes });
     }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
     // The uploaded files travel beside the text (`CurrentScript::files`).
     let text = ScriptText {
-        path: upload.name,
+        path: name,
         code: upload.text,
         files: Vec::new(),
     };
     Ok((text, files))
-}
-
-/// A path the script may name: relative, inside its folder, plain text.
-/// Workers write the files under their own folder, so `../x` or `/etc/x`
-/// would write outside it.
-fn check_path(path: &str) -> Result<(), UploadError> {
-    let bad = |problem| {
-        Err(UploadError::BadPath {
-            path: protocol::printable(path, 200),
-            problem,
-        })
-    };
-    if path.is_empty() {
-        return bad("is empty");
-    }
-    if path.len() > 255 {
-        return bad("is longer than 255 bytes");
-    }
-    if path.chars().any(char::is_control) {
-        return bad("holds a control character");
-    }
-    if path.contains('\\') {
-        return bad("holds a backslash: separate folders with '/'");
-    }
-    if path.starts_with('/') || path.as_bytes().get(1) == Some(&b':') {
-        return bad("is absolute: name files relative to the script's folder");
-    }
-    if path.split('/').any(|part| part == "..") {
-        return bad("escapes the script's folder ('..')");
-    }
-    if path.split('/').any(|part| part.is_empty() || part == ".") {
-        return bad("has an empty or '.' part");
-    }
-    Ok(())
 }
 
 /// Checks an upload and loads its script, as the master would at the
@@ -194,11 +168,8 @@ pub fn load(upload: Upload) -> Result<CurrentScript, UploadError> {
     };
     // The script reads the uploaded files, never the master's disk, as
     // the workers will.
-    let mut set = script::files::FileSet::default();
-    for f in &files {
-        set.insert(&f.path, f.bytes.clone().into())
-            .map_err(|e| UploadError::Load(e.to_string()))?;
-    }
+    let set =
+        crate::script_files::file_set(&files).map_err(|e| UploadError::Load(e.to_string()))?;
     let info = script::inspect_sent(&src, script::LuaLimits::default(), set.into())
         .map_err(|e| UploadError::Load(e.to_string()))?;
     Ok(CurrentScript::new(text, files, info))
@@ -226,21 +197,31 @@ mod tests {
     #[test]
     fn paths_that_leave_the_folder_are_refused_by_name() {
         for (path, problem) in [
-            ("../x.csv", "'..'"),
-            ("data/../../x", "'..'"),
+            ("../x.csv", "leaves the script's folder (through \"..\")"),
+            ("data/../../x", "leaves the script's folder"),
             ("/etc/passwd", "absolute"),
             ("C:/x", "absolute"),
             ("a\\b", "backslash"),
             ("", "empty"),
-            ("a//b", "empty"),
+            ("a/..", "empty"),
             ("a\nb", "control"),
         ] {
             let err = check(upload("s.lua", &[(path, text("x"))])).unwrap_err();
             let message = err.to_string();
+            assert!(
+                matches!(err, UploadError::BadPath(_)),
+                "{path:?}: {message}"
+            );
             assert!(message.contains(problem), "{path:?}: {message}");
         }
+        // Two spellings of one file, or a file spelled as the script.
+        for (path, other) in [("./s.lua", "s.lua"), ("data//u.csv", "data/u.csv")] {
+            let files = [("data/u.csv", text("a")), (path, text("b"))];
+            let message = check(upload("s.lua", &files)).unwrap_err().to_string();
+            assert!(message.contains(&format!("{other:?}")), "{message}");
+        }
         assert!(check(upload("../s.lua", &[])).is_err());
-        let (script, files) = check(upload("s.lua", &[("data/users.csv", text("a"))])).unwrap();
+        let (script, files) = check(upload("./s.lua", &[("data//users.csv", text("a"))])).unwrap();
         assert_eq!(script.path, "s.lua");
         assert_eq!(files[0].path, "data/users.csv");
     }

@@ -130,7 +130,7 @@ async fn refuse_bad_input(app: &axum::Router, good: &str) {
         (
             json!({"name": "s.lua", "text": good, "files": {"../users.csv": "a"}}),
             StatusCode::BAD_REQUEST,
-            "'..'",
+            "leaves the script's folder",
         ),
         (
             json!({"name": "s.lua", "text": good, "files": {"/etc/users.csv": "a"}}),
@@ -146,6 +146,18 @@ async fn refuse_bad_input(app: &axum::Router, good: &str) {
             json!({"name": "s.lua", "text": good, "files": {"b.bin": {"base64": "%%"}}}),
             StatusCode::BAD_REQUEST,
             "b.bin",
+        ),
+        // Modules: one that does not compile, one outside the upload.
+        (
+            json!({"name": "s.lua", "text": format!("require 'lib.bad'\n{good}"),
+                "files": {"lib/bad.lua": "\nx = = 1\n"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "s.lua:1: require \"lib.bad\": lib/bad.lua:2:",
+        ),
+        (
+            json!({"name": "s.lua", "text": format!("require '../up'\n{good}")}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "s.lua:1: require \"../up\": the module leaves the script's folder",
         ),
     ];
     for (body, status, names) in cases {

@@ -14,7 +14,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The most a script's files may weigh together. They travel in one
@@ -22,15 +22,34 @@ use std::sync::Arc;
 /// so the limit leaves room for the script's text and the plan.
 pub const MAX_TOTAL_BYTES: u64 = 12 * 1024 * 1024;
 
-/// Why a file cannot be part of a script's files.
-#[derive(Debug, thiserror::Error)]
-pub enum FileError {
+/// Why a path cannot name one of a script's files: the one set of path
+/// rules, for what a script reads (`swarmer.data`, `require`, protos) and
+/// for what an upload carries (`master::upload`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("{path:?}: the path is empty; name a file relative to the script's folder")]
+    Empty { path: String },
+    #[error("{path:?}: the path is longer than {MAX_PATH_BYTES} bytes")]
+    TooLong { path: String },
+    #[error("{path:?}: the path holds a control character")]
+    Control { path: String },
+    #[error("{path:?}: the path holds a backslash; separate folders with '/'")]
+    Backslash { path: String },
     #[error("{path:?}: absolute paths are refused; name files relative to the script's folder")]
     Absolute { path: String },
     #[error("{path:?}: the path leaves the script's folder (through \"..\"), which is refused")]
     Escapes { path: String },
-    #[error("{path:?}: the path names no file")]
-    Empty { path: String },
+}
+
+/// The longest path accepted, in bytes: far beyond any real layout, and a
+/// bound on what a refusal repeats.
+pub const MAX_PATH_BYTES: usize = 1024;
+
+/// Why a file cannot be part of a script's files.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error(transparent)]
+    Path(#[from] PathError),
     #[error(
         "{path:?}: the script's files would weigh {total} bytes with it, above the limit of {limit} bytes ({} MiB)",
         limit / (1024 * 1024)
@@ -102,41 +121,54 @@ impl FileSet {
     }
 }
 
-/// `path` relative to the script's folder, `/`-separated, without `.`
-/// parts: `./data/../users.csv` is `users.csv`. Absolute paths and paths
-/// that climb out of the folder are refused, named.
-pub fn normalise(path: &str) -> Result<String, FileError> {
-    let p = Path::new(path);
-    if p.is_absolute() || path.starts_with('/') || path.starts_with('\\') {
-        return Err(FileError::Absolute {
-            path: path.to_string(),
-        });
+/// `path` relative to the script's folder, `/`-separated, without `.` or
+/// empty parts: `./data//../users.csv` is `users.csv`. Refused, each by
+/// name: an empty path (or one that names the folder itself), absolute
+/// paths (`/x`, `C:/x`), paths that climb out of the folder through
+/// `..`, backslashes (a Windows separator on one machine, a file name
+/// character on another), control characters, and paths over
+/// [`MAX_PATH_BYTES`].
+pub fn normalise(path: &str) -> Result<String, PathError> {
+    let shown = || shown_path(path);
+    if path.len() > MAX_PATH_BYTES {
+        return Err(PathError::TooLong { path: shown() });
+    }
+    if path.chars().any(char::is_control) {
+        return Err(PathError::Control { path: shown() });
+    }
+    if path.contains('\\') {
+        return Err(PathError::Backslash { path: shown() });
+    }
+    let drive = path.as_bytes().get(1) == Some(&b':') && path.as_bytes()[0].is_ascii_alphabetic();
+    if path.starts_with('/') || drive {
+        return Err(PathError::Absolute { path: shown() });
     }
     let mut parts: Vec<&str> = Vec::new();
-    for c in p.components() {
-        match c {
-            Component::Normal(s) => parts.push(s.to_str().unwrap_or_default()),
-            Component::CurDir => {}
-            Component::ParentDir => {
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
                 if parts.pop().is_none() {
-                    return Err(FileError::Escapes {
-                        path: path.to_string(),
-                    });
+                    return Err(PathError::Escapes { path: shown() });
                 }
             }
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(FileError::Absolute {
-                    path: path.to_string(),
-                });
-            }
+            name => parts.push(name),
         }
     }
     if parts.is_empty() {
-        return Err(FileError::Empty {
-            path: path.to_string(),
-        });
+        return Err(PathError::Empty { path: shown() });
     }
     Ok(parts.join("/"))
+}
+
+/// `path` as a refusal shows it: at most 200 characters (the rest is
+/// elided); `{:?}` escapes control characters.
+fn shown_path(path: &str) -> String {
+    const SHOWN_CHARS: usize = 200;
+    match path.char_indices().nth(SHOWN_CHARS) {
+        Some((at, _)) => format!("{}…", &path[..at]),
+        None => path.to_string(),
+    }
 }
 
 /// Where one Lua state reads the script's files from.
@@ -164,18 +196,12 @@ impl Files {
 
     /// The bytes of `path`, from disk or from the bundle.
     pub fn read(&self, path: &str) -> Result<Arc<[u8]>, FileError> {
+        let key = normalise(path)?;
         match self {
-            Files::Bundle(set) => set.get(path).cloned().ok_or_else(|| {
-                // Refuse a bad path by its own name, not as "not sent".
-                match normalise(path) {
-                    Err(e) => e,
-                    Ok(_) => FileError::NotSent {
-                        path: path.to_string(),
-                    },
-                }
+            Files::Bundle(set) => set.get(&key).cloned().ok_or_else(|| FileError::NotSent {
+                path: path.to_string(),
             }),
             Files::Disk { base, read } => {
-                let key = normalise(path)?;
                 if let Some(bytes) = read.borrow().get(&key) {
                     return Ok(bytes.clone());
                 }
@@ -190,6 +216,23 @@ impl Files {
                 read.borrow_mut().insert(path, bytes.clone())?;
                 Ok(bytes)
             }
+        }
+    }
+
+    /// [`read`](Self::read), with `None` where no such file exists (on
+    /// disk) or none came with the script (a bundle): for lookups that try
+    /// several places, as `require` and proto imports do. A bad path is
+    /// still an error, by its own name.
+    pub fn find(&self, path: &str) -> Result<Option<Arc<[u8]>>, FileError> {
+        match self.read(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(FileError::NotSent { .. }) => Ok(None),
+            Err(FileError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -211,19 +254,30 @@ mod tests {
         assert_eq!(normalise("users.csv").unwrap(), "users.csv");
         assert_eq!(normalise("./data/../users.csv").unwrap(), "users.csv");
         assert_eq!(normalise("proto//a.proto").unwrap(), "proto/a.proto");
+        for (path, refused) in [
+            ("../secret", "leaves the script's folder (through \"..\")"),
+            ("a/../../secret", "leaves the script's folder"),
+            ("/etc/passwd", "absolute"),
+            ("C:/x", "absolute"),
+            ("a\\b", "backslash"),
+            ("", "empty"),
+            (".", "empty"),
+            ("a/..", "empty"),
+            ("a\nb", "control character"),
+        ] {
+            let message = normalise(path).unwrap_err().to_string();
+            assert!(message.contains(refused), "{path:?}: {message}");
+        }
+        let long = "a/".repeat(MAX_PATH_BYTES);
+        let message = normalise(&long).unwrap_err().to_string();
+        assert!(
+            message.contains("longer than 1024 bytes") && message.len() < 400,
+            "{message}"
+        );
         assert!(matches!(
             normalise("../secret"),
-            Err(FileError::Escapes { .. })
+            Err(PathError::Escapes { .. })
         ));
-        assert!(matches!(
-            normalise("a/../../secret"),
-            Err(FileError::Escapes { .. })
-        ));
-        assert!(matches!(
-            normalise("/etc/passwd"),
-            Err(FileError::Absolute { .. })
-        ));
-        assert!(matches!(normalise("."), Err(FileError::Empty { .. })));
     }
 
     #[test]
@@ -250,6 +304,10 @@ mod tests {
         assert_eq!(&*files.read("./data/u.csv").unwrap(), b"a\n1\n");
         let e = files.read("other.csv").unwrap_err().to_string();
         assert!(e.contains("did not come with the script"), "{e}");
-        assert!(matches!(files.read("../x"), Err(FileError::Escapes { .. })));
+        assert!(matches!(
+            files.read("../x"),
+            Err(FileError::Path(PathError::Escapes { .. }))
+        ));
+        assert!(files.find("other.csv").unwrap().is_none());
     }
 }

@@ -35,6 +35,7 @@ mod http;
 mod io;
 mod lua_env;
 pub mod luax;
+mod modules;
 mod runtime;
 mod tcp;
 mod user;

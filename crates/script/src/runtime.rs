@@ -135,10 +135,9 @@ pub fn load_watched(
         "loading the script",
         limits.memory_bytes,
     );
-    let base = shared.base_dir.clone();
     lua.set_app_data(shared);
     lua.set_app_data(Registry::default());
-    let runner = prepare_state(&lua, &base).map_err(|e| internal(src, e))?;
+    let runner = prepare_state(&lua).map_err(|e| internal(src, e))?;
     let chunk = lua
         .load(&src.code)
         .set_name(format!("@{}", src.path))
@@ -172,7 +171,7 @@ pub fn load_watched(
     Ok((lua, registry, runner, watchdog))
 }
 
-fn prepare_state(lua: &Lua, base: &Path) -> mlua::Result<Function> {
+fn prepare_state(lua: &Lua) -> mlua::Result<Function> {
     let swarmer = lua.create_table()?;
     api::install(lua, &swarmer)?;
     define::install(lua, &swarmer)?;
@@ -181,12 +180,8 @@ fn prepare_state(lua: &Lua, base: &Path) -> mlua::Result<Function> {
     // the same sequence.
     let seed: u32 = rand::random::<u32>() >> 1;
     lua.load(format!("math.randomseed({seed})")).exec()?;
-    // `require "helpers"` finds modules beside the script.
-    let package: Table = lua.globals().get("package")?;
-    let path: String = package.get("path")?;
-    let dir = base.to_string_lossy();
-    let dir = if dir.is_empty() { ".".into() } else { dir };
-    package.set("path", format!("{dir}/?.lua;{path}"))?;
+    // `require "helpers"` finds modules in the script's files only.
+    crate::modules::install(lua)?;
     make_runner(lua)
 }
 

@@ -1,8 +1,8 @@
 //! `PUT /api/v1/script` through the binary, distributed: a master with
 //! two worker processes (one joining after the upload). A broken script
 //! is refused with its file:line and the old one keeps running; a good
-//! one is what the next run runs on every worker, and the run history
-//! records it as the run's script.
+//! one (requiring a module uploaded with it) is what the next run runs on
+//! every worker, and the run history records it as the run's script.
 
 mod common;
 
@@ -114,9 +114,14 @@ fn an_uploaded_script_runs_on_existing_and_newly_joined_workers() {
     let current = get_json(&format!("{url}/api/v1/script"));
     assert_eq!(current["name"], "users.lua", "{current}");
 
-    // Good: the next run runs it.
-    let good =
-        json!({"name": "fresh.lua", "text": script("new"), "files": {"data/ids.csv": "1\n2\n"}});
+    // Good: the next run runs it. It requires an uploaded module, which
+    // the workers (whose folder has none) get with it.
+    let text = script("new").replace("\"new\"", "names.new");
+    let text = format!("local names = require \"lib.names\"\n{text}");
+    let good = json!({"name": "fresh.lua", "text": text, "files": {
+        "data/ids.csv": "1\n2\n",
+        "lib/names.lua": "return { new = \"new\" }\n",
+    }});
     let (code, body) = put_json(&format!("{url}/api/v1/script"), &good);
     assert_eq!(code, 200, "{body}");
     post(&format!("{url}/swarm"), "user_count=2&spawn_rate=20");

@@ -101,11 +101,16 @@ impl Coordinator {
             .unwrap_or(std::path::Path::new(""));
         if code == self.config.script.code {
             let files = crate::script_files::reread(&self.config.script.files, dir);
-            if files != self.config.script.files {
+            if files == self.config.script.files {
+                return Ok(());
+            }
+            // A changed module is the script's code too: it may declare
+            // other types or require other modules, so load it again.
+            if !crate::script_files::modules_changed(&self.config.script.files, &files) {
                 tracing::info!("the script's files changed; workers get them with this run");
                 self.config.script.files = files;
+                return Ok(());
             }
-            return Ok(());
         }
         let src = ScriptSource {
             path: self.config.script.path.clone(),

@@ -156,7 +156,14 @@ async fn load_and_apply(app: &Shared, body: Bytes) -> Result<CurrentScript, ApiE
         path: script.text.path.clone(),
         code: script.text.code.clone(),
     };
-    let ext = Extensions::start(&src, app.config.ext_config.clone(), app.master.clone())
+    // Its extensions read the uploaded files too, never the master's disk.
+    let files = crate::script_files::file_set(&script.files)
+        .map_err(|e| UploadError::Load(e.to_string()))?;
+    let ext_config = ::ext::ExtConfig {
+        files: Some(files.into()),
+        ..app.config.ext_config.clone()
+    };
+    let ext = Extensions::start(&src, ext_config, app.master.clone())
         .await
         .map_err(|e| UploadError::Load(e.to_string()))?;
     app.master.replace_script(script.clone()).await?;

@@ -35,16 +35,14 @@ impl FileResolver for ScriptFiles {
                 "" => name.to_string(),
                 r => format!("{}/{name}", r.trim_end_matches('/')),
             };
-            match self.shared.files.read(&path) {
-                Ok(bytes) => {
+            match self.shared.files.find(&path) {
+                Ok(Some(bytes)) => {
                     let text = std::str::from_utf8(&bytes).map_err(|_| {
                         protox::Error::new(format!("{path}: the file is not UTF-8 text"))
                     })?;
                     return File::from_source(name, text);
                 }
-                Err(crate::files::FileError::Read { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound => {}
-                Err(crate::files::FileError::NotSent { .. }) => {}
+                Ok(None) => {}
                 Err(e) => return Err(protox::Error::new(e.to_string())),
             }
         }
