@@ -2,9 +2,15 @@
 # Messages per second on one core for the protocols beside HTTP:
 #
 # 1. WebSocket: 50 users each doing send + recv round trips on one held
-#    connection (bench/ws.lua) against a Python `websockets` echo server
-#    pinned to core 0; swarmer runs with --cores 1 on core 1. Prints
-#    messages sent + received per second.
+#    connection (bench/ws.lua) against an echo server pinned to core 0;
+#    swarmer runs with --cores 1 on core 1. Prints messages sent +
+#    received per second, then the peer's in the same run: plain
+#    tokio-tungstenite (crates/script/examples/ws_peer.rs: a current-thread
+#    runtime, 50 connections, the same 16-byte round trips for the same
+#    seconds against the same server, on the same core) and the ratio
+#    swarmer/peer. The echo server is ws_peer's own (Rust) unless
+#    ECHO=python, which uses the Python `websockets` package's: that one
+#    saturates its core before either client does (see bench/README.md).
 # 2. Raw sockets: 50 users each doing Redis GETs over swarmer.tcp
 #    (bench/redis.lua, a RESP request parsed in Lua and timed with
 #    swarmer.record) against Debian's redis-server on core 0. Prints
@@ -28,7 +34,12 @@ python3 -c "import websockets" 2>/dev/null || {
   python3 -m pip install -q websockets
 }
 cargo build --release -q -p swarmer
+# Built on its own: the script crate's dev-dependencies (tokio's
+# test-util) must not change the swarmer binary being measured.
+cargo build --release -q -p script --example ws_peer
 bin=target/release/swarmer
+peer=target/release/examples/ws_peer
+echo_server=${ECHO:-rust}
 
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
@@ -47,7 +58,8 @@ PY
 }
 
 # 1. WebSocket
-taskset -c 0 python3 - <<'PY' &
+if [ "$echo_server" = python ]; then
+  taskset -c 0 python3 - <<'PY' &
 import asyncio, websockets
 async def echo(ws):
     async for m in ws:
@@ -57,13 +69,24 @@ async def main():
         await asyncio.Future()
 asyncio.run(main())
 PY
+else
+  taskset -c 0 "$peer" echo 127.0.0.1:18765 &
+fi
 pids+=($!)
 sleep 1
 WS_URL=ws://127.0.0.1:18765/ taskset -c 1 "$bin" -f bench/ws.lua --headless --cores 1 \
   -u 50 -r 1000 -t "${secs}s" --json --no-history > "$out/ws.json" 2>/dev/null || true
 sent=$(rate "$out/ws.json" COUNT "bench sent")
 received=$(rate "$out/ws.json" COUNT "bench received")
-echo "websocket: $sent messages sent/s + $received received/s (one core, 50 users)"
+echo "websocket: swarmer $sent messages sent/s + $received received/s (one core, 50 users, $echo_server echo server)"
+# The peer: the same round trips, without Lua, on the same core.
+taskset -c 1 "$peer" client ws://127.0.0.1:18765/ 50 "$secs" > "$out/ws-peer.txt" || true
+peer_sent=$(sed -n 's/.*sent_per_s=\([0-9]*\).*/\1/p' "$out/ws-peer.txt")
+peer_received=$(sed -n 's/.*received_per_s=\([0-9]*\).*/\1/p' "$out/ws-peer.txt")
+python3 -c "import sys; print(f'websocket: tokio-tungstenite peer {int(sys.argv[1]):,} messages sent/s + {int(sys.argv[2]):,} received/s (one core, 50 connections)')" \
+  "${peer_sent:-0}" "${peer_received:-0}"
+python3 -c "import sys; s, p = sys.argv[1].replace(',', ''), sys.argv[2]
+print(f'ratio swarmer/peer (sent/s): {float(s) / float(p):.2f}' if p and s != 'no entry' else 'no ratio')" "$sent" "${peer_sent:-}"
 
 # 2. Raw sockets (Redis)
 taskset -c 0 redis-server --port 18379 --bind 127.0.0.1 --save "" --appendonly no \
