@@ -5,7 +5,8 @@
 //!
 //! `ws_peer client URL CONNECTIONS SECONDS`: opens the connections, then
 //! each does what `bench/ws.lua`'s users do (send a 16-byte text, wait for
-//! the reply) for that long; prints `sent_per_s=N received_per_s=N`.
+//! the reply) for that long; prints `sent=N received=N secs=S` (the
+//! messages of all connections, and the seconds they took).
 //! `ws_peer echo 127.0.0.1:PORT`: echoes every text and binary message.
 
 use std::error::Error;
@@ -85,12 +86,11 @@ async fn client(url: &str, connections: usize, length: Duration) -> Result<(), B
     for t in tasks {
         t.await??;
     }
-    let secs = start.elapsed().as_secs_f64();
-    let rate = |n: &AtomicU64| n.load(Ordering::Relaxed) as f64 / secs;
     println!(
-        "sent_per_s={:.0} received_per_s={:.0}",
-        rate(&counts.sent),
-        rate(&counts.received)
+        "sent={} received={} secs={:.3}",
+        counts.sent.load(Ordering::Relaxed),
+        counts.received.load(Ordering::Relaxed),
+        start.elapsed().as_secs_f64()
     );
     Ok(())
 }
