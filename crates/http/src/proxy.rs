@@ -1,6 +1,8 @@
 //! Forward proxies: which requests go through one (`--proxy`, or
 //! `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` as curl, requests and Go read
-//! them), and the CONNECT tunnel an HTTPS request opens through it.
+//! them, or a connection's own choice: [`ProxyChoice::pick`], the one rule
+//! HTTP and WebSocket follow), and the CONNECT tunnel an HTTPS request or
+//! any WebSocket opens through it.
 //!
 //! Plain HTTP goes to the proxy with the absolute URL on the request line;
 //! HTTPS asks the proxy for a tunnel and speaks TLS with the origin inside
