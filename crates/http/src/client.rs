@@ -21,7 +21,7 @@ use crate::decode::decode_body;
 use crate::dial::{self, Dialed};
 use crate::origin::{Origin, Scheme};
 use crate::pool::Pool;
-use crate::proxy::{Proxies, Proxy};
+use crate::proxy::{Proxies, Proxy, ProxyChoice};
 use crate::settings::HostOverride;
 use crate::timings::Timings;
 use crate::tls::Tls;
@@ -66,15 +66,6 @@ pub struct Request {
     pub proxy: ProxyChoice,
     /// Which HTTP it may speak.
     pub version: HttpVersion,
-}
-
-/// A request's proxy: the run's rule for its origin, none, or its own.
-#[derive(Debug, Clone, Default)]
-pub enum ProxyChoice {
-    #[default]
-    Run,
-    Direct,
-    Via(Arc<Proxy>),
 }
 
 /// What came back, after redirects.
@@ -149,12 +140,7 @@ struct Net<'a> {
 impl Net<'_> {
     /// The proxy a request to `origin` takes under `choice`.
     fn proxy_for<'c>(&'c self, origin: &Origin, choice: &'c ProxyChoice) -> Option<&'c Arc<Proxy>> {
-        match choice {
-            ProxyChoice::Run if self.proxies.is_empty() => None,
-            ProxyChoice::Run => self.proxies.for_origin(origin),
-            ProxyChoice::Direct => None,
-            ProxyChoice::Via(p) => Some(p),
-        }
+        choice.pick(self.proxies, origin)
     }
 }
 
@@ -467,10 +453,7 @@ fn connect<'a>(
     origin: &'a Origin,
     ex: &Exchange<'a>,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Dialed, String>> + 'a>> {
-    let (host, port) = match ex.via {
-        Some(p) => (p.host.as_str(), p.port),
-        None => (origin.host.as_str(), origin.port),
-    };
+    let (host, port) = dial::first_hop(origin, ex.via);
     let addr = crate::settings::lookup(ex.hosts, host, port);
     Box::pin(dial::open(origin, addr, ex.via, ex.version, tls))
 }

@@ -2,7 +2,9 @@
 //! TCP connect (to the proxy when there is one, through its CONNECT tunnel
 //! for HTTPS), TLS with ALPN, and the protocol that results: HTTP/2 when
 //! TLS negotiated h2 or h2c was asked for by prior knowledge, HTTP/1.1
-//! otherwise. Each phase is timed for `r.timings`.
+//! otherwise. Each phase is timed for `r.timings`. Other protocols dial
+//! with [`dial`] (a host and port) or [`dial_origin`] (an origin, through
+//! the proxy the run's rule or the caller chose).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use crate::conn::{Conn, ExchangeError, Stream};
 use crate::h2conn::H2Conn;
 use crate::origin::{Origin, Scheme};
 use crate::proxy::{self, Proxy};
+use crate::settings::HostOverride;
 use crate::timings::{ExchangeTimes, Timings};
 use crate::tls::Tls;
 use crate::version::{HttpVersion, Proto};
@@ -38,15 +41,8 @@ pub async fn open(
     version: HttpVersion,
     tls: &Tls,
 ) -> Result<Dialed, String> {
-    let (host, port) = match via {
-        Some(p) => (p.host.as_str(), p.port),
-        None => (origin.host.as_str(), origin.port),
-    };
-    let what = match via {
-        Some(p) => format!("proxy {}", p.shown),
-        None => format!("{host}:{port}"),
-    };
-    let (mut tcp, mut opened) = dial_tcp(host, port, addr, &what).await?;
+    let (host, port) = first_hop(origin, via);
+    let (mut tcp, mut opened) = dial_tcp(host, port, addr, &hop_name(origin, via)).await?;
     match origin.scheme {
         Scheme::Http if version == HttpVersion::Http2 && via.is_none() => {
             let h2 = H2Conn::handshake(tcp, origin, via, opened).await?;
@@ -101,6 +97,51 @@ pub async fn dial(
     };
     let tls = handshake(config, name, tcp).await?;
     Ok(Stream::Tls(Box::new(tls)))
+}
+
+/// Opens a stream to `origin` for a protocol other than HTTP (WebSocket):
+/// through `via`'s CONNECT tunnel whatever the scheme, as browsers open
+/// WebSockets through a proxy (a proxy relays an upgraded plain-HTTP
+/// connection unreliably), then TLS with the origin when it is `https`,
+/// verifying and naming the origin's host inside the tunnel. `hosts`
+/// (DNS overrides) apply to the first hop's name, as for HTTP.
+pub async fn dial_origin(
+    origin: &Origin,
+    hosts: &[HostOverride],
+    via: Option<&Arc<Proxy>>,
+    tls: &Tls,
+) -> Result<Stream, String> {
+    let (host, port) = first_hop(origin, via);
+    let addr = crate::settings::lookup(hosts, host, port);
+    let (mut tcp, _) = dial_tcp(host, port, addr, &hop_name(origin, via)).await?;
+    if let Some(p) = via {
+        proxy::connect_tunnel(&mut tcp, p, origin).await?;
+    }
+    match origin.scheme {
+        Scheme::Http => Ok(Stream::Plain(tcp)),
+        Scheme::Https => {
+            let stream = handshake(tls.config()?, &origin.host, tcp).await?;
+            Ok(Stream::Tls(Box::new(stream)))
+        }
+    }
+}
+
+/// Where a connection to `origin` first goes: the proxy when there is
+/// one. DNS overrides apply to this name.
+pub(crate) fn first_hop<'a>(origin: &'a Origin, via: Option<&'a Arc<Proxy>>) -> (&'a str, u16) {
+    match via {
+        Some(p) => (p.host.as_str(), p.port),
+        None => (origin.host.as_str(), origin.port),
+    }
+}
+
+/// The first hop, for messages: the proxy's URL (without credentials), or
+/// the origin's `host:port`.
+fn hop_name(origin: &Origin, via: Option<&Arc<Proxy>>) -> String {
+    match via {
+        Some(p) => format!("proxy {}", p.shown),
+        None => format!("{}:{}", origin.host, origin.port),
+    }
 }
 
 /// TLS over `tcp`, verifying `name` and sending it as SNI.

@@ -1,6 +1,8 @@
 //! Forward proxies: which requests go through one (`--proxy`, or
 //! `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` as curl, requests and Go read
-//! them), and the CONNECT tunnel an HTTPS request opens through it.
+//! them, or a connection's own choice: [`ProxyChoice::pick`], the one rule
+//! HTTP and WebSocket follow), and the CONNECT tunnel an HTTPS request or
+//! any WebSocket opens through it.
 //!
 //! Plain HTTP goes to the proxy with the absolute URL on the request line;
 //! HTTPS asks the proxy for a tunnel and speaks TLS with the origin inside
@@ -164,6 +166,29 @@ impl Proxies {
             .iter()
             .any(|n| n.covers(&origin.host, origin.port));
         (!direct).then_some(proxy)
+    }
+}
+
+/// A connection's proxy as a request or a WebSocket chose it: the run's
+/// rule for its origin (the default), none, or its own.
+#[derive(Debug, Clone, Default)]
+pub enum ProxyChoice {
+    #[default]
+    Run,
+    Direct,
+    Via(Arc<Proxy>),
+}
+
+impl ProxyChoice {
+    /// The proxy a connection to `origin` goes through, under the run's
+    /// `proxies`: the one rule every protocol that dials follows.
+    pub fn pick<'a>(&'a self, proxies: &'a Proxies, origin: &Origin) -> Option<&'a Arc<Proxy>> {
+        match self {
+            ProxyChoice::Run if proxies.is_empty() => None,
+            ProxyChoice::Run => proxies.for_origin(origin),
+            ProxyChoice::Direct => None,
+            ProxyChoice::Via(p) => Some(p),
+        }
     }
 }
 
@@ -392,6 +417,34 @@ mod tests {
         assert!(cgi.is_empty());
         let bad = Proxies::from_env(env(&[("HTTPS_PROXY", "ftp://p.test")])).unwrap_err();
         assert!(bad.starts_with("HTTPS_PROXY: "), "{bad}");
+    }
+
+    #[test]
+    fn a_choice_picks_the_runs_rule_none_or_its_own() {
+        let run = Proxies::explicit("http://run.test:1", Some("direct.test")).unwrap();
+        let own = Proxy::parse("http://own.test:2").unwrap();
+        let pick = |c: &ProxyChoice, u: &str| {
+            let o = origin(u);
+            c.pick(&run, &o).map(|p| p.host.clone())
+        };
+        assert_eq!(
+            pick(&ProxyChoice::Run, "http://a.test/").as_deref(),
+            Some("run.test")
+        );
+        assert_eq!(pick(&ProxyChoice::Run, "https://direct.test/"), None);
+        assert_eq!(pick(&ProxyChoice::Direct, "http://a.test/"), None);
+        let via = ProxyChoice::Via(own);
+        // Its own proxy even where the run's rule goes direct.
+        assert_eq!(
+            pick(&via, "http://direct.test/").as_deref(),
+            Some("own.test")
+        );
+        let none = Proxies::none();
+        assert!(
+            ProxyChoice::Run
+                .pick(&none, &origin("http://a.test/"))
+                .is_none()
+        );
     }
 
     #[tokio::test]

@@ -6,13 +6,15 @@
 //!
 //! Also the user's list of open connections ([`Closable`]), closed when
 //! the user ends so a socket never outlives its user (whatever the Lua
-//! garbage collector does), and the option parsing both protocols share.
+//! garbage collector does), and the option parsing these protocols share
+//! (`proxy` with `self.http` too).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
+use http_client::{Proxy, ProxyChoice};
 use mlua::{Function, Lua, Table, Value};
 
 use crate::lua_env::{LuaEnv, Op, UserCtx};
@@ -168,6 +170,23 @@ pub fn string_opt(t: &Table, key: &str, what: &str) -> mlua::Result<Option<Strin
         Value::String(s) => Ok(Some(s.to_str()?.to_string())),
         other => Err(fault(format!(
             "{what}: {key} must be a string, got a {}",
+            type_name(&other)
+        ))),
+    }
+}
+
+/// A `proxy` option, for HTTP requests and WebSockets alike: a proxy URL
+/// (this connection goes through it) or `false` (direct); absent, the
+/// run's rule applies.
+pub fn proxy_opt(v: Value, what: &str) -> mlua::Result<ProxyChoice> {
+    match v {
+        Value::Nil => Ok(ProxyChoice::Run),
+        Value::Boolean(false) => Ok(ProxyChoice::Direct),
+        Value::String(s) => Proxy::parse(&s.to_str()?)
+            .map(ProxyChoice::Via)
+            .map_err(|e| fault(format!("{what}: proxy {e}"))),
+        other => Err(fault(format!(
+            "{what}: proxy must be a proxy URL or false, got a {}",
             type_name(&other)
         ))),
     }

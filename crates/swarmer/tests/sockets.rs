@@ -11,88 +11,17 @@ mod common;
 mod sockets_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use common::{BIN, text, wait_with_deadline};
 use serde_json::Value;
+use sockets_support::runs::{entry, errors, exceptions, run};
 use sockets_support::{Counts, Redis, certificates, tls_line_echo, wait_for, ws_echo};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples")
         .join(name)
-}
-
-/// A headless run of `script` for `secs` seconds with `users` users that
-/// exits with `code` (1: failures or exceptions); returns its `--json`
-/// output.
-fn run(
-    script: &Path,
-    (users, secs, code): (u32, u32, i32),
-    extra: &[&str],
-    env: &[(&str, String)],
-) -> Value {
-    let out = run_raw(script, users, secs, extra, env);
-    assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
-    serde_json::from_str(&text(&out.stdout))
-        .unwrap_or_else(|e| panic!("--json output: {e}: {}", text(&out.stdout)))
-}
-
-fn run_raw(script: &Path, users: u32, secs: u32, extra: &[&str], env: &[(&str, String)]) -> Output {
-    let (u, t) = (users.to_string(), format!("{secs}s"));
-    let mut cmd = Command::new(BIN);
-    cmd.arg("-f").arg(script);
-    cmd.args([
-        "--headless",
-        "-u",
-        &u,
-        "-r",
-        "100",
-        "-t",
-        &t,
-        "--json",
-        "--no-history",
-    ])
-    .args(extra)
-    .envs(env.iter().map(|(k, v)| (k, v)))
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    wait_with_deadline(cmd.spawn().expect("spawn swarmer"), Duration::from_secs(90))
-}
-
-/// (requests, failures) of an entry, (0, 0) when absent.
-fn entry(json: &Value, method: &str, name: &str) -> (u64, u64) {
-    json["stats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["method"] == method && e["name"] == name)
-        .map_or((0, 0), |e| {
-            (
-                e["num_requests"].as_u64().unwrap(),
-                e["num_failures"].as_u64().unwrap(),
-            )
-        })
-}
-
-fn errors(json: &Value) -> Vec<String> {
-    json["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| format!("{} {}: {}", e["method"], e["name"], e["error"]))
-        .collect()
-}
-
-fn exceptions(json: &Value) -> Vec<String> {
-    json["exceptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["msg"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// Waits for the server to have seen what swarmer counted (its threads

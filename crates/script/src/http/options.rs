@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Method;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http_client::{HttpVersion, Proxy, ProxyChoice};
+use http_client::{HttpVersion, ProxyChoice};
 use mlua::{Table, Value};
 
 use super::identity::ClientCert;
@@ -140,7 +140,7 @@ impl RequestOptions {
                 self.accept_encoding =
                     Some(super::type_options::accept_encoding(method.as_str(), v)?)
             }
-            "proxy" => self.proxy = parse_proxy(method, v)?,
+            "proxy" => self.proxy = crate::io::proxy_opt(v, method.as_str())?,
             "http_version" => {
                 let text = match &v {
                     Value::String(s) => s.to_str()?.to_string(),
@@ -166,20 +166,6 @@ impl RequestOptions {
             }
         }
         Ok(())
-    }
-}
-
-/// A URL to go through that proxy, `false` to go direct.
-fn parse_proxy(method: &Method, v: Value) -> mlua::Result<ProxyChoice> {
-    match v {
-        Value::Boolean(false) => Ok(ProxyChoice::Direct),
-        Value::String(s) => Proxy::parse(&s.to_str()?)
-            .map(ProxyChoice::Via)
-            .map_err(|e| fault(format!("{method}: proxy {e}"))),
-        other => Err(fault(format!(
-            "{method}: proxy must be a proxy URL or false, got a {}",
-            type_name(&other)
-        ))),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `self.ws`: WebSocket clients for scripts. `self.ws:connect(url, opts)`
 //! dials with the http crate (its TLS configuration, `--resolve` and the
-//! type's `hosts`), upgrades with tokio-tungstenite and gives a WebSocket
+//! type's `hosts`, and its proxy rule: the run's `--proxy` or environment,
+//! or the `proxy` option, through a CONNECT tunnel), upgrades with tokio-tungstenite and gives a WebSocket
 //! object whose methods (`send`, `send_binary`, `recv`, `close`,
 //! `request`) park their work for the user's driver like `self.http`
 //! does (`io.rs`). What each records is in `session.rs`.
@@ -54,34 +55,12 @@ fn prepare_connect(lua: &Lua, (this, url, opts): (Value, Value, Value)) -> mlua:
             )));
         }
     };
-    let parsed = url::Url::parse(&url)
-        .map_err(|e| fault(format!("self.ws:connect {url}: invalid URL: {e}")))?;
-    let tls = match parsed.scheme() {
-        "ws" => false,
-        "wss" => true,
-        other => {
-            return Err(fault(format!(
-                "self.ws:connect {url}: the scheme must be ws:// or wss://, got {other}://"
-            )));
-        }
-    };
-    let host = match parsed.host_str() {
-        Some(h) => h.trim_start_matches('[').trim_end_matches(']').to_string(),
-        None => return Err(fault(format!("self.ws:connect {url}: the URL has no host"))),
-    };
-    let port = parsed
-        .port_or_known_default()
-        .unwrap_or(if tls { 443 } else { 80 });
+    let origin = origin_of(&url)?;
     let opts = ConnectOptions::parse(opts)?;
     let shared = LuaEnv::from_lua(lua)?;
     let user = io::current_user(lua, "self.ws:connect")?;
     let name: Rc<str> = Rc::from(opts.name.clone().unwrap_or_else(|| url.clone()));
-    let target = Target {
-        url,
-        host,
-        port,
-        tls,
-    };
+    let target = Target { url, origin };
     park(
         &user,
         connect(shared, Rc::downgrade(&user), target, opts, name),
@@ -92,9 +71,31 @@ fn prepare_connect(lua: &Lua, (this, url, opts): (Value, Value, Value)) -> mlua:
 /// Where a `connect` goes.
 struct Target {
     url: String,
-    host: String,
-    port: u16,
-    tls: bool,
+    /// The URL's endpoint as an HTTP origin (`ws` is `http`, `wss` is
+    /// `https`): what the proxy rule and the dial read.
+    origin: http_client::Origin,
+}
+
+/// Checks a WebSocket URL and gives its endpoint as an HTTP origin.
+fn origin_of(url: &str) -> mlua::Result<http_client::Origin> {
+    let mut parsed = url::Url::parse(url)
+        .map_err(|e| fault(format!("self.ws:connect {url}: invalid URL: {e}")))?;
+    let scheme = match parsed.scheme() {
+        "ws" => "http",
+        "wss" => "https",
+        other => {
+            return Err(fault(format!(
+                "self.ws:connect {url}: the scheme must be ws:// or wss://, got {other}://"
+            )));
+        }
+    };
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(fault(format!("self.ws:connect {url}: the URL has no host")));
+    }
+    // Both are special schemes with the same default ports, so this
+    // cannot fail and keeps the port as written.
+    let _ = parsed.set_scheme(scheme);
+    http_client::Origin::from_url(&parsed).map_err(|e| fault(format!("self.ws:connect {url}: {e}")))
 }
 
 /// Dials and upgrades; records the upgrade; gives the WebSocket, or `nil`
@@ -171,12 +172,8 @@ async fn handshake(
             .headers_mut()
             .insert("sec-websocket-protocol", value);
     }
-    let addr = http_client::settings::lookup(hosts, &target.host, target.port);
-    let config = match target.tls {
-        true => Some((shared.tls.config()?, target.host.as_str())),
-        false => None,
-    };
-    let stream = http_client::dial(&target.host, target.port, addr, config).await?;
+    let via = opts.proxy.pick(&shared.config.http.proxies, &target.origin);
+    let stream = http_client::dial_origin(&target.origin, hosts, via, &shared.tls).await?;
     match tokio_tungstenite::client_async(request, stream).await {
         Ok((ws, _)) => Ok(ws),
         Err(WsError::Http(response)) => Err(format!("upgrade refused: HTTP {}", response.status())),

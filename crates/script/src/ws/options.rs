@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
+use http_client::ProxyChoice;
 use mlua::{Table, Value};
 
-use crate::io::{options, shown, string_opt, timeout_opt};
+use crate::io::{options, proxy_opt, shown, string_opt, timeout_opt};
 use crate::luax::{check_keys, fault, type_name};
 
-/// `self.ws:connect(url, { headers, subprotocols, timeout, name })`.
+/// `self.ws:connect(url, { headers, subprotocols, timeout, name, proxy })`.
 #[derive(Default)]
 pub struct ConnectOptions {
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -18,6 +19,8 @@ pub struct ConnectOptions {
     /// For the TCP and TLS connection and the upgrade together.
     pub timeout: Option<Duration>,
     pub name: Option<String>,
+    /// The run's proxy rule (absent), none (`false`) or a URL's.
+    pub proxy: ProxyChoice,
 }
 
 const CONNECT: &str = "self.ws:connect";
@@ -27,12 +30,17 @@ impl ConnectOptions {
         let Some(t) = options(v, CONNECT)? else {
             return Ok(Self::default());
         };
-        check_keys(&t, CONNECT, &["headers", "subprotocols", "timeout", "name"])?;
+        check_keys(
+            &t,
+            CONNECT,
+            &["headers", "subprotocols", "timeout", "name", "proxy"],
+        )?;
         Ok(ConnectOptions {
             headers: headers(&t)?,
             subprotocols: subprotocols(&t)?,
             timeout: timeout_opt(&t, CONNECT)?,
             name: string_opt(&t, "name", CONNECT)?,
+            proxy: proxy_opt(t.raw_get("proxy")?, CONNECT)?,
         })
     }
 }
@@ -180,5 +188,85 @@ impl RequestOptions {
             matcher,
             timeout: timeout_opt(&t, "ws:request")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlua::Lua;
+
+    fn parse(lua: &Lua, opts: &str) -> mlua::Result<ConnectOptions> {
+        ConnectOptions::parse(lua.load(opts).eval()?)
+    }
+
+    fn error(lua: &Lua, opts: &str) -> String {
+        match parse(lua, opts) {
+            Ok(_) => panic!("{opts} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn proxy_is_a_url_false_or_the_runs_rule() {
+        let lua = Lua::new();
+        assert!(matches!(
+            parse(&lua, "nil").unwrap().proxy,
+            ProxyChoice::Run
+        ));
+        assert!(matches!(
+            parse(&lua, "{ name = 'x' }").unwrap().proxy,
+            ProxyChoice::Run
+        ));
+        assert!(matches!(
+            parse(&lua, "{ proxy = false }").unwrap().proxy,
+            ProxyChoice::Direct
+        ));
+        let ProxyChoice::Via(p) = parse(&lua, "{ proxy = 'http://u:pw@p.test:3128' }")
+            .unwrap()
+            .proxy
+        else {
+            panic!("a URL is that proxy");
+        };
+        assert_eq!((p.host.as_str(), p.port), ("p.test", 3128));
+        assert_eq!(p.shown, "http://p.test:3128");
+        // "u:pw" in base64: the userinfo becomes Proxy-Authorization.
+        assert_eq!(p.auth.as_ref().unwrap(), "Basic dTpwdw==");
+    }
+
+    #[test]
+    fn a_bad_proxy_is_an_error_naming_the_option() {
+        let lua = Lua::new();
+        let e = error(&lua, "{ proxy = 'socks5://p.test:1080' }");
+        assert!(
+            e.contains("self.ws:connect: proxy \"socks5://p.test:1080\": only http:// proxies"),
+            "{e}"
+        );
+        let e = error(&lua, "{ proxy = 'http://p.test/path' }");
+        assert!(e.contains("self.ws:connect: proxy"), "{e}");
+        assert!(e.contains("no path"), "{e}");
+        let e = error(&lua, "{ proxy = true }");
+        assert!(
+            e.contains("self.ws:connect: proxy must be a proxy URL or false, got a boolean"),
+            "{e}"
+        );
+        let e = error(&lua, "{ proxy = 3128 }");
+        assert!(e.contains("proxy must be a proxy URL or false"), "{e}");
+        let e = error(&lua, "{ proxi = false }");
+        assert!(e.contains("unknown option \"proxi\""), "{e}");
+    }
+
+    #[test]
+    fn the_other_options_still_parse() {
+        let lua = Lua::new();
+        let o = parse(
+            &lua,
+            "{ headers = { ['x-a'] = 'b' }, subprotocols = { 'chat' }, timeout = 2, name = 'n' }",
+        )
+        .unwrap();
+        assert_eq!(o.headers.len(), 1);
+        assert_eq!(o.subprotocols, ["chat"]);
+        assert_eq!(o.timeout, Some(Duration::from_secs(2)));
+        assert_eq!(o.name.as_deref(), Some("n"));
     }
 }

@@ -2,8 +2,12 @@
 //! its own: a WebSocket echo server (tokio-tungstenite, plain or TLS) that
 //! counts what it received and sent, a TLS line-echo server for raw
 //! sockets, a CA and its server certificate (rcgen), and a Redis server
-//! when `redis-server` is installed.
+//! when `redis-server` is installed. `proxy` is a CONNECT proxy that
+//! counts its tunnels; `runs` runs the binary and reads its `--json`.
 #![allow(dead_code)]
+
+pub mod proxy;
+pub mod runs;
 
 use std::net::SocketAddr;
 use std::path::Path;
