@@ -3,6 +3,7 @@
 //! nothing is shared across users except the core's TLS configuration.
 
 use std::cell::RefCell;
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,18 +108,25 @@ impl Session {
 
     /// Sends `req`, counted as started at `start`, following redirects,
     /// within its timeout. Never fails: what went wrong is in the reply.
-    pub async fn send(&self, tls: &Tls, req: Request, start: Instant) -> Reply {
-        let (origin, uri, timeout) = (req.origin.clone(), req.uri.clone(), req.timeout);
+    ///
+    /// `req` is borrowed, not taken: redirects rewrite it in place, and a
+    /// request moved by value down the layers of futures was copied four
+    /// times per request (it is over 300 bytes).
+    pub async fn send(&self, tls: &Tls, req: &mut Request, start: Instant) -> Reply {
+        let timeout = req.timeout;
         let net = Net {
             hosts: &self.hosts,
             proxies: &self.proxies,
         };
-        let follow = follow(tls, &self.state, net, req, start);
-        match deadline::within(&self.timer, start + timeout, follow).await {
+        let reply = {
+            let follow = pin!(follow(tls, &self.state, net, req, start));
+            deadline::within(&self.timer, start + timeout, follow).await
+        };
+        match reply {
             Some(reply) => reply,
             None => Reply {
-                origin,
-                uri,
+                origin: req.origin.clone(),
+                uri: req.uri.clone(),
                 message: Message::default(),
                 error: Some(Error::Timeout(timeout)),
                 wire_body_len: 0,
@@ -144,41 +152,30 @@ impl Net<'_> {
     }
 }
 
+/// Sends `req` and follows its redirects, rewriting `req` for each hop.
 async fn follow(
     tls: &Tls,
     state: &RefCell<ClientState>,
     net: Net<'_>,
-    p: Request,
+    req: &mut Request,
     start: Instant,
 ) -> Reply {
-    let Request {
-        mut method,
-        mut origin,
-        mut uri,
-        headers: mut user_headers,
-        mut body,
-        max_redirects,
-        accept_encoding,
-        proxy,
-        version,
-        ..
-    } = p;
     let mut hop = 0;
     let mut timings = Timings::default();
     let mut proto = Proto::default();
     loop {
         let exchange = Exchange {
-            method: &method,
-            uri: &uri,
-            user_headers: &user_headers,
-            accept_encoding: accept_encoding.as_ref(),
-            body: &body,
-            via: net.proxy_for(&origin, &proxy),
+            method: &req.method,
+            uri: &req.uri,
+            user_headers: &req.headers,
+            accept_encoding: req.accept_encoding.as_ref(),
+            body: &req.body,
+            via: net.proxy_for(&req.origin, &req.proxy),
             hosts: net.hosts,
-            version,
+            version: req.version,
             start: (hop == 0).then_some(start),
         };
-        let result = send(tls, state, &origin, &exchange).await;
+        let result = send(tls, state, &req.origin, &exchange).await;
         let (message, end) = match result {
             Ok(hop) => {
                 timings.add(&hop.timings);
@@ -187,8 +184,8 @@ async fn follow(
             }
             Err(error) => {
                 return Reply {
-                    origin,
-                    uri,
+                    origin: req.origin.clone(),
+                    uri: std::mem::take(&mut req.uri),
                     message: Message::default(),
                     error: Some(Error::Transport(error)),
                     wire_body_len: 0,
@@ -199,28 +196,29 @@ async fn follow(
             }
         };
         if message.sets_cookie {
-            store_cookies(state, &origin, &uri, &message);
+            store_cookies(state, &req.origin, &req.uri, &message);
         }
-        let redirect = max_redirects > 0 && (300..400).contains(&message.status);
+        let redirect = req.max_redirects > 0 && (300..400).contains(&message.status);
         let target = if redirect {
-            redirect_target(&origin, &uri, &message)
+            redirect_target(&req.origin, &req.uri, &message)
         } else {
             None
         };
         let Some((next_origin, next_uri)) = target else {
+            let (origin, uri) = (req.origin.clone(), std::mem::take(&mut req.uri));
             return Reply {
                 timings,
                 proto,
                 ..decoded(origin, uri, message, end)
             };
         };
-        if hop >= max_redirects {
+        if hop >= req.max_redirects {
             return Reply {
-                origin,
-                uri,
+                origin: req.origin.clone(),
+                uri: std::mem::take(&mut req.uri),
                 wire_body_len: message.body().len(),
                 message,
-                error: Some(Error::TooManyRedirects(max_redirects)),
+                error: Some(Error::TooManyRedirects(req.max_redirects)),
                 timings,
                 proto,
                 finished: end,
@@ -229,17 +227,17 @@ async fn follow(
         hop += 1;
         // 307/308 repeat the request as it was; the others become a GET
         // without body, as browsers and python-requests do.
-        if !matches!(message.status, 307 | 308) && method != Method::HEAD {
-            method = Method::GET;
-            body = Bytes::new();
+        if !matches!(message.status, 307 | 308) && req.method != Method::HEAD {
+            req.method = Method::GET;
+            req.body = Bytes::new();
             // The body is gone, and with it what described it.
-            user_headers.remove(header::CONTENT_TYPE);
+            req.headers.remove(header::CONTENT_TYPE);
         }
-        if !next_origin.same_endpoint(&origin) {
-            drop_credentials(&mut user_headers);
+        if !next_origin.same_endpoint(&req.origin) {
+            drop_credentials(&mut req.headers);
         }
-        origin = next_origin;
-        uri = next_uri;
+        req.origin = next_origin;
+        req.uri = next_uri;
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::cell::RefCell;
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::task::Poll;
 
 use tokio::time::{Instant, Sleep};
@@ -19,8 +19,15 @@ use tokio::time::{Instant, Sleep};
 pub type Timer = RefCell<Option<Pin<Box<Sleep>>>>;
 
 /// Runs `fut` until it completes (`Some`) or `deadline` passes (`None`).
-pub async fn within<F: Future>(timer: &Timer, deadline: Instant, fut: F) -> Option<F::Output> {
-    let mut fut = pin!(fut);
+///
+/// `fut` comes pinned by the caller, who keeps it in its own frame: a
+/// future taken by value would be moved twice more (into this future's
+/// arguments, then into its pinned local), and a request's is over 1 KB.
+pub async fn within<F: Future>(
+    timer: &Timer,
+    deadline: Instant,
+    mut fut: Pin<&mut F>,
+) -> Option<F::Output> {
     poll_fn(|cx| {
         if let Poll::Ready(out) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(out));
@@ -45,6 +52,7 @@ pub async fn within<F: Future>(timer: &Timer, deadline: Instant, fut: F) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::pin::pin;
     use std::time::Duration;
 
     #[tokio::test(start_paused = true)]
@@ -52,13 +60,13 @@ mod tests {
         let timer = Timer::default();
         let start = Instant::now();
         // Completes: the timer stays armed for 60 s from now.
-        let r = within(&timer, start + Duration::from_secs(60), async { 1 }).await;
+        let r = within(&timer, start + Duration::from_secs(60), pin!(async { 1 })).await;
         assert_eq!(r, Some(1));
         // Never completes: times out at its own, earlier deadline.
         let r = within(
             &timer,
             start + Duration::from_millis(200),
-            std::future::pending::<()>(),
+            pin!(std::future::pending::<()>()),
         )
         .await;
         assert_eq!(r, None);
@@ -66,12 +74,12 @@ mod tests {
         // The timer now fires too early for this one, and is moved on.
         let t1 = Instant::now();
         let slow = tokio::time::sleep(Duration::from_millis(500));
-        let r = within(&timer, t1 + Duration::from_secs(1), slow).await;
+        let r = within(&timer, t1 + Duration::from_secs(1), pin!(slow)).await;
         assert_eq!(r, Some(()));
         let r = within(
             &timer,
             t1 + Duration::from_secs(2),
-            std::future::pending::<()>(),
+            pin!(std::future::pending::<()>()),
         )
         .await;
         assert_eq!(r, None);

@@ -186,12 +186,12 @@ impl User {
     }
 
     /// Sends a request as built and waits for its reply, at most [`MAX`].
-    pub fn send_request(&self, req: Request) -> Reply {
+    pub fn send_request(&self, mut req: Request) -> Reply {
         self.rt
             .block_on(async {
                 let send = self
                     .session
-                    .send(&self.tls, req, tokio::time::Instant::now());
+                    .send(&self.tls, &mut req, tokio::time::Instant::now());
                 tokio::time::timeout(MAX, send).await
             })
             .expect("the request neither finished nor timed out")

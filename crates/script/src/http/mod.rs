@@ -74,13 +74,14 @@ impl HttpOp {
     }
 
     /// Sends the request and makes its outcome the user's pending response.
-    pub async fn run(self: Box<Self>) -> Rc<Outcome> {
+    pub async fn run(mut self: Box<Self>) -> Rc<Outcome> {
+        // Borrowed in place: the request is sent from its box, not moved.
         let HttpOp {
             client,
             prepared,
             name,
             cert,
-        } = *self;
+        } = &mut *self;
         let method = prepared.method.clone();
         let start = Instant::now();
         let chosen = cert.as_ref().map(|cert| client.identity(cert));
@@ -94,8 +95,8 @@ impl HttpOp {
         let reply = match picked {
             Ok((session, tls)) => session.send(tls, prepared, start).await,
             Err(e) => Reply {
-                origin: prepared.origin,
-                uri: prepared.uri,
+                origin: prepared.origin.clone(),
+                uri: std::mem::take(&mut prepared.uri),
                 message: Default::default(),
                 error: Some(http_client::Error::Transport(e)),
                 wire_body_len: 0,
@@ -108,7 +109,7 @@ impl HttpOp {
         let outcome = Rc::new(Outcome {
             shared: client.shared.clone(),
             method,
-            name,
+            name: name.clone(),
             origin: reply.origin,
             uri: reply.uri,
             message: reply.message,
