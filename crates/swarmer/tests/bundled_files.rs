@@ -58,37 +58,8 @@ fn a_worker_in_an_empty_folder_runs_with_the_files_the_master_sent() {
     master_dir.write("data/users.csv", "name,age\nalice,31\nbob,42\n");
     master_dir.write("late.json", r#"{"word":"carried"}"#);
     master_dir.write("users.lua", SCRIPT);
-    // The script is named relative to the master's folder, as a user
-    // types it: the worker, elsewhere, has no such file.
-    let mut master = Master::start(
-        master_dir.path(),
-        &[
-            "-f",
-            "users.lua",
-            "--headless",
-            "--json",
-            "--only-summary",
-            "--no-history",
-            "--expect-workers",
-            "1",
-            "-u",
-            "2",
-            "-r",
-            "10",
-            "-t",
-            "2s",
-        ],
-    );
-    let _w = worker(worker_dir.path(), master.port, "far", &["--cores", "1"]);
-    let status = master.proc.wait_exit(LONG).expect("the run ends");
-    assert_eq!(status.code(), Some(0), "{}", master.proc.tail(20));
-    let json: Value = serde_json::from_str(&master.proc.stdout()).expect("--json output");
+    let json = run_far(&master_dir, &worker_dir, "users.lua", &[]);
     assert_eq!(json["errors"].as_array().map(Vec::len), Some(0), "{json}");
-    assert_eq!(
-        json["exceptions"].as_array().map(Vec::len),
-        Some(0),
-        "{json}"
-    );
     let got = entries(&json);
     for (method, name) in [("row", "alice=31"), ("row", "bob=42"), ("late", "carried")] {
         let n = got
@@ -99,11 +70,48 @@ fn a_worker_in_an_empty_folder_runs_with_the_files_the_master_sent() {
         assert_eq!(n, Some(2), "{method} {name} in {got:?}");
     }
     assert_eq!(got.len(), 4, "three entries and the total: {got:?}");
+}
+
+/// A headless run of `script` by a master in `master_dir` with one worker
+/// in `worker_dir`, where nothing of the script is: its `--json` output,
+/// once it ended with exit code 0 and no exception, the worker having
+/// written nothing where it runs.
+fn run_far(master_dir: &TempDir, worker_dir: &TempDir, script: &str, extra: &[&str]) -> Value {
+    // The script is named relative to the master's folder, as a user
+    // types it: the worker, elsewhere, has no such file.
+    let mut args = vec![
+        "-f",
+        script,
+        "--headless",
+        "--json",
+        "--only-summary",
+        "--no-history",
+        "--expect-workers",
+        "1",
+        "-u",
+        "2",
+        "-r",
+        "10",
+        "-t",
+        "2s",
+    ];
+    args.extend_from_slice(extra);
+    let mut master = Master::start(master_dir.path(), &args);
+    let _w = worker(worker_dir.path(), master.port, "far", &["--cores", "1"]);
+    let status = master.proc.wait_exit(LONG).expect("the run ends");
+    assert_eq!(status.code(), Some(0), "{}", master.proc.tail(20));
+    let json: Value = serde_json::from_str(&master.proc.stdout()).expect("--json output");
+    assert_eq!(
+        json["exceptions"].as_array().map(Vec::len),
+        Some(0),
+        "{json}"
+    );
     assert_eq!(
         std::fs::read_dir(worker_dir.path()).unwrap().count(),
         0,
         "the worker wrote nothing where it runs"
     );
+    json
 }
 
 /// A headless standalone run of `script` in `dir`; its output.
@@ -213,35 +221,11 @@ fn a_worker_in_an_empty_folder_runs_a_script_with_the_modules_it_requires() {
     );
     master_dir.write("lib/names.lua", "return { item = 'module item' }\n");
     master_dir.write("plan/init.lua", "return { per_user = 3 }\n");
-    let mut master = Master::start(
-        master_dir.path(),
-        &[
-            "-f",
-            "modular.lua",
-            "-H",
-            &target.url,
-            "--headless",
-            "--json",
-            "--only-summary",
-            "--no-history",
-            "--expect-workers",
-            "1",
-            "-u",
-            "2",
-            "-r",
-            "10",
-            "-t",
-            "2s",
-        ],
-    );
-    let _w = worker(worker_dir.path(), master.port, "far", &["--cores", "1"]);
-    let status = master.proc.wait_exit(LONG).expect("the run ends");
-    assert_eq!(status.code(), Some(0), "{}", master.proc.tail(20));
-    let json: Value = serde_json::from_str(&master.proc.stdout()).expect("--json output");
-    assert_eq!(
-        json["exceptions"].as_array().map(Vec::len),
-        Some(0),
-        "{json}"
+    let json = run_far(
+        &master_dir,
+        &worker_dir,
+        "modular.lua",
+        &["-H", &target.url],
     );
     let got = entries(&json);
     let item = got
@@ -250,11 +234,6 @@ fn a_worker_in_an_empty_folder_runs_a_script_with_the_modules_it_requires() {
     // Two users, three requests each; the target saw exactly those.
     assert_eq!(item.map(|e| e.2), Some(6), "{got:?}");
     assert_eq!(target.served(), 6);
-    assert_eq!(
-        std::fs::read_dir(worker_dir.path()).unwrap().count(),
-        0,
-        "the worker wrote nothing where it runs"
-    );
 }
 
 #[test]
