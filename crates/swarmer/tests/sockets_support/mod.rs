@@ -48,7 +48,20 @@ where
     F: FnOnce(TcpListener, Arc<Counts>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
-    let counts = Arc::new(Counts::default());
+    let (addr, counts) = serve_counting(serve);
+    Server { addr, counts }
+}
+
+/// Runs `serve` on a listener bound to loopback port 0, on a
+/// current-thread runtime in a thread of its own; the address and the
+/// counts it shares with the test.
+pub fn serve_counting<C, F, Fut>(serve: F) -> (SocketAddr, Arc<C>)
+where
+    C: Default + Send + Sync + 'static,
+    F: FnOnce(TcpListener, Arc<C>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let counts = Arc::new(C::default());
     let (tx, rx) = std::sync::mpsc::channel();
     let c = counts.clone();
     std::thread::spawn(move || {
@@ -63,7 +76,7 @@ where
         });
     });
     let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    Server { addr, counts }
+    (addr, counts)
 }
 
 /// Echoes every text and binary message; refuses the upgrade of

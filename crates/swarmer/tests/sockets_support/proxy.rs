@@ -8,10 +8,9 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// How the proxy answers a CONNECT.
 #[derive(Clone)]
@@ -59,26 +58,12 @@ impl ConnectProxy {
 }
 
 pub fn start(mode: Mode) -> ConnectProxy {
-    let counts = Arc::new(ProxyCounts::default());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let c = counts.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                tokio::spawn(serve(tcp, mode.clone(), c.clone()));
+    let (addr, counts) =
+        super::serve_counting(move |listener, counts: Arc<ProxyCounts>| async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(serve(tcp, mode.clone(), counts.clone()));
             }
         });
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     ConnectProxy { addr, counts }
 }
 
