@@ -173,11 +173,12 @@ impl LatencyHistogram {
         p.len = 0;
     }
 
-    /// Adds validated wire buckets to the pending counts.
-    fn pend_sparse(&mut self, bytes: &[u8]) {
+    /// Adds validated wire buckets, `len` values in all, to the pending
+    /// counts.
+    fn pend_sparse(&mut self, bytes: &[u8], len: u64) {
         self.dense_mut_keeping_pending();
         let p = self.pending.get_or_insert_with(Box::default);
-        let Pending { counts, len } = &mut **p;
+        let counts = &mut p.counts;
         sparse::for_each_validated(bytes, |index, count| {
             if index >= counts.len() {
                 counts.resize(index + 1, 0);
@@ -185,8 +186,8 @@ impl LatencyHistogram {
             if let Some(slot) = counts.get_mut(index) {
                 *slot = slot.saturating_add(count);
             }
-            *len = len.saturating_add(count);
         });
+        p.len = p.len.saturating_add(len);
     }
 
     /// Adds another histogram's pending counts to this one's.
@@ -240,8 +241,8 @@ impl LatencyHistogram {
         if other.is_empty() {
             return;
         }
-        if let Repr::Sparse { bytes, .. } = &other.repr {
-            self.pend_sparse(bytes);
+        if let Repr::Sparse { bytes, len } = &other.repr {
+            self.pend_sparse(bytes, *len);
             return;
         }
         if let Some(theirs) = other.pending.as_deref() {
