@@ -7,9 +7,9 @@
 //! decoded reports. So a connection decodes a large frame only once it holds
 //! a permit of the master-wide budget (see `connection`), and until then
 //! keeps the frame's bytes. Small frames (heartbeats, stop notices) decode
-//! at once. Framing and decoding are the protocol crate's: a frame read
-//! here keeps its length prefix and is decoded by the same
-//! [`MessageCodec`] a worker's link uses.
+//! at once. Framing and decoding are the protocol crate's: a frame's body
+//! is decoded by [`protocol::decode_message`], as a worker's
+//! [`MessageCodec`] decodes it.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -48,7 +48,7 @@ impl Incoming for WorkerMessage {
     }
 }
 
-/// A frame as read, its length prefix included.
+/// A frame's body as read, its length prefix taken off.
 pub struct RawFrame(BytesMut);
 
 impl Incoming for RawFrame {
@@ -60,13 +60,9 @@ impl Incoming for RawFrame {
         self.0.len()
     }
 
-    fn decode(mut self) -> Result<WorkerMessage, CodecError> {
-        // The frame was limited when read; this codec only parses it.
-        let mut codec = MessageCodec::<WorkerMessage, MasterMessage>::default();
-        match codec.decode(&mut self.0)? {
-            Some(msg) => Ok(msg),
-            None => Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into()),
-        }
+    fn decode(self) -> Result<WorkerMessage, CodecError> {
+        // The frame was limited when read; this only parses it.
+        protocol::decode_message(&self.0)
     }
 }
 
@@ -83,10 +79,6 @@ impl RawCodec {
         RawCodec {
             frames: LengthDelimitedCodec::builder()
                 .max_frame_length(MAX_HANDSHAKE_FRAME_BYTES)
-                // Keep the prefix (4 bytes, not counted in the length):
-                // the protocol's codec reads it back.
-                .length_adjustment(4)
-                .num_skip(0)
                 .new_codec(),
             out: MessageCodec::default(),
         }

@@ -1,5 +1,5 @@
 //! The master port against raw protocol clients on loopback: a worker of
-//! the previous protocol is refused by name, and a plan carries the script
+//! the previous protocol (in either framing) is refused by name, and a plan carries the script
 //! text once per connection, naming it by hash after that.
 
 use std::net::SocketAddr;
@@ -12,6 +12,7 @@ use protocol::{
     WorkerMessage,
 };
 use script::ScriptSource;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::bytes::BytesMut;
 use tokio_util::codec::{Encoder, Framed};
@@ -136,6 +137,29 @@ async fn a_worker_of_the_previous_protocol_is_refused_naming_both_versions() {
         matches!(closed, Ok(None | Some(Err(_)))),
         "the master hangs up after refusing: {closed:?}"
     );
+    shutdown.cancel();
+}
+
+/// Protocol 5 framed every message as a map keyed by field name; 6 sends
+/// them positionally. A worker of 5 must still be told, by name, why not.
+#[tokio::test]
+async fn a_protocol_5_worker_with_named_fields_is_refused_naming_both_versions() {
+    let (_handle, addr, shutdown) = start_master().await;
+    let body = rmp_serde::to_vec_named(&hello("named-worker", 5)).expect("encode");
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).await.expect("send hello");
+    let mut link: Link = protocol::framed(stream);
+    let MasterMessage::Refused { reason } = next(&mut link).await else {
+        panic!("expected a refusal");
+    };
+    for part in [
+        "worker named-worker speaks protocol 5 (swarmer 0.0.1-old)".to_string(),
+        format!("this master speaks protocol {PROTOCOL_VERSION} (swarmer {SWARMER_VERSION})"),
+    ] {
+        assert!(reason.contains(&part), "{reason:?} should say {part:?}");
+    }
     shutdown.cancel();
 }
 

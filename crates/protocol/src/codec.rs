@@ -14,7 +14,8 @@
 use std::marker::PhantomData;
 
 use bytes::{Bytes, BytesMut};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Decoder, Encoder, Framed, LengthDelimitedCodec};
 
@@ -48,13 +49,62 @@ enum HelloProbe {
     Hello(ProbeFields),
 }
 
-#[derive(Deserialize)]
+/// A hello's first three fields, in either framing: by name (protocol 5
+/// and before) or by position (protocol 6 on), where a later version's
+/// extra fields must be skipped rather than refused.
+#[derive(Default)]
 struct ProbeFields {
     protocol_version: u32,
-    #[serde(default)]
     swarmer_version: String,
-    #[serde(default)]
     worker_id: String,
+}
+
+impl<'de> Deserialize<'de> for ProbeFields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ProbeVisitor)
+    }
+}
+
+struct ProbeVisitor;
+
+impl<'de> Visitor<'de> for ProbeVisitor {
+    type Value = ProbeFields;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a hello")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ProbeFields, A::Error> {
+        let protocol_version = seq
+            .next_element()?
+            .ok_or_else(|| serde::de::Error::missing_field("protocol_version"))?;
+        let swarmer_version = seq.next_element()?.unwrap_or_default();
+        let worker_id = seq.next_element()?.unwrap_or_default();
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(ProbeFields {
+            protocol_version,
+            swarmer_version,
+            worker_id,
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ProbeFields, A::Error> {
+        let mut fields = ProbeFields::default();
+        let mut version = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "protocol_version" => version = Some(map.next_value()?),
+                "swarmer_version" => fields.swarmer_version = map.next_value()?,
+                "worker_id" => fields.worker_id = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        fields.protocol_version =
+            version.ok_or_else(|| serde::de::Error::missing_field("protocol_version"))?;
+        Ok(fields)
+    }
 }
 
 /// Turns a frame that failed to decode into the most useful error. The
@@ -71,6 +121,12 @@ fn undecodable(frame: &[u8], error: rmp_serde::decode::Error) -> CodecError {
         }
         _ => CodecError::Decode(error),
     }
+}
+
+/// The message one frame's body (its length prefix taken off) holds: for a
+/// reader that split the frames itself, as the master's links do.
+pub fn decode_message<In: DeserializeOwned>(body: &[u8]) -> Result<In, CodecError> {
+    rmp_serde::from_slice(body).map_err(|e| undecodable(body, e))
 }
 
 /// Decodes `In` and encodes `Out`: the master uses
@@ -120,10 +176,7 @@ impl<In: DeserializeOwned, Out> Decoder for MessageCodec<In, Out> {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, CodecError> {
         match self.frames.decode(src)? {
-            Some(frame) => match rmp_serde::from_slice(&frame) {
-                Ok(msg) => Ok(Some(msg)),
-                Err(e) => Err(undecodable(&frame, e)),
-            },
+            Some(frame) => decode_message(&frame).map(Some),
             None => Ok(None),
         }
     }
@@ -133,7 +186,9 @@ impl<In, Out: Serialize> Encoder<Out> for MessageCodec<In, Out> {
     type Error = CodecError;
 
     fn encode(&mut self, item: Out, dst: &mut BytesMut) -> Result<(), CodecError> {
-        let bytes = rmp_serde::to_vec_named(&item)?;
+        // Positional: a report's field names cost more to decode than its
+        // numbers (see `PROTOCOL_VERSION` 6).
+        let bytes = rmp_serde::to_vec(&item)?;
         if bytes.len() > MAX_FRAME_BYTES {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,

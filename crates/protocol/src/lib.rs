@@ -20,7 +20,7 @@ mod text;
 
 pub use auth::{Exchange, NONCE_BYTES, new_nonce};
 pub use bundle::{BundleFile, ScriptBundle, ScriptHash, ScriptRef};
-pub use codec::{CodecError, FrameLimit, MessageCodec, framed, guarded};
+pub use codec::{CodecError, FrameLimit, MessageCodec, decode_message, framed, guarded};
 pub use handshake::{HandshakeError, check_hello, valid_worker_id};
 pub use messages::*;
 pub use text::printable;
@@ -31,7 +31,9 @@ pub use text::printable;
 /// names its script by hash and carries the text only when the worker
 /// may not hold it (`ScriptRef`, `WorkerMessage::ScriptWanted`).
 /// 5: a bundle carries the script's files, their bytes as binary.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// 6: messages are positional msgpack arrays, not maps keyed by field name
+/// (a struct's field order is now part of the protocol; new fields go last).
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// The swarmer release, sent in the handshake so refusals can name both.
 pub const SWARMER_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -292,6 +292,38 @@ fn a_hello_of_another_shape_is_read_for_its_version() {
     }
 }
 
+/// A later version's hello, positional with fields this one does not know,
+/// is still read for its version and id.
+#[test]
+fn a_positional_hello_with_more_fields_is_read_for_its_version() {
+    let later = (
+        PROTOCOL_VERSION + 1,
+        "9.9.9",
+        "w-later",
+        7u64,
+        2u32,
+        None::<String>,
+        None::<Vec<u8>>,
+        "a field of the future",
+    );
+    let body = rmp_serde::to_vec(&BTreeMap::from([("Hello", later)])).unwrap();
+    let mut buf = BytesMut::new();
+    buf.put_u32(body.len() as u32);
+    buf.extend_from_slice(&body);
+    match decode_all(&mut buf).1 {
+        Some(CodecError::OtherVersion {
+            protocol_version,
+            swarmer_version,
+            worker_id,
+        }) => {
+            assert_eq!(protocol_version, PROTOCOL_VERSION + 1);
+            assert_eq!(swarmer_version, "9.9.9");
+            assert_eq!(worker_id, "w-later");
+        }
+        other => panic!("expected OtherVersion, got {other:?}"),
+    }
+}
+
 #[test]
 fn master_messages_round_trip() {
     let plan = SpawnPlan {
@@ -341,7 +373,7 @@ fn master_messages_round_trip() {
         let got = worker.decode(&mut buf).expect("decode").expect("a message");
         assert_eq!(format!("{got:?}"), format!("{m:?}"));
     }
-    assert_eq!(PROTOCOL_VERSION, 5, "bump this test with the version");
+    assert_eq!(PROTOCOL_VERSION, 6, "bump this test with the version");
 }
 
 /// A bundle with one file of every byte value.
