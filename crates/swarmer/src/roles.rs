@@ -133,11 +133,8 @@ pub async fn master(
         coordinator_stop.clone(),
     );
     supervise(coordinator, coordinator_stop.clone());
-    tokio::spawn(master::listener::run(
-        listener,
-        handle.clone(),
-        coordinator_stop.clone(),
-    ));
+    // Its own runtime: decoding reports must not queue the UI (see there).
+    master::listener::spawn_apart(listener, handle.clone(), coordinator_stop.clone())?;
     let mut scaling = start_scaling(&cluster, worker_addr).await?;
     let autoscale_stop = CancellationToken::new();
     scaling.start_autoscale(&cluster, &handle, &autoscale_stop);
