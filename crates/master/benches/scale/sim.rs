@@ -28,7 +28,7 @@ use protocol::{
     Hello, MasterMessage, MessageCodec, PROTOCOL_VERSION, Report, SWARMER_VERSION, WorkerMessage,
     WorkerState, WorkerStatus,
 };
-use stats::{LatencyHistogram, RequestStats, Sample};
+use stats::{LatencyHistogram, PhaseSample, RequestStats, Sample};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::bytes::BytesMut;
@@ -245,11 +245,28 @@ async fn refresh_templates(shared: Arc<SimState>) {
     }
 }
 
+/// A worker's send buffer as on a machine of its own: the kernel's default
+/// grows to megabytes per socket, and 10,000 of them on the master's
+/// machine ran its TCP memory out ("TCP: out of memory", resets and
+/// dropped segments) before the master's own memory mattered. Small, a
+/// simulated worker whose master is behind waits to send, as a real one
+/// does, rather than piling reports into this machine's kernel.
+const SEND_BUFFER_BYTES: u32 = 64 * 1024;
+
+async fn connect(addr: &str) -> std::io::Result<TcpStream> {
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_send_buffer_size(SEND_BUFFER_BYTES)?;
+    socket.connect(addr).await
+}
+
 /// Reports sent and not yet acknowledged, oldest first: (seq, sent at).
 type InFlight = Arc<Mutex<VecDeque<(u64, Instant)>>>;
 
 async fn worker(i: usize, addr: String, shared: Arc<SimState>) {
-    let Ok(stream) = TcpStream::connect(&addr).await else {
+    let Ok(stream) = connect(&addr).await else {
         eprintln!("sim-{i}: cannot connect");
         return;
     };
@@ -414,7 +431,15 @@ pub fn one_second_of_requests(seed: u64, entries: usize) -> RequestStats {
                 content_length: 200 + r % 4_000,
                 error,
             };
-            stats.record(&sample, now - (r % 1000));
+            // As an HTTP worker records them: the phases of each request,
+            // on a pooled connection but for one request in a hundred.
+            let fresh = r % 100 == 7;
+            let phases = PhaseSample {
+                connect_us: if fresh { 150 + r % 500 } else { 0 },
+                tls_us: if fresh { 900 + r % 2_000 } else { 0 },
+                ttfb_us: us * 9 / 10,
+            };
+            stats.record_with_phases(&sample, Some(&phases), now - (r % 1000));
         }
     }
     stats
