@@ -276,18 +276,20 @@ fn a_hello_of_another_shape_is_read_for_its_version() {
     body.extend_from_slice(&[0x63, 0xa9]);
     body.extend_from_slice(b"worker_id");
     body.extend_from_slice(&[0xa1, b'w']);
+    assert_eq!(other_version(&body), (99, String::new(), "w".to_string()));
+}
+
+/// The version, release and id a frame of `body` is refused with.
+fn other_version(body: &[u8]) -> (u32, String, String) {
     let mut buf = BytesMut::new();
     buf.put_u32(body.len() as u32);
-    buf.extend_from_slice(&body);
+    buf.extend_from_slice(body);
     match decode_all(&mut buf).1 {
         Some(CodecError::OtherVersion {
             protocol_version,
+            swarmer_version,
             worker_id,
-            ..
-        }) => {
-            assert_eq!(protocol_version, 99);
-            assert_eq!(worker_id, "w");
-        }
+        }) => (protocol_version, swarmer_version, worker_id),
         other => panic!("expected OtherVersion, got {other:?}"),
     }
 }
@@ -307,21 +309,10 @@ fn a_positional_hello_with_more_fields_is_read_for_its_version() {
         "a field of the future",
     );
     let body = rmp_serde::to_vec(&BTreeMap::from([("Hello", later)])).unwrap();
-    let mut buf = BytesMut::new();
-    buf.put_u32(body.len() as u32);
-    buf.extend_from_slice(&body);
-    match decode_all(&mut buf).1 {
-        Some(CodecError::OtherVersion {
-            protocol_version,
-            swarmer_version,
-            worker_id,
-        }) => {
-            assert_eq!(protocol_version, PROTOCOL_VERSION + 1);
-            assert_eq!(swarmer_version, "9.9.9");
-            assert_eq!(worker_id, "w-later");
-        }
-        other => panic!("expected OtherVersion, got {other:?}"),
-    }
+    assert_eq!(
+        other_version(&body),
+        (PROTOCOL_VERSION + 1, "9.9.9".into(), "w-later".into())
+    );
 }
 
 #[test]
