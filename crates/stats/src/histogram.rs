@@ -236,13 +236,28 @@ impl LatencyHistogram {
 
     /// Adds every count of `other` to this histogram (exact, commutative).
     /// From a decoded (sparse) `other` this costs one record per bucket it
-    /// holds and allocates nothing once `self` covers its range.
+    /// holds and allocates nothing once `self` covers its range; into a
+    /// decoded `self` it makes a new wire form of the union of buckets.
     pub fn merge(&mut self, other: &LatencyHistogram) {
         if other.is_empty() {
             return;
         }
         if let Repr::Sparse { bytes, len } = &other.repr {
-            self.pend_sparse(bytes, *len);
+            match (&mut self.repr, &self.pending) {
+                // Two wire forms stay one: a master's inbox holding a report
+                // back keeps it the size of its buckets, not of dense ones.
+                (
+                    Repr::Sparse {
+                        bytes: mine,
+                        len: my_len,
+                    },
+                    None,
+                ) => {
+                    *mine = sparse::merge(mine, bytes).into();
+                    *my_len = my_len.saturating_add(*len);
+                }
+                _ => self.pend_sparse(bytes, *len),
+            }
             return;
         }
         if let Some(theirs) = other.pending.as_deref() {

@@ -94,6 +94,32 @@ pub(crate) fn encode(buckets: impl Iterator<Item = (u64, u64)>, out: &mut Vec<u8
     }
 }
 
+/// The encoding of two validated encodings' buckets added together, as
+/// long as their union of buckets: how a master's inbox, holding one
+/// report back, merges later ones into it without a dense histogram each.
+pub(crate) fn merge(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let mut xs = decode(a).map_while(Result::ok).peekable();
+    let mut ys = decode(b).map_while(Result::ok).peekable();
+    let mut next_index = 0;
+    loop {
+        let (index, count) = match (xs.peek().copied(), ys.peek().copied()) {
+            (Some(x), Some(y)) if x.0 == y.0 => {
+                xs.next();
+                ys.next();
+                (x.0, x.1.saturating_add(y.1))
+            }
+            (Some(x), Some(y)) if x.0 < y.0 => xs.next().unwrap_or(x),
+            (_, Some(y)) => ys.next().unwrap_or(y),
+            (Some(x), None) => xs.next().unwrap_or(x),
+            (None, None) => return out,
+        };
+        push_varint(&mut out, u64::from(index - next_index));
+        push_varint(&mut out, count);
+        next_index = index + 1;
+    }
+}
+
 /// The buckets of an encoding as `(index, count)`, ascending; stops after
 /// the first error.
 pub(crate) struct Decoder<'a> {

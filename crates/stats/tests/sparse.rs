@@ -144,16 +144,29 @@ proptest! {
         // A connection's held report: deltas merged into one (their counts
         // pending), then merged into the master as a whole.
         let mut held = LatencyHistogram::new();
+        // Or the first decoded delta itself, later ones merged in their
+        // wire form (what a master's inbox holds).
+        let mut held_decoded: Option<LatencyHistogram> = None;
         for pair in cuts.windows(2) {
             let delta = of(&values[pair[0]..pair[1]]);
             let bytes = rmp_serde::to_vec(&delta).unwrap();
             let decoded: LatencyHistogram = rmp_serde::from_slice(&bytes).unwrap();
             from_deltas.merge(&decoded);
             held.merge(&decoded);
+            match &mut held_decoded {
+                Some(h) => h.merge(&decoded),
+                None => held_decoded = Some(decoded),
+            }
         }
         let mut via_held = of(&seed);
         via_held.merge(&held);
         prop_assert_eq!(&via_held, &from_full);
+        let held_decoded = held_decoded.unwrap_or_default();
+        prop_assert_eq!(held_decoded.encode_sparse(), of(&values).encode_sparse());
+        prop_assert_eq!(held_decoded.len(), values.len() as u64);
+        let mut via_decoded = of(&seed);
+        via_decoded.merge(&held_decoded);
+        prop_assert_eq!(&via_decoded, &from_full);
         // Read before and after the pending counts are recorded.
         prop_assert_eq!(&from_deltas, &from_full);
         prop_assert_eq!(from_deltas.value_at_quantile_us(0.99), from_full.value_at_quantile_us(0.99));
