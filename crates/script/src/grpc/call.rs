@@ -241,6 +241,25 @@ async fn within<T>(
     }
 }
 
+/// A call that failed once its deadline had passed timed out, whoever
+/// noticed first: a tonic server answers its own `grpc-timeout` with
+/// CANCELLED ("Timeout expired"), which may arrive before our timer
+/// fires. The script asked for a timeout, so it is told DEADLINE_EXCEEDED,
+/// with what the server said kept in the message.
+fn past_deadline(deadline: Option<Instant>, now: Instant, status: Status) -> Status {
+    match deadline {
+        Some(d) if now >= d && status.code != 0 && status.code != DEADLINE_EXCEEDED => Status::new(
+            DEADLINE_EXCEEDED,
+            format!(
+                "deadline exceeded (the server said {}: {})",
+                status.name(),
+                status.message
+            ),
+        ),
+        _ => status,
+    }
+}
+
 impl Call {
     /// A call that ended before it began, with `status`.
     pub fn failed(status: Status) -> Call {
@@ -323,6 +342,15 @@ impl Call {
 
     /// The call's status and trailers, once its messages are read.
     pub async fn finish(&mut self) -> (Status, HeaderMap) {
+        let (status, trailers) = self.ending().await;
+        (
+            past_deadline(self.deadline, Instant::now(), status),
+            trailers,
+        )
+    }
+
+    /// The status as the call ended, before the deadline is considered.
+    async fn ending(&mut self) -> (Status, HeaderMap) {
         if let Some(s) = self.status.take() {
             return (s, HeaderMap::new());
         }
@@ -350,5 +378,27 @@ impl Call {
             ),
             Err(s) => (s, HeaderMap::new()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_after_the_deadline_is_deadline_exceeded_whatever_the_server_said() {
+        let now = Instant::now();
+        let cancelled = || Status::new(1, "Timeout expired");
+        let passed = past_deadline(Some(now), now, cancelled());
+        assert_eq!(passed.code, DEADLINE_EXCEEDED);
+        assert_eq!(
+            passed.message,
+            "deadline exceeded (the server said CANCELLED: Timeout expired)"
+        );
+        // Before the deadline, or without one, or a success: as it came.
+        let later = now + Duration::from_secs(1);
+        assert_eq!(past_deadline(Some(later), now, cancelled()).code, 1);
+        assert_eq!(past_deadline(None, now, cancelled()).code, 1);
+        assert_eq!(past_deadline(Some(now), now, Status::new(0, "")).code, 0);
     }
 }
