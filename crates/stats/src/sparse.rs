@@ -85,9 +85,15 @@ fn push_varint(out: &mut Vec<u8>, mut n: u64) {
 /// Appends the encoding of `buckets` (`(any value in the bucket, count)`,
 /// ascending, counts > 0) to `out`.
 pub(crate) fn encode(buckets: impl Iterator<Item = (u64, u64)>, out: &mut Vec<u8>) {
+    let indexed = buckets.map(|(value, count)| (index_of(value.min(MAX_TRACKABLE_US)), count));
+    encode_indexed(indexed, out);
+}
+
+/// Appends the encoding of `(index, count)` buckets (ascending indexes,
+/// counts > 0) to `out`.
+fn encode_indexed(buckets: impl Iterator<Item = (u32, u64)>, out: &mut Vec<u8>) {
     let mut next_index = 0u32;
-    for (value, count) in buckets {
-        let index = index_of(value.min(MAX_TRACKABLE_US));
+    for (index, count) in buckets {
         push_varint(out, u64::from(index - next_index));
         push_varint(out, count);
         next_index = index + 1;
@@ -98,26 +104,22 @@ pub(crate) fn encode(buckets: impl Iterator<Item = (u64, u64)>, out: &mut Vec<u8
 /// long as their union of buckets: how a master's inbox, holding one
 /// report back, merges later ones into it without a dense histogram each.
 pub(crate) fn merge(a: &[u8], b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
     let mut xs = decode(a).map_while(Result::ok).peekable();
     let mut ys = decode(b).map_while(Result::ok).peekable();
-    let mut next_index = 0;
-    loop {
-        let (index, count) = match (xs.peek().copied(), ys.peek().copied()) {
-            (Some(x), Some(y)) if x.0 == y.0 => {
-                xs.next();
-                ys.next();
-                (x.0, x.1.saturating_add(y.1))
-            }
-            (Some(x), Some(y)) if x.0 < y.0 => xs.next().unwrap_or(x),
-            (_, Some(y)) => ys.next().unwrap_or(y),
-            (Some(x), None) => xs.next().unwrap_or(x),
-            (None, None) => return out,
-        };
-        push_varint(&mut out, u64::from(index - next_index));
-        push_varint(&mut out, count);
-        next_index = index + 1;
-    }
+    let union = std::iter::from_fn(|| match (xs.peek().copied(), ys.peek().copied()) {
+        (Some(x), Some(y)) if x.0 == y.0 => {
+            xs.next();
+            ys.next();
+            Some((x.0, x.1.saturating_add(y.1)))
+        }
+        (Some(x), Some(y)) if x.0 < y.0 => xs.next(),
+        (_, Some(_)) => ys.next(),
+        (Some(_), None) => xs.next(),
+        (None, None) => None,
+    });
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    encode_indexed(union, &mut out);
+    out
 }
 
 /// The buckets of an encoding as `(index, count)`, ascending; stops after
