@@ -105,27 +105,81 @@ impl Encoder<MasterMessage> for RawCodec {
 /// A link that can tell when its last bytes came in, before they make a
 /// whole frame: a large report arriving slowly is a worker talking.
 pub trait Heard {
-    /// [`crate::membership::mono_ms`] of the last bytes read; None when the
-    /// link does not know.
-    fn heard_ms(&self) -> Option<u64>;
+    /// [`crate::membership::mono_ms`] of the last bytes read, or of the
+    /// last bytes the kernel dropped for want of room; None when the link
+    /// does not know.
+    fn heard_ms(&mut self) -> Option<u64>;
 }
 
 impl<T, C> Heard for Framed<T, C> {
-    fn heard_ms(&self) -> Option<u64> {
+    fn heard_ms(&mut self) -> Option<u64> {
         None
     }
 }
 
 impl<In, Out> Heard for protocol::memory::MemoryEnd<In, Out> {
-    fn heard_ms(&self) -> Option<u64> {
+    fn heard_ms(&mut self) -> Option<u64> {
         None
     }
 }
+
+/// A socket that counts the segments its kernel dropped because its
+/// receive buffer was full. A dropped segment is bytes the worker sent:
+/// it is alive, and the master is the one behind (a busy master leaves
+/// its small buffers full, the worker's kernel backs off before it sends
+/// again, and for seconds nothing comes in at all).
+pub trait KernelDrops {
+    /// The socket's drop count so far; None where there is no socket.
+    fn kernel_drops(&self) -> Option<u32> {
+        None
+    }
+}
+
+impl KernelDrops for tokio::net::TcpStream {
+    #[allow(unsafe_code)]
+    fn kernel_drops(&self) -> Option<u32> {
+        use nix::libc;
+        use std::os::fd::AsRawFd;
+        let mut info = [0u32; libc::SK_MEMINFO_DROPS as usize + 1];
+        let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+        // SAFETY: the fd is this live socket's, and `info` is writable for
+        // `len` bytes, which the kernel does not exceed.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_MEMINFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let drops = libc::SK_MEMINFO_DROPS as usize;
+        (rc == 0 && len as usize > drops * 4).then(|| info[drops])
+    }
+}
+
+impl KernelDrops for tokio::io::DuplexStream {}
 
 /// A byte stream that notes when bytes last came in.
 pub struct Stamped<T> {
     io: T,
     heard_ms: u64,
+    /// The socket's drop count when last looked at.
+    drops: u32,
+}
+
+impl<T: KernelDrops> Stamped<T> {
+    /// When the worker was last heard, counting the bytes the kernel
+    /// dropped since the last look as heard now.
+    fn heard_ms(&mut self) -> u64 {
+        if let Some(drops) = self.io.kernel_drops()
+            && drops != self.drops
+        {
+            self.drops = drops;
+            self.heard_ms = crate::membership::mono_ms();
+        }
+        self.heard_ms
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Stamped<T> {
@@ -169,13 +223,14 @@ pub fn raw_link<T: AsyncRead + AsyncWrite>(io: T) -> RawLink<T> {
     let io = Stamped {
         io,
         heard_ms: crate::membership::mono_ms(),
+        drops: 0,
     };
     RawLink(Framed::new(io, RawCodec::guarded()))
 }
 
-impl<T> Heard for RawLink<T> {
-    fn heard_ms(&self) -> Option<u64> {
-        Some(self.0.get_ref().heard_ms)
+impl<T: KernelDrops> Heard for RawLink<T> {
+    fn heard_ms(&mut self) -> Option<u64> {
+        Some(self.0.get_mut().heard_ms())
     }
 }
 
@@ -252,5 +307,41 @@ mod tests {
             frame.decode(),
             Ok(WorkerMessage::ScriptError { message }) if message.len() == MAX_HANDSHAKE_FRAME_BYTES * 2
         ));
+    }
+
+    /// A worker whose bytes the kernel dropped (the master left its small
+    /// buffer full) was heard when they were dropped, though nothing new
+    /// was read.
+    #[tokio::test]
+    async fn bytes_the_kernel_dropped_count_as_heard() {
+        use std::time::{Duration, Instant};
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let mut worker = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        worker.set_nodelay(true).expect("nodelay");
+        let (stream, _) = listener.accept().await.expect("accept");
+        socket2::SockRef::from(&stream)
+            .set_recv_buffer_size(4096)
+            .expect("rcvbuf");
+        let mut master = raw_link(stream);
+        let before = master.heard_ms().expect("a TCP link knows");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(master.heard_ms(), Some(before), "nothing came in");
+        // Small writes into a buffer nobody reads: the kernel runs out of
+        // room for them before the window closes, and drops some.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let chunk = [0u8; 100];
+        while master.0.get_ref().io.kernel_drops() == Some(0) {
+            assert!(Instant::now() < deadline, "the kernel dropped nothing");
+            let _ = tokio::time::timeout(Duration::from_millis(10), worker.write_all(&chunk)).await;
+        }
+        let heard = master.heard_ms().expect("a TCP link knows");
+        assert!(heard > before, "dropped bytes are news of the worker");
+        let duplex = raw_link(tokio::io::duplex(64).0);
+        assert_eq!(duplex.0.get_ref().io.kernel_drops(), None);
     }
 }
