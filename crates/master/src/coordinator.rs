@@ -407,10 +407,13 @@ impl Coordinator {
                     self.stats.merge(&report.stats);
                     self.delay_owed += self.merge_delay;
                 }
-                // Cumulative: a lost ack is covered by the next one.
-                let _ = member.tx.try_send(MasterMessage::Ack {
-                    seq: member.last_seq,
-                });
+                // Cumulative, and owed until sent: the worker waits for it.
+                member.ack_owed = member
+                    .tx
+                    .try_send(MasterMessage::Ack {
+                        seq: member.last_seq,
+                    })
+                    .is_err();
                 self.spawn_check_due = true;
             }
             WorkerMessage::Stopped { run_id } => {

@@ -71,6 +71,10 @@ pub struct Member {
     pub incarnation: u64,
     /// The highest report number merged from this incarnation.
     pub last_seq: u64,
+    /// The acknowledgement of `last_seq` found the connection's queue full:
+    /// sent again with the next heartbeat, since a worker sends its next
+    /// regular report only once the last is acknowledged.
+    pub ack_owed: bool,
     /// When a frame last arrived from this worker ([`mono_ms`]), set by
     /// its connection as bytes come in, or [`HELD`]: a busy coordinator
     /// that is slow to handle a heartbeat must not take the worker for
@@ -129,6 +133,7 @@ impl Member {
             tx,
             incarnation: hello.incarnation,
             last_seq: 0,
+            ack_owed: false,
             liveness,
             last_heartbeat_ms: now_ms,
             status: WorkerStatus::default(),

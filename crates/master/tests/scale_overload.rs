@@ -3,6 +3,10 @@
 //! sending a report a second, to a master whose every merge is made slow
 //! through [`master::start_slowed`], far slower than the reports arrive.
 //!
+//! The simulators send a report every second whether or not the last was
+//! acknowledged: a worker waits for it (`worker::session`), but the
+//! master must not rely on its workers' courtesy.
+//!
 //! Behind as it is, the master must declare no worker lost (it hears them
 //! on their sockets), keep its memory bounded (it holds a bounded number
 //! of decoded reports and merges a worker's waiting reports into one), and,
@@ -97,7 +101,7 @@ async fn a_master_behind_loses_no_worker_holds_its_memory_and_counts_every_reque
     ));
     let fleet = tokio::time::timeout(
         Duration::from_secs(60),
-        sim::Fleet::start(WORKERS, &addr, ENTRIES),
+        sim::Fleet::start(WORKERS, &addr, ENTRIES, sim::Pace::EverySecond),
     )
     .await
     .expect("every simulated worker is welcome within a minute");

@@ -58,8 +58,19 @@ pub enum SessionEnd {
 /// simply come with a later report.
 const REPORT_WAIT: Duration = Duration::from_millis(100);
 
-/// Reports kept until the master acknowledges them. Past this many (a
-/// master that stopped acknowledging but not talking), the oldest go.
+/// Regular reports sent and not yet acknowledged, past which the next one
+/// waits. The master acknowledges a report once it is merged, so a master
+/// that is behind gets no more than this from each worker: what the users
+/// do meanwhile stays in the cores and comes with a later report, one
+/// report's worth of merging for several seconds. The master's sockets
+/// hold no more than a report each, and the kernel has no reason to drop
+/// what they receive.
+const MAX_UNACKNOWLEDGED: usize = 1;
+
+/// Reports kept until the master acknowledges them. Only the reports that
+/// end a run or a session are sent past [`MAX_UNACKNOWLEDGED`]; past this
+/// many of them (a master that stopped acknowledging but not talking),
+/// the oldest go.
 const MAX_PENDING_REPORTS: usize = 60;
 
 /// What must outlive one connection: the reports the master has not yet
@@ -458,6 +469,9 @@ async fn send_report<T>(io: &mut T, engine: &mut Engine, outbox: &mut Outbox) ->
 where
     T: Sink<WorkerMessage, Error = CodecError> + Unpin,
 {
+    if outbox.unacknowledged() >= MAX_UNACKNOWLEDGED {
+        return Ok(());
+    }
     let mut collected = engine
         .collect(REPORT_WAIT)
         .await

@@ -1,7 +1,10 @@
 //! The simulated workers: N protocol clients in one process (a child of
 //! the bench, so their CPU is not the master's), each saying hello, then
 //! every second a heartbeat and a report of 50 entries with histograms,
-//! as a real worker does.
+//! as a real worker does. As a real worker, a simulator sends its next
+//! report only once the last is acknowledged; a second whose report waits
+//! is counted as `waited` (a real worker's would come with its next
+//! report; a simulator's is not sent, so the totals hold what was sent).
 //!
 //! Latency is measured from sending a report to receiving the master's
 //! `Ack` for it: the master acknowledges right after merging, so this is
@@ -114,14 +117,27 @@ struct Template {
     requests: u64,
 }
 
+/// When a simulator sends its next report.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// As a worker does: once the last one is acknowledged.
+    Acknowledged,
+    /// Every second whatever the master says, as a worker that does not
+    /// wait would: the master must hold against that too.
+    EverySecond,
+}
+
 /// What all simulated workers share.
 struct SimState {
     entries: usize,
+    pace: Pace,
     templates: RwLock<Vec<Arc<Template>>>,
     latency: Mutex<LatencyHistogram>,
     /// Since the last `reset`.
     acked: AtomicU64,
     sent: AtomicU64,
+    /// Seconds whose report waited for the last one's acknowledgement.
+    waited: AtomicU64,
     ready: AtomicUsize,
     paused: AtomicBool,
     totals: Totals,
@@ -142,15 +158,17 @@ pub struct Fleet {
 
 impl Fleet {
     /// Connects `n` workers sending reports of `entries` entries to
-    /// `addr`, and returns once every one is welcome.
-    pub async fn start(n: usize, addr: &str, entries: usize) -> Fleet {
+    /// `addr` at `pace`, and returns once every one is welcome.
+    pub async fn start(n: usize, addr: &str, entries: usize, pace: Pace) -> Fleet {
         check_frames();
         let shared = Arc::new(SimState {
             entries,
+            pace,
             templates: RwLock::new(build_templates(entries)),
             latency: Mutex::new(LatencyHistogram::new()),
             acked: AtomicU64::new(0),
             sent: AtomicU64::new(0),
+            waited: AtomicU64::new(0),
             ready: AtomicUsize::new(0),
             paused: AtomicBool::new(false),
             totals: Totals::default(),
@@ -192,7 +210,7 @@ pub fn main(n: usize, addr: String, entries: usize) {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let fleet = Fleet::start(n, &addr, entries).await;
+        let fleet = Fleet::start(n, &addr, entries, Pace::Acknowledged).await;
         println!("ready");
         commands(&fleet).await;
     });
@@ -210,6 +228,7 @@ async fn commands(fleet: &Fleet) {
                 *shared.latency.lock().expect("lock") = LatencyHistogram::new();
                 shared.acked.store(0, Ordering::Relaxed);
                 shared.sent.store(0, Ordering::Relaxed);
+                shared.waited.store(0, Ordering::Relaxed);
                 cpu0 = process_cpu_seconds();
                 t0 = Instant::now();
             }
@@ -220,6 +239,7 @@ async fn commands(fleet: &Fleet) {
                 let line = serde_json::json!({
                     "sent_per_sec": shared.sent.load(Ordering::Relaxed) as f64 / secs,
                     "acked_per_sec": shared.acked.load(Ordering::Relaxed) as f64 / secs,
+                    "waited_per_sec": shared.waited.load(Ordering::Relaxed) as f64 / secs,
                     "p50_ms": ms(0.5),
                     "p99_ms": ms(0.99),
                     "max_ms": fleet.max_wait_ms(),
@@ -344,6 +364,10 @@ async fn worker(i: usize, addr: String, shared: Arc<SimState>) {
         }
         let run = run_id.load(Ordering::Relaxed);
         if run == 0 || shared.paused.load(Ordering::Relaxed) {
+            continue;
+        }
+        if shared.pace == Pace::Acknowledged && !in_flight.lock().expect("lock").is_empty() {
+            shared.waited.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         seq += 1;
