@@ -18,7 +18,9 @@
 //! `cargo bench -p master --bench scale`; `SCALE_WORKERS=1000,2000,5000`
 //! (the default) the sizes, `SCALE_ENTRIES=50` (default; `50,500` for
 //! both) the entries per report, `SCALE_SECONDS=10` the window after a 3 s
-//! warm-up, `SCALE_LOG=1` the master's warnings on stderr.
+//! warm-up, `SCALE_LOG=1` the master's warnings on stderr, `SCALE_PACE=every`
+//! simulators that send a report every second without waiting for the
+//! last one's acknowledgement (the master's own defences alone).
 //!
 //! Figures of 2026-12-02 ~14:55 UTC, `SCALE_SECONDS=10`, on the 2-core VM
 //! with nothing else running (the load is the simulators' and the
@@ -151,10 +153,18 @@ fn list(var: &str, default: &str) -> Vec<usize> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--simulate") {
-        let arg = |k: usize| args.get(i + k).expect("--simulate N ADDR ENTRIES").clone();
+        let arg = |k: usize| {
+            args.get(i + k)
+                .expect("--simulate N ADDR ENTRIES PACE")
+                .clone()
+        };
         let n = arg(1).parse().expect("N");
         let entries = arg(3).parse().expect("ENTRIES");
-        sim::main(n, arg(2), entries);
+        let pace = match arg(4).as_str() {
+            "every" => sim::Pace::EverySecond,
+            _ => sim::Pace::Acknowledged,
+        };
+        sim::main(n, arg(2), entries, pace);
         return;
     }
     if std::env::var_os("SCALE_LOG").is_some() {
@@ -335,7 +345,13 @@ async fn measure(n: usize, entries: usize, window: Duration) -> Figures {
 
     let exe = std::env::current_exe().expect("own path");
     let mut child = Command::new(exe)
-        .args(["--simulate", &n.to_string(), &addr, &entries.to_string()])
+        .args([
+            "--simulate",
+            &n.to_string(),
+            &addr,
+            &entries.to_string(),
+            &std::env::var("SCALE_PACE").unwrap_or_default(),
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)

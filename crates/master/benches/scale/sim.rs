@@ -118,7 +118,7 @@ struct Template {
 }
 
 /// When a simulator sends its next report.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Pace {
     /// As a worker does: once the last one is acknowledged.
     Acknowledged,
@@ -203,14 +203,14 @@ impl Fleet {
 }
 
 /// Runs `n` simulated workers against `addr` until stdin closes.
-pub fn main(n: usize, addr: String, entries: usize) {
+pub fn main(n: usize, addr: String, entries: usize, pace: Pace) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let fleet = Fleet::start(n, &addr, entries, Pace::Acknowledged).await;
+        let fleet = Fleet::start(n, &addr, entries, pace).await;
         println!("ready");
         commands(&fleet).await;
     });
