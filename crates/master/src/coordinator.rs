@@ -408,12 +408,7 @@ impl Coordinator {
                     self.delay_owed += self.merge_delay;
                 }
                 // Cumulative, and owed until sent: the worker waits for it.
-                member.ack_owed = member
-                    .tx
-                    .try_send(MasterMessage::Ack {
-                        seq: member.last_seq,
-                    })
-                    .is_err();
+                member.acknowledge();
                 self.spawn_check_due = true;
             }
             WorkerMessage::Stopped { run_id } => {

@@ -153,6 +153,22 @@ impl Member {
     pub fn is_live(&self) -> bool {
         self.state != WorkerState::Lost
     }
+
+    /// Acknowledges the reports up to `last_seq`, or owes it when the
+    /// connection's queue is full.
+    pub fn acknowledge(&mut self) {
+        self.ack_owed = self
+            .tx
+            .try_send(MasterMessage::Ack { seq: self.last_seq })
+            .is_err();
+    }
+
+    /// Sends an acknowledgement owed since its queue was full.
+    pub fn pay_owed_ack(&mut self) {
+        if self.ack_owed {
+            self.acknowledge();
+        }
+    }
 }
 
 /// What the UI and API show of one worker.
@@ -359,6 +375,26 @@ mod tests {
         };
         let (tx, rx) = mpsc::channel(8);
         (Member::new(&hello, conn, tx, Liveness::new(), 0), rx)
+    }
+
+    /// A worker waits for the acknowledgement of its last report before it
+    /// sends the next, so one that found the queue full is owed, not lost.
+    #[test]
+    fn an_acknowledgement_that_found_the_queue_full_is_sent_later() {
+        let (mut a, mut rx) = member("w1", 1, 7);
+        while a.tx.try_send(MasterMessage::Heartbeat).is_ok() {}
+        a.last_seq = 3;
+        a.acknowledge();
+        a.pay_owed_ack();
+        assert!(a.ack_owed, "still no room");
+        while let Ok(msg) = rx.try_recv() {
+            assert!(matches!(msg, MasterMessage::Heartbeat), "{msg:?}");
+        }
+        a.pay_owed_ack();
+        assert!(!a.ack_owed);
+        assert!(matches!(rx.try_recv(), Ok(MasterMessage::Ack { seq: 3 })));
+        a.pay_owed_ack();
+        assert!(rx.try_recv().is_err(), "paid once");
     }
 
     #[test]

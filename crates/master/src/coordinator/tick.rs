@@ -16,10 +16,7 @@ impl Coordinator {
     pub(super) fn tick(&mut self) {
         for m in self.members.live_mut() {
             let _ = m.tx.try_send(MasterMessage::Heartbeat);
-            if m.ack_owed {
-                let ack = MasterMessage::Ack { seq: m.last_seq };
-                m.ack_owed = m.tx.try_send(ack).is_err();
-            }
+            m.pay_owed_ack();
         }
         let limit = self.config.heartbeat_interval * self.config.missed_heartbeats.max(1);
         let (silent, limit) = self.silent_workers(limit);
