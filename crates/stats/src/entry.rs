@@ -76,12 +76,12 @@ impl<'a> Borrow<dyn KeyPair + 'a> for EntryKey {
 }
 
 /// Locust's order: name first, then method.
-fn cmp_pairs(a: (&str, &str), b: (&str, &str)) -> Ordering {
+pub(crate) fn cmp_pairs(a: (&str, &str), b: (&str, &str)) -> Ordering {
     a.1.cmp(b.1).then_with(|| a.0.cmp(b.0))
 }
 
 /// The one hash both `EntryKey` and `dyn KeyPair` use, as `Borrow` requires.
-fn hash_pair<H: Hasher>((method, name): (&str, &str), state: &mut H) {
+pub(crate) fn hash_pair<H: Hasher>((method, name): (&str, &str), state: &mut H) {
     // The separator keeps ("ab", "c") and ("a", "bc") apart.
     state.write(method.as_bytes());
     state.write_u8(0xff);

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod csv;
+mod entries;
 mod entry;
 mod errors;
 mod histogram;

@@ -9,15 +9,15 @@
 
 use std::collections::BTreeMap;
 
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::CURRENT_WINDOW_SECS;
-use crate::entry::{EntryKey, KeyPair, Sample, StatsEntry};
+use crate::entries::Entries;
+use crate::entry::{Sample, StatsEntry};
 use crate::errors::{ErrorEntry, ErrorKey, ExceptionEntry, KeyTriple};
 use crate::histogram::LatencyHistogram;
 use crate::phases::{PhaseHistograms, PhaseSample};
-use crate::serde_maps::{Keyed, hash_values, pairs, values};
+use crate::serde_maps::{Keyed, pairs, values};
 
 /// Per-second data older than this is dropped by [`RequestStats::prune`].
 const KEEP_SECS: u64 = 20;
@@ -25,13 +25,6 @@ const KEEP_SECS: u64 = 20;
 /// Method and name of the aggregated total, as Locust names it.
 const TOTAL_METHOD: &str = "";
 const TOTAL_NAME: &str = "Aggregated";
-
-impl Keyed for StatsEntry {
-    type Key = EntryKey;
-    fn map_key(&self) -> EntryKey {
-        self.key()
-    }
-}
 
 impl Keyed for ExceptionEntry {
     type Key = (String, String);
@@ -49,8 +42,7 @@ pub struct RequestStats {
     /// comparisons (measured with 50 entries: the tree search was ~45% of
     /// `record`; hashing took `record` from ~86 to ~71 ns).
     /// `entries()` sorts on the way out instead.
-    #[serde(with = "hash_values")]
-    entries: FxHashMap<EntryKey, StatsEntry>,
+    entries: Entries,
     total: StatsEntry,
     /// The total's response times per unix second, for current percentiles.
     total_histograms_per_sec: BTreeMap<u64, LatencyHistogram>,
@@ -79,7 +71,7 @@ impl RequestStats {
     pub fn new(start_ms: u64) -> Self {
         Self {
             start_ms,
-            entries: FxHashMap::default(),
+            entries: Entries::default(),
             total: StatsEntry::new(TOTAL_METHOD, TOTAL_NAME),
             total_histograms_per_sec: BTreeMap::new(),
             errors: BTreeMap::new(),
@@ -111,14 +103,7 @@ impl RequestStats {
         phases: Option<&PhaseSample>,
         now_ms: u64,
     ) {
-        let key = (sample.method, sample.name);
-        let entry = match self.entries.get_mut(&key as &dyn KeyPair) {
-            Some(entry) => entry,
-            None => {
-                let entry = StatsEntry::new(sample.method, sample.name);
-                self.entries.entry(entry.key()).or_insert(entry)
-            }
-        };
+        let entry = self.entries.get_or_new(sample.method, sample.name);
         entry.record(sample, now_ms);
         if let Some(phases) = phases {
             entry.record_phases(phases);
@@ -241,18 +226,8 @@ impl RequestStats {
     }
 
     pub fn merge(&mut self, other: &RequestStats) {
-        for (key, entry) in &other.entries {
-            match self.entries.get_mut(key) {
-                Some(mine) => mine.merge(entry),
-                None => {
-                    // Merged into an empty entry rather than cloned, so a
-                    // histogram decoded from a report becomes a dense one
-                    // here, once, not at every later merge or query.
-                    let mut mine = StatsEntry::new(&key.method, &key.name);
-                    mine.merge(entry);
-                    self.entries.insert(key.clone(), mine);
-                }
-            }
+        for entry in other.entries.values() {
+            self.entries.merge(entry);
         }
         self.total.merge(&other.total);
         for (&sec, h) in &other.total_histograms_per_sec {
@@ -302,14 +277,12 @@ impl RequestStats {
 
     /// The entries, sorted by key (name, then method), without the total.
     pub fn entries(&self) -> impl ExactSizeIterator<Item = &StatsEntry> + '_ {
-        let mut sorted: Vec<(&EntryKey, &StatsEntry)> = self.entries.iter().collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        sorted.into_iter().map(|(_, entry)| entry)
+        self.entries.sorted().into_iter()
     }
 
     /// The entry of one (method, name), if any request was recorded for it.
     pub fn entry(&self, method: &str, name: &str) -> Option<&StatsEntry> {
-        self.entries.get(&(method, name) as &dyn KeyPair)
+        self.entries.get(method, name)
     }
 
     /// The aggregated total (method "", name "Aggregated").

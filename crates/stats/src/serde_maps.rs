@@ -2,13 +2,12 @@
 //!
 //! msgpack (rmp-serde) and JSON cannot carry struct keys in maps portably,
 //! so such maps travel as sequences: `pairs` as `[(key, value)]`, and
-//! `values` / `hash_values` as `[value]` for values that carry their own key
-//! (no duplication, and a key can never disagree with its value after
-//! decoding). Hash maps are written in key order so the bytes are
-//! deterministic.
+//! `values` as `[value]` for values that carry their own key (no
+//! duplication, and a key can never disagree with its value after
+//! decoding). The entries, in a table of their own, do the same in
+//! `entries.rs`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hash};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -55,32 +54,6 @@ pub(crate) mod values {
     pub fn deserialize<'de, V, D>(d: D) -> Result<BTreeMap<V::Key, V>, D::Error>
     where
         V: Deserialize<'de> + Keyed,
-        D: Deserializer<'de>,
-    {
-        let values = Vec::<V>::deserialize(d)?;
-        Ok(values.into_iter().map(|v| (v.map_key(), v)).collect())
-    }
-}
-
-pub(crate) mod hash_values {
-    use super::*;
-
-    pub fn serialize<K, V, H, S>(map: &HashMap<K, V, H>, s: S) -> Result<S::Ok, S::Error>
-    where
-        K: Ord,
-        V: Serialize,
-        S: Serializer,
-    {
-        let mut sorted: Vec<(&K, &V)> = map.iter().collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        s.collect_seq(sorted.into_iter().map(|(_, v)| v))
-    }
-
-    pub fn deserialize<'de, V, H, D>(d: D) -> Result<HashMap<V::Key, V, H>, D::Error>
-    where
-        V: Deserialize<'de> + Keyed,
-        V::Key: Hash,
-        H: BuildHasher + Default,
         D: Deserializer<'de>,
     {
         let values = Vec::<V>::deserialize(d)?;
