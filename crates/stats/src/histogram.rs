@@ -13,6 +13,7 @@ use std::fmt;
 use hdrhistogram::Histogram;
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
 
 use crate::sparse::{self, SparseError};
 
@@ -54,8 +55,16 @@ enum Repr {
     Dense(Histogram<u64>),
     /// As decoded from the wire: validated bytes and their total count.
     /// Turned dense the first time something is recorded into it.
-    Sparse { len: u64, bytes: Box<[u8]> },
+    Sparse { len: u64, bytes: SparseBytes },
 }
+
+/// A wire form this short is kept inline, in the room the dense variant
+/// takes anyway: a report's connect and TLS histograms (pooled
+/// connections; a few buckets) then cost a master no allocation to decode
+/// and none to free on another thread.
+const INLINE_SPARSE_BYTES: usize = 64;
+
+type SparseBytes = SmallVec<[u8; INLINE_SPARSE_BYTES]>;
 
 fn new_dense() -> Histogram<u64> {
     // `Histogram::new` only fails for sigfig > 5; SIGFIG is a constant 2.
@@ -97,7 +106,7 @@ impl LatencyHistogram {
         Ok(Self {
             repr: Repr::Sparse {
                 len,
-                bytes: bytes.into(),
+                bytes: SparseBytes::from_slice(bytes),
             },
             pending: None,
         })
@@ -253,7 +262,7 @@ impl LatencyHistogram {
                     },
                     None,
                 ) => {
-                    *mine = sparse::merge(mine, bytes).into();
+                    *mine = SparseBytes::from_vec(sparse::merge(mine, bytes));
                     *my_len = my_len.saturating_add(*len);
                 }
                 _ => self.pend_sparse(bytes, *len),
@@ -415,5 +424,25 @@ impl<'de> Visitor<'de> for SparseVisitor {
             bytes.push(byte);
         }
         self.visit_bytes(&bytes)
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The inline wire form fits in the room the dense variant takes.
+    #[test]
+    fn a_short_wire_form_is_inline_and_costs_no_room() {
+        assert!(std::mem::size_of::<SparseBytes>() + 8 <= std::mem::size_of::<Histogram<u64>>());
+        let mut h = LatencyHistogram::new();
+        for us in [0, 0, 150, 900] {
+            h.record(us);
+        }
+        let decoded = LatencyHistogram::decode_sparse(&h.encode_sparse()).expect("decodes");
+        let Repr::Sparse { bytes, .. } = &decoded.repr else {
+            panic!("decoded histograms stay sparse");
+        };
+        assert!(!bytes.spilled(), "{} bytes", bytes.len());
+        assert_eq!(decoded.len(), 4);
     }
 }
