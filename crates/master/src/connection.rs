@@ -240,16 +240,17 @@ where
             }
             outgoing = rx.recv() => match outgoing {
                 Some(msg) => {
-                    match &msg {
-                        MasterMessage::Ack { seq } => inbox.acked(*seq),
-                        MasterMessage::Heartbeat => {
-                            // Part of a frame is news of the worker too.
-                            if let (true, Some(heard)) = (reading, io.heard_ms()) {
-                                liveness.seen.fetch_max(heard, Ordering::Relaxed);
-                            }
-                            liveness.drained.store(mono_ms(), Ordering::Relaxed);
+                    // The master's heartbeat, or an ack in its place: the
+                    // socket was found empty just now (reading comes first).
+                    if let MasterMessage::Ack { .. } | MasterMessage::Heartbeat = &msg {
+                        // Part of a frame is news of the worker too.
+                        if let (true, Some(heard)) = (reading, io.heard_ms()) {
+                            liveness.seen.fetch_max(heard, Ordering::Relaxed);
                         }
-                        _ => {}
+                        liveness.drained.store(mono_ms(), Ordering::Relaxed);
+                    }
+                    if let MasterMessage::Ack { seq } = &msg {
+                        inbox.acked(*seq);
                     }
                     if let Err(e) = io.send(msg).await {
                         // What the worker said before it hung up still

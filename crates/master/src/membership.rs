@@ -75,6 +75,9 @@ pub struct Member {
     /// sent again with the next heartbeat, since a worker sends its next
     /// regular report only once the last is acknowledged.
     pub ack_owed: bool,
+    /// An ack went out since the last heartbeat: the worker heard from
+    /// this master, so the next heartbeat is not needed.
+    pub acked_since_beat: bool,
     /// When a frame last arrived from this worker ([`mono_ms`]), set by
     /// its connection as bytes come in, or [`HELD`]: a busy coordinator
     /// that is slow to handle a heartbeat must not take the worker for
@@ -134,6 +137,7 @@ impl Member {
             incarnation: hello.incarnation,
             last_seq: 0,
             ack_owed: false,
+            acked_since_beat: false,
             liveness,
             last_heartbeat_ms: now_ms,
             status: WorkerStatus::default(),
@@ -161,6 +165,16 @@ impl Member {
             .tx
             .try_send(MasterMessage::Ack { seq: self.last_seq })
             .is_err();
+        self.acked_since_beat |= !self.ack_owed;
+    }
+
+    /// The master's heartbeat, unless an ack went out since the last one:
+    /// either tells the worker its master is there, and at thousands of
+    /// workers each message is a write and a wakeup the master pays for.
+    pub fn beat(&mut self) {
+        if !std::mem::take(&mut self.acked_since_beat) {
+            let _ = self.tx.try_send(MasterMessage::Heartbeat);
+        }
     }
 
     /// Sends an acknowledgement owed since its queue was full.
@@ -395,6 +409,22 @@ mod tests {
         assert!(matches!(rx.try_recv(), Ok(MasterMessage::Ack { seq: 3 })));
         a.pay_owed_ack();
         assert!(rx.try_recv().is_err(), "paid once");
+    }
+
+    /// An ack tells the worker its master is there as well as a heartbeat
+    /// does: the heartbeat after one is not sent, the one after that is.
+    #[test]
+    fn a_heartbeat_is_left_out_after_an_ack() {
+        let (mut a, mut rx) = member("w1", 1, 7);
+        a.beat();
+        assert!(matches!(rx.try_recv(), Ok(MasterMessage::Heartbeat)));
+        a.last_seq = 1;
+        a.acknowledge();
+        assert!(matches!(rx.try_recv(), Ok(MasterMessage::Ack { seq: 1 })));
+        a.beat();
+        assert!(rx.try_recv().is_err(), "the ack stood for this heartbeat");
+        a.beat();
+        assert!(matches!(rx.try_recv(), Ok(MasterMessage::Heartbeat)));
     }
 
     #[test]

@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use protocol::MasterMessage;
-
 use super::{Coordinator, FORGET_LOST_AFTER, HOT_HEARTBEATS, now_ms};
 use crate::autoscale::policy::SATURATED_PCT;
 use crate::membership::ConnId;
@@ -15,7 +13,7 @@ use crate::snapshot::{HistoryPoint, RunState, Snapshot};
 impl Coordinator {
     pub(super) fn tick(&mut self) {
         for m in self.members.live_mut() {
-            let _ = m.tx.try_send(MasterMessage::Heartbeat);
+            m.beat();
             m.pay_owed_ack();
         }
         let limit = self.config.heartbeat_interval * self.config.missed_heartbeats.max(1);
