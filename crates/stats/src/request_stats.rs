@@ -237,7 +237,16 @@ impl RequestStats {
                 .merge(h);
         }
         for (key, group) in &other.errors {
-            self.errors.entry(key.clone()).or_default().merge(group);
+            // The key is copied only for a group new to this master: a
+            // report's failures are mostly of groups seen before.
+            match self.errors.get_mut(key) {
+                Some(mine) => mine.merge(group),
+                None => {
+                    let mut mine = ErrorEntry::default();
+                    mine.merge(group);
+                    self.errors.insert(key.clone(), mine);
+                }
+            }
         }
         for (key, exc) in &other.exceptions {
             match self.exceptions.get_mut(key) {
