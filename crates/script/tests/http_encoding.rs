@@ -98,7 +98,7 @@ end)
     );
     let stats = run_once(&code, RuntimeConfig::default(), 3);
     assert!(exceptions(&stats).is_empty(), "{:?}", exceptions(&stats));
-    let errors: Vec<String> = stats.errors().keys().map(|k| k.error.clone()).collect();
+    let errors: Vec<String> = stats.errors().keys().map(|k| k.error.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
     for name in ["rel", "abs", "pct"] {
         assert_eq!(count(&stats, "GET", name), (1, 0), "{name}");

@@ -52,7 +52,7 @@ fn run(code: &str, config: RuntimeConfig, n: u64) -> stats::RequestStats {
 }
 
 fn errors(stats: &stats::RequestStats) -> Vec<String> {
-    stats.errors().keys().map(|k| k.error.clone()).collect()
+    stats.errors().keys().map(|k| k.error.to_string()).collect()
 }
 
 #[test]

@@ -56,7 +56,7 @@ fn run(tls: bool) {
         Duration::from_secs(10),
     );
     assert!(exceptions(&stats).is_empty(), "{:?}", exceptions(&stats));
-    let errors: Vec<String> = stats.errors().keys().map(|k| k.error.clone()).collect();
+    let errors: Vec<String> = stats.errors().keys().map(|k| k.error.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(count(&stats, "GET", "first"), (1, 0));
     assert_eq!(count(&stats, "GET", "reused"), (1, 0));

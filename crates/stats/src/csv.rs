@@ -112,9 +112,9 @@ pub fn failures_csv(stats: &RequestStats) -> String {
     let mut out = Rows::with_header(FAILURES_HEADER);
     for (key, group) in stats.errors() {
         out.push(&[
-            key.method.clone(),
-            key.name.clone(),
-            key.error.clone(),
+            key.method.to_string(),
+            key.name.to_string(),
+            key.error.to_string(),
             group.occurrences.to_string(),
             utc_timestamp(group.first_seen_ms),
             utc_timestamp(group.last_seen_ms),

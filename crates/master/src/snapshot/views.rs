@@ -133,9 +133,9 @@ pub fn errors(snap: &Snapshot) -> Vec<ErrorJson> {
         .errors()
         .iter()
         .map(|(k, e)| ErrorJson {
-            method: k.method.clone(),
-            name: k.name.clone(),
-            error: k.error.clone(),
+            method: k.method.to_string(),
+            name: k.name.to_string(),
+            error: k.error.to_string(),
             occurrences: e.occurrences,
             first_seen_ms: e.first_seen_ms,
             last_seen_ms: e.last_seen_ms,
