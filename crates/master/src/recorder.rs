@@ -46,8 +46,8 @@ pub fn record_of(
     let stats = &snap.stats;
     let (start, now) = (stats.start_ms(), snap.now_ms);
     let entry = |e: &stats::StatsEntry| EntryFigures {
-        method: e.method.clone(),
-        name: e.name.clone(),
+        method: e.method.to_string(),
+        name: e.name.to_string(),
         requests: e.num_requests,
         failures: e.num_failures,
         avg_ms: e.avg_response_time_ms(),

@@ -32,7 +32,7 @@ pub fn stats_csv(stats: &RequestStats, now_ms: u64) -> String {
     let mut out = Rows::with_header(STATS_HEADER);
     let (start, total) = (stats.start_ms(), stats.total());
     for entry in stats.entries().chain(std::iter::once(total)) {
-        let mut row = vec![entry.method.clone(), entry.name.clone()];
+        let mut row = vec![entry.method.to_string(), entry.name.to_string()];
         row.extend([
             entry.num_requests.to_string(),
             entry.num_failures.to_string(),
@@ -73,8 +73,8 @@ pub fn stats_history_rows(
         let mut row = vec![
             (now_ms / 1000).to_string(),
             user_count.to_string(),
-            entry.method.clone(),
-            entry.name.clone(),
+            entry.method.to_string(),
+            entry.name.to_string(),
             format!("{:.6}", entry.current_rps(now_ms)),
             format!("{:.6}", entry.current_fail_per_sec(now_ms)),
         ];

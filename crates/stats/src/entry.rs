@@ -9,6 +9,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::CURRENT_WINDOW_SECS;
@@ -139,8 +140,11 @@ impl Ord for EntryKey {
 /// an entry without requests as having no min/first/last.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatsEntry {
-    pub method: String,
-    pub name: String,
+    /// Inline up to 24 bytes, as [`crate::ErrorKey`]'s strings are: a
+    /// master decodes fifty entries a report, thousands of reports a
+    /// second.
+    pub method: CompactString,
+    pub name: CompactString,
     pub num_requests: u64,
     pub num_failures: u64,
     pub total_response_time_us: u64,
@@ -179,8 +183,8 @@ impl StatsEntry {
     /// An empty entry.
     pub fn new(method: &str, name: &str) -> Self {
         Self {
-            method: method.to_owned(),
-            name: name.to_owned(),
+            method: method.into(),
+            name: name.into(),
             num_requests: 0,
             num_failures: 0,
             total_response_time_us: 0,

@@ -339,7 +339,7 @@ fn entries_are_sorted_by_name_then_method() {
     }
     let keys: Vec<(String, String)> = stats
         .entries()
-        .map(|e| (e.method.clone(), e.name.clone()))
+        .map(|e| (e.method.to_string(), e.name.to_string()))
         .collect();
     let want = [
         ("GET", "/a"),

@@ -61,8 +61,8 @@ pub fn entry_json(e: &StatsEntry, snap: &Snapshot) -> EntryJson {
         snap.now_ms
     };
     EntryJson {
-        method: e.method.clone(),
-        name: e.name.clone(),
+        method: e.method.to_string(),
+        name: e.name.to_string(),
         num_requests: e.num_requests,
         num_failures: e.num_failures,
         min_response_time: e.min_response_time_ms(),

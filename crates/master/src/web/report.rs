@@ -55,8 +55,8 @@ fn row(e: &StatsEntry, snap: &Snapshot) -> Row {
     let none = e.num_requests == 0;
     let ms = |v: f64| if none { "N/A".to_string() } else { fmt_ms(v) };
     Row {
-        method: e.method.clone(),
-        name: e.name.clone(),
+        method: e.method.to_string(),
+        name: e.name.to_string(),
         requests: e.num_requests,
         failures: e.num_failures,
         median: ms(json.median_response_time),
@@ -98,8 +98,8 @@ fn phase_rows(snap: &Snapshot) -> Vec<PhaseRow> {
                 .map(fmt_ms)
                 .collect();
             Some(PhaseRow {
-                method: e.method.clone(),
-                name: e.name.clone(),
+                method: e.method.to_string(),
+                name: e.name.to_string(),
                 total,
                 values,
             })
