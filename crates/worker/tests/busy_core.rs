@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use script::{LuaLimits, ScriptSource};
 use worker::{Engine, EngineConfig};
 
+mod support;
+
 const SPIN_ONCE: &str = r#"
 local U = swarmer.user { name = "U", wait = swarmer.constant(0.01) }
 local spun = false
@@ -23,16 +25,12 @@ end)
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_busy_core_delays_its_numbers_but_never_loses_them() {
     let mut engine = Engine::start(EngineConfig {
-        cores: 1,
-        node_id: "w".into(),
-        insecure_tls: false,
-        http: Default::default(),
-        base_dir: None,
         limits: LuaLimits {
             task_time: Duration::from_secs(1),
             ..LuaLimits::default()
         },
         stop_timeout: Duration::from_secs(10),
+        ..support::one_core()
     })
     .unwrap();
     let src = ScriptSource {

@@ -6,10 +6,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use script::{LuaLimits, ScriptSource};
+use script::ScriptSource;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use worker::{Engine, EngineConfig};
+
+mod support;
 
 /// Answers every request after `delay`, and says when one has arrived.
 async fn slow_target(delay: Duration) -> (String, tokio::sync::mpsc::UnboundedReceiver<()>) {
@@ -42,13 +44,8 @@ async fn slow_target(delay: Duration) -> (String, tokio::sync::mpsc::UnboundedRe
 async fn a_downscaled_user_finishes_its_request_after_a_cleared_run() {
     let (url, mut seen) = slow_target(Duration::from_millis(400)).await;
     let mut engine = Engine::start(EngineConfig {
-        cores: 1,
-        node_id: "w".into(),
-        insecure_tls: false,
-        http: Default::default(),
-        base_dir: None,
-        limits: LuaLimits::default(),
         stop_timeout: Duration::from_secs(10),
+        ..support::one_core()
     })
     .unwrap();
     // What the session does before every new run.

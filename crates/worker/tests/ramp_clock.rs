@@ -6,21 +6,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use script::{LuaLimits, ScriptSource};
-use worker::{Engine, EngineConfig};
+use script::ScriptSource;
+use worker::Engine;
+
+mod support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn the_ramp_makes_up_the_load_time() {
-    let mut engine = Engine::start(EngineConfig {
-        cores: 1,
-        node_id: "w".into(),
-        insecure_tls: false,
-        http: Default::default(),
-        base_dir: None,
-        limits: LuaLimits::default(),
-        stop_timeout: Duration::from_secs(1),
-    })
-    .unwrap();
+    let mut engine = Engine::start(support::one_core()).unwrap();
     let src = ScriptSource {
         path: "slow_load.lua".into(),
         code: "local t = os.clock()\n\

@@ -9,10 +9,11 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use protocol::memory::{MasterEnd, pair};
 use protocol::{MasterMessage, WorkerMessage};
-use script::LuaLimits;
 use tokio_util::sync::CancellationToken;
 use worker::session::{self, Outbox};
-use worker::{Engine, EngineConfig, SessionConfig};
+use worker::{Engine, SessionConfig};
+
+mod support;
 
 const REPORT_EVERY_MS: u64 = 20;
 
@@ -30,16 +31,7 @@ async fn reports_within(master: &mut MasterEnd, window: Duration) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_regular_report_waits_for_the_last_to_be_acknowledged() {
-    let mut engine = Engine::start(EngineConfig {
-        cores: 1,
-        node_id: "w".into(),
-        insecure_tls: false,
-        http: Default::default(),
-        base_dir: None,
-        limits: LuaLimits::default(),
-        stop_timeout: Duration::from_secs(1),
-    })
-    .expect("an engine");
+    let mut engine = Engine::start(support::one_core()).expect("an engine");
     let (mut master, worker_end) = pair();
     let shutdown = CancellationToken::new();
     let config = SessionConfig {
