@@ -23,56 +23,57 @@
 //! simulators that send a report every second without waiting for the
 //! last one's acknowledgement (the master's own defences alone).
 //!
-//! Figures of 2026-12-02 ~17:05 UTC, `SCALE_SECONDS=10`, on the 2-core VM
+//! Figures of 2026-12-02 ~17:39 UTC, `SCALE_SECONDS=10`, on the 2-core VM
 //! with nothing else running (the load is the simulators' and the
 //! master's own). Protocol 6 (positional frames), reports recorded with
 //! phases as an HTTP worker sends them (50 entries: ~39 kB, 2% failures
 //! over three error texts), the binary's allocator (mimalloc), the
-//! connections on their own runtime with 64 KiB receive buffers, and
-//! simulators that, as workers do, send a report only once the last is
-//! acknowledged ("waited": seconds a second whose report waited):
+//! connections on their own runtime with 64 KiB receive buffers, the
+//! coordinator taking its events at most every 2 ms, and simulators that,
+//! as workers do, send a report only once the last is acknowledged
+//! ("waited": seconds a second whose report waited):
 //!
 //! | workers | E   | cores | cores/1k | coordinator | RSS max MiB | merged of sent/s | waited/s | p50 / p99 ms | web p99 / max ms | lost | totals |
 //! |--------:|----:|------:|---------:|------------:|------------:|-----------------:|---------:|-------------:|-----------------:|-----:|-------:|
-//! |    1000 |  50 |  0.34 |     0.34 |        0.12 |          95 |     1000 of 1001 |        0 |    0.5 / 2.2 |          9 / 27  |    0 | exact  |
-//! |    2000 |  50 |  0.55 |     0.28 |        0.20 |         125 |     2000 of 2000 |        0 |    0.5 / 2.4 |         18 / 20  |    0 | exact  |
-//! |    5000 |  50 |  1.04 |     0.21 |        0.38 |         213 |     5000 of 5001 |        0 |    1.0 / 5.9 |         31 / 32  |    0 | exact  |
-//! |   10000 |  50 |  1.56 |     0.16 |        0.76 |         726 |     6735 of 6859 |     3142 |   733 / 2359 |         26 / 47  |    0 | exact  |
-//! |     250 | 500 |  0.64 |     2.56 |        0.33 |         268 |      250 of  252 |        0 |   3.0 / 46.8 |         24 / 24  |    0 | exact  |
-//! |     500 | 500 |  1.04 |     2.08 |        0.57 |         300 |      500 of  501 |        0 |   5.6 / 83.5 |         23 / 30  |    0 | exact  |
-//! |    1000 | 500 |  1.68 |     1.68 |        1.00 |         690 |      726 of  712 |      287 |  954 / 1901 |         22 / 22  |    0 | exact  |
+//! |    1000 |  50 |  0.27 |     0.27 |        0.09 |          95 |     1000 of 1000 |        0 |    2.2 / 4.5 |         13 / 20  |    0 | exact  |
+//! |    2000 |  50 |  0.45 |     0.22 |        0.16 |         124 |     2000 of 2001 |        0 |    2.1 / 5.2 |         12 / 15  |    0 | exact  |
+//! |    5000 |  50 |  0.94 |     0.19 |        0.36 |         236 |     5000 of 4999 |        0 |    2.3 / 7.6 |         25 / 31  |    0 | exact  |
+//! |   10000 |  50 |  1.47 |     0.15 |        0.69 |         704 |     6715 of 6863 |     3135 |   696 / 2408 |         38 / 45  |    0 | exact  |
+//! |     250 | 500 |  0.62 |     2.49 |        0.32 |         308 |      250 of  252 |        0 |   4.6 / 66.0 |         15 / 16  |    0 | exact  |
+//! |     500 | 500 |  1.03 |     2.06 |        0.56 |         292 |      500 of  500 |        0 |   5.4 / 84.5 |         22 / 22  |    0 | exact  |
+//! |    1000 | 500 |  1.66 |     1.66 |        0.99 |         686 |      719 of  691 |      306 |  893 / 2933 |         73 / 73  |    0 | exact  |
 //!
-//! 5,000 workers took 0.995, 1.00, 1.01, 1.02, 1.02, 1.04, 1.04, 1.05 and
-//! 1.09 cores over the last runs (±5% between runs), every time merged as
-//! sent, p99 under 10 ms, nobody lost, exact, RSS under 230 MiB, the web
-//! under 50 ms: at the goal's one core, not reliably under it, so the
-//! largest count "held" stays 2,000. What took it from 1.19-1.24 to there
-//! this session, each measured alone: entries in a table found by their
-//! own method and name (no key copies), the strings of entries and failure
-//! groups and short histograms inline (a report decoded with about half
-//! the allocations, each freed on another thread than it was made on), a
-//! failure group's key copied only when new, and an ack standing for the
-//! next heartbeat (p99 47-61 -> 5-7 ms). What remains (perf, 5,000
-//! workers): the coordinator's merge of ~20,000 wire buckets a report
-//! (`sparse::for_each_validated`, 15% of the master's samples), decoding
-//! on the connection threads (validating histograms 7%, msgpack 9%,
-//! mimalloc collecting cross-thread frees 5%), and context switches (7%).
-//! The next step would be a merge straight from the frame's bytes (no
-//! decoded report at all); `stats/benches/merge.rs` has decode per entry
-//! at 880 ns, decode and merge at 1572 ns.
+//! Largest count held: 5,000 with 50 entries, 250 with 500. 5,000 workers
+//! took 0.90, 0.93, 0.93, 0.93 and 0.94 cores over the last runs (±5%),
+//! every time merged as sent, p99 under 15 ms, nobody lost, exact, RSS
+//! under 240 MiB, the web under 55 ms. At the start of the day's last
+//! session it took 1.19-1.24 cores. What took it there, each measured
+//! alone: the coordinator taking its events at most every 2 ms instead of
+//! being woken for nearly each of 10,000 a second (1.00-1.05 -> 0.90-0.93);
+//! entries in a table found by their own method and name (no key copies),
+//! the strings of entries and failure groups and short histograms inline
+//! (a report decoded with about half the allocations, each freed on
+//! another thread than it was made on), a failure group's key copied only
+//! when new (together 1.19-1.24 -> 1.00-1.05); an ack standing for the
+//! next heartbeat. What remains (perf, 5,000 workers): the coordinator's
+//! merge of ~20,000 wire buckets a report (`sparse::for_each_validated`,
+//! 15% of the master's samples), decoding on the connection threads
+//! (validating histograms 7%, msgpack 9%, mimalloc collecting cross-thread
+//! frees 5%). A merge straight from the frame's bytes (no decoded report
+//! at all) would be the next step; `stats/benches/merge.rs` has decode per
+//! entry at 880 ns, decode and merge at 1572 ns.
 //!
 //! Past saturation (10,000 workers, 1,000 of 500 entries) workers wait for
 //! their acknowledgements, so the master is sent what it merges: nobody
-//! lost, exact totals, the web within 50 ms, RSS flat at ~730 MiB (the
+//! lost, exact totals, the web within 75 ms, RSS flat at ~700 MiB (the
 //! decoded-report budget and each connection's frame buffer). With
-//! `SCALE_PACE=every` (simulators that do not wait) at 10,000: 1.34
-//! cores, 4,554 of 7,179 merged a second, RSS 841 MiB, the web at 254 /
-//! 287 ms and 26 workers lost (their last figures with them: 536,748 requests
-//! short): the master's
-//! own defences alone. There the kernel drops segments into full receive
-//! buffers (`TcpExtTCPRcvQDrop`) and the workers' TCP backs off for
-//! seconds; the drops now count as hearing the worker
-//! (`wire::KernelDrops`), which took the lost from 28-71 to 7-31, but a
+//! `SCALE_PACE=every` (simulators that do not wait) at 10,000: 1.33
+//! cores, 4,964 of 7,343 merged a second, RSS 850 MiB, the web at 281 /
+//! 303 ms, nobody lost and exact in that run (7-31 lost in earlier ones):
+//! the master's own defences alone. There the kernel drops segments into
+//! full receive buffers (`TcpExtTCPRcvQDrop`) and the workers' TCP backs
+//! off for seconds; the drops count as hearing the worker
+//! (`wire::KernelDrops`), which took the lost from 28-71 to 0-31, but a
 //! back-off longer than the silence limit still reads as silence.
 //!
 //! Before issue 16's work (2026-11, load ~2.4) 2,000 workers took 1.19-1.4
