@@ -27,6 +27,8 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// One process (`master_process off`), so killing it stops all of nginx:
+/// with a master, the kill orphaned its worker, which outlived the test.
 struct Nginx(Child);
 
 impl Drop for Nginx {
@@ -46,8 +48,8 @@ fn start_nginx(bin: &Path, dir: &Path, tls_port: u16, h2c_port: u16) -> Nginx {
     let d = dir.display();
     let conf = format!(
         r#"
-worker_processes 1;
 daemon off;
+master_process off;
 pid {d}/nginx.pid;
 error_log {d}/error.log;
 events {{ worker_connections 256; }}
