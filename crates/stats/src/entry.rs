@@ -1,10 +1,9 @@
 //! One statistics entry per (method, name): counts, response-time totals, the
 //! latency histograms and per-second counts for "current" rates.
 //!
-//! Also holds the key type and the borrowed-key trick that lets the hot
-//! `record` path find an entry from two `&str` without building Strings.
+//! Also holds the key type and the hash and order of a (method, name) that
+//! the entries table (`entries.rs`) finds entries by.
 
-use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -51,37 +50,13 @@ impl EntryKey {
     }
 }
 
-/// A view of an entry key as two borrowed strings. Maps keyed by `EntryKey`
-/// can be searched with `&dyn KeyPair`, so a `(&str, &str)` finds an entry
-/// without allocating.
-pub(crate) trait KeyPair {
-    fn pair(&self) -> (&str, &str);
-}
-
-impl KeyPair for EntryKey {
-    fn pair(&self) -> (&str, &str) {
-        (&self.method, &self.name)
-    }
-}
-
-impl KeyPair for (&str, &str) {
-    fn pair(&self) -> (&str, &str) {
-        (self.0, self.1)
-    }
-}
-
-impl<'a> Borrow<dyn KeyPair + 'a> for EntryKey {
-    fn borrow(&self) -> &(dyn KeyPair + 'a) {
-        self
-    }
-}
-
 /// Locust's order: name first, then method.
 pub(crate) fn cmp_pairs(a: (&str, &str), b: (&str, &str)) -> Ordering {
     a.1.cmp(b.1).then_with(|| a.0.cmp(b.0))
 }
 
-/// The one hash both `EntryKey` and `dyn KeyPair` use, as `Borrow` requires.
+/// The one hash of an entry's (method, name): `EntryKey`'s, and the
+/// entries table's (`entries.rs`).
 pub(crate) fn hash_pair<H: Hasher>((method, name): (&str, &str), state: &mut H) {
     // The separator keeps ("ab", "c") and ("a", "bc") apart.
     state.write(method.as_bytes());
@@ -89,35 +64,9 @@ pub(crate) fn hash_pair<H: Hasher>((method, name): (&str, &str), state: &mut H) 
     state.write(name.as_bytes());
 }
 
-impl Hash for dyn KeyPair + '_ {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_pair(self.pair(), state);
-    }
-}
-
 impl Hash for EntryKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_pair(self.pair(), state);
-    }
-}
-
-impl PartialEq for dyn KeyPair + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.pair() == other.pair()
-    }
-}
-
-impl Eq for dyn KeyPair + '_ {}
-
-impl PartialOrd for dyn KeyPair + '_ {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for dyn KeyPair + '_ {
-    fn cmp(&self, other: &Self) -> Ordering {
-        cmp_pairs(self.pair(), other.pair())
+        hash_pair((&self.method, &self.name), state);
     }
 }
 
@@ -128,9 +77,8 @@ impl PartialOrd for EntryKey {
 }
 
 impl Ord for EntryKey {
-    // Must agree with `dyn KeyPair`'s order, or borrowed lookups would miss.
     fn cmp(&self, other: &Self) -> Ordering {
-        cmp_pairs(self.pair(), other.pair())
+        cmp_pairs((&self.method, &self.name), (&other.method, &other.name))
     }
 }
 

@@ -90,7 +90,8 @@ impl ExceptionEntry {
 }
 
 /// A view of an error key as three borrowed strings, so a failure's group is
-/// found without building its key (see `entry::KeyPair` for the idea).
+/// found without building its key: a map keyed by `ErrorKey` is searched
+/// with `&dyn KeyTriple`.
 pub(crate) trait KeyTriple {
     fn triple(&self) -> (&str, &str, &str);
 }

@@ -426,6 +426,7 @@ impl<'de> Visitor<'de> for SparseVisitor {
         self.visit_bytes(&bytes)
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
