@@ -3,18 +3,21 @@
 #
 # 1. Throughput: nginx (Debian's, one worker pinned to core 0, a tiny body,
 #    keepalive_requests 1000000 so nobody reconnects) is loaded from core 1
-#    by `wrk -t1 -c50` and then by swarmer with 50 users doing GET / with no
-#    wait on one core. Prints both rates, both generators' requests per
-#    CPU-second (user + system) and the ratios swarmer/wrk.
+#    by `wrk -t1 -c50`, by the same wrk calling a Lua function for every
+#    request (`bench/wrk-get.lua`), and by swarmer with 50 users doing GET /
+#    with no wait on one core, in turn, ROUNDS times. Prints each run's rate,
+#    requests per CPU-second (user + system) and CPU per request, and the
+#    medians of the per-round ratios swarmer/wrk and swarmer/wrk+lua.
 # 2. HTTP/2: the same against nginx's h2 (TLS, ALPN), swarmer with
 #    --http-version 2 against h2load (nghttp2's load generator, one stream
 #    per connection at a time like a user: -m 1), both pinned to core 1.
 # 3. Memory: resident memory per idle user, 10,000 users against 1,000.
 #
-# Usage: bench/run.sh [seconds per measurement, default 10]
+# Usage: [ROUNDS=3] bench/run.sh [seconds per measurement, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
+rounds=${ROUNDS:-3}
 out=bench/out
 mkdir -p "$out"
 
@@ -61,31 +64,59 @@ nginx -c "$PWD/$out/nginx.conf" -p "$PWD/$out"
 trap 'nginx -c "$PWD/$out/nginx.conf" -p "$PWD/$out" -s stop 2>/dev/null || true' EXIT
 sleep 0.5
 
-echo "== throughput: $secs s each, load generator on core 1, nginx on core 0"
+echo "== throughput: $rounds rounds of $secs s each, load generator on core 1, nginx on core 0"
 # Rates alone are noisy on two cores (the target shares the machine), so
 # each generator's user+system CPU time is measured too: requests per
-# CPU-second is the efficiency figure the two are compared on.
+# CPU-second is the efficiency figure they are compared on. Rounds run the
+# three in turn, and the ratios are medians of the per-round ratios: a VM
+# varies by 20% from one run to the next, less within one round.
 cpu_of() { awk '{print $1 + $2}' "$1"; }
-/usr/bin/time -f "%U %S" -o "$out/wrk.time" \
-  taskset -c 1 wrk -t1 -c50 -d"${secs}s" "http://127.0.0.1:$port/" > "$out/wrk.txt"
-wrk_n=$(awk '/requests in/ {print $1}' "$out/wrk.txt")
-wrk_cpu=$(cpu_of "$out/wrk.time")
-
-/usr/bin/time -f "%U %S" -o "$out/swarmer.time" \
-  taskset -c 1 "$bin" -f bench/get.lua --headless --no-history --cores 1 -u 50 -r 1000 -t "${secs}s" \
-  -H "http://127.0.0.1:$port" --json --loglevel warn > "$out/swarmer.json"
+for r in $(seq 1 "$rounds"); do
+  /usr/bin/time -f "%U %S" -o "$out/wrk.$r.time" \
+    taskset -c 1 wrk -t1 -c50 -d"${secs}s" "http://127.0.0.1:$port/" > "$out/wrk.$r.txt"
+  # wrk calling a Lua function for every request, as swarmer runs a task
+  # for every request: the like-for-like peer, shown for context.
+  /usr/bin/time -f "%U %S" -o "$out/wrk-lua.$r.time" \
+    taskset -c 1 wrk -t1 -c50 -d"${secs}s" -s bench/wrk-get.lua "http://127.0.0.1:$port/" > "$out/wrk-lua.$r.txt"
+  /usr/bin/time -f "%U %S" -o "$out/swarmer.$r.time" \
+    taskset -c 1 "$bin" -f bench/get.lua --headless --no-history --cores 1 -u 50 -r 1000 -t "${secs}s" \
+    -H "http://127.0.0.1:$port" --json --loglevel warn > "$out/swarmer.$r.json"
+done
+python3 - "$out" "$secs" "$rounds" <<'PY'
+import json, statistics, sys
+out, secs, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def cpu(name, r):
+    user, system = open(f"{out}/{name}.{r}.time").read().split()[-2:]
+    return float(user) + float(system)
+def wrk_count(name, r):
+    line = next(l for l in open(f"{out}/{name}.{r}.txt") if "requests in" in l)
+    return int(line.split()[0])
+def swarmer_count(r):
+    stats = json.load(open(f"{out}/swarmer.{r}.json"))["stats"]
+    return next(e for e in stats if e["name"] == "Aggregated")["num_requests"]
+rows = {"wrk": [], "wrk+lua": [], "swarmer": []}
+for r in range(1, rounds + 1):
+    rows["wrk"].append((wrk_count("wrk", r), cpu("wrk", r)))
+    rows["wrk+lua"].append((wrk_count("wrk-lua", r), cpu("wrk-lua", r)))
+    rows["swarmer"].append((swarmer_count(r), cpu("swarmer", r)))
+print(f'{"round":<6}{"":10} {"req/s":>10} {"CPU s":>7} {"req/CPU-s":>10} {"us CPU/req":>11}')
+for r in range(rounds):
+    for name, runs in rows.items():
+        n, c = runs[r]
+        print(f'{r + 1:<6}{name:10} {n / secs:10.1f} {c:7.2f} {n / c:10.0f} {c / n * 1e6:11.2f}')
+def ratios(name, peer):
+    rate = [a[0] / b[0] for a, b in zip(rows[name], rows[peer])]
+    eff = [(a[0] / a[1]) / (b[0] / b[1]) for a, b in zip(rows[name], rows[peer])]
+    return statistics.median(rate), statistics.median(eff), min(eff), max(eff)
+rate, eff, lo, hi = ratios("swarmer", "wrk")
+print(f"swarmer / wrk      rate {rate:.3f}, per CPU-s {eff:.3f} (rounds {lo:.3f}-{hi:.3f}); "
+      "targets: rate >= 0.8, per CPU-s >= 1.0")
+rate, eff, lo, hi = ratios("swarmer", "wrk+lua")
+print(f"swarmer / wrk+lua  rate {rate:.3f}, per CPU-s {eff:.3f} (rounds {lo:.3f}-{hi:.3f})")
+PY
 sw_n=$(python3 -c "
-import json; d = json.load(open('$out/swarmer.json'))
+import json; d = json.load(open('$out/swarmer.1.json'))
 print([e for e in d['stats'] if e['name'] == 'Aggregated'][0]['num_requests'])")
-sw_cpu=$(cpu_of "$out/swarmer.time")
-python3 -c "
-secs, wn, wc, sn, sc = $secs, $wrk_n, $wrk_cpu, $sw_n, $sw_cpu
-w_rate, s_rate = wn / secs, sn / secs
-w_eff, s_eff = wn / wc, sn / sc
-print(f'{\"\":8} {\"req/s\":>10} {\"CPU s\":>7} {\"req/CPU-s\":>10}')
-print(f'wrk      {w_rate:10.1f} {wc:7.2f} {w_eff:10.0f}')
-print(f'swarmer  {s_rate:10.1f} {sc:7.2f} {s_eff:10.0f}')
-print(f'ratio    {s_rate / w_rate:10.3f} {\"\":7} {s_eff / w_eff:10.3f}  (swarmer / wrk; targets: rate >= 0.8, per CPU-s >= 1.0)')"
 
 echo "== HTTP/2 over TLS: $secs s each, load generator on core 1, nginx on core 0"
 /usr/bin/time -f "%U %S" -o "$out/h2load.time" \
