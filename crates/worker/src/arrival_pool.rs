@@ -72,6 +72,7 @@ pub fn start(
     spec: ArrivalSpec,
     share: CoreShare,
     stats: Rc<RefCell<RequestStats>>,
+    aborted: Aborted,
 ) -> ArrivalRun {
     let (ctl, rx) = watch::channel(share);
     let stop = CancellationToken::new();
@@ -82,7 +83,10 @@ pub fn start(
         name,
         stats,
         idle: IdlePool::default(),
-        users: Pool(Vec::new()),
+        pool: Pool {
+            users: Vec::new(),
+            aborted,
+        },
         allocated: allocated.clone(),
     };
     let task = tokio::task::spawn_local(driver.run(spec, rx, stop.clone()));
@@ -95,14 +99,41 @@ pub fn start(
 }
 
 /// The pool's users; dropping it (the core gave up waiting for the driver
-/// at stop) aborts them, since a detached user would outlive its run.
-struct Pool(Vec<(CancellationToken, JoinHandle<()>)>);
+/// at stop) aborts them, since a detached user would outlive its run, and
+/// hands them to the core's [`Aborted`] so that it can wait for their drop.
+struct Pool {
+    users: Vec<(CancellationToken, JoinHandle<()>)>,
+    aborted: Aborted,
+}
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        for (_, task) in &self.0 {
+        for (_, task) in self.users.drain(..) {
             task.abort();
+            self.aborted.0.borrow_mut().push(task);
         }
+    }
+}
+
+/// Pooled users aborted with their driver. An abort only schedules a
+/// task's drop, and a user's drop is what counts its request in flight
+/// ("cancelled at stop"): the core waits for them before it answers the
+/// collection after a stop.
+#[derive(Clone, Default)]
+pub struct Aborted(Rc<RefCell<Vec<JoinHandle<()>>>>);
+
+impl Aborted {
+    /// Waits until every user aborted so far has been dropped.
+    pub async fn settle(&self) {
+        let tasks = std::mem::take(&mut *self.0.borrow_mut());
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Forgets the users already dropped, so the list stays short.
+    pub fn prune(&self) {
+        self.0.borrow_mut().retain(|task| !task.is_finished());
     }
 }
 
@@ -113,8 +144,8 @@ struct Driver {
     name: String,
     stats: Rc<RefCell<RequestStats>>,
     idle: IdlePool,
-    users: Pool,
-    /// `users`' length, for the core's user count.
+    pool: Pool,
+    /// The pool's size, for the core's user count.
     allocated: Rc<Cell<u32>>,
 }
 
@@ -190,7 +221,7 @@ impl Driver {
         // Pooled users end only when stopped, so the pool's length is its
         // size: no scan per arrival (a full pool at 20,000 arrivals a
         // second would make that the core's main work).
-        if (self.users.0.len() as u32) < max_users {
+        if (self.pool.users.len() as u32) < max_users {
             return self.add_user(Some(due));
         }
         false
@@ -223,21 +254,21 @@ impl Driver {
             let _lease = lease;
             user.await
         };
-        self.users.0.push((stop, tokio::task::spawn_local(user)));
-        self.allocated.set(self.users.0.len() as u32);
+        self.pool.users.push((stop, tokio::task::spawn_local(user)));
+        self.allocated.set(self.pool.users.len() as u32);
         true
     }
 
     /// Asks every pooled user to stop and waits for them; the core bounds
     /// the wait (and aborts the rest by dropping this driver).
     async fn stop_users(&mut self) {
-        for (stop, _) in &self.users.0 {
+        for (stop, _) in &self.pool.users {
             stop.cancel();
         }
-        for (_, task) in &mut self.users.0 {
+        for (_, task) in &mut self.pool.users {
             let _ = task.await;
         }
-        self.users.0.clear();
+        self.pool.users.clear();
         self.allocated.set(0);
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, LocalSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::arrival_pool::{self, ArrivalRun, CoreShare};
+use crate::arrival_pool::{self, Aborted, ArrivalRun, CoreShare};
 use crate::indexes::Indexes;
 use crate::plan::{Change, Counts, RampPace, next_change, pending_changes};
 
@@ -85,6 +85,8 @@ struct Core {
     node_id: String,
     /// The worker's run-wide user indexes, shared with its other cores.
     indexes: Indexes,
+    /// Pooled users aborted with their arrival driver, until dropped.
+    aborted: Aborted,
 }
 
 struct Ramp {
@@ -128,6 +130,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<CoreCommand>, indexes: Indexes) {
         stop_timeout: Duration::from_secs(10),
         node_id: String::new(),
         indexes,
+        aborted: Aborted::default(),
     };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -232,6 +235,7 @@ impl Core {
                 spec,
                 share,
                 self.stats.clone(),
+                self.aborted.clone(),
             );
             self.arrivals.insert(name, run);
         }
@@ -347,6 +351,7 @@ impl Core {
     }
 
     fn reap_leaving(&mut self) {
+        self.aborted.prune();
         let now = Instant::now();
         self.leaving.retain(|(slot, deadline)| {
             if now >= *deadline {
@@ -380,12 +385,19 @@ impl Core {
             slot.stop.cancel();
         }
         let deadline = tokio::time::Instant::now() + timeout;
-        for slot in slots {
-            let abort = slot.task.abort_handle();
-            if tokio::time::timeout_at(deadline, slot.task).await.is_err() {
-                abort.abort();
+        for mut slot in slots {
+            if tokio::time::timeout_at(deadline, &mut slot.task)
+                .await
+                .is_err()
+            {
+                // `abort` only schedules the drop; awaiting the handle waits
+                // for it, so that a request cut short is counted ("cancelled
+                // at stop") before this core answers its next collection.
+                slot.task.abort();
+                let _ = slot.task.await;
             }
         }
+        self.aborted.settle().await;
     }
 }
 
