@@ -113,10 +113,10 @@ print(f"swarmer / wrk      rate {rate:.3f}, per CPU-s {eff:.3f} (rounds {lo:.3f}
       "targets: rate >= 0.8, per CPU-s >= 1.0")
 rate, eff, lo, hi = ratios("swarmer", "wrk+lua")
 print(f"swarmer / wrk+lua  rate {rate:.3f}, per CPU-s {eff:.3f} (rounds {lo:.3f}-{hi:.3f})")
+# Swarmer's median count, for the HTTP/2 comparison below.
+open(f"{out}/swarmer.median", "w").write(str(statistics.median(n for n, _ in rows["swarmer"])))
 PY
-sw_n=$(python3 -c "
-import json; d = json.load(open('$out/swarmer.1.json'))
-print([e for e in d['stats'] if e['name'] == 'Aggregated'][0]['num_requests'])")
+sw_n=$(cat "$out/swarmer.median")
 
 echo "== HTTP/2 over TLS: $secs s each, load generator on core 1, nginx on core 0"
 /usr/bin/time -f "%U %S" -o "$out/h2load.time" \
