@@ -7,42 +7,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use script::ScriptSource;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use worker::{Engine, EngineConfig};
 
 mod support;
 
-/// Answers every request after `delay`, and says when one has arrived.
-async fn slow_target(delay: Duration) -> (String, tokio::sync::mpsc::UnboundedReceiver<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (seen, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = conn.read(&mut buf).await {
-                    if n == 0 {
-                        return;
-                    }
-                    let _ = seen.send(());
-                    tokio::time::sleep(delay).await;
-                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                    if conn.write_all(reply).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, rx)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_downscaled_user_finishes_its_request_after_a_cleared_run() {
-    let (url, mut seen) = slow_target(Duration::from_millis(400)).await;
+    let (url, mut seen) = support::target(Some(Duration::from_millis(400))).await;
     let mut engine = Engine::start(EngineConfig {
         stop_timeout: Duration::from_secs(10),
         ..support::one_core()

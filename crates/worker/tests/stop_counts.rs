@@ -7,37 +7,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use script::ScriptSource;
-use tokio::net::TcpListener;
 use worker::{Engine, EngineConfig};
 
 mod support;
-
-/// Accepts connections and never answers; counts the requests it was sent.
-async fn silent_target() -> (String, tokio::sync::mpsc::UnboundedReceiver<()>) {
-    use tokio::io::AsyncReadExt;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (seen, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                // Held open until the client goes; never answered.
-                let mut told = false;
-                while let Ok(n) = conn.read(&mut buf).await {
-                    if n == 0 {
-                        return;
-                    }
-                    if !told {
-                        told = seen.send(()).is_ok();
-                    }
-                }
-            });
-        }
-    });
-    (url, rx)
-}
 
 /// Two cores, `code` loaded; `start` sets its users going each round.
 /// Every round waits for `users` requests at the target, stops with a
@@ -46,7 +18,7 @@ async fn silent_target() -> (String, tokio::sync::mpsc::UnboundedReceiver<()>) {
 /// aborted users dropped after the core answered the collection) showed in
 /// about one stop in four.
 async fn every_cut_request_is_collected(code: &str, users: u32, start: impl Fn(&Engine)) {
-    let (url, mut seen) = silent_target().await;
+    let (url, mut seen) = support::target(None).await;
     let mut engine = Engine::start(EngineConfig {
         cores: 2,
         ..support::one_core()
