@@ -52,7 +52,6 @@ http {
     listen 127.0.0.1:$h2port ssl http2;
     ssl_certificate $PWD/$out/h2.crt;
     ssl_certificate_key $PWD/$out/h2.key;
-    http2_max_requests 1000000;
     keepalive_requests 1000000;
     location / { return 200 "ok\n"; }
   }
